@@ -1,0 +1,70 @@
+// The admin API's shapes, shared by the server (in vpfd) and the client (vpfctl).
+// HTTP+JSON over `<state-dir>/vpfd.sock`; docs/operations.md lists the routes.
+import type { PortMap } from '../../translator/portmap.js';
+import type { FlowerRule, FilterStats } from '../../rules/model.js';
+
+export interface VmSpec {
+  name: string;
+  vfs: number;
+  ports?: PortMap;
+  /** Existing netdevs to attach as bridge ports: vf0=IFNAME (datapath side), rep0=IFNAME (representor backend), uplink=, uplinkrep=. */
+  attach?: Record<string, string>;
+}
+
+export interface VmInfo {
+  name: string;
+  bridge: string;
+  vfs: number;
+  ports: PortMap;
+  channel: string;
+  rules: number;
+  flows: number;
+  mode: 'switchdev' | 'legacy';
+}
+
+export interface RuleView {
+  id: number;
+  rule: FlowerRule;
+  stats: FilterStats;
+  /** Why the rule is not in hardware, when it is not. */
+  notOffloadedReason?: string;
+}
+
+export interface ExplainedFlow {
+  /** The flow as `ovs-ofctl dump-flows` shows it (cookie, table, priority, match, actions). */
+  line: string;
+  cookie: string;
+  kind: string;
+  packets: number;
+  bytes: number;
+}
+
+export interface ExplainedRule extends RuleView {
+  /** The rule in tc syntax (args after `tc filter add`). */
+  tc: string;
+  flows: ExplainedFlow[];
+}
+
+export interface ExplainReport {
+  vm: string;
+  bridge: string;
+  rules: ExplainedRule[];
+  /** Flows that belong to no rule (defaults, legacy switch, restore). */
+  other: ExplainedFlow[];
+}
+
+/** What the admin server needs from the daemon. `Vpfd` implements it. */
+export interface AdminBackend {
+  addVm(spec: VmSpec): Promise<VmInfo>;
+  delVm(name: string): Promise<void>;
+  listVms(): VmInfo[];
+  vmRules(name: string): Promise<RuleView[]>;
+  explain(name: string): Promise<ExplainReport>;
+  /** Prometheus text exposition. */
+  metrics(): string;
+}
+
+export interface ApiError {
+  error: string;
+  errno?: number;
+}
