@@ -4,6 +4,8 @@
 const commands: Record<string, () => Promise<{ run(args: string[]): Promise<number>; usage: string }>> = {
   rule: () => import('../agent/ctl/rule.js'),
   translate: () => import('../agent/ctl/translate.js'),
+  vm: () => import('../agent/ctl/vm.js'),
+  explain: () => import('../agent/ctl/explain.js'),
 };
 
 async function main(argv: string[]): Promise<number> {
