@@ -1,0 +1,556 @@
+// TCA_FLOWER_ACT <-> Action[]: each action is a nest numbered from 1 (its order,
+// act_api.c tcf_action_init) holding TCA_ACT_KIND and TCA_ACT_OPTIONS. Every
+// kind's options start with a struct whose first 20 bytes are tc_gen
+// (index, capab, action = control verdict, refcnt, bindcnt; pkt_cls.h).
+import { bytesToHex, bytesToIp, hexToBytes, ipFamily, ipToBytes } from '../addr.js';
+import { Errno, VpfError } from '../errors.js';
+import type { Action, Control, CtAction, GeneveOpt, MplsAction, PeditHtype, PeditKey, PoliceAction, TunnelKeyAction, VlanAction } from '../model.js';
+import { AttrWriter, attrMap, parseAttrs, read, type Attr } from './nlmsg.js';
+import type { DevMap } from '../ports.js';
+import { devIfindex, devName } from '../ports.js';
+
+export const TCA_ACT = { KIND: 1, OPTIONS: 2, INDEX: 3, STATS: 4, PAD: 5, COOKIE: 6, FLAGS: 7, HW_STATS: 8, USED_HW_STATS: 9, IN_HW_COUNT: 10 } as const;
+/** act_api.c: at most TCA_ACT_MAX_PRIO actions per filter. */
+export const TCA_ACT_MAX_PRIO = 32;
+
+// --- control verdicts (pkt_cls.h TC_ACT_*) ---
+const TC_ACT = { UNSPEC: -1, OK: 0, RECLASSIFY: 1, SHOT: 2, PIPE: 3, STOLEN: 4, TRAP: 8 } as const;
+const EXT_JUMP = 0x10000000;
+const EXT_GOTO = 0x20000000;
+const EXT_MASK = 0xf0000000;
+
+export function controlToWire(c: Control): number {
+  switch (c.kind) {
+    case 'pass':
+      return TC_ACT.OK;
+    case 'drop':
+      return TC_ACT.SHOT;
+    case 'pipe':
+      return TC_ACT.PIPE;
+    case 'continue':
+      return TC_ACT.UNSPEC;
+    case 'reclassify':
+      return TC_ACT.RECLASSIFY;
+    case 'stolen':
+      return TC_ACT.STOLEN;
+    case 'trap':
+      return TC_ACT.TRAP;
+    case 'goto':
+      return (EXT_GOTO | c.chain) >>> 0;
+    case 'jump':
+      return (EXT_JUMP | c.count) >>> 0;
+  }
+}
+
+export function controlFromWire(v: number, where: string): Control {
+  const u = v >>> 0;
+  if ((u & EXT_MASK) === EXT_GOTO) return { kind: 'goto', chain: u & ~EXT_MASK };
+  if ((u & EXT_MASK) === EXT_JUMP) return { kind: 'jump', count: u & ~EXT_MASK };
+  switch (v | 0) {
+    case TC_ACT.OK:
+      return { kind: 'pass' };
+    case TC_ACT.SHOT:
+      return { kind: 'drop' };
+    case TC_ACT.PIPE:
+      return { kind: 'pipe' };
+    case TC_ACT.UNSPEC:
+      return { kind: 'continue' };
+    case TC_ACT.RECLASSIFY:
+      return { kind: 'reclassify' };
+    case TC_ACT.STOLEN:
+      return { kind: 'stolen' };
+    case TC_ACT.TRAP:
+      return { kind: 'trap' };
+  }
+  // act_api.c tcf_action_check_ctrlact: anything else is "invalid control action".
+  throw new VpfError(Errno.EINVAL, `${where}: invalid control action ${v}`, where);
+}
+
+// --- tc_gen ---
+const TC_GEN = 20;
+function genRead(b: Buffer, where: string, size: number): { index: number; control: Control } {
+  if (b.length < size) throw new VpfError(Errno.EINVAL, `${where}: parameters are ${b.length} bytes, expected ${size}`, where);
+  return { index: b.readUInt32LE(0), control: controlFromWire(b.readInt32LE(8), where) };
+}
+function genWrite(size: number, a: Action): Buffer {
+  const b = Buffer.alloc(size);
+  b.writeUInt32LE(a.index ?? 0, 0);
+  b.writeInt32LE(controlToWire(a.control) | 0, 8);
+  return b;
+}
+const withIndex = <T extends Action>(a: T, index: number): T => (index ? { ...a, index } : a);
+
+// --- per-kind attribute ids (include/uapi/linux/tc_act/*.h) ---
+const MIRRED_PARMS = 2;
+const GACT_PARMS = 2, GACT_PROB = 3;
+const VLAN = { PARMS: 2, ID: 3, PROTO: 4, PRIO: 6 } as const;
+const PEDIT = { PARMS: 2, PARMS_EX: 4, KEYS_EX: 5, KEY_EX: 6, HTYPE: 1, CMD: 2 } as const;
+const CSUM_PARMS = 1;
+const TK = { PARMS: 2, V4_SRC: 3, V4_DST: 4, V6_SRC: 5, V6_DST: 6, KEY_ID: 7, DST_PORT: 9, NO_CSUM: 10, OPTS: 11, TOS: 12, TTL: 13, NO_FRAG: 14 } as const;
+const CT = { PARMS: 1, ACTION: 3, ZONE: 4, MARK: 5, MARK_MASK: 6, LABELS: 7, LABELS_MASK: 8, V4_MIN: 9, V4_MAX: 10, V6_MIN: 11, V6_MAX: 12, PORT_MIN: 13, PORT_MAX: 14, HELPER_NAME: 16, HELPER_FAMILY: 17, HELPER_PROTO: 18 } as const;
+const CT_FLAG = { COMMIT: 1, FORCE: 2, CLEAR: 4, NAT: 8, NAT_SRC: 16, NAT_DST: 32 } as const;
+const POLICE = { TBF: 1, RATE: 2, PEAKRATE: 3, AVRATE: 4, RESULT: 5, RATE64: 8, PEAKRATE64: 9, PKTRATE64: 10, PKTBURST64: 11 } as const;
+const SKBEDIT = { PARMS: 2, PRIORITY: 3, QUEUE_MAPPING: 4, MARK: 5, PTYPE: 7, MASK: 8, FLAGS: 9 } as const;
+const SAMPLE = { PARMS: 2, RATE: 3, TRUNC: 4, GROUP: 5 } as const;
+const MPLS = { PARMS: 2, PROTO: 4, LABEL: 5, TC: 6, TTL: 7, BOS: 8 } as const;
+const MPLS_OP = { pop: 1, push: 2, modify: 3, dec_ttl: 4, mac_push: 5 } as const;
+const MIRRED_EACTION = { 'egress-redirect': 1, 'egress-mirror': 2, 'ingress-redirect': 3, 'ingress-mirror': 4 } as const;
+const PEDIT_HTYPES: PeditHtype[] = ['network', 'eth', 'ip4', 'ip6', 'tcp', 'udp'];
+
+/** psched ticks per second: the kernel's PSCHED_SHIFT is 6 (ns >> 6), iproute2's tick_in_usec = 15.625. */
+export const PSCHED_TICKS_PER_SEC = 15_625_000;
+/** iproute2 tc_calc_xmittime: the time to send `bytes` at `rate` B/s, in psched ticks. */
+export const burstToTicks = (bytes: number, rate: number) => Math.floor((PSCHED_TICKS_PER_SEC * bytes) / rate);
+/** The smallest byte count that encodes to `ticks` (exact inverse for rates up to 125 Mbit/s; see docs/rules.md). */
+export const ticksToBurst = (ticks: number, rate: number) => Math.ceil((ticks * rate) / PSCHED_TICKS_PER_SEC - 1e-9);
+
+function opt(m: Map<number, Attr>, t: number): Attr | undefined {
+  return m.get(t);
+}
+
+function decodeGeneveOpts(a: Attr, where: string): GeneveOpt[] {
+  const out: GeneveOpt[] = [];
+  for (const o of parseAttrs(a.value, where)) {
+    if (o.type !== 1) throw new VpfError(Errno.EOPNOTSUPP, `${where}: only geneve options are supported`, where);
+    const g = attrMap(parseAttrs(o.value, where));
+    const c = g.get(1), t = g.get(2), d = g.get(3);
+    if (!c || !t || !d) throw new VpfError(Errno.EINVAL, `${where}: geneve option needs class, type and data`, where);
+    out.push({ class: read.be16(c, 'GENEVE_CLASS'), type: read.u8(t, 'GENEVE_TYPE'), data: bytesToHex(d.value) });
+  }
+  return out;
+}
+
+type Decoder = (opts: Map<number, Attr>, devs: DevMap | undefined) => Action;
+
+const DECODERS: Record<string, Decoder> = {
+  gact(o) {
+    const p = opt(o, GACT_PARMS);
+    if (!p) throw new VpfError(Errno.EINVAL, 'gact: missing TCA_GACT_PARMS', 'TCA_GACT_PARMS');
+    if (opt(o, GACT_PROB)) throw new VpfError(Errno.EOPNOTSUPP, 'gact random/determ (TCA_GACT_PROB) cannot be offloaded', 'TCA_GACT_PROB');
+    const g = genRead(p.value, 'TCA_GACT_PARMS', TC_GEN);
+    return withIndex({ kind: 'gact', control: g.control }, g.index);
+  },
+  mirred(o, devs) {
+    const p = opt(o, MIRRED_PARMS);
+    if (!p) throw new VpfError(Errno.EINVAL, 'mirred: missing TCA_MIRRED_PARMS', 'TCA_MIRRED_PARMS');
+    if (o.get(4)) throw new VpfError(Errno.EOPNOTSUPP, 'mirred to a block (TCA_MIRRED_BLOCKID) is not supported', 'TCA_MIRRED_BLOCKID');
+    const g = genRead(p.value, 'TCA_MIRRED_PARMS', 28);
+    const eaction = p.value.readInt32LE(20);
+    const ifindex = p.value.readUInt32LE(24);
+    const ea = Object.entries(MIRRED_EACTION).find(([, v]) => v === eaction)?.[0];
+    if (!ea) throw new VpfError(Errno.EINVAL, `mirred: unknown eaction ${eaction}`, 'TCA_MIRRED_PARMS');
+    const dev = devName(ifindex, devs);
+    if (!dev) throw new VpfError(Errno.ENODEV, `mirred: no representor with ifindex ${ifindex}`, 'TCA_MIRRED_PARMS');
+    const [direction, op] = ea.split('-') as ['egress' | 'ingress', 'redirect' | 'mirror'];
+    return withIndex({ kind: 'mirred', direction, op, dev, control: g.control }, g.index);
+  },
+  vlan(o) {
+    const p = opt(o, VLAN.PARMS);
+    if (!p) throw new VpfError(Errno.EINVAL, 'vlan: missing TCA_VLAN_PARMS', 'TCA_VLAN_PARMS');
+    const g = genRead(p.value, 'TCA_VLAN_PARMS', 24);
+    const v = p.value.readInt32LE(20);
+    const idA = opt(o, VLAN.ID), protoA = opt(o, VLAN.PROTO), prioA = opt(o, VLAN.PRIO);
+    let a: VlanAction;
+    if (v === 1) a = { kind: 'vlan', op: 'pop', control: g.control };
+    else if (v === 2 || v === 3) {
+      // act_vlan.c tcf_vlan_init: push and modify need a VLAN id.
+      if (!idA) throw new VpfError(Errno.EINVAL, 'vlan push/modify: missing TCA_VLAN_PUSH_VLAN_ID', 'TCA_VLAN_PUSH_VLAN_ID');
+      const id = read.u16(idA, 'TCA_VLAN_PUSH_VLAN_ID');
+      if (id >= 4096) throw new VpfError(Errno.ERANGE, `vlan id ${id} out of range`, 'TCA_VLAN_PUSH_VLAN_ID');
+      a = {
+        kind: 'vlan',
+        op: v === 2 ? 'push' : 'modify',
+        id,
+        ...(prioA ? { prio: read.u8(prioA, 'TCA_VLAN_PUSH_VLAN_PRIORITY') } : {}),
+        ...(protoA ? { protocol: read.be16(protoA, 'TCA_VLAN_PUSH_VLAN_PROTOCOL') } : {}),
+        control: g.control,
+      };
+    } else throw new VpfError(Errno.EOPNOTSUPP, `vlan action ${v} (pop_eth/push_eth) is not supported`, 'TCA_VLAN_PARMS');
+    return withIndex(a, g.index);
+  },
+  pedit(o) {
+    const p = opt(o, PEDIT.PARMS_EX) ?? opt(o, PEDIT.PARMS);
+    if (!p) throw new VpfError(Errno.EINVAL, 'pedit: missing TCA_PEDIT_PARMS_EX', 'TCA_PEDIT_PARMS_EX');
+    const g = genRead(p.value, 'TCA_PEDIT_PARMS', 24);
+    const nkeys = p.value.readUInt8(20);
+    if (nkeys === 0) throw new VpfError(Errno.EINVAL, 'pedit: no keys', 'TCA_PEDIT_PARMS_EX');
+    if (p.value.length < 24 + nkeys * 24) throw new VpfError(Errno.EINVAL, `pedit: ${nkeys} keys do not fit in ${p.value.length} bytes`, 'TCA_PEDIT_PARMS_EX');
+    const ex = opt(o, PEDIT.KEYS_EX);
+    const exKeys = ex ? parseAttrs(ex.value, 'TCA_PEDIT_KEYS_EX') : [];
+    if (ex && exKeys.length !== nkeys) throw new VpfError(Errno.EINVAL, 'pedit: TCA_PEDIT_KEYS_EX count differs from nkeys', 'TCA_PEDIT_KEYS_EX');
+    const keys: PeditKey[] = [];
+    for (let i = 0; i < nkeys; i++) {
+      const off = 24 + i * 24;
+      const mask = p.value.readUInt32BE(off);
+      const value = p.value.readUInt32BE(off + 4);
+      const offset = p.value.readInt32LE(off + 8);
+      const at = p.value.readUInt32LE(off + 12), offmask = p.value.readUInt32LE(off + 16), shift = p.value.readUInt32LE(off + 20);
+      if (at || offmask || shift) throw new VpfError(Errno.EOPNOTSUPP, 'pedit: variable offsets (at/offmask/shift) are not supported', 'TCA_PEDIT_PARMS_EX');
+      let htype: PeditHtype = 'network';
+      let cmd: 'set' | 'add' = 'set';
+      if (ex) {
+        const k = attrMap(parseAttrs(exKeys[i]!.value, 'TCA_PEDIT_KEY_EX'));
+        const h = k.get(PEDIT.HTYPE), c = k.get(PEDIT.CMD);
+        if (!h || !c) throw new VpfError(Errno.EINVAL, 'pedit: TCA_PEDIT_KEY_EX needs htype and cmd', 'TCA_PEDIT_KEY_EX');
+        const hv = read.u16(h, 'TCA_PEDIT_KEY_EX_HTYPE');
+        const cv = read.u16(c, 'TCA_PEDIT_KEY_EX_CMD');
+        if (hv >= PEDIT_HTYPES.length) throw new VpfError(Errno.EINVAL, `pedit: header type ${hv}`, 'TCA_PEDIT_KEY_EX_HTYPE');
+        if (cv > 1) throw new VpfError(Errno.EINVAL, `pedit: command ${cv}`, 'TCA_PEDIT_KEY_EX_CMD');
+        htype = PEDIT_HTYPES[hv]!;
+        cmd = cv === 1 ? 'add' : 'set';
+      }
+      if (offset % 4 !== 0) throw new VpfError(Errno.EINVAL, `pedit: offset ${offset} is not a multiple of 4`, 'TCA_PEDIT_PARMS_EX');
+      keys.push({ htype, cmd, offset, mask, value });
+    }
+    return withIndex({ kind: 'pedit', keys, control: g.control }, g.index);
+  },
+  csum(o) {
+    const p = opt(o, CSUM_PARMS);
+    if (!p) throw new VpfError(Errno.EINVAL, 'csum: missing TCA_CSUM_PARMS', 'TCA_CSUM_PARMS');
+    const g = genRead(p.value, 'TCA_CSUM_PARMS', 24);
+    return withIndex({ kind: 'csum', flags: p.value.readUInt32LE(20), control: g.control }, g.index);
+  },
+  tunnel_key(o) {
+    const p = opt(o, TK.PARMS);
+    if (!p) throw new VpfError(Errno.EINVAL, 'tunnel_key: missing TCA_TUNNEL_KEY_PARMS', 'TCA_TUNNEL_KEY_PARMS');
+    const g = genRead(p.value, 'TCA_TUNNEL_KEY_PARMS', 24);
+    const t = p.value.readInt32LE(20);
+    let a: TunnelKeyAction;
+    if (t === 2) a = { kind: 'tunnel_key', op: 'unset', control: g.control };
+    else if (t === 1) {
+      const ip = (v4: number, v6: number, name: string) => {
+        const x = opt(o, v4), y = opt(o, v6);
+        if (x) return bytesToIp(read.bytes(x, `TCA_TUNNEL_KEY_ENC_IPV4_${name}`, 4));
+        if (y) return bytesToIp(read.bytes(y, `TCA_TUNNEL_KEY_ENC_IPV6_${name}`, 16));
+        return undefined;
+      };
+      const src = ip(TK.V4_SRC, TK.V6_SRC, 'SRC'), dst = ip(TK.V4_DST, TK.V6_DST, 'DST');
+      const id = opt(o, TK.KEY_ID), port = opt(o, TK.DST_PORT), nocsum = opt(o, TK.NO_CSUM);
+      const tos = opt(o, TK.TOS), ttl = opt(o, TK.TTL), opts = opt(o, TK.OPTS);
+      a = {
+        kind: 'tunnel_key',
+        op: 'set',
+        ...(id ? { id: read.be32(id, 'TCA_TUNNEL_KEY_ENC_KEY_ID') } : {}),
+        ...(src ? { srcIp: src } : {}),
+        ...(dst ? { dstIp: dst } : {}),
+        ...(port ? { dstPort: read.be16(port, 'TCA_TUNNEL_KEY_ENC_DST_PORT') } : {}),
+        ...(tos ? { tos: read.u8(tos, 'TCA_TUNNEL_KEY_ENC_TOS') } : {}),
+        ...(ttl ? { ttl: read.u8(ttl, 'TCA_TUNNEL_KEY_ENC_TTL') } : {}),
+        ...(nocsum ? { noCsum: read.u8(nocsum, 'TCA_TUNNEL_KEY_NO_CSUM') !== 0 } : {}),
+        ...(opt(o, TK.NO_FRAG) ? { noFrag: true } : {}),
+        ...(opts ? { geneveOpts: decodeGeneveOpts(opts, 'TCA_TUNNEL_KEY_ENC_OPTS') } : {}),
+        control: g.control,
+      };
+    } else throw new VpfError(Errno.EINVAL, `tunnel_key: action ${t}`, 'TCA_TUNNEL_KEY_PARMS');
+    return withIndex(a, g.index);
+  },
+  ct(o) {
+    const p = opt(o, CT.PARMS);
+    if (!p) throw new VpfError(Errno.EINVAL, 'ct: missing TCA_CT_PARMS', 'TCA_CT_PARMS');
+    const g = genRead(p.value, 'TCA_CT_PARMS', TC_GEN);
+    const flagsA = opt(o, CT.ACTION);
+    const flags = flagsA ? read.u16(flagsA, 'TCA_CT_ACTION') : 0;
+    const a: CtAction = { kind: 'ct', control: g.control };
+    if (flags & CT_FLAG.CLEAR) {
+      // act_ct.c tcf_ct_fill_params: clear ignores every other option.
+      a.clear = true;
+      return withIndex(a, g.index);
+    }
+    if (flags & CT_FLAG.COMMIT) a.commit = true;
+    if (flags & CT_FLAG.FORCE) a.force = true;
+    const zone = opt(o, CT.ZONE);
+    if (zone) a.zone = read.u16(zone, 'TCA_CT_ZONE');
+    const mark = opt(o, CT.MARK), markM = opt(o, CT.MARK_MASK);
+    if (mark) a.mark = { value: read.u32(mark, 'TCA_CT_MARK'), mask: markM ? read.u32(markM, 'TCA_CT_MARK_MASK') : 0xffffffff };
+    const lab = opt(o, CT.LABELS), labM = opt(o, CT.LABELS_MASK);
+    if (lab) a.label = { value: bytesToHex(read.bytes(lab, 'TCA_CT_LABELS', 16)), mask: labM ? bytesToHex(read.bytes(labM, 'TCA_CT_LABELS_MASK', 16)) : 'ff'.repeat(16) };
+    if (flags & CT_FLAG.NAT) {
+      const type = flags & CT_FLAG.NAT_SRC ? 'src' : flags & CT_FLAG.NAT_DST ? 'dst' : 'restore';
+      const ipA = (v4: number, v6: number) => {
+        const x = opt(o, v4), y = opt(o, v6);
+        return x ? bytesToIp(read.bytes(x, 'TCA_CT_NAT_IPV4', 4)) : y ? bytesToIp(read.bytes(y, 'TCA_CT_NAT_IPV6', 16)) : undefined;
+      };
+      const amin = ipA(CT.V4_MIN, CT.V6_MIN), amax = ipA(CT.V4_MAX, CT.V6_MAX);
+      const pmin = opt(o, CT.PORT_MIN), pmax = opt(o, CT.PORT_MAX);
+      a.nat = {
+        type,
+        ...(amin ? { addrMin: amin } : {}),
+        ...(amax ? { addrMax: amax } : {}),
+        ...(pmin ? { portMin: read.be16(pmin, 'TCA_CT_NAT_PORT_MIN') } : {}),
+        ...(pmax ? { portMax: read.be16(pmax, 'TCA_CT_NAT_PORT_MAX') } : {}),
+      };
+    }
+    const helper = opt(o, CT.HELPER_NAME);
+    if (helper) {
+      const fam = opt(o, CT.HELPER_FAMILY), proto = opt(o, CT.HELPER_PROTO);
+      a.helper = { name: read.string(helper, 'TCA_CT_HELPER_NAME', 15), family: fam ? read.u8(fam, 'TCA_CT_HELPER_FAMILY') : 0, proto: proto ? read.u8(proto, 'TCA_CT_HELPER_PROTO') : 0 };
+    }
+    return withIndex(a, g.index);
+  },
+  police(o) {
+    const tbf = opt(o, POLICE.TBF);
+    if (!tbf) throw new VpfError(Errno.EINVAL, 'police: missing TCA_POLICE_TBF', 'TCA_POLICE_TBF');
+    if (tbf.value.length < 56) throw new VpfError(Errno.EINVAL, `police: TCA_POLICE_TBF is ${tbf.value.length} bytes, expected 56`, 'TCA_POLICE_TBF');
+    const b = tbf.value;
+    const index = b.readUInt32LE(0);
+    const exceed = controlFromWire(b.readInt32LE(4), 'TCA_POLICE_TBF');
+    const burstTicks = b.readUInt32LE(12);
+    const mtu = b.readUInt32LE(16);
+    const rate32 = b.readUInt32LE(20 + 8);
+    const peak32 = b.readUInt32LE(32 + 8);
+    const r64 = opt(o, POLICE.RATE64), p64 = opt(o, POLICE.PEAKRATE64);
+    const rate = r64 ? Number(read.u64(r64, 'TCA_POLICE_RATE64')) : rate32;
+    const peakrate = p64 ? Number(read.u64(p64, 'TCA_POLICE_PEAKRATE64')) : peak32;
+    const res = opt(o, POLICE.RESULT), avr = opt(o, POLICE.AVRATE);
+    const pps = opt(o, POLICE.PKTRATE64), pburst = opt(o, POLICE.PKTBURST64);
+    const a: PoliceAction = {
+      kind: 'police',
+      control: res ? controlFromWire(read.u32(res, 'TCA_POLICE_RESULT') | 0, 'TCA_POLICE_RESULT') : { kind: 'pass' },
+      exceed,
+      ...(rate ? { rate, burst: ticksToBurst(burstTicks, rate) } : {}),
+      ...(mtu ? { mtu } : {}),
+      ...(peakrate ? { peakrate } : {}),
+      ...(avr ? { avrate: read.u32(avr, 'TCA_POLICE_AVRATE') } : {}),
+      ...(pps ? { pktsPerSec: Number(read.u64(pps, 'TCA_POLICE_PKTRATE64')) } : {}),
+    };
+    if (pps && pburst) a.pktBurst = ticksToBurst(Number(read.u64(pburst, 'TCA_POLICE_PKTBURST64')), a.pktsPerSec!);
+    return withIndex(a, index);
+  },
+  skbedit(o) {
+    const p = opt(o, SKBEDIT.PARMS);
+    if (!p) throw new VpfError(Errno.EINVAL, 'skbedit: missing TCA_SKBEDIT_PARMS', 'TCA_SKBEDIT_PARMS');
+    const g = genRead(p.value, 'TCA_SKBEDIT_PARMS', TC_GEN);
+    if (opt(o, SKBEDIT.FLAGS)) throw new VpfError(Errno.EOPNOTSUPP, 'skbedit inheritdsfield/queue_mapping ranges (TCA_SKBEDIT_FLAGS) are not supported', 'TCA_SKBEDIT_FLAGS');
+    const mark = opt(o, SKBEDIT.MARK), mask = opt(o, SKBEDIT.MASK), prio = opt(o, SKBEDIT.PRIORITY), ptype = opt(o, SKBEDIT.PTYPE), q = opt(o, SKBEDIT.QUEUE_MAPPING);
+    if (mask && !mark) throw new VpfError(Errno.EINVAL, 'skbedit: mask without mark', 'TCA_SKBEDIT_MASK');
+    return withIndex(
+      {
+        kind: 'skbedit',
+        ...(mark ? { mark: { value: read.u32(mark, 'TCA_SKBEDIT_MARK'), mask: mask ? read.u32(mask, 'TCA_SKBEDIT_MASK') : 0xffffffff } } : {}),
+        ...(prio ? { priority: read.u32(prio, 'TCA_SKBEDIT_PRIORITY') } : {}),
+        ...(ptype ? { ptype: read.u16(ptype, 'TCA_SKBEDIT_PTYPE') } : {}),
+        ...(q ? { queueMapping: read.u16(q, 'TCA_SKBEDIT_QUEUE_MAPPING') } : {}),
+        control: g.control,
+      },
+      g.index,
+    );
+  },
+  sample(o) {
+    const p = opt(o, SAMPLE.PARMS);
+    if (!p) throw new VpfError(Errno.EINVAL, 'sample: missing TCA_SAMPLE_PARMS', 'TCA_SAMPLE_PARMS');
+    const g = genRead(p.value, 'TCA_SAMPLE_PARMS', TC_GEN);
+    const rate = opt(o, SAMPLE.RATE), group = opt(o, SAMPLE.GROUP), trunc = opt(o, SAMPLE.TRUNC);
+    // act_sample.c tcf_sample_init: rate and group are mandatory, rate != 0.
+    if (!rate || !group) throw new VpfError(Errno.EINVAL, 'sample: rate and group are required', 'TCA_SAMPLE_RATE');
+    const r = read.u32(rate, 'TCA_SAMPLE_RATE');
+    if (r === 0) throw new VpfError(Errno.EINVAL, 'invalid sample rate', 'TCA_SAMPLE_RATE');
+    return withIndex({ kind: 'sample', rate: r, group: read.u32(group, 'TCA_SAMPLE_PSAMPLE_GROUP'), ...(trunc ? { trunc: read.u32(trunc, 'TCA_SAMPLE_TRUNC_SIZE') } : {}), control: g.control }, g.index);
+  },
+  mpls(o) {
+    const p = opt(o, MPLS.PARMS);
+    if (!p) throw new VpfError(Errno.EINVAL, 'mpls: missing TCA_MPLS_PARMS', 'TCA_MPLS_PARMS');
+    const g = genRead(p.value, 'TCA_MPLS_PARMS', 24);
+    const op = p.value.readInt32LE(20);
+    const proto = opt(o, MPLS.PROTO), label = opt(o, MPLS.LABEL), tc = opt(o, MPLS.TC), ttl = opt(o, MPLS.TTL), bos = opt(o, MPLS.BOS);
+    const fields = {
+      ...(label ? { label: read.u32(label, 'TCA_MPLS_LABEL') } : {}),
+      ...(tc ? { tc: read.u8(tc, 'TCA_MPLS_TC') } : {}),
+      ...(ttl ? { ttl: read.u8(ttl, 'TCA_MPLS_TTL') } : {}),
+      ...(bos ? { bos: read.u8(bos, 'TCA_MPLS_BOS') } : {}),
+    };
+    let a: MplsAction;
+    if (op === MPLS_OP.pop) {
+      if (!proto) throw new VpfError(Errno.EINVAL, 'mpls pop: protocol is required', 'TCA_MPLS_PROTO');
+      a = { kind: 'mpls', op: 'pop', protocol: read.be16(proto, 'TCA_MPLS_PROTO'), control: g.control };
+    } else if (op === MPLS_OP.push || op === MPLS_OP.mac_push) {
+      a = { kind: 'mpls', op: op === MPLS_OP.push ? 'push' : 'mac_push', protocol: proto ? read.be16(proto, 'TCA_MPLS_PROTO') : 0x8847, ...fields, control: g.control };
+    } else if (op === MPLS_OP.modify) a = { kind: 'mpls', op: 'modify', ...fields, control: g.control };
+    else if (op === MPLS_OP.dec_ttl) a = { kind: 'mpls', op: 'dec_ttl', control: g.control };
+    else throw new VpfError(Errno.EINVAL, `mpls: action ${op}`, 'TCA_MPLS_PARMS');
+    return withIndex(a, g.index);
+  },
+};
+
+/** Decodes TCA_FLOWER_ACT. Unknown kinds are EOPNOTSUPP naming the kind (act_api.c would load a module). */
+export function decodeActions(act: Attr, devs?: DevMap): Action[] {
+  const entries = parseAttrs(act.value, 'TCA_FLOWER_ACT');
+  if (entries.length > TCA_ACT_MAX_PRIO) throw new VpfError(Errno.E2BIG, `more than ${TCA_ACT_MAX_PRIO} actions`, 'TCA_FLOWER_ACT');
+  // The nest types are the action order (1..32); act_api.c tcf_action_init walks them in order.
+  const sorted = [...entries].sort((x, y) => x.type - y.type);
+  const out: Action[] = [];
+  for (const e of sorted) {
+    if (e.type < 1 || e.type > TCA_ACT_MAX_PRIO) throw new VpfError(Errno.EINVAL, `action order ${e.type} out of 1..32`, 'TCA_FLOWER_ACT');
+    const m = attrMap(parseAttrs(e.value, `action ${e.type}`));
+    const kindA = m.get(TCA_ACT.KIND);
+    if (!kindA) throw new VpfError(Errno.EINVAL, `action ${e.type}: missing TCA_ACT_KIND`, 'TCA_ACT_KIND');
+    const kind = read.string(kindA, 'TCA_ACT_KIND', 15);
+    if (m.get(TCA_ACT.COOKIE)) throw new VpfError(Errno.EOPNOTSUPP, `action ${kind}: user cookies (TCA_ACT_COOKIE) are not supported`, 'TCA_ACT_COOKIE');
+    const dec = DECODERS[kind];
+    if (!dec) throw new VpfError(Errno.EOPNOTSUPP, `action '${kind}' is not supported by vpf`, 'TCA_ACT_KIND');
+    const optsA = m.get(TCA_ACT.OPTIONS);
+    if (!optsA) throw new VpfError(Errno.EINVAL, `action ${kind}: missing TCA_ACT_OPTIONS`, 'TCA_ACT_OPTIONS');
+    out.push(dec(attrMap(parseAttrs(optsA.value, `${kind} options`)), devs));
+  }
+  return out;
+}
+
+function ifindexOf(dev: string, devs: DevMap | undefined): number {
+  const i = devIfindex(dev, devs);
+  if (i === undefined) throw new VpfError(Errno.ENODEV, `no representor named ${dev}`, 'TCA_MIRRED_PARMS');
+  return i;
+}
+
+function encodeOptions(w: AttrWriter, a: Action, devs: DevMap | undefined): void {
+  switch (a.kind) {
+    case 'gact':
+      w.raw(GACT_PARMS, genWrite(TC_GEN, a));
+      break;
+    case 'mirred': {
+      const b = genWrite(28, a);
+      b.writeInt32LE(MIRRED_EACTION[`${a.direction}-${a.op}`], 20);
+      b.writeUInt32LE(ifindexOf(a.dev, devs), 24);
+      w.raw(MIRRED_PARMS, b);
+      break;
+    }
+    case 'vlan': {
+      const b = genWrite(24, a);
+      b.writeInt32LE(a.op === 'pop' ? 1 : a.op === 'push' ? 2 : 3, 20);
+      w.raw(VLAN.PARMS, b);
+      if (a.op !== 'pop') {
+        w.u16(VLAN.ID, a.id);
+        if (a.protocol !== undefined) w.be16(VLAN.PROTO, a.protocol);
+        if (a.prio !== undefined) w.u8(VLAN.PRIO, a.prio);
+      }
+      break;
+    }
+    case 'pedit': {
+      const b = Buffer.concat([genWrite(24, a), Buffer.alloc(24 * a.keys.length)]);
+      b.writeUInt8(a.keys.length, 20);
+      a.keys.forEach((k, i) => {
+        b.writeUInt32BE(k.mask >>> 0, 24 + i * 24);
+        b.writeUInt32BE(k.value >>> 0, 28 + i * 24);
+        b.writeInt32LE(k.offset, 32 + i * 24);
+      });
+      w.raw(PEDIT.PARMS_EX, b);
+      w.nest(PEDIT.KEYS_EX, (x) => {
+        for (const k of a.keys) x.nest(PEDIT.KEY_EX, (y) => y.u16(PEDIT.HTYPE, PEDIT_HTYPES.indexOf(k.htype)).u16(PEDIT.CMD, k.cmd === 'add' ? 1 : 0), true);
+      }, true);
+      break;
+    }
+    case 'csum': {
+      const b = genWrite(24, a);
+      b.writeUInt32LE(a.flags, 20);
+      w.raw(CSUM_PARMS, b);
+      break;
+    }
+    case 'tunnel_key': {
+      const b = genWrite(24, a);
+      b.writeInt32LE(a.op === 'set' ? 1 : 2, 20);
+      w.raw(TK.PARMS, b);
+      if (a.op === 'set') {
+        const ip = (s: string | undefined, v4: number, v6: number) => {
+          if (s) w.raw(ipFamily(s) === 6 ? v6 : v4, Buffer.from(ipToBytes(s)));
+        };
+        ip(a.srcIp, TK.V4_SRC, TK.V6_SRC);
+        ip(a.dstIp, TK.V4_DST, TK.V6_DST);
+        if (a.id !== undefined) w.be32(TK.KEY_ID, a.id);
+        if (a.dstPort !== undefined) w.be16(TK.DST_PORT, a.dstPort);
+        if (a.noCsum !== undefined) w.u8(TK.NO_CSUM, a.noCsum ? 1 : 0);
+        if (a.geneveOpts) {
+          w.nest(TK.OPTS, (x) => {
+            for (const g of a.geneveOpts!) x.nest(1, (y) => y.be16(1, g.class).u8(2, g.type).raw(3, Buffer.from(hexToBytes(g.data))), true);
+          }, true);
+        }
+        if (a.tos !== undefined) w.u8(TK.TOS, a.tos);
+        if (a.ttl !== undefined) w.u8(TK.TTL, a.ttl);
+        if (a.noFrag) w.flag(TK.NO_FRAG);
+      }
+      break;
+    }
+    case 'ct': {
+      w.raw(CT.PARMS, genWrite(TC_GEN, a));
+      let flags = 0;
+      if (a.clear) flags |= CT_FLAG.CLEAR;
+      if (a.commit) flags |= CT_FLAG.COMMIT;
+      if (a.force) flags |= CT_FLAG.FORCE;
+      if (a.nat) flags |= CT_FLAG.NAT | (a.nat.type === 'src' ? CT_FLAG.NAT_SRC : a.nat.type === 'dst' ? CT_FLAG.NAT_DST : 0);
+      w.u16(CT.ACTION, flags);
+      if (a.zone !== undefined) w.u16(CT.ZONE, a.zone);
+      if (a.mark) w.u32(CT.MARK, a.mark.value).u32(CT.MARK_MASK, a.mark.mask);
+      if (a.label) w.raw(CT.LABELS, Buffer.from(hexToBytes(a.label.value))).raw(CT.LABELS_MASK, Buffer.from(hexToBytes(a.label.mask)));
+      if (a.nat) {
+        const ipw = (s: string | undefined, v4: number, v6: number) => {
+          if (s) w.raw(ipFamily(s) === 6 ? v6 : v4, Buffer.from(ipToBytes(s)));
+        };
+        ipw(a.nat.addrMin, CT.V4_MIN, CT.V6_MIN);
+        ipw(a.nat.addrMax, CT.V4_MAX, CT.V6_MAX);
+        if (a.nat.portMin !== undefined) w.be16(CT.PORT_MIN, a.nat.portMin);
+        if (a.nat.portMax !== undefined) w.be16(CT.PORT_MAX, a.nat.portMax);
+      }
+      if (a.helper) w.string(CT.HELPER_NAME, a.helper.name).u8(CT.HELPER_FAMILY, a.helper.family).u8(CT.HELPER_PROTO, a.helper.proto);
+      break;
+    }
+    case 'police': {
+      const b = Buffer.alloc(56);
+      b.writeUInt32LE(a.index ?? 0, 0);
+      b.writeInt32LE(controlToWire(a.exceed) | 0, 4);
+      if (a.rate && a.burst !== undefined) b.writeUInt32LE(burstToTicks(a.burst, a.rate), 12);
+      b.writeUInt32LE(a.mtu ?? 0, 16);
+      b.writeUInt32LE(Math.min(a.rate ?? 0, 0xffffffff), 28);
+      b.writeUInt32LE(Math.min(a.peakrate ?? 0, 0xffffffff), 40);
+      w.raw(POLICE.TBF, b);
+      // The kernel needs a rate table with a rate (qdisc_get_rtab); vpf never reads it back.
+      if (a.rate) w.raw(POLICE.RATE, Buffer.alloc(1024));
+      if (a.peakrate) w.raw(POLICE.PEAKRATE, Buffer.alloc(1024));
+      if (a.avrate !== undefined) w.u32(POLICE.AVRATE, a.avrate);
+      if (a.control.kind !== 'pass') w.u32(POLICE.RESULT, controlToWire(a.control));
+      if (a.rate && a.rate > 0xffffffff) w.u64(POLICE.RATE64, BigInt(a.rate));
+      if (a.pktsPerSec) {
+        w.u64(POLICE.PKTRATE64, BigInt(a.pktsPerSec));
+        w.u64(POLICE.PKTBURST64, BigInt(burstToTicks(a.pktBurst ?? 0, a.pktsPerSec)));
+      }
+      break;
+    }
+    case 'skbedit':
+      w.raw(SKBEDIT.PARMS, genWrite(TC_GEN, a));
+      if (a.priority !== undefined) w.u32(SKBEDIT.PRIORITY, a.priority);
+      if (a.queueMapping !== undefined) w.u16(SKBEDIT.QUEUE_MAPPING, a.queueMapping);
+      if (a.mark) {
+        w.u32(SKBEDIT.MARK, a.mark.value);
+        if (a.mark.mask !== 0xffffffff) w.u32(SKBEDIT.MASK, a.mark.mask);
+      }
+      if (a.ptype !== undefined) w.u16(SKBEDIT.PTYPE, a.ptype);
+      break;
+    case 'sample':
+      w.raw(SAMPLE.PARMS, genWrite(TC_GEN, a));
+      w.u32(SAMPLE.RATE, a.rate);
+      if (a.trunc !== undefined) w.u32(SAMPLE.TRUNC, a.trunc);
+      w.u32(SAMPLE.GROUP, a.group);
+      break;
+    case 'mpls': {
+      const b = genWrite(24, a);
+      b.writeInt32LE(MPLS_OP[a.op], 20);
+      w.raw(MPLS.PARMS, b);
+      if (a.op === 'push' || a.op === 'mac_push' || a.op === 'pop') w.be16(MPLS.PROTO, a.protocol);
+      if (a.op === 'push' || a.op === 'mac_push' || a.op === 'modify') {
+        if (a.label !== undefined) w.u32(MPLS.LABEL, a.label);
+        if (a.tc !== undefined) w.u8(MPLS.TC, a.tc);
+        if (a.ttl !== undefined) w.u8(MPLS.TTL, a.ttl);
+        if (a.bos !== undefined) w.u8(MPLS.BOS, a.bos);
+      }
+      break;
+    }
+  }
+}
+
+export function encodeActions(w: AttrWriter, actions: Action[], devs?: DevMap): void {
+  if (actions.length > TCA_ACT_MAX_PRIO) throw new VpfError(Errno.E2BIG, `more than ${TCA_ACT_MAX_PRIO} actions`);
+  w.nest(3 /* TCA_FLOWER_ACT */, (x) => {
+    actions.forEach((a, i) => {
+      x.nest(i + 1, (y) => {
+        y.string(TCA_ACT.KIND, a.kind);
+        y.nest(TCA_ACT.OPTIONS, (z) => encodeOptions(z, a, devs), true);
+      });
+    });
+  });
+}

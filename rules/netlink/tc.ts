@@ -1,0 +1,366 @@
+// RTM_*TFILTER / *QDISC / *CHAIN messages: struct tcmsg + TCA_* attributes, and
+// the dump side (per-action stats, in_hw flags) that `tc -s filter show` reads.
+// tcmsg (include/uapi/linux/rtnetlink.h): u8 family, 3 pad, s32 ifindex,
+// u32 handle, u32 parent, u32 info = prio << 16 | htons(protocol).
+import { Errno, VpfError, attempt, type Result } from '../errors.js';
+import type { FilterStats, FlowerRule } from '../model.js';
+import { EthP } from '../model.js';
+import { devIfindex, devName, type DevMap } from '../ports.js';
+import { validateRule } from '../validate.js';
+import { decodeActions, encodeActions, TCA_ACT } from './actions.js';
+import { decodeKeys, encodeKeys, F, KEY_ATTRS } from './flowerKeys.js';
+import { AttrWriter, attrMap, buildMessage, NlmF, parseAttrs, parseMessages, read, Rtm, type Attr, type NlHeader, type NlMessage } from './nlmsg.js';
+
+export const TCA = { KIND: 1, OPTIONS: 2, STATS: 3, XSTATS: 4, RATE: 5, FCNT: 6, STATS2: 7, STAB: 8, PAD: 9, DUMP_INVISIBLE: 10, CHAIN: 11, HW_OFFLOAD: 12, INGRESS_BLOCK: 13, EGRESS_BLOCK: 14, DUMP_FLAGS: 15, EXT_WARN_MSG: 16 } as const;
+export const TC_H = { ROOT: 0xffffffff, INGRESS: 0xfffffff1, CLSACT_INGRESS: 0xfffffff2, CLSACT_EGRESS: 0xfffffff3, INGRESS_QDISC: 0xffff0000 } as const;
+export const CLS_FLAGS = { SKIP_HW: 1, SKIP_SW: 2, IN_HW: 4, NOT_IN_HW: 8, VERBOSE: 16 } as const;
+const TCMSG_LEN = 20;
+const STATS = { BASIC: 1, QUEUE: 3, PAD: 6, BASIC_HW: 7 } as const;
+
+export type TcOp = 'new' | 'del' | 'get';
+
+/** What identifies filters in a DEL/GET (any field 0 = wildcard, as in cls_api.c tc_del_tfilter). */
+export interface FilterSelector {
+  dev: string;
+  direction: 'ingress' | 'egress';
+  chain: number | undefined;
+  prio: number;
+  protocol: number;
+  handle: number;
+  kind: string | undefined;
+}
+
+export type TcMessage =
+  | { type: 'filter'; op: 'new'; hdr: NlHeader; rule: FlowerRule }
+  | { type: 'filter'; op: 'del' | 'get'; hdr: NlHeader; sel: FilterSelector }
+  | { type: 'qdisc'; op: TcOp; hdr: NlHeader; dev: string; kind: string | undefined; parent: number; handle: number }
+  | { type: 'chain'; op: TcOp; hdr: NlHeader; dev: string; direction: 'ingress' | 'egress'; chain: number | undefined };
+
+interface Tcmsg {
+  ifindex: number;
+  handle: number;
+  parent: number;
+  info: number;
+}
+
+function readTcmsg(payload: Buffer): Tcmsg {
+  if (payload.length < TCMSG_LEN) throw new VpfError(Errno.EINVAL, `tcmsg needs ${TCMSG_LEN} bytes, got ${payload.length}`);
+  return { ifindex: payload.readInt32LE(4), handle: payload.readUInt32LE(8), parent: payload.readUInt32LE(12), info: payload.readUInt32LE(16) };
+}
+
+function writeTcmsg(t: Tcmsg): Buffer {
+  const b = Buffer.alloc(TCMSG_LEN);
+  b.writeInt32LE(t.ifindex, 4);
+  b.writeUInt32LE(t.handle >>> 0, 8);
+  b.writeUInt32LE(t.parent >>> 0, 12);
+  b.writeUInt32LE(t.info >>> 0, 16);
+  return b;
+}
+
+const swap16 = (x: number) => ((x & 0xff) << 8) | ((x >> 8) & 0xff);
+const infoOf = (prio: number, protocol: number) => ((prio << 16) | swap16(protocol)) >>> 0;
+
+function direction(parent: number): 'ingress' | 'egress' {
+  if (parent === TC_H.CLSACT_INGRESS || parent === TC_H.INGRESS_QDISC) return 'ingress';
+  if (parent === TC_H.CLSACT_EGRESS) return 'egress';
+  throw new VpfError(Errno.EINVAL, `parent ${parent.toString(16)}: only clsact ingress/egress (or the ingress qdisc) hold flower filters here`);
+}
+
+function devOf(ifindex: number, devs?: DevMap): string {
+  const d = devName(ifindex, devs);
+  // cls_api.c __tcf_qdisc_find: an unknown ifindex is ENODEV.
+  if (!d) throw new VpfError(Errno.ENODEV, `Cannot find specified filter chain: no representor with ifindex ${ifindex}`);
+  return d;
+}
+
+const OP_OF: Record<number, [TcMessage['type'], TcOp]> = {
+  [Rtm.NEWTFILTER]: ['filter', 'new'],
+  [Rtm.DELTFILTER]: ['filter', 'del'],
+  [Rtm.GETTFILTER]: ['filter', 'get'],
+  [Rtm.NEWQDISC]: ['qdisc', 'new'],
+  [Rtm.DELQDISC]: ['qdisc', 'del'],
+  [Rtm.GETQDISC]: ['qdisc', 'get'],
+  [Rtm.NEWCHAIN]: ['chain', 'new'],
+  [Rtm.DELCHAIN]: ['chain', 'del'],
+  [Rtm.GETCHAIN]: ['chain', 'get'],
+};
+
+/** The flower options of a filter (TCA_OPTIONS content) into match, actions and flags. */
+function decodeFlowerOptions(opts: Attr, devs?: DevMap): Pick<FlowerRule, 'match' | 'actions' | 'flags'> {
+  const attrs = attrMap(parseAttrs(opts.value, 'TCA_OPTIONS'));
+  for (const t of attrs.keys()) {
+    if (!KEY_ATTRS.has(t) && t !== F.ACT && t !== F.FLAGS && t !== F.IN_HW_COUNT) {
+      // cls_flower.c fl_policy rejects attributes it does not know (strict validation).
+      if (!isKnownUnmodelled(t)) throw new VpfError(Errno.EINVAL, `unknown flower attribute ${t}`, `TCA_FLOWER attribute ${t}`);
+    }
+  }
+  const match = decodeKeys(attrs);
+  const fl = attrs.get(F.FLAGS);
+  const flags = fl ? read.u32(fl, 'TCA_FLOWER_FLAGS') : 0;
+  if (flags & ~(CLS_FLAGS.SKIP_HW | CLS_FLAGS.SKIP_SW | CLS_FLAGS.VERBOSE | CLS_FLAGS.IN_HW | CLS_FLAGS.NOT_IN_HW)) {
+    throw new VpfError(Errno.EINVAL, `unknown TCA_FLOWER_FLAGS bits 0x${flags.toString(16)}`, 'TCA_FLOWER_FLAGS');
+  }
+  if ((flags & CLS_FLAGS.SKIP_HW) && (flags & CLS_FLAGS.SKIP_SW)) {
+    // tc_flags_valid(): skip_sw and skip_hw together are invalid.
+    throw new VpfError(Errno.EINVAL, 'skip_sw and skip_hw are mutually exclusive', 'TCA_FLOWER_FLAGS');
+  }
+  const act = attrs.get(F.ACT);
+  return {
+    match,
+    actions: act ? decodeActions(act, devs) : [],
+    flags: { skipHw: !!(flags & CLS_FLAGS.SKIP_HW), skipSw: !!(flags & CLS_FLAGS.SKIP_SW), verbose: !!(flags & CLS_FLAGS.VERBOSE) },
+  };
+}
+
+function isKnownUnmodelled(t: number): boolean {
+  // decodeKeys refuses these by name with EOPNOTSUPP; let it.
+  return [1, 43, 44, 99, 100, 101, 103, 104, 105, 106, 107, 108, 109, 110, 111].includes(t);
+}
+
+function decodeOne(msg: NlMessage, devs?: DevMap): TcMessage {
+  const what = OP_OF[msg.type];
+  if (!what) throw new VpfError(Errno.EOPNOTSUPP, `message type ${msg.type} is not a tc message`);
+  const [type, op] = what;
+  const t = readTcmsg(msg.payload);
+  const attrs = attrMap(parseAttrs(msg.payload.subarray(TCMSG_LEN), 'tcmsg attributes', TCMSG_LEN));
+  const hdr: NlHeader = { type: msg.type, flags: msg.flags, seq: msg.seq, pid: msg.pid };
+  const kindA = attrs.get(TCA.KIND);
+  const kind = kindA ? read.string(kindA, 'TCA_KIND', 15) : undefined;
+  const chainA = attrs.get(TCA.CHAIN);
+  const chain = chainA ? read.u32(chainA, 'TCA_CHAIN') : undefined;
+  if (chain !== undefined && chain > 0x0fffffff) {
+    // cls_api.c tcf_chain_index: chain indexes are limited to TC_ACT_EXT_VAL_MASK.
+    throw new VpfError(Errno.EINVAL, 'Specified chain index exceeds upper limit', 'TCA_CHAIN');
+  }
+  const isDump = (msg.flags & NlmF.DUMP) === NlmF.DUMP && op === 'get';
+  if (type === 'qdisc') {
+    return { type, op, hdr, dev: t.ifindex === 0 && isDump ? '' : devOf(t.ifindex, devs), kind, parent: t.parent, handle: t.handle };
+  }
+  const dev = t.ifindex === 0 && isDump ? '' : devOf(t.ifindex, devs);
+  const dir = isDump && t.parent === 0 ? 'ingress' : direction(t.parent);
+  if (type === 'chain') return { type, op, hdr, dev, direction: dir, chain };
+  const prio = t.info >>> 16;
+  const protocol = swap16(t.info & 0xffff);
+  if (op !== 'new') {
+    return { type, op, hdr, sel: { dev, direction: dir, chain, prio, protocol, handle: t.handle, kind } };
+  }
+  if (kind !== 'flower') {
+    throw new VpfError(kind ? Errno.EOPNOTSUPP : Errno.EINVAL, kind ? `classifier '${kind}' cannot be offloaded; only flower` : 'missing TCA_KIND', 'TCA_KIND');
+  }
+  const opts = attrs.get(TCA.OPTIONS);
+  const body = opts ? decodeFlowerOptions(opts, devs) : { match: {}, actions: [], flags: { skipHw: false, skipSw: false, verbose: false } };
+  const rule: FlowerRule = { dev, direction: dir, chain: chain ?? 0, prio, handle: t.handle, protocol, ...body };
+  const err = validateRule(rule);
+  if (err) throw err;
+  return { type, op, hdr, rule };
+}
+
+/** Decodes exactly one tc message. Never throws: bad input is a Result error with errno and extack text. */
+export function decodeTcMessage(buf: Buffer | Uint8Array, opts: { devs?: DevMap } = {}): Result<TcMessage> {
+  return attempt(() => {
+    const msgs = parseMessages(Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength));
+    if (msgs.length !== 1) throw new VpfError(Errno.EINVAL, `expected one netlink message, got ${msgs.length}`);
+    return decodeOne(msgs[0]!, opts.devs);
+  });
+}
+
+/** Decodes an already-framed message (the channel splits the stream itself). */
+export function decodeTcNlMessage(msg: NlMessage, opts: { devs?: DevMap } = {}): Result<TcMessage> {
+  return attempt(() => decodeOne(msg, opts.devs));
+}
+
+function ifindexOf(dev: string, devs?: DevMap): number {
+  if (dev === '') return 0;
+  const i = devIfindex(dev, devs);
+  if (i === undefined) throw new VpfError(Errno.ENODEV, `no representor named ${dev}`);
+  return i;
+}
+
+const parentOf = (d: 'ingress' | 'egress') => (d === 'ingress' ? TC_H.CLSACT_INGRESS : TC_H.CLSACT_EGRESS);
+
+function flowerOptions(rule: FlowerRule, devs: DevMap | undefined, extraFlags = 0, inHwCount?: number, stats?: FilterStats): AttrWriter {
+  const o = new AttrWriter();
+  encodeKeys(o, rule.match);
+  if (rule.actions.length) {
+    if (stats) encodeActionsWithStats(o, rule, devs, stats);
+    else encodeActions(o, rule.actions, devs);
+  }
+  const flags = (rule.flags.skipHw ? CLS_FLAGS.SKIP_HW : 0) | (rule.flags.skipSw ? CLS_FLAGS.SKIP_SW : 0) | (rule.flags.verbose ? CLS_FLAGS.VERBOSE : 0) | extraFlags;
+  o.u32(F.FLAGS, flags);
+  if (inHwCount !== undefined) o.u32(F.IN_HW_COUNT, inHwCount);
+  return o;
+}
+
+/** RTM_NEWTFILTER as `tc filter add|replace|change` sends it. */
+export function encodeFilterRequest(rule: FlowerRule, hdr: Partial<NlHeader> = {}, devs?: DevMap): Buffer {
+  const w = new AttrWriter();
+  w.string(TCA.KIND, 'flower');
+  if (rule.chain) w.u32(TCA.CHAIN, rule.chain);
+  const opts = flowerOptions(rule, devs);
+  w.raw(TCA.OPTIONS | 0x8000, opts.toBuffer());
+  const tcm = writeTcmsg({ ifindex: ifindexOf(rule.dev, devs), handle: rule.handle, parent: parentOf(rule.direction), info: infoOf(rule.prio, rule.protocol) });
+  return buildMessage(
+    { type: Rtm.NEWTFILTER, flags: hdr.flags ?? NlmF.REQUEST | NlmF.ACK | NlmF.EXCL | NlmF.CREATE, seq: hdr.seq ?? 1, pid: hdr.pid ?? 0 },
+    Buffer.concat([tcm, w.toBuffer()]),
+  );
+}
+
+/** RTM_DELTFILTER / RTM_GETTFILTER for a selector (`tc filter del|get|show`). */
+export function encodeFilterSelect(op: 'del' | 'get', sel: FilterSelector, hdr: Partial<NlHeader> = {}, devs?: DevMap): Buffer {
+  const w = new AttrWriter();
+  if (sel.kind) w.string(TCA.KIND, sel.kind);
+  if (sel.chain !== undefined) w.u32(TCA.CHAIN, sel.chain);
+  const tcm = writeTcmsg({ ifindex: ifindexOf(sel.dev, devs), handle: sel.handle, parent: parentOf(sel.direction), info: infoOf(sel.prio, sel.protocol) });
+  const type = op === 'del' ? Rtm.DELTFILTER : Rtm.GETTFILTER;
+  const flags = hdr.flags ?? (op === 'del' ? NlmF.REQUEST | NlmF.ACK : NlmF.REQUEST | NlmF.DUMP);
+  return buildMessage({ type, flags, seq: hdr.seq ?? 1, pid: hdr.pid ?? 0 }, Buffer.concat([tcm, w.toBuffer()]));
+}
+
+export function encodeQdiscRequest(op: TcOp, dev: string, kind: string, hdr: Partial<NlHeader> = {}, devs?: DevMap): Buffer {
+  const w = new AttrWriter().string(TCA.KIND, kind);
+  // tc qdisc add dev X clsact: parent TC_H_CLSACT (= TC_H_INGRESS), handle ffff:0.
+  const tcm = writeTcmsg({ ifindex: ifindexOf(dev, devs), handle: 0xffff0000, parent: TC_H.INGRESS, info: 0 });
+  const type = op === 'new' ? Rtm.NEWQDISC : op === 'del' ? Rtm.DELQDISC : Rtm.GETQDISC;
+  const flags = hdr.flags ?? (op === 'new' ? NlmF.REQUEST | NlmF.ACK | NlmF.EXCL | NlmF.CREATE : NlmF.REQUEST | NlmF.ACK);
+  return buildMessage({ type, flags, seq: hdr.seq ?? 1, pid: hdr.pid ?? 0 }, Buffer.concat([tcm, w.toBuffer()]));
+}
+
+export function encodeChainRequest(op: TcOp, dev: string, dir: 'ingress' | 'egress', chain: number | undefined, hdr: Partial<NlHeader> = {}, devs?: DevMap): Buffer {
+  const w = new AttrWriter();
+  if (chain !== undefined) w.u32(TCA.CHAIN, chain);
+  const tcm = writeTcmsg({ ifindex: ifindexOf(dev, devs), handle: 0, parent: parentOf(dir), info: 0 });
+  const type = op === 'new' ? Rtm.NEWCHAIN : op === 'del' ? Rtm.DELCHAIN : Rtm.GETCHAIN;
+  const flags = hdr.flags ?? (op === 'new' ? NlmF.REQUEST | NlmF.ACK | NlmF.EXCL | NlmF.CREATE : op === 'get' ? NlmF.REQUEST | NlmF.DUMP : NlmF.REQUEST | NlmF.ACK);
+  return buildMessage({ type, flags, seq: hdr.seq ?? 1, pid: hdr.pid ?? 0 }, Buffer.concat([tcm, w.toBuffer()]));
+}
+
+// --- dump side ---
+
+/** USER_HZ: tcf_t times are reported in clock_t (jiffies_to_clock_t), 100 per second. */
+const USER_HZ = 100;
+
+function encodeActionsWithStats(o: AttrWriter, rule: FlowerRule, devs: DevMap | undefined, stats: FilterStats): void {
+  // Flower keeps no filter-level counters; each action carries the rule's counters
+  // (OVS does the same in the other direction: lib/tc.c takes the max over actions).
+  const tmp = new AttrWriter();
+  encodeActions(tmp, rule.actions, devs);
+  const actNest = parseAttrs(tmp.toBuffer(), 'act')[0]!;
+  o.nest(F.ACT, (x) => {
+    for (const e of parseAttrs(actNest.value, 'act')) {
+      x.nest(e.type, (y) => {
+        for (const a of parseAttrs(e.value, 'act entry')) {
+          if (a.type === TCA_ACT.OPTIONS) {
+            y.nest(TCA_ACT.OPTIONS, (z) => {
+              for (const inner of parseAttrs(a.value, 'opts')) z.raw(inner.type, inner.value);
+              z.raw(TM_ATTR[kindOf(e)] ?? 1, tcfT(stats));
+            }, true);
+          } else y.raw(a.type, a.value);
+        }
+        y.nest(TCA_ACT.STATS, (s) => {
+          const basic = Buffer.alloc(16);
+          basic.writeBigUInt64LE(BigInt(stats.bytes), 0);
+          basic.writeUInt32LE(stats.packets >>> 0, 8);
+          s.raw(STATS.BASIC, basic);
+          s.raw(STATS.BASIC_HW, stats.inHw ? basic : Buffer.alloc(16));
+          const q = Buffer.alloc(20);
+          q.writeUInt32LE(stats.drops >>> 0, 8);
+          s.raw(STATS.QUEUE, q);
+        });
+      });
+    }
+  });
+}
+
+function tcfT(stats: FilterStats): Buffer {
+  const b = Buffer.alloc(32);
+  b.writeBigUInt64LE(BigInt(Math.floor((stats.installedMs * USER_HZ) / 1000)), 0);
+  b.writeBigUInt64LE(BigInt(Math.floor((stats.lastUsedMs * USER_HZ) / 1000)), 8);
+  b.writeBigUInt64LE(BigInt(Math.floor((stats.lastUsedMs * USER_HZ) / 1000)), 24);
+  return b;
+}
+
+/** One RTM_NEWTFILTER of a dump reply, with stats and in_hw flags, as fl_dump() emits it. */
+export function encodeFilterDump(rule: FlowerRule, stats: FilterStats, hdr: NlHeader, devs?: DevMap): Buffer {
+  const w = new AttrWriter();
+  w.string(TCA.KIND, 'flower');
+  w.u32(TCA.CHAIN, rule.chain);
+  const hwFlag = stats.inHw ? CLS_FLAGS.IN_HW : CLS_FLAGS.NOT_IN_HW;
+  w.raw(TCA.OPTIONS, flowerOptions(rule, devs, hwFlag, stats.inHwCount, stats).toBuffer());
+  const tcm = writeTcmsg({ ifindex: ifindexOf(rule.dev, devs), handle: rule.handle, parent: parentOf(rule.direction), info: infoOf(rule.prio, rule.protocol) });
+  return buildMessage(hdr, Buffer.concat([tcm, w.toBuffer()]));
+}
+
+/** Reads a dump entry back: the rule and its stats (for `vpfctl tc -s filter show`). */
+export function decodeFilterDump(msg: NlMessage, devs?: DevMap): Result<{ rule: FlowerRule; stats: FilterStats }> {
+  return attempt(() => {
+    const t = readTcmsg(msg.payload);
+    const attrs = attrMap(parseAttrs(msg.payload.subarray(TCMSG_LEN), 'tcmsg attributes'));
+    const optsA = attrs.get(TCA.OPTIONS);
+    if (!optsA) throw new VpfError(Errno.EINVAL, 'dump entry without TCA_OPTIONS');
+    const o = attrMap(parseAttrs(optsA.value, 'TCA_OPTIONS'));
+    const flags = o.get(F.FLAGS) ? read.u32(o.get(F.FLAGS)!, 'TCA_FLOWER_FLAGS') : 0;
+    const hwCount = o.get(F.IN_HW_COUNT) ? read.u32(o.get(F.IN_HW_COUNT)!, 'TCA_FLOWER_IN_HW_COUNT') : 0;
+    // Strip stats/TM before decoding the rule itself.
+    const stats: FilterStats = { packets: 0, bytes: 0, lastUsedMs: 0, installedMs: 0, drops: 0, inHw: !!(flags & CLS_FLAGS.IN_HW), inHwCount: hwCount };
+    const act = o.get(F.ACT);
+    const clean = new AttrWriter();
+    for (const [type, a] of o) {
+      if (type === F.ACT || type === F.IN_HW_COUNT) continue;
+      if (type === F.FLAGS) clean.u32(F.FLAGS, flags & ~(CLS_FLAGS.IN_HW | CLS_FLAGS.NOT_IN_HW));
+      else clean.raw(type, a.value);
+    }
+    if (act) {
+      clean.nest(F.ACT, (x) => {
+        for (const e of parseAttrs(act.value, 'act')) {
+          x.nest(e.type, (y) => {
+            for (const a of parseAttrs(e.value, 'act entry')) {
+              if (a.type === TCA_ACT.STATS) {
+                const s = attrMap(parseAttrs(a.value, 'TCA_ACT_STATS'));
+                const basic = s.get(STATS.BASIC);
+                if (basic && basic.value.length >= 12) {
+                  stats.bytes = Math.max(stats.bytes, Number(basic.value.readBigUInt64LE(0)));
+                  stats.packets = Math.max(stats.packets, basic.value.readUInt32LE(8));
+                }
+                const q = s.get(STATS.QUEUE);
+                if (q && q.value.length >= 12) stats.drops = Math.max(stats.drops, q.value.readUInt32LE(8));
+              } else if (a.type === TCA_ACT.OPTIONS) {
+                y.nest(TCA_ACT.OPTIONS, (z) => {
+                  for (const inner of parseAttrs(a.value, 'opts')) {
+                    if (inner.value.length === 32 && inner.type === (TM_ATTR[kindOf(e)] ?? 1)) {
+                      stats.installedMs = Number(inner.value.readBigUInt64LE(0)) * (1000 / USER_HZ);
+                      stats.lastUsedMs = Number(inner.value.readBigUInt64LE(8)) * (1000 / USER_HZ);
+                      continue;
+                    }
+                    z.raw(inner.type, inner.value);
+                  }
+                });
+              } else y.raw(a.type, a.value);
+            }
+          });
+        }
+      });
+    }
+    const body = decodeFlowerOptions({ type: TCA.OPTIONS, nested: true, value: clean.toBuffer(), offset: 0 }, devs);
+    const chainA = attrs.get(TCA.CHAIN);
+    const rule: FlowerRule = {
+      dev: devOf(t.ifindex, devs),
+      direction: direction(t.parent),
+      chain: chainA ? read.u32(chainA, 'TCA_CHAIN') : 0,
+      prio: t.info >>> 16,
+      handle: t.handle,
+      protocol: swap16(t.info & 0xffff),
+      ...body,
+    };
+    return { rule, stats };
+  });
+}
+
+/** TCA_<KIND>_TM attribute id per action kind (tc_act/*.h): most are 1, csum and ct 2, police 6. */
+const TM_ATTR: Record<string, number> = { csum: 2, ct: 2, police: 6 };
+
+function kindOf(e: Attr): string {
+  const k = attrMap(parseAttrs(e.value, 'act entry')).get(TCA_ACT.KIND);
+  return k ? read.string(k, 'TCA_ACT_KIND', 15) : '';
+}
+
+export { EthP };
