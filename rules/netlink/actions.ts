@@ -97,12 +97,27 @@ const MPLS_OP = { pop: 1, push: 2, modify: 3, dec_ttl: 4, mac_push: 5 } as const
 const MIRRED_EACTION = { 'egress-redirect': 1, 'egress-mirror': 2, 'ingress-redirect': 3, 'ingress-mirror': 4 } as const;
 const PEDIT_HTYPES: PeditHtype[] = ['network', 'eth', 'ip4', 'ip6', 'tcp', 'udp'];
 
-/** psched ticks per second: the kernel's PSCHED_SHIFT is 6 (ns >> 6), iproute2's tick_in_usec = 15.625. */
-export const PSCHED_TICKS_PER_SEC = 15_625_000;
-/** iproute2 tc_calc_xmittime: the time to send `bytes` at `rate` B/s, in psched ticks. */
-export const burstToTicks = (bytes: number, rate: number) => Math.floor((PSCHED_TICKS_PER_SEC * bytes) / rate);
-/** The smallest byte count that encodes to `ticks` (exact inverse for rates up to 125 Mbit/s; see docs/rules.md). */
-export const ticksToBurst = (ticks: number, rate: number) => Math.ceil((ticks * rate) / PSCHED_TICKS_PER_SEC - 1e-9);
+/**
+ * iproute2 tc_calc_xmittime: the time to send `bytes` at `rate` B/s, first in
+ * whole microseconds (tc_core_time2tick takes an unsigned int), then in psched
+ * ticks of 1/15.625 us (PSCHED_SHIFT 6: ticks = us * 125 / 8).
+ */
+export function burstToTicks(bytes: number, rate: number): number {
+  const us = Math.floor((1e6 * bytes) / rate);
+  return Math.floor((us * 125) / 8);
+}
+/**
+ * The smallest byte count that encodes to `ticks`: the wire keeps time, not
+ * bytes, so e.g. 64k at 100mbit comes back as 65525. Parsers normalize to this
+ * value too, so text and bytes agree (docs/rules.md).
+ */
+export function ticksToBurst(ticks: number, rate: number): number {
+  const us = Math.ceil((ticks * 8) / 125);
+  let bytes = Math.ceil((us * rate) / 1e6);
+  while (bytes > 0 && burstToTicks(bytes - 1, rate) >= ticks) bytes--;
+  while (burstToTicks(bytes, rate) < ticks) bytes++;
+  return bytes;
+}
 
 function opt(m: Map<number, Attr>, t: number): Attr | undefined {
   return m.get(t);
@@ -263,7 +278,7 @@ const DECODERS: Record<string, Decoder> = {
     const mark = opt(o, CT.MARK), markM = opt(o, CT.MARK_MASK);
     if (mark) a.mark = { value: read.u32(mark, 'TCA_CT_MARK'), mask: markM ? read.u32(markM, 'TCA_CT_MARK_MASK') : 0xffffffff };
     const lab = opt(o, CT.LABELS), labM = opt(o, CT.LABELS_MASK);
-    if (lab) a.label = { value: bytesToHex(read.bytes(lab, 'TCA_CT_LABELS', 16)), mask: labM ? bytesToHex(read.bytes(labM, 'TCA_CT_LABELS_MASK', 16)) : 'ff'.repeat(16) };
+    if (lab) a.label = { value: bytesToHex(read.binaryUpTo(lab, 'TCA_CT_LABELS', 16)), mask: labM ? bytesToHex(read.binaryUpTo(labM, 'TCA_CT_LABELS_MASK', 16)) : 'ff'.repeat(16) };
     if (flags & CT_FLAG.NAT) {
       const type = flags & CT_FLAG.NAT_SRC ? 'src' : flags & CT_FLAG.NAT_DST ? 'dst' : 'restore';
       const ipA = (v4: number, v6: number) => {

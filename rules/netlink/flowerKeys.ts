@@ -186,7 +186,7 @@ function decodeValue(a: Attr, wire: Wire, name: string): number | string {
     case 'ip6':
       return bytesToIp(read.bytes(a, name, WIDTH[wire]));
     case 'label':
-      return bytesToHex(read.bytes(a, name, 16));
+      return bytesToHex(read.binaryUpTo(a, name, 16));
   }
 }
 

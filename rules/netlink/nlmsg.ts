@@ -176,6 +176,13 @@ export const read = {
     need(a, name, n);
     return a.value.subarray(0, n);
   },
+  /** NLA_BINARY with a maximum length: shorter values are zero-padded to `n`, as fl_set_key_val copies nla_len bytes into a zeroed key. */
+  binaryUpTo(a: Attr, name: string, n: number): Buffer {
+    if (a.value.length > n) throw new VpfError(Errno.EINVAL, `${name}: length ${a.value.length}, at most ${n}`, name);
+    const b = Buffer.alloc(n);
+    a.value.copy(b);
+    return b;
+  },
   /** NLA_NUL_STRING / NLA_STRING: up to the first NUL, at most `max` bytes. */
   string(a: Attr, name: string, max: number): string {
     const end = a.value.indexOf(0);
