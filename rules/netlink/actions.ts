@@ -7,6 +7,7 @@ import { Errno, VpfError } from '../errors.js';
 import type { Action, Control, CtAction, GeneveOpt, MplsAction, PeditHtype, PeditKey, PoliceAction, TunnelKeyAction, VlanAction } from '../model.js';
 import { AttrWriter, attrMap, parseAttrs, read, type Attr } from './nlmsg.js';
 import type { DevMap } from '../ports.js';
+import { burstToTicks, ticksToBurst } from '../psched.js';
 import { devIfindex, devName } from '../ports.js';
 
 export const TCA_ACT = { KIND: 1, OPTIONS: 2, INDEX: 3, STATS: 4, PAD: 5, COOKIE: 6, FLAGS: 7, HW_STATS: 8, USED_HW_STATS: 9, IN_HW_COUNT: 10 } as const;
@@ -97,27 +98,7 @@ const MPLS_OP = { pop: 1, push: 2, modify: 3, dec_ttl: 4, mac_push: 5 } as const
 const MIRRED_EACTION = { 'egress-redirect': 1, 'egress-mirror': 2, 'ingress-redirect': 3, 'ingress-mirror': 4 } as const;
 const PEDIT_HTYPES: PeditHtype[] = ['network', 'eth', 'ip4', 'ip6', 'tcp', 'udp'];
 
-/**
- * iproute2 tc_calc_xmittime: the time to send `bytes` at `rate` B/s, first in
- * whole microseconds (tc_core_time2tick takes an unsigned int), then in psched
- * ticks of 1/15.625 us (PSCHED_SHIFT 6: ticks = us * 125 / 8).
- */
-export function burstToTicks(bytes: number, rate: number): number {
-  const us = Math.floor((1e6 * bytes) / rate);
-  return Math.floor((us * 125) / 8);
-}
-/**
- * The smallest byte count that encodes to `ticks`: the wire keeps time, not
- * bytes, so e.g. 64k at 100mbit comes back as 65525. Parsers normalize to this
- * value too, so text and bytes agree (docs/rules.md).
- */
-export function ticksToBurst(ticks: number, rate: number): number {
-  const us = Math.ceil((ticks * 8) / 125);
-  let bytes = Math.ceil((us * rate) / 1e6);
-  while (bytes > 0 && burstToTicks(bytes - 1, rate) >= ticks) bytes--;
-  while (burstToTicks(bytes, rate) < ticks) bytes++;
-  return bytes;
-}
+export { burstToTicks, ticksToBurst } from '../psched.js';
 
 function opt(m: Map<number, Attr>, t: number): Attr | undefined {
   return m.get(t);

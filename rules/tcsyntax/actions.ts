@@ -7,7 +7,7 @@ import { bytesToHex, hexToBytes } from '../addr.js';
 import type { Action, Control, CtAction, GeneveOpt, MplsAction, PoliceAction, SkbeditAction, TunnelKeyAction, VlanAction } from '../model.js';
 import { bad, ethProto, ethProtoName, ipOrBad, printRate, rate, size, uint, type Tokens } from './lex.js';
 import { parseMunge, printMunge } from './pedit.js';
-import { burstToTicks, ticksToBurst } from '../netlink/actions.js';
+import { burstToTicks, ticksToBurst } from '../psched.js';
 
 const CONTROL_WORDS = ['pass', 'ok', 'drop', 'shot', 'pipe', 'continue', 'reclassify', 'trap', 'stolen', 'goto', 'jump'];
 
@@ -418,7 +418,10 @@ export function printAction(a: Action): string[] {
       if (a.peakrate) o.push('peakrate', printRate(a.peakrate));
       if (a.avrate) o.push('avrate', printRate(a.avrate));
       if (a.pktsPerSec) o.push('pkts_rate', String(a.pktsPerSec), 'pkts_burst', String(a.pktBurst ?? 0));
-      o.push('conform-exceed', `${printControl(a.exceed).join(' ')}/${printControl(a.control).join(' ')}`);
+      if (a.exceed.kind === 'goto' || a.exceed.kind === 'jump' || a.control.kind === 'goto' || a.control.kind === 'jump') {
+        throw new VpfError(Errno.EINVAL, 'police with a goto/jump verdict has no conform-exceed syntax here');
+      }
+      o.push('conform-exceed', `${a.exceed.kind}/${a.control.kind}`);
       return [...o, ...idx(a)];
     }
     case 'skbedit': {
