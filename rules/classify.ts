@@ -1,0 +1,206 @@
+// The reference classifier: what a Linux ingress clsact with these flower
+// filters does to one packet. It is the specification the translator is
+// tested against, so every choice cites the kernel code it follows.
+//
+// Order (net/sched/cls_api.c tcf_classify/__tcf_classify): chain 0 first; in
+// a chain, tcf_protos by ascending prio; in one flower tcf_proto, masks in the
+// order they were first inserted (cls_flower.c fl_init_mask_hashtable /
+// list_add_tail_rcu in fl_create_new_mask) and per mask the filter with equal
+// masked key. `rules` must therefore be given in install order.
+import type { Action, Control, FlowerRule } from './model.js';
+import { CtState } from './model.js';
+import type { CtMeta, Destination, Emit, Outcome, Packet, TraceStep } from './packet.js';
+import { keysMatch, maskShape, protocolMatches } from './classify/match.js';
+import { applyPedit } from './classify/pedit.js';
+
+export interface ClassifyOptions {
+  /**
+   * What conntrack answers for a packet at a `ct` action: the ct state bits
+   * (flower layout). Default: a new connection, +trk+new (and +est once the
+   * action commits nothing: tc's ct does not see replies in a single pass).
+   */
+  conntrack?: (p: Packet, zone: number) => number;
+}
+
+/** cls_api.c: more than this many reclassifications drop the packet ("reclassify loop"). */
+export const MAX_RECLASSIFY_LOOP = 16;
+/** act_api.c tcf_action_exec: a jump may not loop more than this. */
+const MAX_JUMPS = 32;
+
+type Verdict = { kind: 'pass' } | { kind: 'drop' } | { kind: 'stolen' } | { kind: 'trap' } | { kind: 'continue' } | { kind: 'reclassify' } | { kind: 'goto'; chain: number };
+
+const clone = (p: Packet): Packet => structuredClone(p);
+
+function defaultConntrack(): number {
+  return CtState.TRACKED | CtState.NEW;
+}
+
+/** Runs one action; returns its control verdict after its effect (act_api.c tcf_action_exec). */
+function runAction(a: Action, p: Packet, emits: Emit[], opts: ClassifyOptions): Control {
+  switch (a.kind) {
+    case 'gact':
+      return a.control;
+    case 'mirred': {
+      // act_mirred.c: egress transmits on the device (here: the VF/wire behind the representor);
+      // ingress injects into its receive path (here: the guest's representor).
+      const to: Destination = a.direction === 'egress' ? { kind: 'port', dev: a.dev } : { kind: 'rep', dev: a.dev };
+      emits.push({ to, packet: clone(p) });
+      return a.control;
+    }
+    case 'vlan':
+      if (a.op === 'pop') p.vlans.shift();
+      else if (a.op === 'push') p.vlans.unshift({ tpid: a.protocol ?? 0x8100, vid: a.id, pcp: a.prio ?? 0 });
+      else if (p.vlans[0]) {
+        // act_vlan.c: modify keeps the PCP unless a priority was given.
+        p.vlans[0].vid = a.id;
+        if (a.prio !== undefined) p.vlans[0].pcp = a.prio;
+        if (a.protocol !== undefined) p.vlans[0].tpid = a.protocol;
+      }
+      return a.control;
+    case 'pedit':
+      applyPedit(p, a.keys);
+      return a.control;
+    case 'csum':
+    case 'sample':
+      return a.control; // checksums and samples have no effect the packet model shows
+    case 'tunnel_key':
+      if (a.op === 'unset') delete p.tunnel;
+      else p.tunnel = { id: a.id ?? 0, src: a.srcIp ?? '0.0.0.0', dst: a.dstIp ?? '0.0.0.0', dstPort: a.dstPort ?? 0, tos: a.tos ?? 0, ttl: a.ttl ?? 0 };
+      return a.control;
+    case 'ct': {
+      if (a.clear) {
+        p.ct = { state: 0, zone: 0, mark: 0, label: '0'.repeat(32) };
+        return a.control;
+      }
+      const zone = a.zone ?? 0;
+      const ct: CtMeta = { ...p.ct, zone, state: (opts.conntrack ?? defaultConntrack)(p, zone) };
+      if (a.commit && a.mark) ct.mark = ((ct.mark & ~a.mark.mask) | (a.mark.value & a.mark.mask)) >>> 0;
+      if (a.commit && a.label) {
+        const v = Buffer.from(a.label.value, 'hex'), m = Buffer.from(a.label.mask, 'hex'), o = Buffer.from(ct.label.padEnd(32, '0'), 'hex');
+        for (let i = 0; i < 16; i++) o[i] = (o[i]! & ~m[i]!) | (v[i]! & m[i]!);
+        ct.label = o.toString('hex');
+      }
+      p.ct = ct;
+      // act_ct.c: nat rewrites the packet in place; the model takes the lowest address/port of the range.
+      if (a.nat && a.nat.type !== 'restore' && p.ip) {
+        if (a.nat.type === 'src') {
+          if (a.nat.addrMin) p.ip.src = a.nat.addrMin;
+          if (a.nat.portMin !== undefined && p.l4) p.l4.src = a.nat.portMin;
+        } else {
+          if (a.nat.addrMin) p.ip.dst = a.nat.addrMin;
+          if (a.nat.portMin !== undefined && p.l4) p.l4.dst = a.nat.portMin;
+        }
+      }
+      return a.control;
+    }
+    case 'police':
+      // A per-packet model has no token bucket: every packet conforms (docs/semantics.md).
+      return a.control;
+    case 'skbedit':
+      if (a.mark) p.mark = ((p.mark & ~a.mark.mask) | (a.mark.value & a.mark.mask)) >>> 0;
+      if (a.priority !== undefined) p.priority = a.priority;
+      return a.control;
+    case 'mpls': {
+      const stack = (p.mpls ??= []);
+      if (a.op === 'push' || a.op === 'mac_push') {
+        stack.unshift({ label: a.label ?? 0, tc: a.tc ?? 0, bos: a.bos ?? (stack.length ? 0 : 1), ttl: a.ttl ?? p.ip?.ttl ?? 255 });
+        p.ethType = a.protocol;
+      } else if (a.op === 'pop') {
+        stack.shift();
+        if (!stack.length) {
+          delete p.mpls;
+          p.ethType = a.protocol;
+        }
+      } else if (a.op === 'modify' && stack[0]) {
+        if (a.label !== undefined) stack[0].label = a.label;
+        if (a.tc !== undefined) stack[0].tc = a.tc;
+        if (a.ttl !== undefined) stack[0].ttl = a.ttl;
+        if (a.bos !== undefined) stack[0].bos = a.bos;
+      } else if (a.op === 'dec_ttl' && stack[0]) stack[0].ttl = (stack[0].ttl + 255) & 0xff;
+      return a.control;
+    }
+  }
+}
+
+/** act_api.c tcf_action_exec: actions in order; PIPE goes on, JUMP skips, anything else ends the list. */
+function runActions(actions: Action[], p: Packet, emits: Emit[], opts: ClassifyOptions): Verdict {
+  let jumps = 0;
+  for (let i = 0; i < actions.length; i++) {
+    const c = runAction(actions[i]!, p, emits, opts);
+    if (c.kind === 'pipe') continue;
+    if (c.kind === 'jump') {
+      if (++jumps > MAX_JUMPS) return { kind: 'drop' };
+      i += c.count - 1;
+      if (i + 1 >= actions.length) return { kind: 'pass' }; // jumped past the end: TC_ACT_OK
+      continue;
+    }
+    return c;
+  }
+  // The last action piped: tcf_action_exec returns PIPE (>= 0), which sch_handle_ingress treats like OK.
+  return { kind: 'pass' };
+}
+
+/** The filters of one chain in evaluation order: prio ascending, then mask insertion order. */
+function chainOrder(rules: FlowerRule[]): FlowerRule[] {
+  const byPrio = new Map<number, FlowerRule[]>();
+  for (const r of rules) {
+    const l = byPrio.get(r.prio) ?? [];
+    l.push(r);
+    byPrio.set(r.prio, l);
+  }
+  const out: FlowerRule[] = [];
+  for (const prio of [...byPrio.keys()].sort((a, b) => a - b)) {
+    const masks = new Map<string, FlowerRule[]>();
+    for (const r of byPrio.get(prio)!) {
+      const k = maskShape(r.match);
+      const l = masks.get(k) ?? [];
+      l.push(r);
+      masks.set(k, l);
+    }
+    for (const l of masks.values()) out.push(...l);
+  }
+  return out;
+}
+
+export function classify(rules: FlowerRule[], packet: Packet, opts: ClassifyOptions = {}): Outcome {
+  const mine = rules.filter((r) => r.dev === packet.inDev && r.direction === 'ingress');
+  const chains = new Map<number, FlowerRule[]>();
+  for (const r of mine) chains.set(r.chain, [...(chains.get(r.chain) ?? []), r]);
+  const ordered = new Map([...chains].map(([c, l]) => [c, chainOrder(l)]));
+  const p = clone(packet);
+  const emits: Emit[] = [];
+  const trace: TraceStep[] = [];
+  const slowpath = (): Outcome => ({ emits: [...emits, { to: { kind: 'rep', dev: packet.inDev }, packet: p }], final: 'slowpath', trace });
+  let chain = 0;
+  let reclassify = 0;
+  let hops = 0;
+  next_chain: for (;;) {
+    if (++hops > 1000) return { emits, final: 'dropped', trace }; // goto loops: the kernel bounds them the same way it bounds reclassify
+    for (const r of ordered.get(chain) ?? []) {
+      if (!protocolMatches(r, p) || !keysMatch(r.match, p)) continue;
+      // tcf_exts_exec: a filter without actions returns TC_ACT_OK, which ends classification.
+      const v = r.actions.length ? runActions(r.actions, p, emits, opts) : ({ kind: 'pass' } as Verdict);
+      trace.push({ chain: r.chain, prio: r.prio, handle: r.handle, verdict: v.kind === 'goto' ? `goto chain ${v.chain}` : v.kind });
+      switch (v.kind) {
+        case 'continue':
+          continue; // TC_ACT_UNSPEC: the next filter
+        case 'goto':
+          chain = v.chain;
+          continue next_chain;
+        case 'reclassify':
+          if (++reclassify > MAX_RECLASSIFY_LOOP) return { emits, final: 'dropped', trace };
+          chain = 0;
+          continue next_chain;
+        case 'drop':
+          return { emits, final: 'dropped', trace };
+        case 'stolen':
+          return { emits, final: 'redirected', trace };
+        case 'pass':
+        case 'trap':
+          return slowpath();
+      }
+    }
+    // No filter took the packet: it continues up the stack, i.e. to the guest's representor.
+    return slowpath();
+  }
+}

@@ -1,0 +1,182 @@
+// tc flower semantics, one user-visible rule at a time, then totality over random input.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { classify } from '../../rules/classify.js';
+import type { FlowerRule } from '../../rules/model.js';
+import type { Packet } from '../../rules/packet.js';
+import { parseFilter, splitArgs } from '../../rules/tcsyntax/index.js';
+import { arbPacket } from '../gen/packet.js';
+import { arbRule } from '../gen/rule.js';
+
+const rule = (line: string): FlowerRule => {
+  const r = parseFilter(splitArgs(line));
+  if (!r.ok) throw new Error(`${line}: ${r.error.message}`);
+  return r.value;
+};
+const rules = (...lines: string[]) => lines.map(rule);
+
+const udp = (over: Partial<Packet> = {}, dport = 5000, sport = 1234): Packet => ({
+  inDev: 'vf0',
+  dstMac: '02:00:00:00:00:02',
+  srcMac: '02:00:00:00:00:01',
+  vlans: [],
+  ethType: 0x0800,
+  ip: { version: 4, src: '10.0.0.1', dst: '10.0.0.2', proto: 17, tos: 0, ttl: 64, frag: 'no' },
+  l4: { src: sport, dst: dport },
+  ct: { state: 0, zone: 0, mark: 0, label: '0'.repeat(32) },
+  mark: 0,
+  priority: 0,
+  ...over,
+});
+const where = (o: ReturnType<typeof classify>) => o.emits.map((e) => `${e.to.kind}:${e.to.dev}`);
+
+describe('reference classifier: order', () => {
+  it('prio 1 drop beats prio 2 redirect, whatever the install order', () => {
+    const rs = rules('dev vf0 ingress prio 2 protocol ip flower action mirred egress redirect dev vf1', 'dev vf0 ingress prio 1 protocol ip flower ip_proto udp action drop');
+    expect(classify(rs, udp()).final).toBe('dropped');
+  });
+
+  it('within one prio, the mask inserted first is tried first', () => {
+    const rs = rules(
+      'dev vf0 ingress prio 1 protocol ip flower dst_ip 10.0.0.0/8 action mirred egress redirect dev vf1',
+      'dev vf0 ingress prio 1 protocol ip flower dst_ip 10.0.0.2 action mirred egress redirect dev vf2',
+    );
+    expect(where(classify(rs, udp()))).toEqual(['port:vf1']);
+    expect(where(classify([rs[1]!, rs[0]!], udp()))).toEqual(['port:vf2']);
+  });
+
+  it('no match goes up the representor (slow path)', () => {
+    const o = classify(rules('dev vf0 ingress prio 1 protocol ip flower ip_proto tcp action drop'), udp());
+    expect(o.final).toBe('slowpath');
+    expect(where(o)).toEqual(['rep:vf0']);
+  });
+
+  it('rules of another representor do not apply', () => {
+    expect(classify(rules('dev vf1 ingress prio 1 protocol ip flower action drop'), udp()).final).toBe('slowpath');
+  });
+
+  it('continue tries the next filter; goto chain jumps; a miss in chain 1 is the slow path with changes applied', () => {
+    const rs = rules(
+      'dev vf0 ingress prio 1 protocol ip flower action continue',
+      'dev vf0 ingress prio 2 protocol ip flower action pedit ex munge ip ttl dec pipe action goto chain 1',
+      'dev vf0 ingress chain 1 prio 1 protocol ip flower ip_proto tcp action drop',
+    );
+    const o = classify(rs, udp());
+    expect(o.final).toBe('slowpath');
+    expect(o.emits[0]!.packet.ip!.ttl).toBe(63);
+    expect(o.trace.map((t) => t.verdict)).toEqual(['continue', 'goto chain 1']);
+  });
+
+  it('reclassify loops end in a drop after 16 rounds, as cls_api.c bounds them', () => {
+    expect(classify(rules('dev vf0 ingress prio 1 protocol ip flower action reclassify'), udp()).final).toBe('dropped');
+  });
+});
+
+describe('reference classifier: keys', () => {
+  it('protocol ip does not see VLAN-tagged frames (skb_protocol is the TPID)', () => {
+    const rs = rules('dev vf0 ingress prio 1 protocol ip flower action drop');
+    expect(classify(rs, udp({ vlans: [{ tpid: 0x8100, vid: 5, pcp: 0 }] })).final).toBe('slowpath');
+    expect(classify(rs, udp()).final).toBe('dropped');
+  });
+
+  it('protocol 802.1Q with vlan_id matches the outer tag', () => {
+    const rs = rules('dev vf0 ingress prio 1 protocol 802.1Q flower vlan_id 5 vlan_ethtype ip action drop');
+    expect(classify(rs, udp({ vlans: [{ tpid: 0x8100, vid: 5, pcp: 0 }] })).final).toBe('dropped');
+    expect(classify(rs, udp({ vlans: [{ tpid: 0x8100, vid: 6, pcp: 0 }] })).final).toBe('slowpath');
+    expect(classify(rs, udp({ vlans: [{ tpid: 0x88a8, vid: 5, pcp: 0 }] })).final).toBe('slowpath');
+  });
+
+  it('port ranges are inclusive', () => {
+    const rs = rules('dev vf0 ingress prio 1 protocol ip flower ip_proto udp dst_port 1000-1999 action drop');
+    expect(classify(rs, udp({}, 1000)).final).toBe('dropped');
+    expect(classify(rs, udp({}, 1999)).final).toBe('dropped');
+    expect(classify(rs, udp({}, 2000)).final).toBe('slowpath');
+  });
+
+  it('ports of any fragment dissect as 0', () => {
+    const rs = rules('dev vf0 ingress prio 1 protocol ip flower ip_proto udp dst_port 5000 action drop');
+    const frag = udp();
+    frag.ip!.frag = 'first';
+    expect(classify(rs, frag).final).toBe('slowpath');
+    const zero = rules('dev vf0 ingress prio 1 protocol ip flower ip_proto udp dst_port 0 action drop');
+    expect(classify(zero, frag).final).toBe('dropped');
+  });
+
+  it('ip_flags nofirstfrag matches non-fragments and later fragments', () => {
+    const rs = rules('dev vf0 ingress prio 1 protocol ip flower ip_flags nofirstfrag action drop');
+    const p = udp();
+    expect(classify(rs, p).final).toBe('dropped');
+    p.ip!.frag = 'later';
+    expect(classify(rs, p).final).toBe('dropped');
+    p.ip!.frag = 'first';
+    expect(classify(rs, p).final).toBe('slowpath');
+  });
+
+  it('ct_state compares flower bits', () => {
+    const rs = rules('dev vf0 ingress prio 1 protocol ip flower ct_state +trk+est action drop');
+    expect(classify(rs, udp({ ct: { state: 0x0a, zone: 0, mark: 0, label: '0'.repeat(32) } })).final).toBe('dropped');
+    expect(classify(rs, udp({ ct: { state: 0x09, zone: 0, mark: 0, label: '0'.repeat(32) } })).final).toBe('slowpath');
+  });
+});
+
+describe('reference classifier: actions', () => {
+  it('mirror then redirect emits two copies, the mirror first', () => {
+    const o = classify(rules('dev vf0 ingress prio 1 protocol ip flower action mirred egress mirror dev vf2 action mirred egress redirect dev vf1'), udp());
+    expect(where(o)).toEqual(['port:vf2', 'port:vf1']);
+    expect(o.final).toBe('redirected');
+  });
+
+  it('a mirror copy has the rewrites made before it, not after', () => {
+    const o = classify(
+      rules('dev vf0 ingress prio 1 protocol ip flower action mirred egress mirror dev vf2 action vlan push id 7 priority 3 action mirred egress redirect dev uplink'),
+      udp(),
+    );
+    expect(o.emits[0]!.packet.vlans).toEqual([]);
+    expect(o.emits[1]!.packet.vlans).toEqual([{ tpid: 0x8100, vid: 7, pcp: 3 }]);
+  });
+
+  it('pedit rewrites addresses, ports and MACs', () => {
+    const o = classify(
+      rules('dev vf0 ingress prio 1 protocol ip flower ip_proto udp action pedit ex munge ip dst set 10.9.9.9 munge udp dport set 53 munge eth dst set 02:00:00:00:00:99 pipe action mirred egress redirect dev vf1'),
+      udp(),
+    );
+    const p = o.emits[0]!.packet;
+    expect([p.ip!.dst, p.l4!.dst, p.dstMac]).toEqual(['10.9.9.9', 53, '02:00:00:00:00:99']);
+  });
+
+  it('ttl dec wraps 0 to 255 like the kernel\'s add, unlike OVS dec_ttl', () => {
+    const p = udp();
+    p.ip!.ttl = 0;
+    const o = classify(rules('dev vf0 ingress prio 1 protocol ip flower action pedit ex munge ip ttl dec pipe action mirred egress redirect dev vf1'), p);
+    expect(o.emits[0]!.packet.ip!.ttl).toBe(255);
+  });
+
+  it('ct sets the state chain 1 then sees; ct clear resets it', () => {
+    const rs = rules(
+      'dev vf0 ingress prio 1 protocol ip flower ct_state -trk action ct zone 3 pipe action goto chain 1',
+      'dev vf0 ingress chain 1 prio 1 protocol ip flower ct_state +trk+new ct_zone 3 action mirred egress redirect dev vf1',
+    );
+    expect(where(classify(rs, udp()))).toEqual(['port:vf1']);
+    const est = classify(rs, udp(), { conntrack: () => 0x0a });
+    expect(est.final).toBe('slowpath');
+  });
+
+  it('police conforms (no token bucket per packet) and takes its conform verdict', () => {
+    const o = classify(rules('dev vf0 ingress prio 1 protocol ip flower action police rate 1mbit burst 10k conform-exceed drop/pipe action mirred egress redirect dev vf1'), udp());
+    expect(where(o)).toEqual(['port:vf1']);
+  });
+});
+
+describe('reference classifier: totality', () => {
+  it('never throws and is deterministic on random rule sets and packets', () => {
+    fc.assert(
+      fc.property(fc.array(arbRule(), { maxLength: 8 }), arbPacket(), (rs, p) => {
+        const a = classify(rs, p);
+        expect(classify(rs, p)).toEqual(a);
+        expect(['redirected', 'dropped', 'slowpath']).toContain(a.final);
+        if (a.final === 'slowpath') expect(a.emits.at(-1)!.to).toEqual({ kind: 'rep', dev: p.inDev });
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
