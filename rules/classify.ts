@@ -20,6 +20,13 @@ export interface ClassifyOptions {
    * action commits nothing: tc's ct does not see replies in a single pass).
    */
   conntrack?: (p: Packet, zone: number) => number;
+  /**
+   * Partial offload: (rule, packet) pairs the hardware path holds only as a
+   * trap. Such a rule takes the packet at its place in the order and hands it
+   * to software (the translator's trap flow); neither its protocol nor its
+   * keys are consulted: the hook states what the trap covers.
+   */
+  trapped?: (rule: FlowerRule, packet: Packet) => boolean;
 }
 
 /** cls_api.c: more than this many reclassifications drop the packet ("reclassify loop"). */
@@ -177,6 +184,10 @@ export function classify(rules: FlowerRule[], packet: Packet, opts: ClassifyOpti
   next_chain: for (;;) {
     if (++hops > 1000) return { emits, final: 'dropped', trace }; // goto loops: the kernel bounds them the same way it bounds reclassify
     for (const r of ordered.get(chain) ?? []) {
+      if (opts.trapped?.(r, p)) {
+        trace.push({ chain: r.chain, prio: r.prio, handle: r.handle, verdict: 'trap (not offloaded)' });
+        return slowpath();
+      }
       if (!protocolMatches(r, p) || !keysMatch(r.match, p)) continue;
       // tcf_exts_exec: a filter without actions returns TC_ACT_OK, which ends classification.
       const v = r.actions.length ? runActions(r.actions, p, emits, opts) : ({ kind: 'pass' } as Verdict);

@@ -1,0 +1,120 @@
+// Runs `ovs-appctl ofproto/trace` on a private OVS and reads back what the
+// datapath would do: each output (as an OpenFlow port) with the packet as
+// rewritten by then. Datapath actions are the truth of a trace; odp port
+// numbers map back to OpenFlow ports through `dpif/show`.
+import type { Packet } from '../../../rules/packet.js';
+import type { PrivateOvs } from '../../harness/ovs.js';
+
+export interface TracedOutput {
+  ofport: number;
+  packet: Packet;
+}
+
+export async function odpToOfport(ovs: PrivateOvs, bridge: string): Promise<Map<number, number>> {
+  const text = await ovs.appctl('dpif/show');
+  const map = new Map<number, number>();
+  let inBridge = false;
+  for (const line of text.split('\n')) {
+    const b = /^\s{2}(\S+):$/.exec(line);
+    if (b) inBridge = b[1] === bridge;
+    const p = /^\s+\S+ (\d+)\/(\d+):/.exec(line);
+    if (p && inBridge) map.set(Number(p[2]), Number(p[1]));
+  }
+  return map;
+}
+
+/** The ofproto/trace flow for a packet entering on OpenFlow port `inPort`. */
+export function packetFlow(p: Packet, inPort: number): string {
+  const f = [`in_port=${inPort}`, `dl_src=${p.srcMac}`, `dl_dst=${p.dstMac}`];
+  const tag = p.vlans[0];
+  if (tag) f.push(`dl_vlan=${tag.vid}`, `dl_vlan_pcp=${tag.pcp}`);
+  f.push(`dl_type=0x${p.ethType.toString(16)}`);
+  if (p.ip) {
+    const v6 = p.ip.version === 6;
+    f.push(v6 ? `ipv6_src=${p.ip.src}` : `nw_src=${p.ip.src}`, v6 ? `ipv6_dst=${p.ip.dst}` : `nw_dst=${p.ip.dst}`);
+    f.push(`nw_proto=${p.ip.proto}`, `nw_tos=${p.ip.tos & 0xfc}`, `nw_ecn=${p.ip.tos & 3}`, `nw_ttl=${p.ip.ttl}`, `nw_frag=${p.ip.frag}`);
+    // OVS, like flower, leaves L4 of fragments unparsed (frag_handling normal).
+    if (p.ip.frag === 'no') {
+      const l4 = p.ip.proto === 6 ? 'tcp' : p.ip.proto === 17 ? 'udp' : p.ip.proto === 132 ? 'sctp' : undefined;
+      if (p.l4 && l4) f.push(`${l4}_src=${p.l4.src}`, `${l4}_dst=${p.l4.dst}`);
+      if (p.ip.proto === 6 && p.tcpFlags !== undefined) f.push(`tcp_flags=0x${p.tcpFlags.toString(16)}`);
+      const icmp = p.ip.proto === 1 ? 'icmp' : p.ip.proto === 58 ? 'icmpv6' : undefined;
+      if (p.icmp && icmp) f.push(`${icmp}_type=${p.icmp.type}`, `${icmp}_code=${p.icmp.code}`);
+    }
+  }
+  if (p.arp) f.push(`arp_op=${p.arp.op}`, `arp_spa=${p.arp.sip}`, `arp_tpa=${p.arp.tip}`, `arp_sha=${p.arp.sha}`, `arp_tha=${p.arp.tha}`);
+  return f.join(',');
+}
+
+function fields(s: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const kv of s.split(',')) {
+    const [k, v] = kv.split('=');
+    if (k && v !== undefined) out[k.trim()] = v.split('/')[0]!;
+  }
+  return out;
+}
+
+/** Splits a datapath action list at top-level commas. */
+function topLevel(s: string): string[] {
+  const out: string[] = [];
+  let depth = 0, cur = '';
+  for (const ch of s) {
+    if (ch === '(') depth++;
+    if (ch === ')') depth--;
+    if (ch === ',' && depth === 0) {
+      out.push(cur);
+      cur = '';
+    } else cur += ch;
+  }
+  if (cur) out.push(cur);
+  return out.map((x) => x.trim()).filter(Boolean);
+}
+
+export async function trace(ovs: PrivateOvs, bridge: string, p: Packet, inPort: number, odp: Map<number, number>, ctNext: string[] = []): Promise<{ outputs: TracedOutput[]; raw: string }> {
+  const args = ['ofproto/trace', bridge, packetFlow(p, inPort)];
+  for (const c of ctNext) args.push('--ct-next', c);
+  const raw = await ovs.appctl(...args);
+  const pkt: Packet = structuredClone(p);
+  const outputs: TracedOutput[] = [];
+  const lines = raw.split('\n').filter((l) => l.startsWith('Datapath actions:'));
+  for (const line of lines) {
+    const acts = line.slice('Datapath actions:'.length).trim();
+    if (acts === 'drop') continue;
+    for (const a of topLevel(acts)) {
+      if (/^\d+$/.test(a)) {
+        outputs.push({ ofport: odp.get(Number(a)) ?? -Number(a), packet: structuredClone(pkt) });
+        continue;
+      }
+      const set = /^set\((\w+)\((.*)\)\)$/.exec(a);
+      if (set) {
+        const f = fields(set[2]!);
+        if (set[1] === 'eth') {
+          if (f.src) pkt.srcMac = f.src;
+          if (f.dst) pkt.dstMac = f.dst;
+        } else if ((set[1] === 'ipv4' || set[1] === 'ipv6') && pkt.ip) {
+          if (f.src) pkt.ip.src = f.src;
+          if (f.dst) pkt.ip.dst = f.dst;
+          if (f.ttl ?? f.hlimit) pkt.ip.ttl = Number(f.ttl ?? f.hlimit);
+          if (f.tos ?? f.tclass) pkt.ip.tos = Number(f.tos ?? f.tclass);
+        } else if ((set[1] === 'tcp' || set[1] === 'udp' || set[1] === 'sctp') && pkt.l4) {
+          if (f.src) pkt.l4.src = Number(f.src);
+          if (f.dst) pkt.l4.dst = Number(f.dst);
+        }
+        continue;
+      }
+      const push = /^push_vlan\((.*)\)$/.exec(a);
+      if (push) {
+        const f = fields(push[1]!);
+        pkt.vlans.unshift({ tpid: f.tpid ? Number(f.tpid) : 0x8100, vid: Number(f.vid ?? 0), pcp: Number(f.pcp ?? 0) });
+        continue;
+      }
+      if (a === 'pop_vlan') {
+        pkt.vlans.shift();
+        continue;
+      }
+      // ct(), recirc(), meter(), sample(), userspace() change nothing the comparison looks at.
+    }
+  }
+  return { outputs, raw };
+}

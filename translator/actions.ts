@@ -1,0 +1,273 @@
+// A flower action list as OpenFlow actions (ovs-actions(7)). Verdicts decide
+// where the list ends: redirect/drop stop, pass/trap/pipe-at-end hand the
+// packet to the representor (slow path), goto resubmits to the chain's table.
+// What OpenFlow cannot do exactly is refused with EOPNOTSUPP and the reason.
+import { Errno, VpfError } from '../rules/errors.js';
+import type { Action, Control, FlowerRule } from '../rules/model.js';
+import { EthP } from '../rules/model.js';
+import { Tokens } from '../rules/tcsyntax/lex.js';
+import { printMunge } from '../rules/tcsyntax/pedit.js';
+import { l3Protocol } from '../rules/validate.js';
+import type { OfMeter } from '../ovs/openflow/flow.js';
+import { portPair, type PortMap } from './portmap.js';
+
+export interface ActionContext {
+  ports: PortMap;
+  /** First table of chain N, or undefined when the chain has no filters (a goto there misses). */
+  chainTable(chain: number): number | undefined;
+  zone(guestZone: number): number;
+  /** Allocates a meter for a police action; returns its id. */
+  meter(spec: string): number;
+}
+
+/** One way to run the action list; `when` adds match fields that select this variant (ttl dec). */
+export interface ActionVariant {
+  when: string[];
+  actions: string;
+  /** Variants with a `when` must sit above the general one. */
+  specific: boolean;
+}
+
+const refuse = (msg: string, attr?: string): never => {
+  throw new VpfError(Errno.EOPNOTSUPP, msg, attr);
+};
+
+function out(ctx: ActionContext, rule: FlowerRule, dev: string, toRep: boolean): string {
+  const pair = portPair(ctx.ports, dev);
+  if (!pair) return refuse(`no port for representor ${dev} in this VM`, 'mirred dev');
+  const self = portPair(ctx.ports, rule.dev)!;
+  const port = toRep ? pair.rep : pair.port;
+  // OpenFlow drops output to the ingress port unless it is named in_port (ovs-actions(7) output).
+  return port === self.port ? 'in_port' : `output:${port}`;
+}
+
+const slowPath = (ctx: ActionContext, rule: FlowerRule) => `output:${portPair(ctx.ports, rule.dev)!.rep}`;
+
+interface PeditOp {
+  hdr: string;
+  field: string;
+  op: 'set' | 'dec';
+  value?: string;
+}
+
+/** pedit words back to named fields (the tc-syntax codec's field table is the one source of truth). */
+function peditOps(keys: Parameters<typeof printMunge>[0]): PeditOp[] {
+  const words = printMunge(keys);
+  if (!words) return refuse('pedit keys that are not whole named fields cannot be offloaded', 'pedit');
+  const t = new Tokens(words);
+  const ops: PeditOp[] = [];
+  while (t.accept('munge')) {
+    const hdr = t.take()!, field = t.take()!, op = t.take()!;
+    if (op === 'dec') ops.push({ hdr, field, op: 'dec' });
+    else if (op === 'set') {
+      const value = t.take()!;
+      if (t.accept('retain')) refuse(`pedit ${hdr} ${field} with retain (a partial field) cannot be offloaded`, 'pedit');
+      ops.push({ hdr, field, op: 'set', value });
+    } else refuse(`pedit ${hdr} ${field} ${op}: only set and ttl/hoplimit dec are offloaded`, 'pedit');
+  }
+  return ops;
+}
+
+export interface TranslatedActions {
+  variants: ActionVariant[];
+  /** Whether the list rewrites the packet before a verdict that can hand it to software. */
+  modifiesThenMisses: boolean;
+}
+
+export function translateActions(rule: FlowerRule, ctx: ActionContext): TranslatedActions {
+  const l3 = l3Protocol(rule.match);
+  const ipv4 = l3 === EthP.IP, ipv6 = l3 === EthP.IPV6;
+  const acts: string[] = [];
+  let ttlDec = false;
+  let modified = false;
+  // VLAN presence as far as the match and earlier actions tell: the protocol gate makes ip/ipv6/arp/mpls untagged.
+  let tagged: 'yes' | 'no' | 'unknown' = rule.protocol === EthP.ALL ? (rule.match.numOfVlans === 0 ? 'no' : 'unknown') : 'no';
+  let ended: 'stop' | 'software' | undefined;
+  let missAfterModify = false;
+
+  const verdict = (c: Control, i: number): boolean => {
+    switch (c.kind) {
+      case 'pipe':
+        return false;
+      case 'drop':
+      case 'stolen':
+        ended = 'stop';
+        return true;
+      case 'pass':
+      case 'trap':
+        acts.push(slowPath(ctx, rule));
+        ended = 'software';
+        if (modified) missAfterModify = true;
+        return true;
+      case 'goto': {
+        const t = ctx.chainTable(c.chain);
+        acts.push(t === undefined ? slowPath(ctx, rule) : `resubmit(,${t})`);
+        ended = 'software';
+        if (modified) missAfterModify = true;
+        return true;
+      }
+      default:
+        return refuse(`action ${i + 1}: verdict "${c.kind}" has no OpenFlow equivalent (a matched flow cannot fall through to the next filter)`, 'control');
+    }
+  };
+
+  for (let i = 0; i < rule.actions.length; i++) {
+    const a: Action = rule.actions[i]!;
+    switch (a.kind) {
+      case 'gact':
+        break;
+      case 'mirred':
+        acts.push(out(ctx, rule, a.dev, a.direction === 'ingress'));
+        break;
+      case 'vlan':
+        if (a.op === 'pop') {
+          // act_vlan.c: popping an untagged frame is a no-op.
+          if (tagged === 'unknown') refuse('vlan pop on a filter that sees both tagged and untagged frames', 'vlan');
+          if (tagged === 'yes') {
+            acts.push('pop_vlan');
+            tagged = 'unknown';
+            modified = true;
+          }
+        } else if (a.op === 'push') {
+          if (a.protocol !== undefined && a.protocol !== EthP.VLAN_8021Q && a.protocol !== EthP.VLAN_8021AD) refuse('vlan push of an unknown TPID', 'vlan');
+          acts.push(`push_vlan:0x${(a.protocol ?? EthP.VLAN_8021Q).toString(16)}`, `set_field:${0x1000 | a.id}->vlan_vid`);
+          // OVS push_vlan starts with PCP 0, as tc's push without priority does.
+          if (a.prio) acts.push(`set_field:${a.prio}->vlan_pcp`);
+          tagged = 'yes';
+          modified = true;
+        } else {
+          if (a.protocol !== undefined) refuse('vlan modify of the TPID: OpenFlow cannot rewrite a TPID in place', 'vlan');
+          if (tagged === 'unknown') refuse('vlan modify on a filter that sees both tagged and untagged frames', 'vlan');
+          if (tagged === 'yes') {
+            acts.push(`set_field:${0x1000 | a.id}->vlan_vid`);
+            if (a.prio !== undefined) acts.push(`set_field:${a.prio}->vlan_pcp`);
+            modified = true;
+          }
+        }
+        break;
+      case 'pedit':
+        for (const op of peditOps(a.keys)) {
+          modified = true;
+          const need = (ok: boolean, what: string) => ok || refuse(`pedit ${op.hdr} ${op.field} needs a filter that matches ${what} (OpenFlow set_field prerequisites)`, 'pedit');
+          const f = `${op.hdr} ${op.field}`;
+          if (f === 'eth dst') acts.push(`mod_dl_dst:${op.value}`);
+          else if (f === 'eth src') acts.push(`mod_dl_src:${op.value}`);
+          else if (f === 'ip src' || f === 'ip dst') need(ipv4, 'protocol ip') && acts.push(`mod_nw_${op.field}:${op.value}`);
+          else if (f === 'ip6 src' || f === 'ip6 dst') need(ipv6, 'protocol ipv6') && acts.push(`set_field:${op.value}->ipv6_${op.field}`);
+          else if (f === 'ip tos') need(ipv4, 'protocol ip') && acts.push(`set_field:${Number(op.value) >> 2}->ip_dscp`, `set_field:${Number(op.value) & 3}->nw_ecn`);
+          else if ((f === 'ip ttl' && need(ipv4, 'protocol ip')) || (f === 'ip6 hoplimit' && need(ipv6, 'protocol ipv6'))) {
+            if (op.op === 'set') acts.push(`mod_nw_ttl:${op.value}`);
+            else {
+              if (ttlDec || rule.match.ipTtl) refuse('ttl dec combined with a ttl match or another dec cannot be offloaded exactly', 'pedit');
+              ttlDec = true;
+              acts.push('@TTLDEC@');
+            }
+          } else if (op.hdr === 'tcp' || op.hdr === 'udp') {
+            need(rule.match.ipProto === (op.hdr === 'tcp' ? 6 : 17), `ip_proto ${op.hdr}`);
+            acts.push(`set_field:${op.value}->${op.hdr}_${op.field === 'sport' ? 'src' : 'dst'}`);
+          } else refuse(`pedit ${f} cannot be offloaded`, 'pedit');
+        }
+        break;
+      case 'csum':
+        break; // OVS keeps checksums right on every rewrite (ovs-actions(7) set_field)
+      case 'tunnel_key':
+        refuse('tunnel_key is not offloaded yet: tunnels need per-VM tunnel ports (a later design)', 'tunnel_key');
+        break;
+      case 'ct': {
+        if (a.clear) {
+          acts.push('ct_clear');
+          break;
+        }
+        if (a.helper) refuse('ct helpers (ALGs) cannot be offloaded', 'ct helper');
+        const args: string[] = [];
+        if (a.commit) args.push(a.force ? 'commit,force' : 'commit');
+        args.push(`zone=${ctx.zone(a.zone ?? 0)}`);
+        if (a.nat) {
+          if (a.nat.type === 'restore') args.push('nat');
+          else {
+            const addr = a.nat.addrMin ? (a.nat.addrMax && a.nat.addrMax !== a.nat.addrMin ? `${a.nat.addrMin}-${a.nat.addrMax}` : a.nat.addrMin) : '';
+            const port = a.nat.portMin !== undefined ? `:${a.nat.portMin}${a.nat.portMax !== undefined && a.nat.portMax !== a.nat.portMin ? `-${a.nat.portMax}` : ''}` : '';
+            args.push(`nat(${a.nat.type}${addr || port ? `=${addr}${port}` : ''})`);
+          }
+        }
+        const exec: string[] = [];
+        if (a.mark) exec.push(`set_field:0x${a.mark.value.toString(16)}/0x${a.mark.mask.toString(16)}->ct_mark`);
+        if (a.label) exec.push(`set_field:0x${a.label.value}/0x${a.label.mask}->ct_label`);
+        if (exec.length) {
+          if (!a.commit) refuse('ct mark/label without commit', 'ct');
+          args.push(`exec(${exec.join(',')})`);
+        }
+        // tc's ct changes the packet in place; OVS's ct() forks, and only ct(table=T) continues with the tracked packet (P7).
+        const next = rule.actions[i + 1];
+        const gotoChain = a.control.kind === 'goto' ? a.control.chain : a.control.kind === 'pipe' && next?.kind === 'gact' && next.control.kind === 'goto' ? next.control.chain : undefined;
+        if (gotoChain !== undefined) {
+          const t = ctx.chainTable(gotoChain);
+          if (t === undefined) {
+            acts.push(`ct(${args.join(',')})`, slowPath(ctx, rule));
+          } else acts.push(`ct(${[...args, `table=${t}`].join(',')})`);
+          if (a.nat && a.nat.type !== 'restore') modified = true;
+          if (modified) missAfterModify = true;
+          ended = 'software';
+        } else {
+          if (a.nat) refuse('ct nat without a following goto chain: OVS applies NAT only to the recirculated packet', 'ct nat');
+          acts.push(`ct(${args.join(',')})`);
+          if (a.control.kind !== 'pipe') verdict(a.control, i);
+        }
+        if (ended) return finish();
+        continue;
+      }
+      case 'police': {
+        if (i !== 0 || acts.length) refuse('police must be the first action: an OpenFlow meter has to come first (ovs-actions(7) meter)', 'police');
+        if (a.exceed.kind !== 'drop') refuse(`police exceed verdict "${a.exceed.kind}": only drop maps to a meter band`, 'police');
+        if (a.peakrate || a.avrate) refuse('police peakrate/avrate have no meter equivalent', 'police');
+        const spec = a.pktsPerSec
+          ? `pktps burst stats bands=type=drop rate=${a.pktsPerSec} burst_size=${a.pktBurst ?? 0}`
+          : `kbps burst stats bands=type=drop rate=${Math.max(1, Math.ceil(((a.rate ?? 0) * 8) / 1000))} burst_size=${Math.max(1, Math.ceil(((a.burst ?? 0) * 8) / 1000))}`;
+        acts.push(`meter:${ctx.meter(spec)}`);
+        break;
+      }
+      case 'skbedit':
+        if (a.priority !== undefined || a.ptype !== undefined || a.queueMapping !== undefined) refuse('skbedit priority/ptype/queue_mapping have no OpenFlow equivalent', 'skbedit');
+        if (a.mark) acts.push(`set_field:0x${a.mark.value.toString(16)}/0x${a.mark.mask.toString(16)}->pkt_mark`);
+        break;
+      case 'sample':
+        acts.push(`sample(probability=${Math.max(1, Math.floor(65535 / a.rate))},collector_set_id=${a.group})`);
+        break;
+      case 'mpls':
+        if (a.op === 'push') {
+          if (a.ttl === undefined || a.bos !== undefined || a.label === undefined) refuse('mpls push is offloaded with label and ttl given and bos left to the datapath', 'mpls');
+          acts.push(`push_mpls:0x${a.protocol.toString(16)}`, `set_field:${a.label}->mpls_label`, `set_field:${a.tc ?? 0}->mpls_tc`, `set_field:${a.ttl}->mpls_ttl`);
+        } else if (a.op === 'pop') acts.push(`pop_mpls:0x${a.protocol.toString(16)}`);
+        else if (a.op === 'modify') {
+          if (a.bos !== undefined) refuse('mpls bos is read-only in OpenFlow', 'mpls');
+          if (a.label !== undefined) acts.push(`set_field:${a.label}->mpls_label`);
+          if (a.tc !== undefined) acts.push(`set_field:${a.tc}->mpls_tc`);
+          if (a.ttl !== undefined) acts.push(`set_field:${a.ttl}->mpls_ttl`);
+        } else refuse(`mpls ${a.op}: OVS dec_mpls_ttl stops at ttl 1 where tc wraps`, 'mpls');
+        modified = true;
+        break;
+    }
+    if (verdict(a.control, i)) return finish();
+  }
+  // The list ran out with pipe: tcf_action_exec returns PIPE, which continues into the stack.
+  acts.push(slowPath(ctx, rule));
+  if (modified) missAfterModify = true;
+  return finish();
+
+  function finish(): TranslatedActions {
+    const text = (list: string[]) => (list.length ? list.join(',') : 'drop');
+    if (!ttlDec) return { variants: [{ when: [], actions: text(acts), specific: false }], modifiesThenMisses: missAfterModify };
+    // tc's ttl dec is an 8-bit add that wraps; OVS dec_ttl stops at ttl <= 1. Two exact flows cover those.
+    const subst = (r: string) => acts.map((x) => (x === '@TTLDEC@' ? r : x));
+    return {
+      variants: [
+        { when: ['nw_ttl=0'], actions: text(subst('mod_nw_ttl:255')), specific: true },
+        { when: ['nw_ttl=1'], actions: text(subst('mod_nw_ttl:0')), specific: true },
+        { when: [], actions: text(subst('dec_ttl')), specific: false },
+      ],
+      modifiesThenMisses: missAfterModify,
+    };
+  }
+}
+
+export type { OfMeter };

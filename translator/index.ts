@@ -1,0 +1,205 @@
+// rules + port map -> the OpenFlow flows of the VM's bridge. Pure: no I/O.
+//
+// Layout (docs/mapping.md):
+//   table 0           entry: representor backend -> its VF/wire untouched;
+//                     VF/wire -> first table of chain 0 (or the slow path).
+//   tables 1..253     one per (chain, prio) in use, in chain then prio order.
+//                     A rule's flows sit at a priority that encodes its place
+//                     in the kernel's mask order; the lowest flow of a table
+//                     resubmits to the next prio of the chain, and the last
+//                     one of a chain sends the packet to its representor.
+// A rule that cannot be offloaded keeps its place with a trap flow (slow path)
+// over a superset of its match, so no lower flow can catch its packets; with
+// skip_sw it is refused instead, as a NIC refuses it.
+import { Errno, VpfError } from '../rules/errors.js';
+import type { FlowerRule } from '../rules/model.js';
+import { EthP } from '../rules/model.js';
+import { maskShape } from '../rules/classify/match.js';
+import type { OfFlow, OfMeter } from '../ovs/openflow/flow.js';
+import { translateActions } from './actions.js';
+import { cookieOf, FlowKind } from './cookie.js';
+import { supersetMatch, translateMatch } from './match.js';
+import { portPair, repNames, type PortMap } from './portmap.js';
+
+export interface RuleInput {
+  /** The daemon's id for the rule (28 bits, stable while the rule exists): it goes into the cookie. */
+  id: number;
+  rule: FlowerRule;
+}
+
+export interface TranslateInput {
+  rules: RuleInput[];
+  ports: PortMap;
+  /** Guest ct zone -> host ct zone for this VM (VMs must never share conntrack state). Default: identity. */
+  zone?: (guestZone: number) => number;
+  maxFlowsPerRule?: number;
+}
+
+export interface RuleResult {
+  offloaded: boolean;
+  flows: number;
+  /** Why the rule is not offloaded (a trap flow keeps its place) or was refused (skip_sw). */
+  error?: VpfError;
+  refused?: boolean;
+}
+
+export interface Translation {
+  flows: OfFlow[];
+  meters: OfMeter[];
+  perRule: Map<number, RuleResult>;
+  /** (chain, prio) -> table, for explain. */
+  tables: Map<string, number>;
+}
+
+export const ENTRY_TABLE = 0;
+const MAX_TABLE = 253;
+const TOP = 60000;
+export const DEFAULT_MAX_FLOWS_PER_RULE = 256;
+
+function flow(kind: number, id: number, table: number, priority: number, match: string[], actions: string): OfFlow {
+  const m = match.join(',');
+  return { table, priority, cookie: cookieOf(kind, id, table, priority, m, actions), match: m, actions };
+}
+
+export function translate(input: TranslateInput): Translation {
+  const { ports } = input;
+  const zone = input.zone ?? ((z: number) => z);
+  const maxFlowsPerRule = input.maxFlowsPerRule ?? DEFAULT_MAX_FLOWS_PER_RULE;
+  const flows: OfFlow[] = [];
+  const meters: OfMeter[] = [];
+  const perRule = new Map<number, RuleResult>();
+
+  // Rules that can never run here are refused up front, whatever their flags.
+  const live: RuleInput[] = [];
+  for (const r of input.rules) {
+    if (r.rule.direction !== 'ingress') {
+      perRule.set(r.id, { offloaded: false, flows: 0, refused: true, error: new VpfError(Errno.EOPNOTSUPP, 'egress filters on a representor cannot be offloaded', 'egress') });
+    } else if (!portPair(ports, r.rule.dev)) {
+      perRule.set(r.id, { offloaded: false, flows: 0, refused: true, error: new VpfError(Errno.ENODEV, `this VM has no representor ${r.rule.dev}`, 'dev') });
+    } else live.push(r);
+  }
+
+  // Tables: one per (chain, prio) in use, chains in order; chain ids are 28 bits, tables 8.
+  const key = (c: number, p: number) => `${c}/${p}`;
+  const byChain = new Map<number, Set<number>>();
+  for (const { rule } of live) {
+    const s = byChain.get(rule.chain) ?? new Set<number>();
+    s.add(rule.prio);
+    byChain.set(rule.chain, s);
+  }
+  const tables = new Map<string, number>();
+  const chainTables = new Map<number, number[]>();
+  let next = 1;
+  for (const c of [...byChain.keys()].sort((a, b) => a - b)) {
+    const list: number[] = [];
+    for (const p of [...byChain.get(c)!].sort((a, b) => a - b)) {
+      if (next > MAX_TABLE) throw new VpfError(Errno.ENOSPC, `more than ${MAX_TABLE} (chain, prio) pairs in one VM`, 'prio');
+      tables.set(key(c, p), next);
+      list.push(next++);
+    }
+    chainTables.set(c, list);
+  }
+  const chainTable = (c: number) => chainTables.get(c)?.[0];
+
+  // Table 0: what the guest sends on a representor leaves by its VF/wire untouched; what arrives from a VF/wire is classified.
+  for (const dev of repNames(ports)) {
+    const p = portPair(ports, dev)!;
+    flows.push(flow(FlowKind.DEFAULT, 0, ENTRY_TABLE, 100, [`in_port=${p.rep}`], `output:${p.port}`));
+    const t0 = chainTable(0);
+    flows.push(flow(FlowKind.DEFAULT, 0, ENTRY_TABLE, 100, [`in_port=${p.port}`], t0 === undefined ? `output:${p.rep}` : `resubmit(,${t0})`));
+  }
+  flows.push(flow(FlowKind.DEFAULT, 0, ENTRY_TABLE, 0, [], 'drop'));
+
+  // Miss flows: on to the next prio of the chain, or up the representor at the chain's end.
+  for (const list of chainTables.values()) {
+    list.forEach((t, i) => {
+      if (i + 1 < list.length) flows.push(flow(FlowKind.DEFAULT, 0, t, 0, [], `resubmit(,${list[i + 1]})`));
+      else for (const dev of repNames(ports)) flows.push(flow(FlowKind.DEFAULT, 0, t, 0, [`in_port=${portPair(ports, dev)!.port}`], `output:${portPair(ports, dev)!.rep}`));
+    });
+  }
+
+  // Rank of each rule inside its tcf_proto (dev, chain, prio): masks in first-insertion order, then install order.
+  const groups = new Map<string, RuleInput[]>();
+  for (const r of live) {
+    const g = `${r.rule.dev}|${key(r.rule.chain, r.rule.prio)}`;
+    groups.set(g, [...(groups.get(g) ?? []), r]);
+  }
+  const rank = new Map<number, number>();
+  for (const g of groups.values()) {
+    const masks = new Map<string, RuleInput[]>();
+    for (const r of g) {
+      const k = maskShape(r.rule.match);
+      masks.set(k, [...(masks.get(k) ?? []), r]);
+    }
+    let i = 0;
+    for (const l of masks.values()) for (const r of l) rank.set(r.id, i++);
+  }
+
+  const meterIds = new Map<string, number>();
+  for (const { id, rule } of live) {
+    const table = tables.get(key(rule.chain, rule.prio))!;
+    const r = rank.get(id)!;
+    if (2 * r + 2 >= TOP) {
+      perRule.set(id, { offloaded: false, flows: 0, refused: true, error: new VpfError(Errno.ENOSPC, 'too many filters in one prio', 'prio') });
+      continue;
+    }
+    const hi = TOP - 2 * r, lo = hi - 1;
+    const inPort = `in_port=${portPair(ports, rule.dev)!.port}`;
+    const before = flows.length;
+    const localMeters: OfMeter[] = [];
+    try {
+      const matches = translateMatch(rule, { zone, maxFlowsPerRule });
+      const acts = translateActions(rule, {
+        ports,
+        chainTable,
+        zone,
+        meter(spec) {
+          // One meter per distinct police spec of the VM (a shared police index shares it too).
+          const known = meterIds.get(spec);
+          if (known) return known;
+          const m = { id: meterIds.size + 1 + localMeters.length, spec };
+          localMeters.push(m);
+          return m.id;
+        },
+      });
+      if (acts.modifiesThenMisses) {
+        throw new VpfError(
+          Errno.EOPNOTSUPP,
+          'the rule rewrites the packet and may then hand it to software, which would classify the rewritten packet from chain 0 again (docs/mapping.md, misses)',
+          'action',
+        );
+      }
+      const out: OfFlow[] = [];
+      for (const m of matches) {
+        for (const v of acts.variants) {
+          out.push(flow(FlowKind.RULE, id, table, v.specific ? hi : lo, [inPort, ...m, ...v.when], v.actions));
+        }
+      }
+      // IPv6 later fragments: OVS reports nw_proto 44 where flower keeps the upper protocol (P4); send them to software.
+      if (rule.match.ipProto !== undefined && rule.protocol === EthP.IPV6 && matches.length) {
+        out.push(flow(FlowKind.TRAP, id, table, hi, [inPort, 'dl_type=0x86dd', 'vlan_tci=0x0000/0x1000', 'nw_frag=later'], `output:${portPair(ports, rule.dev)!.rep}`));
+      }
+      if (out.length > maxFlowsPerRule) throw new VpfError(Errno.ENOSPC, `the rule needs ${out.length} flows, more than ${maxFlowsPerRule}`, 'match');
+      for (const m of localMeters) {
+        meterIds.set(m.spec, m.id);
+        meters.push(m);
+      }
+      flows.push(...out);
+      perRule.set(id, { offloaded: true, flows: out.length });
+    } catch (e) {
+      if (!(e instanceof VpfError)) throw e;
+      flows.length = before;
+      if (rule.flags.skipSw) {
+        // A NIC refuses a skip_sw filter it cannot hold; so does vpf.
+        perRule.set(id, { offloaded: false, flows: 0, refused: true, error: e });
+        continue;
+      }
+      // Stays in the guest's software: a trap at its place keeps lower offloaded flows from taking its packets.
+      flows.push(flow(FlowKind.TRAP, id, table, hi, [inPort, ...supersetMatch(rule)], `output:${portPair(ports, rule.dev)!.rep}`));
+      perRule.set(id, { offloaded: false, flows: 1, error: e });
+    }
+  }
+  return { flows, meters, perRule, tables };
+}
+
+export { defaultPortMap, parsePortMap, type PortMap } from './portmap.js';
