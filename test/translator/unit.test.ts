@@ -1,0 +1,158 @@
+// The translator's algorithms and mapping rows, each stated as what an operator would see.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { Errno } from '../../rules/errors.js';
+import { parseFilter, splitArgs } from '../../rules/tcsyntax/index.js';
+import { cookieKind, cookieOf, cookieRuleId, FlowKind } from '../../translator/cookie.js';
+import { enumerateMasked, rangeToPrefixes } from '../../translator/expand.js';
+import { translate } from '../../translator/index.js';
+import { defaultPortMap } from '../../translator/portmap.js';
+
+const ports = defaultPortMap(2);
+const one = (line: string, id = 1) => {
+  const r = parseFilter(splitArgs(line));
+  if (!r.ok) throw new Error(r.error.message);
+  return translate({ rules: [{ id, rule: r.value }], ports });
+};
+const ruleFlows = (t: ReturnType<typeof translate>) => t.flows.filter((f) => cookieKind(f.cookie) !== FlowKind.DEFAULT);
+
+describe('port range expansion', () => {
+  it('covers exactly [min, max] and nothing else', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 65535 }), fc.integer({ min: 0, max: 65535 }), (a, b) => {
+        const [min, max] = a <= b ? [a, b] : [b, a];
+        const ps = rangeToPrefixes(min, max);
+        const hit = (x: number) => ps.some((p) => (x & p.mask) === p.value);
+        for (const x of [min, max, min - 1, max + 1, (min + max) >> 1]) if (x >= 0 && x <= 65535) expect(hit(x)).toBe(x >= min && x <= max);
+        // Prefixes are disjoint, so their sizes add up to the range.
+        expect(ps.reduce((s, p) => s + (65536 - p.mask), 0)).toBe(max - min + 1);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('is minimal: no two prefixes could merge into one', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 65535 }), fc.integer({ min: 0, max: 65535 }), (a, b) => {
+        const [min, max] = a <= b ? [a, b] : [b, a];
+        const ps = rangeToPrefixes(min, max);
+        for (let i = 0; i + 1 < ps.length; i++) {
+          const x = ps[i]!, y = ps[i + 1]!;
+          const size = 65536 - x.mask;
+          const mergeable = x.mask === y.mask && x.value % (2 * size) === 0 && y.value === x.value + size;
+          expect(mergeable).toBe(false);
+        }
+        expect(ps.length).toBeLessThanOrEqual(30);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('1000-1999 is the 7 prefixes tc users expect', () => {
+    expect(rangeToPrefixes(1000, 1999)).toHaveLength(7);
+  });
+});
+
+describe('unmaskable fields', () => {
+  it('enumerates the values a mask selects', () => {
+    expect(enumerateMasked(0x40, 0xc0, 8, 256)).toHaveLength(64);
+    expect(enumerateMasked(5, 0xff, 8, 256)).toEqual([5]);
+    expect(enumerateMasked(0, 0, 16, 100)).toBeUndefined();
+  });
+
+  it('ip_ttl 0x40/0xc0 becomes 64 exact nw_ttl flows', () => {
+    const t = one('dev vf0 ingress prio 1 protocol ip flower ip_ttl 0x40/0xc0 action drop');
+    expect(ruleFlows(t)).toHaveLength(64);
+    expect(ruleFlows(t).map((f) => /nw_ttl=(\d+)/.exec(f.match)![1]).map(Number).sort((a, b) => a - b)[0]).toBe(64);
+  });
+});
+
+describe('mapping rows', () => {
+  const match = (line: string) => ruleFlows(one(line)).map((f) => f.match);
+  const actions = (line: string) => ruleFlows(one(line)).map((f) => f.actions);
+
+  it('protocol ip matches untagged IPv4 only', () => {
+    expect(match('dev vf0 ingress prio 1 protocol ip flower action drop')).toEqual(['in_port=100,dl_type=0x800,vlan_tci=0x0000/0x1000']);
+  });
+  it('ct_state trk and rpl swap bits between flower and OVS', () => {
+    expect(match('dev vf0 ingress prio 1 protocol ip flower ct_state +trk+est-rpl action drop')[0]).toContain('ct_state=+est-rpl+trk');
+  });
+  it('ip_flags nofirstfrag is non-fragments plus later fragments', () => {
+    expect(match('dev vf0 ingress prio 1 protocol ip flower ip_flags nofirstfrag action drop').map((m) => /nw_frag=\w+/.exec(m)![0])).toEqual(['nw_frag=no', 'nw_frag=later']);
+  });
+  it('ip_tos with the DSCP mask is ip_dscp only', () => {
+    expect(match('dev vf0 ingress prio 1 protocol ip flower ip_tos 0x28/0xfc action drop')[0]).toContain('ip_dscp=10');
+  });
+  it('mirror then redirect are two outputs in order; redirect to itself is in_port', () => {
+    expect(actions('dev vf0 ingress prio 1 protocol ip flower action mirred egress mirror dev vf1 action mirred egress redirect dev vf0')).toEqual(['output:101,in_port']);
+  });
+  it('pass hands the packet to the representor backend', () => {
+    expect(actions('dev vf1 ingress prio 1 protocol ip flower action pass')).toEqual(['output:201']);
+  });
+  it('vlan push sets VID and PCP', () => {
+    expect(actions('dev vf0 ingress prio 1 protocol ip flower action vlan push id 7 priority 3 action mirred egress redirect dev uplink')).toEqual([
+      'push_vlan:0x8100,set_field:4103->vlan_vid,set_field:3->vlan_pcp,output:1',
+    ]);
+  });
+  it('ttl dec is exact at 0 and 1 where dec_ttl would stop', () => {
+    expect(actions('dev vf0 ingress prio 1 protocol ip flower action pedit ex munge ip ttl dec pipe action mirred egress redirect dev vf1')).toEqual([
+      'mod_nw_ttl:255,output:101',
+      'mod_nw_ttl:0,output:101',
+      'dec_ttl,output:101',
+    ]);
+  });
+  it('ct then goto chain recirculates into that chain\'s table, in the VM\'s zone', () => {
+    const r = parseFilter(splitArgs('dev vf0 ingress prio 1 protocol ip flower action ct zone 3 pipe action goto chain 1')).value!;
+    const c1 = parseFilter(splitArgs('dev vf0 ingress chain 1 prio 1 protocol ip flower ct_state +trk+new action drop')).value!;
+    const t = translate({ rules: [{ id: 1, rule: r }, { id: 2, rule: c1 }], ports, zone: (z) => 1000 + z });
+    expect(t.flows.find((f) => cookieRuleId(f.cookie) === 1)!.actions).toBe(`ct(zone=1003,table=${t.tables.get('1/1')})`);
+  });
+  it('police is a meter in front of the rest', () => {
+    const t = one('dev vf0 ingress prio 1 protocol ip flower action police rate 8mbit burst 100k conform-exceed drop/pipe action mirred egress redirect dev vf1');
+    expect(t.meters).toEqual([{ id: 1, spec: 'kbps burst stats bands=type=drop rate=8000 burst_size=820' }]);
+    expect(ruleFlows(t)[0]!.actions).toBe('meter:1,output:101');
+  });
+});
+
+describe('refusals and partial offload', () => {
+  it('skip_sw that cannot be offloaded is refused with EOPNOTSUPP and a reason', () => {
+    const t = one('dev vf0 ingress prio 1 protocol 802.1Q flower skip_sw vlan_id 5 action drop');
+    const r = t.perRule.get(1)!;
+    expect(r.refused).toBe(true);
+    expect(r.error!.errno).toBe(Errno.EOPNOTSUPP);
+    expect(r.error!.message).toMatch(/TPID/);
+    expect(ruleFlows(t)).toHaveLength(0);
+  });
+  it('without skip_sw the rule keeps its place with a trap to the representor', () => {
+    const t = one('dev vf0 ingress prio 1 protocol ip flower enc_key_id 5 action drop');
+    expect(t.perRule.get(1)).toMatchObject({ offloaded: false, flows: 1 });
+    expect(ruleFlows(t)).toEqual([expect.objectContaining({ match: 'in_port=100,dl_type=0x800,vlan_tci=0x0000/0x1000', actions: 'output:200' })]);
+    expect(cookieKind(ruleFlows(t)[0]!.cookie)).toBe(FlowKind.TRAP);
+  });
+  it('a rewrite that may reach software is not offloaded (the guest would classify it again from chain 0)', () => {
+    const t = one('dev vf0 ingress prio 1 protocol ip flower action pedit ex munge ip ttl set 9 pipe action pass');
+    expect(t.perRule.get(1)!.error!.message).toMatch(/chain 0 again/);
+  });
+  it('continue has no OpenFlow equivalent', () => {
+    expect(one('dev vf0 ingress prio 1 protocol ip flower skip_sw action continue').perRule.get(1)!.error!.message).toMatch(/continue/);
+  });
+  it('egress filters are refused', () => {
+    expect(one('dev vf0 egress prio 1 protocol ip flower action drop').perRule.get(1)!.refused).toBe(true);
+  });
+});
+
+describe('cookies', () => {
+  it('carry kind and rule id, and change with the flow', () => {
+    const c = cookieOf(FlowKind.RULE, 12345, 3, 59999, 'in_port=100', 'drop');
+    expect(cookieKind(c)).toBe(FlowKind.RULE);
+    expect(cookieRuleId(c)).toBe(12345);
+    expect(cookieOf(FlowKind.RULE, 12345, 3, 59999, 'in_port=100', 'output:1')).not.toBe(c);
+  });
+  it('are stable across runs: the same rules give the same flows', () => {
+    const a = one('dev vf0 ingress prio 1 protocol ip flower ip_proto tcp dst_port 1000-1999 action drop', 7);
+    const b = one('dev vf0 ingress prio 1 protocol ip flower ip_proto tcp dst_port 1000-1999 action drop', 7);
+    expect(a.flows).toEqual(b.flows);
+    const cookies = a.flows.map((f) => f.cookie);
+    expect(new Set(cookies).size).toBe(cookies.length);
+  });
+});
