@@ -3,6 +3,7 @@
 // exports `run(args): Promise<number>` (the exit code); this file only dispatches.
 const commands: Record<string, () => Promise<{ run(args: string[]): Promise<number>; usage: string }>> = {
   rule: () => import('../agent/ctl/rule.js'),
+  translate: () => import('../agent/ctl/translate.js'),
   vm: () => import('../agent/ctl/vm.js'),
   explain: () => import('../agent/ctl/explain.js'),
 };

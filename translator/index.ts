@@ -3,7 +3,8 @@
 // Layout (docs/mapping.md):
 //   table 0           entry: representor backend -> its VF/wire untouched;
 //                     VF/wire -> first table of chain 0 (or the slow path).
-//   tables 1..253     one per (chain, prio) in use, in chain then prio order.
+//   tables 1..253     an entry table per chain (goto chain N lands there) and
+//                     one per (chain, prio) in use, ids stable across calls.
 //                     A rule's flows sit at a priority that encodes its place
 //                     in the kernel's mask order; the lowest flow of a table
 //                     resubmits to the next prio of the chain, and the last
@@ -33,6 +34,8 @@ export interface TranslateInput {
   /** Guest ct zone -> host ct zone for this VM (VMs must never share conntrack state). Default: identity. */
   zone?: (guestZone: number) => number;
   maxFlowsPerRule?: number;
+  /** The previous translation's `tables`: kept ids make single-rule changes touch few flows. */
+  layout?: Map<string, number>;
 }
 
 export interface RuleResult {
@@ -47,7 +50,7 @@ export interface Translation {
   flows: OfFlow[];
   meters: OfMeter[];
   perRule: Map<number, RuleResult>;
-  /** (chain, prio) -> table, for explain. */
+  /** "chain/prio" and "chain/entry" -> table: for explain, and as the next call's `layout`. */
   tables: Map<string, number>;
 }
 
@@ -79,27 +82,42 @@ export function translate(input: TranslateInput): Translation {
     } else live.push(r);
   }
 
-  // Tables: one per (chain, prio) in use, chains in order; chain ids are 28 bits, tables 8.
+  // Tables: an entry table per chain and one per (chain, prio) in use. Ids
+  // that the previous layout gave stay put, so adding a prio rewrites only the
+  // flows that point at its neighbours, never renumbers the rest.
   const key = (c: number, p: number) => `${c}/${p}`;
+  const entryKey = (c: number) => `${c}/entry`;
   const byChain = new Map<number, Set<number>>();
   for (const { rule } of live) {
     const s = byChain.get(rule.chain) ?? new Set<number>();
     s.add(rule.prio);
     byChain.set(rule.chain, s);
   }
-  const tables = new Map<string, number>();
-  const chainTables = new Map<number, number[]>();
-  let next = 1;
-  for (const c of [...byChain.keys()].sort((a, b) => a - b)) {
-    const list: number[] = [];
-    for (const p of [...byChain.get(c)!].sort((a, b) => a - b)) {
-      if (next > MAX_TABLE) throw new VpfError(Errno.ENOSPC, `more than ${MAX_TABLE} (chain, prio) pairs in one VM`, 'prio');
-      tables.set(key(c, p), next);
-      list.push(next++);
-    }
-    chainTables.set(c, list);
+  const wanted: string[] = [];
+  const chains = [...byChain.keys()].sort((a, b) => a - b);
+  for (const c of chains) {
+    wanted.push(entryKey(c));
+    for (const p of [...byChain.get(c)!].sort((a, b) => a - b)) wanted.push(key(c, p));
   }
-  const chainTable = (c: number) => chainTables.get(c)?.[0];
+  const tables = new Map<string, number>();
+  const used = new Set<number>();
+  for (const k of wanted) {
+    const t = input.layout?.get(k);
+    if (t !== undefined && !used.has(t)) {
+      tables.set(k, t);
+      used.add(t);
+    }
+  }
+  let free = 1;
+  for (const k of wanted) {
+    if (tables.has(k)) continue;
+    while (used.has(free)) free++;
+    if (free > MAX_TABLE) throw new VpfError(Errno.ENOSPC, `more than ${MAX_TABLE} chains and (chain, prio) pairs in one VM`, 'prio');
+    tables.set(k, free);
+    used.add(free);
+  }
+  const chainTables = new Map(chains.map((c) => [c, [...byChain.get(c)!].sort((a, b) => a - b).map((p) => tables.get(key(c, p))!)]));
+  const chainTable = (c: number) => tables.get(entryKey(c));
 
   // Table 0: what the guest sends on a representor leaves by its VF/wire untouched; what arrives from a VF/wire is classified.
   for (const dev of repNames(ports)) {
@@ -110,8 +128,10 @@ export function translate(input: TranslateInput): Translation {
   }
   flows.push(flow(FlowKind.DEFAULT, 0, ENTRY_TABLE, 0, [], 'drop'));
 
-  // Miss flows: on to the next prio of the chain, or up the representor at the chain's end.
-  for (const list of chainTables.values()) {
+  // A chain's entry table starts at its first prio; each prio table falls through to the next,
+  // and the chain's last sends the packet up its representor.
+  for (const [c, list] of chainTables) {
+    flows.push(flow(FlowKind.DEFAULT, 0, chainTable(c)!, 0, [], `resubmit(,${list[0]})`));
     list.forEach((t, i) => {
       if (i + 1 < list.length) flows.push(flow(FlowKind.DEFAULT, 0, t, 0, [], `resubmit(,${list[i + 1]})`));
       else for (const dev of repNames(ports)) flows.push(flow(FlowKind.DEFAULT, 0, t, 0, [`in_port=${portPair(ports, dev)!.port}`], `output:${portPair(ports, dev)!.rep}`));
@@ -120,17 +140,16 @@ export function translate(input: TranslateInput): Translation {
 
   // Rank of each rule inside its tcf_proto (dev, chain, prio): masks in first-insertion order, then install order.
   const groups = new Map<string, RuleInput[]>();
-  for (const r of live) {
-    const g = `${r.rule.dev}|${key(r.rule.chain, r.rule.prio)}`;
-    groups.set(g, [...(groups.get(g) ?? []), r]);
-  }
+  const pushTo = <K, V>(m: Map<K, V[]>, k: K, v: V) => {
+    const l = m.get(k);
+    if (l) l.push(v);
+    else m.set(k, [v]);
+  };
+  for (const r of live) pushTo(groups, `${r.rule.dev}|${key(r.rule.chain, r.rule.prio)}`, r);
   const rank = new Map<number, number>();
   for (const g of groups.values()) {
     const masks = new Map<string, RuleInput[]>();
-    for (const r of g) {
-      const k = maskShape(r.rule.match);
-      masks.set(k, [...(masks.get(k) ?? []), r]);
-    }
+    for (const r of g) pushTo(masks, maskShape(r.rule.match), r);
     let i = 0;
     for (const l of masks.values()) for (const r of l) rank.set(r.id, i++);
   }

@@ -105,7 +105,7 @@ describe('mapping rows', () => {
     const r = parseFilter(splitArgs('dev vf0 ingress prio 1 protocol ip flower action ct zone 3 pipe action goto chain 1')).value!;
     const c1 = parseFilter(splitArgs('dev vf0 ingress chain 1 prio 1 protocol ip flower ct_state +trk+new action drop')).value!;
     const t = translate({ rules: [{ id: 1, rule: r }, { id: 2, rule: c1 }], ports, zone: (z) => 1000 + z });
-    expect(t.flows.find((f) => cookieRuleId(f.cookie) === 1)!.actions).toBe(`ct(zone=1003,table=${t.tables.get('1/1')})`);
+    expect(t.flows.find((f) => cookieRuleId(f.cookie) === 1)!.actions).toBe(`ct(zone=1003,table=${t.tables.get('1/entry')})`);
   });
   it('police is a meter in front of the rest', () => {
     const t = one('dev vf0 ingress prio 1 protocol ip flower action police rate 8mbit burst 100k conform-exceed drop/pipe action mirred egress redirect dev vf1');
@@ -138,6 +138,26 @@ describe('refusals and partial offload', () => {
   });
   it('egress filters are refused', () => {
     expect(one('dev vf0 egress prio 1 protocol ip flower action drop').perRule.get(1)!.refused).toBe(true);
+  });
+});
+
+describe('incremental changes', () => {
+  const rules = [1, 2, 3, 5].map((prio, i) => ({ id: i + 1, rule: parseFilter(splitArgs(`dev vf0 ingress prio ${prio} protocol ip flower dst_ip 10.0.0.${i} action drop`)).value! }));
+  const diff = (a: ReturnType<typeof translate>, b: ReturnType<typeof translate>) => {
+    const x = new Set(a.flows.map((f) => f.cookie)), y = new Set(b.flows.map((f) => f.cookie));
+    return { added: [...y].filter((c) => !x.has(c)).length, removed: [...x].filter((c) => !y.has(c)).length };
+  };
+  it('a rule at a new prio adds its flows and rewires one fall-through, nothing else', () => {
+    const before = translate({ rules, ports });
+    const extra = { id: 9, rule: parseFilter(splitArgs('dev vf0 ingress prio 4 protocol ip flower dst_ip 10.0.0.9 action drop')).value! };
+    const after = translate({ rules: [...rules, extra], ports, layout: before.tables });
+    // + the rule's flow, + its table's fall-through to prio 5, and prio 3's fall-through now pointing at it (-1 old).
+    expect(diff(before, after)).toEqual({ added: 3, removed: 1 });
+  });
+  it('deleting a rule removes its flows and, when its prio empties, unlinks that table', () => {
+    const before = translate({ rules, ports });
+    const after = translate({ rules: rules.filter((r) => r.id !== 2), ports, layout: before.tables });
+    expect(diff(before, after)).toEqual({ added: 1, removed: 3 });
   });
 });
 
