@@ -6,10 +6,15 @@ const commands: Record<string, () => Promise<{ run(args: string[]): Promise<numb
   translate: () => import('../agent/ctl/translate.js'),
   vm: () => import('../agent/ctl/vm.js'),
   explain: () => import('../agent/ctl/explain.js'),
+  tc: () => import('../agent/ctl/tc.js'),
 };
 
 async function main(argv: string[]): Promise<number> {
+  // Global options may come before the command (`vpfctl --state-dir D tc ...`); commands read them from their args.
+  const globals: string[] = [];
+  while (argv[0] === '--state-dir') globals.push(...argv.splice(0, 2));
   const [name, ...rest] = argv;
+  rest.push(...globals);
   const load = name ? commands[name] : undefined;
   if (!load) {
     const lines = await Promise.all(Object.values(commands).map(async (l) => (await l()).usage));

@@ -22,7 +22,8 @@ cleanup() {
   rm -rf "$STATE"
 }
 trap cleanup EXIT
-cleanup; trap cleanup EXIT   # a previous run that was killed leaves nothing behind either
+trap 'exit 130' INT TERM
+cleanup   # a previous run that was killed leaves nothing behind either
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -75,7 +76,7 @@ sleep 0.5
 before=$(rx pod2)
 udp_send pod0 10.0.0.12 5000 20; udp_send pod0 10.0.0.12 5001 20; udp_send pod0 10.0.0.11 6000 20
 mirrored=$(( $(rx pod2) - before ))
-wait
+wait "${LISTENERS[@]}"
 n5000=$(cat "$STATE/udp5000"); n5001=$(cat "$STATE/udp5001"); n6000=$(cat "$STATE/udp6000")
 echo "  pod0 -> pod2 udp/5000: sent 20, arrived $n5000 (rule: drop)"
 echo "  pod0 -> pod2 udp/5001: sent 20, arrived $n5001 (rule: redirect to vf2)"

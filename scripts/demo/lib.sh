@@ -60,7 +60,9 @@ pod_mac() {
   ip -n "$1" -j link show eth0 | sed -n 's/.*"address":"\([^"]*\)".*/\1/p'
 }
 
-# udp_count POD PORT SECONDS: count UDP datagrams POD receives on PORT, printed at the end.
+# udp_listen POD PORT SECONDS FILE: count the UDP datagrams POD receives on PORT
+# for SECONDS, into FILE. The listener's pid is added to LISTENERS.
+LISTENERS=()
 udp_listen() {
   local pod=$1 port=$2 secs=$3 out=$4
   ip netns exec "$pod" node -e '
@@ -68,6 +70,7 @@ udp_listen() {
     s.on("message", () => n++);
     s.bind(Number(process.argv[1]), () => setTimeout(() => { console.log(n); s.close(); }, Number(process.argv[2]) * 1000));
   ' "$port" "$secs" >"$out" &
+  LISTENERS+=($!)
 }
 
 # udp_send POD DSTIP PORT COUNT

@@ -1,0 +1,135 @@
+// vpfd: one per hypervisor. Owns a bridge per VM, listens on each VM's guest
+// channel, keeps every bridge's flows equal to what its guest asked for, and
+// serves the admin API. State lives in the journal, so a restart resumes
+// without touching flows that are already right.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Server } from 'node:http';
+import pino, { type Logger } from 'pino';
+import { Errno, VpfError } from '../rules/errors.js';
+import { defaultPortMap, portPair, repNames, type PortMap } from '../translator/portmap.js';
+import { BridgeManager, bridgeNameFor, type BridgePort } from '../ovs/bridge.js';
+import { OfctlInstaller } from '../ovs/ctl/ofctl.js';
+import type { VpfdConfig } from './config.js';
+import { Journal, type VmRecord } from './journal.js';
+import { Metrics } from './metrics.js';
+import { VmState } from './vm.js';
+import type { AdminBackend, ExplainReport, RuleView, VmInfo, VmSpec } from './admin/api.js';
+import { startAdminServer } from './admin/server.js';
+
+export class Vpfd implements AdminBackend {
+  private readonly vms = new Map<string, VmState>();
+  private readonly journal: Journal;
+  private readonly bridges: BridgeManager;
+  readonly metricsRegistry = new Metrics();
+  private admin: Server | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  private constructor(
+    readonly config: VpfdConfig,
+    readonly log: Logger,
+  ) {
+    this.journal = new Journal(join(config.stateDir, 'journal'));
+    this.bridges = new BridgeManager(config.ovsdb, this.ovsEnv());
+  }
+
+  private ovsEnv(): Record<string, string> {
+    return { OVS_RUNDIR: this.config.ovsRundir };
+  }
+
+  static async start(config: VpfdConfig, log: Logger = pino({ level: config.logLevel })): Promise<Vpfd> {
+    mkdirSync(join(config.stateDir, 'vms'), { recursive: true, mode: 0o700 });
+    const d = new Vpfd(config, log);
+    for (const rec of d.journal.loadAll()) await d.bringUp(rec, 'restart');
+    d.admin = await startAdminServer(d, join(config.stateDir, 'vpfd.sock'), log);
+    d.timer = setInterval(() => {
+      for (const vm of d.vms.values()) vm.reconcile('timer').catch((e) => log.warn({ vm: vm.rec.name, err: e }, 'periodic reconcile failed'));
+    }, config.reconcileIntervalMs);
+    log.info({ stateDir: config.stateDir, vms: d.vms.size, datapath: config.datapathType }, 'vpfd started');
+    return d;
+  }
+
+  channelPath(name: string): string {
+    return join(this.config.stateDir, 'vms', `${name}.sock`);
+  }
+
+  private bridgePorts(rec: VmRecord): BridgePort[] {
+    const short = rec.name.slice(0, 6);
+    const out: BridgePort[] = [];
+    for (const dev of repNames(rec.ports)) {
+      const p = portPair(rec.ports, dev)!;
+      const tag = dev === 'uplink' ? 'u' : dev.slice(2);
+      const port = rec.attach[dev] ?? rec.attach[dev === 'uplink' ? 'uplink' : `vf${tag}`];
+      const rep = rec.attach[dev === 'uplink' ? 'uplinkrep' : `rep${tag}`];
+      out.push(port ? { name: port, ofport: p.port } : { name: `${short}-p${tag}`, ofport: p.port, type: 'internal' });
+      out.push(rep ? { name: rep, ofport: p.rep } : { name: `${short}-r${tag}`, ofport: p.rep, type: 'internal' });
+    }
+    return out;
+  }
+
+  private async bringUp(rec: VmRecord, why: string): Promise<VmState> {
+    const bridge = bridgeNameFor(rec.name);
+    await this.bridges.ensureBridge({ name: bridge, datapathType: this.config.datapathType, ports: this.bridgePorts(rec), externalIds: { 'vpf-vm': rec.name } });
+    const installer = new OfctlInstaller(`unix:${join(this.config.ovsRundir, `${bridge}.mgmt`)}`, this.ovsEnv());
+    const vm = new VmState(rec, bridge, installer, this.journal, this.config.quotas, this.metricsRegistry, this.log);
+    await vm.listen(this.channelPath(rec.name));
+    this.vms.set(rec.name, vm);
+    const mods = await vm.reconcile(why);
+    this.log.info({ vm: rec.name, bridge, rules: rec.rules.length, flowMods: mods, why }, 'vm up');
+    return vm;
+  }
+
+  private vm(name: string): VmState {
+    const v = this.vms.get(name);
+    if (!v) throw new VpfError(Errno.ENOENT, `no VM named ${name}`);
+    return v;
+  }
+
+  private info(v: VmState): VmInfo {
+    return { name: v.rec.name, bridge: v.bridge, vfs: v.rec.vfs, ports: v.rec.ports, channel: this.channelPath(v.rec.name), rules: v.rec.rules.length, flows: 0, mode: 'switchdev' };
+  }
+
+  async addVm(spec: VmSpec): Promise<VmInfo> {
+    if (this.vms.has(spec.name)) throw new VpfError(Errno.EEXIST, `VM ${spec.name} exists`);
+    const ports: PortMap = spec.ports ?? defaultPortMap(spec.vfs);
+    const used = new Set([...this.vms.values()].map((v) => v.rec.zoneBase));
+    let zoneBase = 256;
+    while (used.has(zoneBase)) zoneBase += 256;
+    if (zoneBase > 0xff00) throw new VpfError(Errno.ENOSPC, 'no conntrack zone range left for another VM');
+    const rec: VmRecord = { name: spec.name, vfs: spec.vfs, ports, attach: spec.attach ?? {}, rules: [], nextRuleId: 1, zoneBase, layout: [] };
+    this.journal.save(rec);
+    return this.info(await this.bringUp(rec, 'vm add'));
+  }
+
+  async delVm(name: string): Promise<void> {
+    const v = this.vm(name);
+    v.close();
+    this.vms.delete(name);
+    await this.bridges.deleteBridge(v.bridge);
+    this.journal.remove(name);
+    this.log.info({ vm: name }, 'vm deleted');
+  }
+
+  listVms(): VmInfo[] {
+    return [...this.vms.values()].map((v) => this.info(v));
+  }
+
+  vmRules(name: string): Promise<RuleView[]> {
+    return this.vm(name).rules();
+  }
+
+  explain(name: string): Promise<ExplainReport> {
+    return this.vm(name).explain();
+  }
+
+  metrics(): string {
+    return this.metricsRegistry.render();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    for (const v of this.vms.values()) v.close();
+    await new Promise((r) => (this.admin ? this.admin.close(() => r(undefined)) : r(undefined)));
+    this.log.info('vpfd stopped');
+  }
+}

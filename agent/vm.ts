@@ -1,0 +1,309 @@
+// One VM: its rules (the guest's tc state), its bridge's desired flows, and
+// the guest channel that changes them. Requests of one VM run one at a time
+// (a promise queue), so its state changes in order; other VMs never wait on it.
+import { createServer, type Server, type Socket } from 'node:net';
+import { chmodSync, rmSync } from 'node:fs';
+import type { Logger } from 'pino';
+import { Errno, VpfError } from '../rules/errors.js';
+import type { FilterStats, FlowerRule } from '../rules/model.js';
+import { buildDone, buildError, NLMSG_HDRLEN, NlmF, parseMessages, Rtm, type NlMessage } from '../rules/netlink/nlmsg.js';
+import { decodeTcNlMessage, encodeFilterDump, type FilterSelector } from '../rules/netlink/tc.js';
+import { printFilter } from '../rules/tcsyntax/index.js';
+import { cookieKind, cookieKindName, cookieRuleId, FlowKind } from '../translator/cookie.js';
+import { translate, type Translation } from '../translator/index.js';
+import { portPair } from '../translator/portmap.js';
+import { diffFlows, isEmptyDiff, type InstalledFlow } from '../ovs/openflow/diff.js';
+import type { FlowInstaller } from '../ovs/ctl/ofctl.js';
+import { flowLine } from '../ovs/openflow/flow.js';
+import type { Journal, VmRecord } from './journal.js';
+import type { Metrics } from './metrics.js';
+import type { Quotas } from './config.js';
+import type { ExplainReport, RuleView } from './admin/api.js';
+
+/** Ethernet header bytes OVS counts and tc does not (tc-offload.rst: TC byte counts exclude L2). */
+const L2_HEADER = 14;
+/** cls_api.c tcf_auto_prio: the first filter without a prio gets 0xC000. */
+const AUTO_PRIO = 0xc000;
+/** A stream that does not frame as netlink within this many bytes is not a guest channel. */
+const MAX_MESSAGE = 1 << 20;
+
+export class VmState {
+  private queue: Promise<unknown> = Promise.resolve();
+  private server: Server | undefined;
+  private translation: Translation | undefined;
+  private msgWindow = { start: Date.now(), n: 0 };
+
+  constructor(
+    readonly rec: VmRecord,
+    readonly bridge: string,
+    private readonly installer: FlowInstaller,
+    private readonly journal: Journal,
+    private readonly quotas: Quotas,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+  ) {}
+
+  /** Runs `f` after every earlier request of this VM. */
+  private serial<T>(f: () => Promise<T>): Promise<T> {
+    const p = this.queue.then(f, f);
+    this.queue = p.catch(() => undefined);
+    return p;
+  }
+
+  private translate(): Translation {
+    const zoneBase = this.rec.zoneBase;
+    return translate({
+      rules: this.rec.rules.map(({ id, rule }) => ({ id, rule })),
+      ports: this.rec.ports,
+      zone: (z) => zoneBase + (z & 0xff),
+      layout: new Map(this.rec.layout),
+    });
+  }
+
+  /** Desired vs installed by cookie; only the difference goes, in one bundle. */
+  reconcile(reason: string): Promise<number> {
+    return this.serial(async () => this.reconcileNow(reason));
+  }
+
+  private async reconcileNow(reason: string): Promise<number> {
+    const t = this.translation ?? this.translate();
+    const t0 = process.hrtime.bigint();
+    await this.installer.setMeters(t.meters);
+    const installed = await this.installer.dump();
+    const diff = diffFlows(t.flows, installed);
+    if (!isEmptyDiff(diff)) await this.installer.apply(diff);
+    this.translation = t;
+    const mods = diff.add.length + diff.del.length;
+    this.metrics.observe('vpf_install_seconds', { vm: this.rec.name }, Number(process.hrtime.bigint() - t0) / 1e9, 'Time to make the bridge equal the desired flows');
+    this.metrics.set('vpf_flows', { vm: this.rec.name }, t.flows.length, 'Desired OpenFlow flows');
+    this.metrics.set('vpf_rules', { vm: this.rec.name }, this.rec.rules.length, 'Guest rules');
+    if (mods) this.log.info({ vm: this.rec.name, reason, added: diff.add.length, deleted: diff.del.length }, 'bridge reconciled');
+    return mods;
+  }
+
+  // --- the guest channel ---
+
+  listen(path: string): Promise<void> {
+    rmSync(path, { force: true });
+    this.server = createServer((sock) => this.serve(sock));
+    return new Promise((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(path, () => {
+        chmodSync(path, 0o600);
+        resolve();
+      });
+    });
+  }
+
+  close(): void {
+    this.server?.close();
+  }
+
+  private serve(sock: Socket): void {
+    let buf = Buffer.alloc(0);
+    sock.on('error', () => sock.destroy());
+    sock.on('data', (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      for (;;) {
+        if (buf.length < NLMSG_HDRLEN) break;
+        const len = buf.readUInt32LE(0);
+        if (len < NLMSG_HDRLEN || len > MAX_MESSAGE) {
+          // The stream no longer frames: nothing after this point can be trusted. Close this connection only.
+          this.log.warn({ vm: this.rec.name, len }, 'guest channel framing lost; closing the connection');
+          this.metrics.inc('vpf_channel_errors_total', { vm: this.rec.name, errno: 'EBADMSG' });
+          sock.destroy();
+          return;
+        }
+        const total = (len + 3) & ~3;
+        if (buf.length < len) break;
+        const msg = parseMessages(buf.subarray(0, len))[0]!;
+        buf = buf.subarray(Math.min(total, buf.length));
+        void this.serial(() => this.handle(msg)).then((replies) => {
+          if (!sock.destroyed) for (const r of replies) sock.write(r);
+        });
+      }
+    });
+  }
+
+  private rateLimited(): boolean {
+    const now = Date.now();
+    if (now - this.msgWindow.start >= 1000) this.msgWindow = { start: now, n: 0 };
+    return ++this.msgWindow.n > this.quotas.msgsPerSec;
+  }
+
+  /** One request -> its replies (NLMSG_ERROR ack/error, or dump parts + NLMSG_DONE). */
+  async handle(msg: NlMessage): Promise<Buffer[]> {
+    const fail = (e: VpfError) => {
+      this.metrics.inc('vpf_channel_errors_total', { vm: this.rec.name, errno: e.errnoName }, 1, 'Guest requests refused, by errno');
+      this.log.info({ vm: this.rec.name, errno: e.errnoName, cause: e.message, type: msg.type }, 'guest request refused');
+      return [buildError(msg, e.errno, e.message)];
+    };
+    if (this.rateLimited()) return fail(new VpfError(Errno.EBUSY, 'too many requests from this VM; slow down'));
+    const d = decodeTcNlMessage(msg);
+    if (!d.ok) return fail(d.error);
+    const m = d.value;
+    try {
+      if (m.type === 'qdisc' || m.type === 'chain') {
+        if (m.op === 'get') return [buildDone(msg.seq)];
+        if (m.type === 'qdisc' && m.kind && m.kind !== 'clsact' && m.kind !== 'ingress') throw new VpfError(Errno.EOPNOTSUPP, `qdisc ${m.kind} cannot be offloaded on a representor`);
+        this.checkDev(m.dev);
+        if (m.type === 'qdisc' && m.op === 'del') await this.change(() => this.deleteWhere((r) => r.dev === m.dev), 'qdisc del');
+        if (m.type === 'chain' && m.op === 'del') await this.change(() => this.deleteWhere((r) => r.dev === m.dev && r.chain === m.chain), 'chain del');
+        return [buildError(msg, 0)];
+      }
+      if (m.op === 'new') {
+        await this.change(() => this.addRule(m.rule, msg.flags), 'filter add');
+        return [buildError(msg, 0)];
+      }
+      if (m.op === 'del') {
+        const n = await this.change(() => this.deleteWhere((r) => selects(m.sel, r)), 'filter del');
+        if (!n) throw new VpfError(Errno.ENOENT, 'Filter with specified priority/protocol not found');
+        return [buildError(msg, 0)];
+      }
+      // get / dump
+      const stats = await this.stats();
+      const parts = this.rec.rules
+        .filter(({ rule }) => (!m.sel.dev || rule.dev === m.sel.dev) && selects({ ...m.sel, dev: rule.dev }, rule))
+        .map(({ id, rule }) => encodeFilterDump(rule, stats.get(id) ?? zeroStats(), { type: Rtm.NEWTFILTER, flags: NlmF.MULTI, seq: msg.seq, pid: 0 }));
+      return [...parts, buildDone(msg.seq)];
+    } catch (e) {
+      if (e instanceof VpfError) return fail(e);
+      this.log.error({ vm: this.rec.name, err: e }, 'request failed; state unknown, reconciling');
+      void this.reconcile('error');
+      return fail(new VpfError(Errno.EBUSY, `vpfd could not program the bridge: ${(e as Error).message}`));
+    }
+  }
+
+  private checkDev(dev: string): void {
+    if (!portPair(this.rec.ports, dev)) throw new VpfError(Errno.ENODEV, `Cannot find device "${dev}"`);
+  }
+
+  /** Applies a state change: translate, refuse what the translator refuses, install, persist, then ack. */
+  private async change(edit: () => number | void, what: string): Promise<number> {
+    const before = structuredClone(this.rec.rules);
+    const res = edit() ?? 0;
+    const t = this.translate();
+    const refused = [...t.perRule].find(([id, r]) => r.refused && before.every((b) => b.id !== id));
+    if (refused) {
+      this.rec.rules = before;
+      throw refused[1].error!;
+    }
+    if (t.flows.length > this.quotas.flowsPerVm) {
+      this.rec.rules = before;
+      throw new VpfError(Errno.ENOSPC, `this VM's rules would need ${t.flows.length} flows, more than its quota of ${this.quotas.flowsPerVm}`);
+    }
+    this.rec.layout = [...t.tables];
+    this.journal.save(this.rec);
+    this.translation = t;
+    await this.reconcileNow(what);
+    return res;
+  }
+
+  private addRule(rule: FlowerRule, flags: number): void {
+    this.checkDev(rule.dev);
+    for (const a of rule.actions) if (a.kind === 'mirred') this.checkDev(a.dev);
+    const same = (r: FlowerRule) => r.dev === rule.dev && r.direction === rule.direction && r.chain === rule.chain;
+    const chain = this.rec.rules.filter(({ rule: r }) => same(r));
+    if (!rule.prio) rule.prio = chain.length ? Math.min(...chain.map(({ rule: r }) => r.prio)) - 1 : AUTO_PRIO;
+    const atPrio = chain.filter(({ rule: r }) => r.prio === rule.prio);
+    // cls_api.c tc_new_tfilter: one prio holds one protocol.
+    if (atPrio.some(({ rule: r }) => r.protocol !== rule.protocol)) throw new VpfError(Errno.EINVAL, 'Filter with specified priority/protocol not found');
+    if (!rule.handle) rule.handle = Math.max(0, ...atPrio.map(({ rule: r }) => r.handle)) + 1;
+    const existing = atPrio.findIndex(({ rule: r }) => r.handle === rule.handle);
+    if (existing >= 0) {
+      if (flags & NlmF.EXCL || !(flags & NlmF.REPLACE)) throw new VpfError(Errno.EEXIST, 'Filter already exists');
+      const idx = this.rec.rules.indexOf(atPrio[existing]!);
+      this.rec.rules[idx] = { id: this.rec.rules[idx]!.id, rule, installedAt: Date.now() };
+      return;
+    }
+    if (this.rec.rules.length >= this.quotas.rulesPerVm) throw new VpfError(Errno.ENOSPC, `this VM already has ${this.quotas.rulesPerVm} filters (its quota)`);
+    this.rec.rules.push({ id: this.rec.nextRuleId++, rule, installedAt: Date.now() });
+  }
+
+  private deleteWhere(pred: (r: FlowerRule) => boolean): number {
+    const n = this.rec.rules.length;
+    this.rec.rules = this.rec.rules.filter(({ rule }) => !pred(rule));
+    return n - this.rec.rules.length;
+  }
+
+  /** Per-rule counters: the sum over the rule's flows, bytes as tc counts them. */
+  async stats(installed?: InstalledFlow[]): Promise<Map<number, FilterStats>> {
+    const flows = installed ?? (await this.installer.dump());
+    const t = this.translation ?? this.translate();
+    const out = new Map<number, FilterStats>();
+    const now = Date.now();
+    for (const { id, installedAt } of this.rec.rules) {
+      const r = t.perRule.get(id);
+      out.set(id, { ...zeroStats(), installedMs: now - installedAt, lastUsedMs: now - installedAt, inHw: !!r?.offloaded, inHwCount: r?.offloaded ? 1 : 0 });
+    }
+    for (const f of flows) {
+      const id = cookieRuleId(f.cookie);
+      const s = out.get(id);
+      if (!s || cookieKind(f.cookie) === FlowKind.DEFAULT || !f.packets) continue;
+      s.packets += f.packets;
+      s.bytes += Math.max(0, f.bytes - L2_HEADER * f.packets);
+      s.lastUsedMs = Math.min(s.lastUsedMs, f.idleAgeSec * 1000);
+    }
+    return out;
+  }
+
+  async rules(): Promise<RuleView[]> {
+    const stats = await this.stats();
+    const t = this.translation ?? this.translate();
+    return this.rec.rules.map(({ id, rule }) => ({
+      id,
+      rule,
+      stats: stats.get(id)!,
+      ...(t.perRule.get(id)?.error ? { notOffloadedReason: t.perRule.get(id)!.error!.message } : {}),
+    }));
+  }
+
+  async explain(): Promise<ExplainReport> {
+    const installed = await this.installer.dump();
+    const stats = await this.stats(installed);
+    const t = this.translation ?? this.translate();
+    const view = (f: InstalledFlow) => ({
+      line: flowLine({ table: f.table, priority: f.priority, cookie: f.cookie, match: f.match, actions: f.actions }),
+      cookie: `0x${f.cookie.toString(16)}`,
+      kind: cookieKindName(f.cookie),
+      packets: f.packets,
+      bytes: f.bytes,
+    });
+    return {
+      vm: this.rec.name,
+      bridge: this.bridge,
+      rules: this.rec.rules.map(({ id, rule }) => ({
+        id,
+        rule,
+        tc: printable(rule),
+        stats: stats.get(id)!,
+        ...(t.perRule.get(id)?.error ? { notOffloadedReason: t.perRule.get(id)!.error!.message } : {}),
+        flows: installed.filter((f) => cookieKind(f.cookie) !== FlowKind.DEFAULT && cookieRuleId(f.cookie) === id).map(view),
+      })),
+      other: installed.filter((f) => cookieKind(f.cookie) === FlowKind.DEFAULT || !this.rec.rules.some((r) => r.id === cookieRuleId(f.cookie))).map(view),
+    };
+  }
+}
+
+function printable(rule: FlowerRule): string {
+  try {
+    return printFilter(rule).join(' ');
+  } catch {
+    return JSON.stringify(rule);
+  }
+}
+
+function zeroStats(): FilterStats {
+  return { packets: 0, bytes: 0, lastUsedMs: 0, installedMs: 0, drops: 0, inHw: false, inHwCount: 0 };
+}
+
+/** cls_api.c tc_del_tfilter/tc_get_tfilter: zero fields are wildcards; a chain given selects that chain. */
+function selects(sel: FilterSelector, r: FlowerRule): boolean {
+  if (sel.dev && sel.dev !== r.dev) return false;
+  if (sel.direction !== r.direction) return false;
+  if (sel.chain !== undefined && sel.chain !== r.chain) return false;
+  if (sel.prio && sel.prio !== r.prio) return false;
+  if (sel.protocol && sel.protocol !== 0x0003 && sel.protocol !== r.protocol) return false;
+  if (sel.handle && sel.handle !== r.handle) return false;
+  return true;
+}
