@@ -70,9 +70,11 @@ export class Vpfd implements AdminBackend {
   private async bringUp(rec: VmRecord, why: string): Promise<VmState> {
     const bridge = bridgeNameFor(rec.name);
     await this.bridges.ensureBridge({ name: bridge, datapathType: this.config.datapathType, ports: this.bridgePorts(rec), externalIds: { 'vpf-vm': rec.name } });
-    const installer = new OfctlInstaller(`unix:${join(this.config.ovsRundir, `${bridge}.mgmt`)}`, this.ovsEnv());
+    const mgmt = join(this.config.ovsRundir, `${bridge}.mgmt`);
+    const installer = new OfctlInstaller(`unix:${mgmt}`, this.ovsEnv());
     const vm = new VmState(rec, bridge, installer, this.journal, this.config.quotas, this.metricsRegistry, this.log);
     await vm.listen(this.channelPath(rec.name));
+    vm.watchVswitchd(join(this.config.ovsRundir, 'ovs-vswitchd.pid'));
     this.vms.set(rec.name, vm);
     const mods = await vm.reconcile(why);
     this.log.info({ vm: rec.name, bridge, rules: rec.rules.length, flowMods: mods, why }, 'vm up');

@@ -2,7 +2,7 @@
 // the guest channel that changes them. Requests of one VM run one at a time
 // (a promise queue), so its state changes in order; other VMs never wait on it.
 import { createServer, type Server, type Socket } from 'node:net';
-import { chmodSync, rmSync } from 'node:fs';
+import { chmodSync, readFileSync, rmSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { Errno, VpfError } from '../rules/errors.js';
 import type { FilterStats, FlowerRule } from '../rules/model.js';
@@ -97,6 +97,34 @@ export class VmState {
 
   close(): void {
     this.server?.close();
+    clearInterval(this.watch);
+  }
+
+  private watch: NodeJS.Timeout | undefined;
+
+  /**
+   * A restarted ovs-vswitchd has no flows; it writes a new pid into its pid
+   * file. A changed pid means "reinstall now", well before the periodic
+   * reconcile would notice (the management socket's inode is often reused, so
+   * it is no signal).
+   */
+  watchVswitchd(pidFile: string, everyMs = 250): void {
+    let pid = pidOf(pidFile);
+    this.watch = setInterval(() => {
+      const now = pidOf(pidFile);
+      if (now === pid || now === undefined) return;
+      pid = now;
+      this.log.warn({ vm: this.rec.name, bridge: this.bridge }, 'ovs-vswitchd restarted; reinstalling flows');
+      // The new ovs-vswitchd may still be setting the bridge up: retry briefly before leaving it to the timer.
+      const attempt = (n: number): void => {
+        this.reconcile('ovs-vswitchd restart').catch((e) => {
+          if (n < 40) setTimeout(() => attempt(n + 1), 100).unref();
+          else this.log.warn({ vm: this.rec.name, err: e }, 'reinstall after restart failed; the timer will retry');
+        });
+      };
+      attempt(0);
+    }, everyMs);
+    this.watch.unref();
   }
 
   private serve(sock: Socket): void {
@@ -282,6 +310,14 @@ export class VmState {
       })),
       other: installed.filter((f) => cookieKind(f.cookie) === FlowKind.DEFAULT || !this.rec.rules.some((r) => r.id === cookieRuleId(f.cookie))).map(view),
     };
+  }
+}
+
+function pidOf(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
   }
 }
 

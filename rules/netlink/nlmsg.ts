@@ -298,7 +298,7 @@ export function parseError(msg: NlMessage): NlErrorReply {
   if (msg.type !== NlmsgType.ERROR || msg.payload.length < 4 + NLMSG_HDRLEN) {
     throw new VpfError(Errno.EBADMSG, 'not an NLMSG_ERROR message');
   }
-  const errno = -msg.payload.readInt32LE(0);
+  const errno = 0 - msg.payload.readInt32LE(0);
   const request = {
     type: msg.payload.readUInt16LE(8),
     flags: msg.payload.readUInt16LE(10),

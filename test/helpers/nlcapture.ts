@@ -63,8 +63,12 @@ export async function captureBatch(commands: string[][], devs: string[]): Promis
   try {
     await execa('ip', ['netns', 'add', ns]);
     const script = ['set -e', 'ip link set lo up'];
+    // vfN gets ifindex N+2, the guest channel's own numbering (docs/protocol.md), so captures can be
+    // sent on a channel as they are; lo holds 1, so the uplink (and any other name) gets an index of its own.
     devs.forEach((d, i) => {
-      script.push(`ip link add ${d} type veth peer name nlcp${i}`, `ip link set ${d} up`, `tc qdisc add dev ${d} clsact 2>/dev/null || true`);
+      const vf = /^vf(\d+)$/.exec(d);
+      const index = vf ? Number(vf[1]) + 2 : 500 + i;
+      script.push(`ip link add ${d} index ${index} type veth peer name nlcp${i} index ${1000 + i}`, `ip link set ${d} up`, `tc qdisc add dev ${d} clsact 2>/dev/null || true`);
     });
     script.push('set +e');
     commands.forEach((argv, i) => {
