@@ -77,6 +77,10 @@ describe('mapping rows', () => {
   it('ct_state trk and rpl swap bits between flower and OVS', () => {
     expect(match('dev vf0 ingress prio 1 protocol ip flower ct_state +trk+est-rpl action drop')[0]).toContain('ct_state=+est-rpl+trk');
   });
+  it('every ct_state flag keeps its meaning across the bit swap', () => {
+    const flags: [string, string][] = [['+trk', '+trk'], ['-trk', '-trk'], ['+trk+new', '+new+trk'], ['+trk+est', '+est+trk'], ['+trk+rel', '+rel+trk'], ['+trk+inv', '+inv+trk'], ['+trk+rpl', '+rpl+trk'], ['+trk+est-rpl', '+est-rpl+trk'], ['+trk-new-est', '-new-est+trk']];
+    for (const [tc, ovs] of flags) expect(match(`dev vf0 ingress prio 1 protocol ip flower ct_state ${tc} action drop`)[0]).toContain(`ct_state=${ovs}`);
+  });
   it('ip_flags nofirstfrag is non-fragments plus later fragments', () => {
     expect(match('dev vf0 ingress prio 1 protocol ip flower ip_flags nofirstfrag action drop').map((m) => /nw_frag=\w+/.exec(m)![0])).toEqual(['nw_frag=no', 'nw_frag=later']);
   });
