@@ -1,0 +1,21 @@
+import { describe, expect, it } from 'vitest';
+import { cookieOf, FlowKind } from '../../translator/cookie.js';
+import { explainCookie, explainFlowLine, flowsByRule } from '../../translator/explain.js';
+
+describe('explain', () => {
+  it('a cookie gives back its kind and rule id', () => {
+    const c = cookieOf(FlowKind.TRAP, 4242, 3, 100, 'in_port=1', 'output:2');
+    expect(explainCookie(c)).toMatchObject({ kind: 'trap', ruleId: 4242 });
+  });
+  it('a dump-flows line gives back its rule, a line without cookie nothing', () => {
+    const c = cookieOf(FlowKind.RULE, 7, 1, 10, 'ip', 'drop');
+    expect(explainFlowLine(` cookie=0x${c.toString(16)}, duration=1s, table=1, priority=10,ip actions=drop`)).toMatchObject({ kind: 'rule', ruleId: 7 });
+    expect(explainFlowLine('table=0, priority=0 actions=drop')).toBeUndefined();
+  });
+  it('flows group by rule id', () => {
+    const f = (id: number, p: number) => ({ table: 1, priority: p, cookie: cookieOf(FlowKind.RULE, id, 1, p, '', 'drop'), match: '', actions: 'drop' });
+    const byRule = flowsByRule([f(1, 1), f(2, 2), f(1, 3)] as never);
+    expect([...byRule.keys()]).toEqual([1, 2]);
+    expect(byRule.get(1)!.map((x) => x.priority)).toEqual([1, 3]);
+  });
+});
