@@ -16,8 +16,10 @@ const matchText = fc.oneof(
     const k = keys.filter((x) => !x.startsWith('ip_proto'));
     return `protocol ip flower ${l4 ? `ip_proto ${proto} ${l4} ` : keys.includes('ip_proto udp') ? 'ip_proto udp ' : ''}${k.join(' ')}`;
   }) },
-  { weight: 2, arbitrary: fc.constantFrom('protocol ipv6 flower', 'protocol ipv6 flower ip_proto udp', 'protocol ipv6 flower dst_ip 2001:db8::2', 'protocol ipv6 flower ip_proto tcp dst_port 80') },
-  { weight: 1, arbitrary: fc.constantFrom('protocol arp flower', 'protocol arp flower arp_op request', 'protocol arp flower arp_tip 10.0.0.2') },
+  { weight: 2, arbitrary: fc.constantFrom('protocol ipv6 flower', 'protocol ipv6 flower ip_proto udp', 'protocol ipv6 flower dst_ip 2001:db8::2', 'protocol ipv6 flower ip_proto tcp dst_port 80', 'protocol ipv6 flower ip_proto icmpv6 type 8', 'protocol ipv6 flower src_ip 2001:db8::/64 ip_tos 0x28/0xfc') },
+  { weight: 2, arbitrary: fc.constantFrom('protocol ip flower ip_proto tcp tcp_flags 0x2/0x2', 'protocol ip flower ip_proto tcp tcp_flags 0x12', 'protocol ip flower ip_proto icmp type 8 code 0', 'protocol ip flower ip_proto icmp type 8/0xf8', 'protocol ip flower ip_proto udp dst_port 1000-1999 src_port 50-60') },
+  { weight: 1, arbitrary: fc.constantFrom('protocol arp flower', 'protocol arp flower arp_op request', 'protocol arp flower arp_tip 10.0.0.2', 'protocol arp flower arp_sip 10.0.0.0/24 arp_sha 02:00:00:00:00:01', 'protocol arp flower arp_op 0x1/0x3') },
+  { weight: 1, arbitrary: fc.constantFrom('protocol all flower num_of_vlans 0', 'protocol all flower num_of_vlans 0 dst_mac ff:ff:ff:ff:ff:ff') },
   { weight: 2, arbitrary: fc.constantFrom('protocol all flower', 'protocol all flower dst_mac 02:00:00:00:00:02', 'protocol all flower src_mac 02:00:00:00:00:01/ff:ff:ff:ff:ff:00') },
   { weight: 1, arbitrary: fc.constantFrom('protocol 802.1Q flower vlan_id 5', 'protocol ip flower enc_key_id 7') },
 );
@@ -29,6 +31,10 @@ const actionText = (ip: boolean, chain: number) =>
     fc.tuple(dev, dev).map(([a, b]) => `action mirred egress mirror dev ${a} action mirred egress redirect dev ${b}`),
     dev.map((d) => `action vlan push id 7 priority 3 action mirred egress redirect dev ${d}`),
     dev.map((d) => `action mirred ingress redirect dev ${d}`),
+    dev.map((d) => `action police rate 8mbit burst 100k conform-exceed drop/pipe action mirred egress redirect dev ${d}`),
+    dev.map((d) => `action sample rate 10 group 5 action mirred egress redirect dev ${d}`),
+    dev.map((d) => `action skbedit mark 5/0xff action mirred egress redirect dev ${d}`),
+    dev.map((d) => `action csum ip4h pipe action mirred egress mirror dev ${d} action drop`),
     ...(ip
       ? [
           dev.map((d) => `action pedit ex munge ip dst set 10.9.9.9 munge eth src set 02:00:00:00:00:99 pipe action mirred egress redirect dev ${d}`),
@@ -36,7 +42,11 @@ const actionText = (ip: boolean, chain: number) =>
           fc.constant('action pedit ex munge ip ttl set 9 pipe action pass'),
         ]
       : []),
-    ...(chain === 0 ? [fc.constant('action goto chain 1'), ...(ip ? [fc.constant('action ct zone 3 pipe action goto chain 1')] : [])] : []),
+    ...(chain === 0
+      ? [fc.constant('action goto chain 1'), ...(ip ? [fc.constant('action ct zone 3 pipe action goto chain 1'), fc.constant('action ct commit zone 3 mark 0x10 pipe action goto chain 1')] : [])]
+      : ip
+        ? [dev.map((d) => `action ct commit zone 3 mark 0x10/0xff pipe action mirred egress redirect dev ${d}`), fc.constant('action ct clear pipe action drop')]
+        : []),
   );
 
 export const arbRuleLine = fc
@@ -44,7 +54,7 @@ export const arbRuleLine = fc
   .chain(([d, chain, prio, match, skipSw, pick]) =>
     actionText(match.startsWith('protocol ip ') && !match.includes('enc_key_id'), chain).map((act) => {
       const m = match.replace(/ flower/, ` flower${skipSw && pick < 20 ? ' skip_sw' : ''}`);
-      const ct = chain === 1 && pick < 30 && m.startsWith('protocol ip ') ? ' ct_state +trk+new' : '';
+      const ct = chain === 1 && pick < 30 && m.startsWith('protocol ip ') ? (pick < 15 ? ' ct_state +trk+new' : ' ct_state +trk-est ct_zone 3') : '';
       return `dev ${d} ingress${chain ? ' chain 1' : ''} prio ${prio} ${m}${ct} ${act}`;
     }),
   );
