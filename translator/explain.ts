@@ -4,13 +4,14 @@ import type { OfFlow } from '../ovs/openflow/flow.js';
 import { cookieKindName, cookieRuleId } from './cookie.js';
 
 export interface CookieExplained {
+  cookie: bigint;
   kind: string;
   ruleId: number;
   hash: number;
 }
 
 export function explainCookie(cookie: bigint): CookieExplained {
-  return { kind: cookieKindName(cookie), ruleId: cookieRuleId(cookie), hash: Number(cookie & 0xffffffffn) };
+  return { cookie, kind: cookieKindName(cookie), ruleId: cookieRuleId(cookie), hash: Number(cookie & 0xffffffffn) };
 }
 
 /** Reads `cookie=0x...` from a dump-flows line; undefined when absent. */

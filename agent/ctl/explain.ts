@@ -2,6 +2,7 @@
 // with cookies and counters, or which rule made one line of `ovs-ofctl dump-flows`.
 import { adminRequest } from '../admin/client.js';
 import type { ExplainReport, ExplainedFlow, ExplainedRule } from '../admin/api.js';
+import { explainFlowLine } from '../../translator/explain.js';
 import { adminSocket, out, runCommand, takeStateDir, UsageError } from './common.js';
 
 export const usage = "explain VM [--flow 'LINE FROM ovs-ofctl dump-flows']";
@@ -29,22 +30,17 @@ export function formatExplain(rep: ExplainReport): string {
   return lines.join('\n');
 }
 
-/** The cookie of a dump-flows line, normalized to the 0x form the report uses. */
-export function cookieOfLine(line: string): string {
-  const m = /cookie=(0x[0-9a-fA-F]+|\d+)/.exec(line);
-  if (!m) throw new UsageError('the --flow line has no cookie= field (paste a whole line of ovs-ofctl dump-flows)');
-  return '0x' + BigInt(m[1]!).toString(16);
-}
-
 export function explainFlow(rep: ExplainReport, line: string): string {
-  const cookie = cookieOfLine(line);
+  const parsed = explainFlowLine(line);
+  if (!parsed) throw new UsageError('the --flow line has no cookie= field (paste a whole line of ovs-ofctl dump-flows)');
+  const cookie = `0x${parsed.cookie.toString(16)}`;
   for (const r of rep.rules) {
     const f = r.flows.find((x) => x.cookie === cookie);
     if (f) return `${ruleHeader(r)}\n  this flow is its [${f.kind}] flow:\n${flowLine(f)}`;
   }
   const other = rep.other.find((x) => x.cookie === cookie);
   if (other) return `flow of no guest rule: [${other.kind}]\n${flowLine(other)}`;
-  return `cookie ${cookie} is not a current flow of vm ${rep.vm}: stale, or from another bridge`;
+  return `cookie ${cookie} (${parsed.kind} flow of rule ${parsed.ruleId}) is not a current flow of vm ${rep.vm}: stale, or from another bridge`;
 }
 
 export function run(argv: string[]): Promise<number> {
