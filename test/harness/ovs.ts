@@ -126,23 +126,19 @@ export async function startOvs(opts: { netns?: string; extraVswitchdArgs?: strin
       await startVswitchd();
     },
     async stop() {
-      for (const name of ['ovs-vswitchd', 'ovsdb-server']) {
-        const pid = pidOf(join(rundir, `${name}.pid`));
-        if (pid) {
-          try {
-            process.kill(pid, 'SIGTERM');
-          } catch {}
+      const signal = (sig: NodeJS.Signals) => {
+        for (const name of ['ovs-vswitchd', 'ovsdb-server']) {
+          const pid = pidOf(join(rundir, `${name}.pid`));
+          if (pid) {
+            try {
+              process.kill(pid, sig);
+            } catch {}
+          }
         }
-      }
+      };
+      signal('SIGTERM');
       await new Promise((r) => setTimeout(r, 100));
-      for (const name of ['ovs-vswitchd', 'ovsdb-server']) {
-        const pid = pidOf(join(rundir, `${name}.pid`));
-        if (pid) {
-          try {
-            process.kill(pid, 'SIGKILL');
-          } catch {}
-        }
-      }
+      signal('SIGKILL');
       await execa('ip', ['netns', 'del', netns], { reject: false });
       rmSync(rundir, { recursive: true, force: true });
     },
