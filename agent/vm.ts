@@ -31,6 +31,8 @@ export class VmState {
   private queue: Promise<unknown> = Promise.resolve();
   private server: Server | undefined;
   private translation: Translation | undefined;
+  /** Cookies OVS holds, as of the last successful apply; undefined = unknown, read a dump (ofctrl.c's installed table). */
+  private installed: Set<bigint> | undefined;
   private msgWindow = { start: Date.now(), n: 0 };
 
   constructor(
@@ -60,18 +62,29 @@ export class VmState {
     });
   }
 
-  /** Desired vs installed by cookie; only the difference goes, in one bundle. */
+  /** Desired vs installed by cookie, read from a fresh dump; only the difference goes, in one bundle. */
   reconcile(reason: string): Promise<number> {
-    return this.serial(async () => this.reconcileNow(reason));
+    return this.serial(async () => {
+      this.installed = undefined;
+      return this.reconcileNow(reason);
+    });
   }
 
   private async reconcileNow(reason: string): Promise<number> {
     const t = this.translation ?? this.translate();
     const t0 = process.hrtime.bigint();
-    await this.installer.setMeters(t.meters);
-    const installed = await this.installer.dump();
-    const diff = diffFlows(t.flows, installed);
-    if (!isEmptyDiff(diff)) await this.installer.apply(diff);
+    let diff;
+    try {
+      await this.installer.setMeters(t.meters);
+      const installed = this.installed ? [...this.installed].map((cookie) => ({ cookie })) : await this.installer.dump();
+      diff = diffFlows(t.flows, installed);
+      if (!isEmptyDiff(diff)) await this.installer.apply(diff);
+    } catch (e) {
+      // A failed or timed-out bundle may still have applied: the next change reads a dump.
+      this.installed = undefined;
+      throw e;
+    }
+    this.installed = new Set(t.flows.map((f) => f.cookie));
     this.translation = t;
     const mods = diff.add.length + diff.del.length;
     this.metrics.observe('vpf_install_seconds', { vm: this.rec.name }, Number(process.hrtime.bigint() - t0) / 1e9, 'Time to make the bridge equal the desired flows');
