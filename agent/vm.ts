@@ -33,6 +33,8 @@ export class VmState {
   private translation: Translation | undefined;
   /** Cookies OVS holds, as of the last successful apply; undefined = unknown, read a dump (ofctrl.c's installed table). */
   private installed: Set<bigint> | undefined;
+  /** The meters OVS holds as of the last apply (JSON), undefined = unknown. */
+  private installedMeters: string | undefined;
   private msgWindow = { start: Date.now(), n: 0 };
 
   constructor(
@@ -66,6 +68,7 @@ export class VmState {
   reconcile(reason: string): Promise<number> {
     return this.serial(async () => {
       this.installed = undefined;
+      this.installedMeters = undefined;
       return this.reconcileNow(reason);
     });
   }
@@ -75,13 +78,16 @@ export class VmState {
     const t0 = process.hrtime.bigint();
     let diff;
     try {
-      await this.installer.setMeters(t.meters);
+      const meters = JSON.stringify(t.meters);
+      if (meters !== this.installedMeters) await this.installer.setMeters(t.meters);
+      this.installedMeters = meters;
       const installed = this.installed ? [...this.installed].map((cookie) => ({ cookie })) : await this.installer.dump();
       diff = diffFlows(t.flows, installed);
       if (!isEmptyDiff(diff)) await this.installer.apply(diff);
     } catch (e) {
       // A failed or timed-out bundle may still have applied: the next change reads a dump.
       this.installed = undefined;
+      this.installedMeters = undefined;
       throw e;
     }
     this.installed = new Set(t.flows.map((f) => f.cookie));

@@ -28,7 +28,7 @@ const secs = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
 const ovs = await startOvs();
 const state = mkdtempSync(join(tmpdir(), 'vpf-bench-'));
 try {
-  const config = { ...DEFAULT_CONFIG, stateDir: state, ovsdb: `unix:${ovs.dbSock}`, ovsRundir: ovs.rundir, datapathType: 'netdev' as const, reconcileIntervalMs: 3_600_000, quotas: { rulesPerVm: N + 10, flowsPerVm: 100 * N, msgsPerSec: 1e9 } };
+  const config = { ...DEFAULT_CONFIG, stateDir: state, ovsdb: `unix:${ovs.dbSock}`, ovsRundir: ovs.rundir, datapathType: 'netdev' as const, reconcileIntervalMs: 3_600_000, quotas: { rulesPerVm: N + 1000, flowsPerVm: 100 * N, msgsPerSec: 1e9 } };
   let d = await Vpfd.start(config, pino({ level: 'silent' }));
   await d.addVm({ name: 'bench', vfs: 4 });
   const rss0 = process.memoryUsage().rss;
