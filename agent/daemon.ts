@@ -88,7 +88,7 @@ export class Vpfd implements AdminBackend {
   }
 
   private info(v: VmState): VmInfo {
-    return { name: v.rec.name, bridge: v.bridge, vfs: v.rec.vfs, ports: v.rec.ports, channel: this.channelPath(v.rec.name), rules: v.rec.rules.length, flows: 0, mode: 'switchdev' };
+    return { name: v.rec.name, bridge: v.bridge, vfs: v.rec.vfs, ports: v.rec.ports, channel: this.channelPath(v.rec.name), rules: v.rec.rules.length, flows: v.flowCount, mode: 'switchdev' };
   }
 
   async addVm(spec: VmSpec): Promise<VmInfo> {

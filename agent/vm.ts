@@ -100,6 +100,11 @@ export class VmState {
     return mods;
   }
 
+  /** Desired flow count (what the bridge holds once reconciled). */
+  get flowCount(): number {
+    return (this.translation ?? this.translate()).flows.length;
+  }
+
   // --- the guest channel ---
 
   listen(path: string): Promise<void> {

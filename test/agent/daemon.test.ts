@@ -128,5 +128,6 @@ describe('vpfd guest channel', () => {
     await flood;
     expect(answered).toBe(samples.length);
     expect(d.listVms().map((v) => v.name).sort()).toEqual(['a', 'b']);
+    expect(d.listVms().find((v) => v.name === 'a')!.flows).toBe((await flows('a')).length);
   }, 120_000);
 });
