@@ -23,6 +23,11 @@ export function talk(path: string, request: Buffer): Promise<NlMessage[]> {
       reject(new Error('no answer from vpfd on the VM channel within 30 s'));
     }, 30_000);
     sock.on('connect', () => sock.write(request));
+    sock.on('close', () => {
+      clearTimeout(timer);
+      // Resolved already when the answer arrived; otherwise the daemon went away mid-request.
+      reject(new Error('vpfd closed the VM channel before answering'));
+    });
     sock.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       reject(new Error(e.code === 'ENOENT' || e.code === 'ECONNREFUSED' ? `no channel for that VM (${path}): is vpfd running and the VM added?` : e.message));
