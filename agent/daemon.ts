@@ -8,7 +8,8 @@ import type { Server } from 'node:http';
 import pino, { type Logger } from 'pino';
 import { Errno, VpfError } from '../rules/errors.js';
 import { defaultPortMap, portPair, repNames, type PortMap } from '../translator/portmap.js';
-import { BridgeManager, bridgeNameFor, type BridgePort } from '../ovs/bridge.js';
+import { BRIDGE_MONITOR, BridgeManager, bridgeNameFor, type BridgePort } from '../ovs/bridge.js';
+import { OvsdbClient } from '../ovs/ovsdb/client.js';
 import { OfctlInstaller } from '../ovs/ctl/ofctl.js';
 import type { VpfdConfig } from './config.js';
 import { Journal, type VmRecord } from './journal.js';
@@ -21,6 +22,7 @@ export class Vpfd implements AdminBackend {
   private readonly vms = new Map<string, VmState>();
   private readonly journal: Journal;
   private readonly bridges: BridgeManager;
+  private readonly ovsdb: OvsdbClient;
   readonly metricsRegistry = new Metrics();
   private admin: Server | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -30,7 +32,8 @@ export class Vpfd implements AdminBackend {
     readonly log: Logger,
   ) {
     this.journal = new Journal(join(config.stateDir, 'journal'));
-    this.bridges = new BridgeManager(config.ovsdb, this.ovsEnv());
+    this.ovsdb = new OvsdbClient(config.ovsdb, log);
+    this.bridges = new BridgeManager(this.ovsdb);
   }
 
   private ovsEnv(): Record<string, string> {
@@ -40,6 +43,17 @@ export class Vpfd implements AdminBackend {
   static async start(config: VpfdConfig, log: Logger = pino({ level: config.logLevel })): Promise<Vpfd> {
     mkdirSync(join(config.stateDir, 'vms'), { recursive: true, mode: 0o700 });
     const d = new Vpfd(config, log);
+    await d.ovsdb.connect();
+    await d.ovsdb.monitor(BRIDGE_MONITOR);
+    // After an OVSDB reconnect the client has resynced its cache: make every bridge right again.
+    d.ovsdb.on('reconnected', () => {
+      for (const vm of d.vms.values()) {
+        d.bridges
+          .ensureBridge(d.bridgeSpec(vm.rec))
+          .then(() => vm.reconcile('ovsdb reconnect'))
+          .catch((e) => log.warn({ vm: vm.rec.name, err: e }, 'resync after OVSDB reconnect failed; the timer will retry'));
+      }
+    });
     for (const rec of d.journal.loadAll()) await d.bringUp(rec, 'restart');
     d.admin = await startAdminServer(d, join(config.stateDir, 'vpfd.sock'), log);
     d.timer = setInterval(() => {
@@ -67,9 +81,13 @@ export class Vpfd implements AdminBackend {
     return out;
   }
 
+  private bridgeSpec(rec: VmRecord) {
+    return { name: bridgeNameFor(rec.name), datapathType: this.config.datapathType, ports: this.bridgePorts(rec), externalIds: { 'vpf-vm': rec.name } };
+  }
+
   private async bringUp(rec: VmRecord, why: string): Promise<VmState> {
     const bridge = bridgeNameFor(rec.name);
-    await this.bridges.ensureBridge({ name: bridge, datapathType: this.config.datapathType, ports: this.bridgePorts(rec), externalIds: { 'vpf-vm': rec.name } });
+    await this.bridges.ensureBridge(this.bridgeSpec(rec));
     const mgmt = join(this.config.ovsRundir, `${bridge}.mgmt`);
     const installer = new OfctlInstaller(`unix:${mgmt}`, this.ovsEnv());
     const vm = new VmState(rec, bridge, installer, this.journal, this.config.quotas, this.metricsRegistry, this.log);
@@ -132,6 +150,7 @@ export class Vpfd implements AdminBackend {
     clearInterval(this.timer);
     for (const v of this.vms.values()) v.close();
     await new Promise((r) => (this.admin ? this.admin.close(() => r(undefined)) : r(undefined)));
+    this.ovsdb.close();
     this.log.info('vpfd stopped');
   }
 }

@@ -1,8 +1,10 @@
-// Per-VM bridges through ovs-vsctl (one OVSDB transaction per call: everything
-// after `--` commits together). The bridge is created with fail_mode=secure in
-// the same transaction, so OVS never forwards with NORMAL before our flows
-// arrive (lessons of OVN and Antrea). A native RFC 7047 client is future work.
-import { execa } from 'execa';
+// Per-VM bridges over our OVSDB client. The bridge is inserted with
+// fail_mode=secure, its ports and interfaces, and its place in
+// Open_vSwitch.bridges in ONE transaction: OVS never sees the bridge without
+// the secure fail mode (else it forwards with NORMAL until our flows arrive),
+// and a bridge not referenced from the root table would be garbage-collected
+// (OVN, Antrea). Flows that use a port wait until its requested ofport is set.
+import { ovs, type OvsdbClient, type Op, type Row } from './ovsdb/client.js';
 
 export interface BridgePort {
   name: string;
@@ -18,6 +20,17 @@ export interface BridgeSpec {
   externalIds: Record<string, string>;
 }
 
+const DB = 'Open_vSwitch';
+export const BRIDGE_MONITOR = {
+  db: DB,
+  tables: {
+    Open_vSwitch: ['bridges'],
+    Bridge: ['name', 'ports', 'fail_mode', 'external_ids'],
+    Port: ['name', 'interfaces'],
+    Interface: ['name', 'ofport', 'ofport_request', 'error'],
+  },
+};
+
 /** A legal bridge name for a VM: IFNAMSIZ-1 = 15 characters. */
 export function bridgeNameFor(vm: string): string {
   const name = `vpf-${vm}`;
@@ -30,31 +43,95 @@ function fnv(s: string): number {
   return h >>> 0;
 }
 
-export class BridgeManager {
-  constructor(
-    private readonly db: string,
-    private readonly env: Record<string, string> = {},
-  ) {}
+const uuidsOf = (v: unknown): string[] => {
+  const a = v as [string, unknown];
+  if (a?.[0] === 'uuid') return [a[1] as string];
+  if (a?.[0] === 'set') return (a[1] as [string, string][]).map((x) => x[1]);
+  return [];
+};
 
-  private async vsctl(...args: string[]): Promise<string> {
-    const r = await execa('ovs-vsctl', [`--db=${this.db}`, '--timeout=10', ...args], { env: this.env, reject: false });
-    if (r.exitCode !== 0) throw new Error(`ovs-vsctl: ${r.stderr.toString().trim()}`);
-    return r.stdout.toString();
+export class BridgeManager {
+  constructor(private readonly db: OvsdbClient) {}
+
+  private table(name: string): Map<string, Row> {
+    return this.db.cache.get(name) ?? new Map();
+  }
+
+  private rootUuid(): string {
+    const root = [...this.table('Open_vSwitch').keys()][0];
+    if (!root) throw new Error('ovsdb: no Open_vSwitch row (is the database initialized?)');
+    return root;
+  }
+
+  private findBridge(name: string): [string, Row] | undefined {
+    return [...this.table('Bridge')].find(([, r]) => r.name === name);
+  }
+
+  private portNames(bridge: Row): Set<string> {
+    const ports = this.table('Port');
+    return new Set(uuidsOf(bridge.ports).map((u) => ports.get(u)?.name as string));
   }
 
   async ensureBridge(spec: BridgeSpec): Promise<void> {
-    const ids = Object.entries(spec.externalIds).map(([k, v]) => `external_ids:${k}=${v}`);
-    const args = ['--may-exist', 'add-br', spec.name, '--', 'set', 'bridge', spec.name, 'fail_mode=secure', `datapath_type=${spec.datapathType}`, 'protocols=OpenFlow10,OpenFlow13,OpenFlow14,OpenFlow15', ...ids];
-    for (const p of spec.ports) {
-      args.push('--', '--may-exist', 'add-port', spec.name, p.name, '--', 'set', 'interface', p.name, `ofport_request=${p.ofport}`, ...(p.type ? [`type=${p.type}`] : []));
+    const existing = this.findBridge(spec.name);
+    const ops: Op[] = [];
+    const have = existing ? this.portNames(existing[1]) : new Set<string>();
+    const newPorts: string[] = [];
+    spec.ports.forEach((p, i) => {
+      if (have.has(p.name)) return;
+      ops.push({ op: 'insert', table: 'Interface', 'uuid-name': `i${i}`, row: { name: p.name, ofport_request: p.ofport, ...(p.type ? { type: p.type } : {}) } });
+      ops.push({ op: 'insert', table: 'Port', 'uuid-name': `p${i}`, row: { name: p.name, interfaces: ovs.named(`i${i}`) } });
+      newPorts.push(`p${i}`);
+    });
+    const settings = {
+      fail_mode: 'secure',
+      datapath_type: spec.datapathType,
+      protocols: ovs.set(['OpenFlow10', 'OpenFlow13', 'OpenFlow14', 'OpenFlow15']),
+      external_ids: ovs.map(spec.externalIds),
+    };
+    if (!existing) {
+      ops.push({ op: 'insert', table: 'Bridge', 'uuid-name': 'br', row: { name: spec.name, ...settings, ports: ovs.set(newPorts.map(ovs.named)) } });
+      ops.push({ op: 'mutate', table: 'Open_vSwitch', where: [['_uuid', '==', ovs.uuid(this.rootUuid())]], mutations: [['bridges', 'insert', ovs.set([ovs.named('br')])]] });
+    } else {
+      const where = [['_uuid', '==', ovs.uuid(existing[0])]];
+      ops.push({ op: 'update', table: 'Bridge', where, row: settings });
+      if (newPorts.length) ops.push({ op: 'mutate', table: 'Bridge', where, mutations: [['ports', 'insert', ovs.set(newPorts.map(ovs.named))]] });
     }
-    await this.vsctl(...args);
-    // Flows that use a port need its ofport: wait until every interface has the one it asked for.
-    await this.vsctl('--timeout=10', 'wait-until', 'bridge', spec.name, 'fail_mode=secure');
-    for (const p of spec.ports) await this.vsctl('--timeout=10', 'wait-until', 'interface', p.name, `ofport=${p.ofport}`);
+    await this.db.transact(DB, [...ops, { op: 'comment', comment: `vpfd: ensure bridge ${spec.name}` }]);
+    await this.waitForOfports(spec);
+  }
+
+  /** Resolves once every port's interface reports the ofport it asked for; names the ones that did not. */
+  private waitForOfports(spec: BridgeSpec, timeoutMs = 10_000): Promise<void> {
+    const pending = () =>
+      spec.ports.filter((p) => ![...this.table('Interface').values()].some((r) => r.name === p.name && r.ofport === p.ofport));
+    return new Promise((resolve, reject) => {
+      if (!pending().length) return resolve();
+      const onUpdate = () => {
+        if (pending().length) return;
+        cleanup();
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        const why = pending().map((p) => {
+          const row = [...this.table('Interface').values()].find((r) => r.name === p.name);
+          return `${p.name} (ofport ${JSON.stringify(row?.ofport)}${row?.error && typeof row.error === 'string' ? `, ${row.error}` : ''})`;
+        });
+        reject(new Error(`ports without their requested ofport: ${why.join(', ')}`));
+      }, timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.db.off('update', onUpdate);
+      };
+      this.db.on('update', onUpdate);
+    });
   }
 
   async deleteBridge(name: string): Promise<void> {
-    await this.vsctl('--if-exists', 'del-br', name);
+    const b = this.findBridge(name);
+    if (!b) return;
+    // Ports and interfaces are not root rows: OVSDB collects them with the bridge.
+    await this.db.transact(DB, [{ op: 'mutate', table: 'Open_vSwitch', where: [['_uuid', '==', ovs.uuid(this.rootUuid())]], mutations: [['bridges', 'delete', ovs.set([ovs.uuid(b[0])])]] }]);
   }
 }

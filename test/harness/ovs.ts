@@ -27,6 +27,8 @@ export interface PrivateOvs {
   mgmt(bridge: string): string;
   /** Kill and restart ovs-vswitchd only (flows are lost, OVSDB kept). */
   restartVswitchd(): Promise<void>;
+  /** Kill and restart ovsdb-server on the same database file and socket. */
+  restartOvsdbServer(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -65,15 +67,18 @@ export async function startOvs(opts: { netns?: string; extraVswitchdArgs?: strin
   await run('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
   const dbSock = join(rundir, 'db.sock');
   await run('ovsdb-tool', ['create', join(rundir, 'conf.db'), SCHEMA]);
-  await inNs('ovsdb-server', [
-    join(rundir, 'conf.db'),
-    `--remote=punix:${dbSock}`,
-    `--pidfile=${join(rundir, 'ovsdb-server.pid')}`,
-    `--unixctl=${join(rundir, 'ovsdb-server.ctl')}`,
-    `--log-file=${join(rundir, 'ovsdb-server.log')}`,
-    '--detach',
-  ]);
-  await waitFor(dbSock);
+  const startOvsdb = async () => {
+    await inNs('ovsdb-server', [
+      join(rundir, 'conf.db'),
+      `--remote=punix:${dbSock}`,
+      `--pidfile=${join(rundir, 'ovsdb-server.pid')}`,
+      `--unixctl=${join(rundir, 'ovsdb-server.ctl')}`,
+      `--log-file=${join(rundir, 'ovsdb-server.log')}`,
+      '--detach',
+    ]);
+    await waitFor(dbSock);
+  };
+  await startOvsdb();
   await run('ovs-vsctl', [`--db=unix:${dbSock}`, '--no-wait', 'init']);
   const vswitchdCtl = join(rundir, 'ovs-vswitchd.ctl');
   const startVswitchd = async () => {
@@ -105,6 +110,12 @@ export async function startOvs(opts: { netns?: string; extraVswitchdArgs?: strin
       return (await run('ovs-appctl', ['-t', vswitchdCtl, ...args])).stdout;
     },
     mgmt: (bridge) => join(rundir, `${bridge}.mgmt`),
+    async restartOvsdbServer() {
+      await killAndWait(join(rundir, 'ovsdb-server.pid'));
+      rmSync(dbSock, { force: true });
+      rmSync(join(rundir, 'ovsdb-server.ctl'), { force: true });
+      await startOvsdb();
+    },
     async restartVswitchd() {
       const pid = pidOf(join(rundir, 'ovs-vswitchd.pid'));
       if (pid) {
@@ -144,6 +155,24 @@ export async function startOvs(opts: { netns?: string; extraVswitchdArgs?: strin
     },
   };
   return ovs;
+}
+
+async function killAndWait(pidFile: string): Promise<void> {
+  const pid = pidOf(pidFile);
+  if (!pid) return;
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {}
+  const t0 = Date.now();
+  while (Date.now() - t0 < 5000) {
+    try {
+      process.kill(pid, 0);
+      await new Promise((r) => setTimeout(r, 20));
+    } catch {
+      break;
+    }
+  }
+  rmSync(pidFile, { force: true });
 }
 
 /** Add a netdev bridge with secure fail mode (no NORMAL forwarding before our flows). */
