@@ -63,6 +63,19 @@ describe('vpfd guest channel', () => {
     expect((await flows('a')).some((f) => f.match.includes('tp_dst=53') && f.actions === 'output:101')).toBe(true);
   });
 
+  it('answers with the exact bytes the kernel sends for an ACK (NLM_F_CAPPED, request header echoed)', async () => {
+    const req = encodeFilterRequest(rule('dev uplink ingress prio 7 protocol ip flower action drop'), { seq: 0x01020304, pid: 0 });
+    const [ack] = await send('a', req);
+    // nlmsghdr{len 36, NLMSG_ERROR, NLM_F_CAPPED, seq, pid 0} + error 0 + the request's nlmsghdr (netlink_ack()).
+    const want = Buffer.alloc(36);
+    want.writeUInt32LE(36, 0);
+    want.writeUInt16LE(2, 4);
+    want.writeUInt16LE(0x100, 6);
+    want.writeUInt32LE(0x01020304, 8);
+    req.copy(want, 20, 0, 16);
+    expect(Buffer.from(ack!.payload.buffer, ack!.payload.byteOffset - 16, 36).toString('hex')).toBe(want.toString('hex'));
+  });
+
   it('refuses what cannot be offloaded with skip_sw, with EOPNOTSUPP and the reason', async () => {
     const e = errnoOf(await send('a', encodeFilterRequest(rule('dev vf0 ingress prio 2 protocol 802.1Q flower skip_sw vlan_id 5 action drop'))));
     expect(e.errno).toBe(Errno.EOPNOTSUPP);
