@@ -15,7 +15,8 @@ import type { VpfdConfig } from './config.js';
 import { Journal, type VmRecord } from './journal.js';
 import { Metrics } from './metrics.js';
 import { VmState } from './vm.js';
-import type { AdminBackend, ExplainReport, RuleView, VmInfo, VmSpec } from './admin/api.js';
+import type { AdminBackend, ExplainReport, OffloadReport, RuleView, VmInfo, VmSpec } from './admin/api.js';
+import { datapathFlows } from '../ovs/ctl/offload.js';
 import { startAdminServer } from './admin/server.js';
 
 export class Vpfd implements AdminBackend {
@@ -144,6 +145,15 @@ export class Vpfd implements AdminBackend {
 
   metrics(): string {
     return this.metricsRegistry.render();
+  }
+
+  async offload(): Promise<OffloadReport> {
+    const flows = await datapathFlows(join(this.config.ovsRundir, 'ovs-vswitchd.ctl'));
+    return {
+      datapathFlows: flows.length,
+      offloaded: flows.filter((f) => f.offloaded).length,
+      flows: flows.map(({ match, packets, offloaded, dp }) => ({ match, packets, offloaded, dp })),
+    };
   }
 
   async stop(): Promise<void> {

@@ -62,6 +62,14 @@ export interface AdminBackend {
   explain(name: string): Promise<ExplainReport>;
   /** Prometheus text exposition. */
   metrics(): string;
+  /** Datapath flows and how many of them the NIC holds (ovs-appctl dpctl/dump-flows). */
+  offload(): Promise<OffloadReport>;
+}
+
+export interface OffloadReport {
+  datapathFlows: number;
+  offloaded: number;
+  flows: { match: string; packets: number; offloaded: boolean; dp: string }[];
 }
 
 export interface ApiError {

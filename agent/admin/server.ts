@@ -56,6 +56,7 @@ async function route(backend: AdminBackend, req: IncomingMessage, res: ServerRes
   if (m === 'GET' && parts.length === 1 && parts[0] === 'metrics') {
     return send(res, 200, backend.metrics(), 'text/plain; version=0.0.4');
   }
+  if (m === 'GET' && parts.length === 1 && parts[0] === 'offload') return send(res, 200, await backend.offload());
   if (parts[0] !== 'vms') throw new HttpError(404, `no route ${m} ${url.pathname}`);
   if (parts.length === 1 && m === 'GET') return send(res, 200, backend.listVms());
   if (parts.length === 1 && m === 'POST') return send(res, 201, await backend.addVm(vmSpecFrom(await readJson(req))));

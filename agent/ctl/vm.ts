@@ -1,11 +1,11 @@
 // vpfctl vm add|del|list: register a VM with the daemon (its bridge, ports and channel).
 import { readFileSync } from 'node:fs';
 import { adminRequest } from '../admin/client.js';
-import type { VmInfo, VmSpec } from '../admin/api.js';
+import type { OffloadReport, VmInfo, VmSpec } from '../admin/api.js';
 import { parsePortMap } from '../../translator/portmap.js';
 import { adminSocket, out, runCommand, takeStateDir, UsageError } from './common.js';
 
-export const usage = 'vm add NAME --vfs N [--ports FILE] [--attach vf0=IFNAME,rep0=IFNAME,...] | vm del NAME | vm list';
+export const usage = 'vm add NAME --vfs N [--ports FILE] [--attach vf0=IFNAME,rep0=IFNAME,...] | vm del NAME | vm list | vm offload';
 
 function parseAttach(spec: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -73,6 +73,13 @@ export function run(argv: string[]): Promise<number> {
       case 'list':
         out(formatVmList(await adminRequest<VmInfo[]>(sock, 'GET', '/vms')));
         return 0;
+      case 'offload': {
+        // The NIC holds datapath flows, which traffic creates: this is the operator's view of hardware.
+        const r = await adminRequest<OffloadReport>(sock, 'GET', '/offload');
+        out(`${r.offloaded} of ${r.datapathFlows} datapath flows are in hardware`);
+        for (const f of r.flows) out(`  ${f.offloaded ? `offloaded (${f.dp})` : 'software'}  packets:${f.packets}  ${f.match}`);
+        return 0;
+      }
       default:
         throw new UsageError(`usage: vpfctl ${usage}`);
     }

@@ -91,6 +91,12 @@ describe('vpfd guest channel', () => {
     expect(errnoOf(await send('a', encodeFilterRequest(rule('dev vf5 ingress prio 1 protocol ip flower action drop')))).errno).toBe(Errno.ENODEV);
   });
 
+  it('reports the datapath flows traffic created, and that none is in hardware on the userspace datapath', async () => {
+    const r = await d.offload();
+    expect(r.offloaded).toBe(0);
+    expect(r.datapathFlows).toBe(r.flows.length);
+  });
+
   it('dumps filters with in_hw and counters from OVS', async () => {
     const replies = await send('a', encodeFilterSelect('get', { dev: 'vf1', direction: 'ingress', chain: undefined, prio: 0, protocol: 0, handle: 0, kind: undefined }, { flags: 0x301 }));
     expect(replies.at(-1)!.type).toBe(NlmsgType.DONE);

@@ -1,0 +1,41 @@
+// Which datapath flows the NIC holds. OVS offloads datapath flows created by
+// traffic (upcalls), not OpenFlow rules, so "is this rule in hardware" is only
+// known from `ovs-appctl dpctl/dump-flows -m type=offloaded` once packets flowed.
+import { execa } from 'execa';
+
+export interface DatapathFlow {
+  match: string;
+  packets: number;
+  bytes: number;
+  offloaded: boolean;
+  /** 'tc', 'dpdk', 'ovs' ... as OVS reports it (dp:). */
+  dp: string;
+  actions: string;
+}
+
+/** Parses dpctl/dump-flows -m lines: `ufid:...,<match>, packets:N, bytes:N, used:..., offloaded:yes, dp:tc, actions:...`. */
+export function parseDpctlFlows(text: string): DatapathFlow[] {
+  const out: DatapathFlow[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^(.*?), packets:(\d+), bytes:(\d+),.*?actions:(.*)$/.exec(line.trim());
+    if (!m) continue;
+    const off = /\boffloaded:(\w+)/.exec(line)?.[1];
+    out.push({
+      match: m[1]!.replace(/^ufid:[0-9a-f-]+,\s*/, ''),
+      packets: Number(m[2]),
+      bytes: Number(m[3]),
+      offloaded: off === 'yes' || off === 'partial',
+      dp: /\bdp:(\w+)/.exec(line)?.[1] ?? 'ovs',
+      actions: m[4]!,
+    });
+  }
+  return out;
+}
+
+/** Datapath flows of the whole switch; type 'offloaded' lists only those in hardware. */
+export async function datapathFlows(vswitchdCtl: string, type: 'all' | 'offloaded' = 'all'): Promise<DatapathFlow[]> {
+  const args = ['-t', vswitchdCtl, 'dpctl/dump-flows', '-m', ...(type === 'offloaded' ? ['type=offloaded'] : [])];
+  const r = await execa('ovs-appctl', args, { reject: false });
+  if (r.exitCode !== 0) throw new Error(`ovs-appctl dpctl/dump-flows: ${r.stderr.toString().trim()}`);
+  return parseDpctlFlows(r.stdout.toString());
+}
