@@ -13,6 +13,7 @@ command -v tc          >/dev/null || need+=(iproute2)
 command -v strace      >/dev/null || need+=(strace)
 command -v ethtool     >/dev/null || need+=(ethtool)
 command -v ping        >/dev/null || need+=(iputils-ping)
+command -v python3     >/dev/null || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
   echo "vpf: installing Debian packages: ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
