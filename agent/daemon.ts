@@ -46,6 +46,7 @@ export class Vpfd implements AdminBackend {
     const d = new Vpfd(config, log);
     await d.ovsdb.connect();
     await d.ovsdb.monitor(BRIDGE_MONITOR);
+    await d.applyOvsSettings();
     // After an OVSDB reconnect the client has resynced its cache: make every bridge right again.
     d.ovsdb.on('reconnected', () => {
       for (const vm of d.vms.values()) {
@@ -62,6 +63,19 @@ export class Vpfd implements AdminBackend {
     }, config.reconcileIntervalMs);
     log.info({ stateDir: config.stateDir, vms: d.vms.size, datapath: config.datapathType }, 'vpfd started');
     return d;
+  }
+
+  /** The global OVS settings the config names; each change is logged, never made silently. */
+  private async applyOvsSettings(): Promise<void> {
+    const c = this.config;
+    const wanted: Record<string, string> = {};
+    if (c.hwOffload !== undefined) wanted['hw-offload'] = String(c.hwOffload);
+    if (c.tcPolicy !== undefined) wanted['tc-policy'] = c.tcPolicy;
+    if (c.vlanLimit !== undefined) wanted['vlan-limit'] = String(c.vlanLimit);
+    const changed = await this.bridges.setOtherConfig(wanted);
+    for (const k of changed) {
+      this.log.warn({ key: `other_config:${k}`, value: wanted[k] }, k === 'vlan-limit' ? 'set Open vSwitch setting' : 'set Open vSwitch setting; ovs-vswitchd reads it only at start: restart it to take effect');
+    }
   }
 
   channelPath(name: string): string {

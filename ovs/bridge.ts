@@ -24,7 +24,7 @@ const DB = 'Open_vSwitch';
 export const BRIDGE_MONITOR = {
   db: DB,
   tables: {
-    Open_vSwitch: ['bridges'],
+    Open_vSwitch: ['bridges', 'other_config'],
     Bridge: ['name', 'ports', 'fail_mode', 'external_ids'],
     Port: ['name', 'interfaces'],
     Interface: ['name', 'ofport', 'ofport_request', 'error'],
@@ -126,6 +126,25 @@ export class BridgeManager {
       };
       this.db.on('update', onUpdate);
     });
+  }
+
+  /**
+   * Open_vSwitch other_config keys vpf owns by configuration: hw-offload,
+   * tc-policy, vlan-limit. ovs-vswitchd reads hw-offload only at start
+   * (vswitch.xml), so a change needs its restart: the caller logs that.
+   * Returns the keys whose value changed.
+   */
+  async setOtherConfig(wanted: Record<string, string>): Promise<string[]> {
+    const root = this.table('Open_vSwitch').get(this.rootUuid()) ?? {};
+    const now = new Map(((root.other_config as [string, [string, string][]] | undefined)?.[1] ?? []) as [string, string][]);
+    const changed = Object.entries(wanted).filter(([k, v]) => now.get(k) !== v);
+    if (!changed.length) return [];
+    const where = [['_uuid', '==', ovs.uuid(this.rootUuid())]];
+    await this.db.transact(DB, [
+      { op: 'mutate', table: 'Open_vSwitch', where, mutations: [['other_config', 'delete', ovs.set(changed.map(([k]) => k))]] },
+      { op: 'mutate', table: 'Open_vSwitch', where, mutations: [['other_config', 'insert', ovs.map(Object.fromEntries(changed))]] },
+    ]);
+    return changed.map(([k]) => k);
   }
 
   async deleteBridge(name: string): Promise<void> {
