@@ -1,7 +1,6 @@
 // kill -9 vpfd while a guest is installing rules: after a restart, every rule
 // the guest saw acknowledged is there, and the bridge holds exactly the desired
 // flows (no duplicate, no stale one).
-import { execa, type ResultPromise } from 'execa';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,25 +14,12 @@ import { parseFilter, splitArgs } from '../../rules/tcsyntax/index.js';
 import { parseDumpFlows } from '../../ovs/ctl/ofctl.js';
 import type { RuleView } from '../../agent/admin/api.js';
 import { startOvs, type PrivateOvs } from '../harness/ovs.js';
+import { spawnVpfd, vpfdReady } from '../helpers/vpfd.js';
 
 let ovs: PrivateOvs;
 let state: string;
 const rule = (i: number) => (parseFilter(splitArgs(`dev vf${i % 2} ingress prio ${1 + (i % 20)} protocol ip flower ip_proto udp dst_port ${i + 1} action drop`)) as { value: FlowerRule }).value;
 
-function vpfd(): ResultPromise {
-  return execa('node', ['dist/bin/vpfd.js', '--state-dir', state, '--ovsdb', `unix:${ovs.dbSock}`, '--ovs-rundir', ovs.rundir, '--datapath', 'netdev', '--log-level', 'warn'], { reject: false });
-}
-async function ready(): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    try {
-      await adminRequest(join(state, 'vpfd.sock'), 'GET', '/vms');
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  throw new Error('vpfd did not start');
-}
 
 beforeAll(async () => {
   ovs = await startOvs();
@@ -46,8 +32,8 @@ afterAll(async () => {
 
 describe('vpfd crash safety', () => {
   it('loses no acknowledged rule and leaves no stale flow after kill -9', async () => {
-    let d = vpfd();
-    await ready();
+    let d = spawnVpfd(ovs, state);
+    expect(await vpfdReady(state)).toBe(true);
     await adminRequest(join(state, 'vpfd.sock'), 'POST', '/vms', { name: 'k', vfs: 2 });
     const channel = join(state, 'vms', 'k.sock');
     const acked: number[] = [];
@@ -71,8 +57,8 @@ describe('vpfd crash safety', () => {
     await sender;
     expect(acked.length).toBeGreaterThan(0);
 
-    d = vpfd();
-    await ready();
+    d = spawnVpfd(ovs, state);
+    expect(await vpfdReady(state)).toBe(true);
     const rules = await adminRequest<RuleView[]>(join(state, 'vpfd.sock'), 'GET', '/vms/k/rules');
     const kept = new Set(rules.map((r) => r.rule.match.dstPort!.value - 1));
     for (const i of acked) expect(kept.has(i)).toBe(true);

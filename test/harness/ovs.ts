@@ -117,23 +117,8 @@ export async function startOvs(opts: { netns?: string; extraVswitchdArgs?: strin
       await startOvsdb();
     },
     async restartVswitchd() {
-      const pid = pidOf(join(rundir, 'ovs-vswitchd.pid'));
-      if (pid) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {}
-        const t0 = Date.now();
-        while (Date.now() - t0 < 5000) {
-          try {
-            process.kill(pid, 0);
-            await new Promise((r) => setTimeout(r, 20));
-          } catch {
-            break;
-          }
-        }
-      }
+      await killAndWait(join(rundir, 'ovs-vswitchd.pid'));
       rmSync(vswitchdCtl, { force: true });
-      rmSync(join(rundir, 'ovs-vswitchd.pid'), { force: true });
       await startVswitchd();
     },
     async stop() {
