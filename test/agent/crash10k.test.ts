@@ -5,7 +5,6 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminRequest } from '../../agent/admin/client.js';
 import { Journal } from '../../agent/journal.js';
 import type { FlowerRule } from '../../rules/model.js';
 import { parseFilter, splitArgs } from '../../rules/tcsyntax/index.js';
