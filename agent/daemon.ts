@@ -175,6 +175,7 @@ export class Vpfd implements AdminBackend {
     for (const v of this.vms.values()) v.close();
     await new Promise((r) => (this.admin ? this.admin.close(() => r(undefined)) : r(undefined)));
     this.ovsdb.close();
+    this.journal.close();
     this.log.info('vpfd stopped');
   }
 }

@@ -10,12 +10,13 @@ import { buildDone, buildError, NLMSG_HDRLEN, NlmF, parseMessages, Rtm, type NlM
 import { decodeTcNlMessage, encodeFilterDump, type FilterSelector } from '../rules/netlink/tc.js';
 import { printFilter } from '../rules/tcsyntax/index.js';
 import { cookieKind, cookieKindName, cookieRuleId, FlowKind } from '../translator/cookie.js';
-import { translate, type Translation } from '../translator/index.js';
+import { translate, type TranslateMemo, type Translation } from '../translator/index.js';
 import { portPair } from '../translator/portmap.js';
-import { diffFlows, isEmptyDiff, type InstalledFlow } from '../ovs/openflow/diff.js';
+import { diffFlows, diffInstalled, isEmptyDiff, type InstalledFlow } from '../ovs/openflow/diff.js';
 import type { FlowInstaller } from '../ovs/ctl/ofctl.js';
 import { flowLine } from '../ovs/openflow/flow.js';
 import type { Journal, VmRecord } from './journal.js';
+import { RuleTable } from './ruletable.js';
 import type { Metrics } from './metrics.js';
 import type { Quotas } from './config.js';
 import type { ExplainReport, RuleView } from './admin/api.js';
@@ -26,6 +27,14 @@ const L2_HEADER = 14;
 const AUTO_PRIO = 0xc000;
 /** A stream that does not frame as netlink within this many bytes is not a guest channel. */
 const MAX_MESSAGE = 1 << 20;
+/** Most filter changes committed together (one translation, one log line, one bundle). */
+const MAX_BATCH = 20_000;
+
+/** A request waiting its turn, with the connection its replies go to. */
+interface Pending {
+  msg: NlMessage;
+  reply(parts: Buffer[]): void;
+}
 
 export class VmState {
   private queue: Promise<unknown> = Promise.resolve();
@@ -36,6 +45,11 @@ export class VmState {
   /** The meters OVS holds as of the last apply (JSON), undefined = unknown. */
   private installedMeters: string | undefined;
   private msgWindow = { start: Date.now(), n: 0 };
+  private readonly memo: TranslateMemo = new WeakMap();
+  /** rec.rules indexed for edits (undefined = rebuild from rec.rules). */
+  private table: RuleTable | undefined;
+  private readonly inbox: Pending[] = [];
+  private pumping = false;
 
   constructor(
     readonly rec: VmRecord,
@@ -61,6 +75,7 @@ export class VmState {
       ports: this.rec.ports,
       zone: (z) => zoneBase + (z & 0xff),
       layout: new Map(this.rec.layout),
+      memo: this.memo,
     });
   }
 
@@ -81,16 +96,17 @@ export class VmState {
       const meters = JSON.stringify(t.meters);
       if (meters !== this.installedMeters) await this.installer.setMeters(t.meters);
       this.installedMeters = meters;
-      const installed = this.installed ? [...this.installed].map((cookie) => ({ cookie })) : await this.installer.dump();
-      diff = diffFlows(t.flows, installed);
+      let want: Set<bigint> | undefined;
+      if (this.installed) ({ want, ...diff } = diffInstalled(t.flows, this.installed));
+      else diff = diffFlows(t.flows, await this.installer.dump());
       if (!isEmptyDiff(diff)) await this.installer.apply(diff);
+      this.installed = want ?? new Set(t.flows.map((f) => f.cookie));
     } catch (e) {
       // A failed or timed-out bundle may still have applied: the next change reads a dump.
       this.installed = undefined;
       this.installedMeters = undefined;
       throw e;
     }
-    this.installed = new Set(t.flows.map((f) => f.cookie));
     this.translation = t;
     const mods = diff.add.length + diff.del.length;
     this.metrics.observe('vpf_install_seconds', { vm: this.rec.name }, Number(process.hrtime.bigint() - t0) / 1e9, 'Time to make the bridge equal the desired flows');
@@ -170,11 +186,37 @@ export class VmState {
         if (buf.length < len) break;
         const msg = parseMessages(buf.subarray(0, len))[0]!;
         buf = buf.subarray(Math.min(total, buf.length));
-        void this.serial(() => this.handle(msg)).then((replies) => {
-          if (!sock.destroyed) for (const r of replies) sock.write(r);
-        });
+        this.inbox.push({ msg, reply: (parts) => !sock.destroyed && parts.forEach((r) => sock.write(r)) });
       }
+      void this.pump();
     });
+  }
+
+  /**
+   * Group commit: filter adds and deletes waiting in the inbox go through as one
+   * batch (one translation, one journal line, one bundle), replies in request
+   * order. A guest that pipelines requests pays per batch, not per request;
+   * one that waits for each ack sees single-request batches.
+   */
+  private async pump(): Promise<void> {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.inbox.length) {
+        let n = 0;
+        while (n < this.inbox.length && n < MAX_BATCH && isFilterChange(this.inbox[n]!.msg)) n++;
+        const batch = this.inbox.splice(0, Math.max(n, 1));
+        if (batch.length === 1) {
+          const p = batch[0]!;
+          p.reply(await this.serial(() => this.handle(p.msg)));
+        } else {
+          const replies = await this.serial(() => this.handleBatch(batch.map((p) => p.msg)));
+          batch.forEach((p, i) => p.reply(replies[i]!));
+        }
+      }
+    } finally {
+      this.pumping = false;
+    }
   }
 
   private rateLimited(): boolean {
@@ -183,13 +225,72 @@ export class VmState {
     return ++this.msgWindow.n > this.quotas.msgsPerSec;
   }
 
+  private refuse(msg: NlMessage, e: VpfError): Buffer[] {
+    this.metrics.inc('vpf_channel_errors_total', { vm: this.rec.name, errno: e.errnoName }, 1, 'Guest requests refused, by errno');
+    this.log.info({ vm: this.rec.name, errno: e.errnoName, cause: e.message, type: msg.type, seq: msg.seq }, 'guest request refused');
+    return [buildError(msg, e.errno, e.message)];
+  }
+
+  /**
+   * Several filter adds/deletes committed as one change. Each is applied to the
+   * state in order (its own refusal, e.g. EEXIST, touches nothing); if the
+   * translator refuses any new rule or the flow quota would be exceeded, the
+   * batch is undone and its requests run one by one, so each gets its own answer.
+   */
+  private async handleBatch(msgs: NlMessage[]): Promise<Buffer[][]> {
+    // Edits go to the rule table and come back as a new array: the current one is the undo snapshot.
+    const before = this.rec.rules;
+    const nextRuleId = this.rec.nextRuleId;
+    const replies: (Buffer[] | undefined)[] = [];
+    for (const msg of msgs) {
+      if (this.rateLimited()) {
+        replies.push(this.refuse(msg, new VpfError(Errno.EBUSY, 'too many requests from this VM; slow down')));
+        continue;
+      }
+      const d = decodeTcNlMessage(msg);
+      if (!d.ok) {
+        replies.push(this.refuse(msg, d.error));
+        continue;
+      }
+      const m = d.value;
+      try {
+        if (m.type === 'filter' && m.op === 'new') this.addRule(m.rule, msg.flags);
+        else if (m.type === 'filter' && m.op === 'del') {
+          if (!this.deleteSelected(m.sel)) throw new VpfError(Errno.ENOENT, 'Filter with specified priority/protocol not found');
+        } else throw new Error('not a filter change');
+        replies.push(undefined);
+      } catch (e) {
+        if (!(e instanceof VpfError)) throw e;
+        replies.push(this.refuse(msg, e));
+      }
+    }
+    this.rec.rules = this.rulesTable().toArray();
+    const t = this.translate();
+    const refused = this.refusedChange(t) !== undefined;
+    if (refused || t.flows.length > this.quotas.flowsPerVm) {
+      this.undoTo(before, nextRuleId);
+      const out: Buffer[][] = [];
+      for (const msg of msgs) out.push(await this.handle(msg));
+      return out;
+    }
+    try {
+      await this.commit(t, 'filter batch');
+    } catch (e) {
+      return msgs.map((msg, i) => replies[i] ?? this.installFailed(msg, e));
+    }
+    return msgs.map((msg, i) => replies[i] ?? [buildError(msg, 0)]);
+  }
+
+  private installFailed(msg: NlMessage, e: unknown): Buffer[] {
+    if (e instanceof VpfError) return this.refuse(msg, e);
+    this.log.error({ vm: this.rec.name, err: e }, 'request failed; state unknown, reconciling');
+    void this.reconcile('error');
+    return this.refuse(msg, new VpfError(Errno.EBUSY, `vpfd could not program the bridge: ${(e as Error).message}`));
+  }
+
   /** One request -> its replies (NLMSG_ERROR ack/error, or dump parts + NLMSG_DONE). */
   async handle(msg: NlMessage): Promise<Buffer[]> {
-    const fail = (e: VpfError) => {
-      this.metrics.inc('vpf_channel_errors_total', { vm: this.rec.name, errno: e.errnoName }, 1, 'Guest requests refused, by errno');
-      this.log.info({ vm: this.rec.name, errno: e.errnoName, cause: e.message, type: msg.type }, 'guest request refused');
-      return [buildError(msg, e.errno, e.message)];
-    };
+    const fail = (e: VpfError) => this.refuse(msg, e);
     if (this.rateLimited()) return fail(new VpfError(Errno.EBUSY, 'too many requests from this VM; slow down'));
     const d = decodeTcNlMessage(msg);
     if (!d.ok) return fail(d.error);
@@ -208,7 +309,7 @@ export class VmState {
         return [buildError(msg, 0)];
       }
       if (m.op === 'del') {
-        const n = await this.change(() => this.deleteWhere((r) => selects(m.sel, r)), 'filter del');
+        const n = await this.change(() => this.deleteSelected(m.sel), 'filter del');
         if (!n) throw new VpfError(Errno.ENOENT, 'Filter with specified priority/protocol not found');
         return [buildError(msg, 0)];
       }
@@ -219,10 +320,7 @@ export class VmState {
         .map(({ id, rule }) => encodeFilterDump(rule, stats.get(id) ?? zeroStats(), { type: Rtm.NEWTFILTER, flags: NlmF.MULTI, seq: msg.seq, pid: 0 }));
       return [...parts, buildDone(msg.seq)];
     } catch (e) {
-      if (e instanceof VpfError) return fail(e);
-      this.log.error({ vm: this.rec.name, err: e }, 'request failed; state unknown, reconciling');
-      void this.reconcile('error');
-      return fail(new VpfError(Errno.EBUSY, `vpfd could not program the bridge: ${(e as Error).message}`));
+      return this.installFailed(msg, e);
     }
   }
 
@@ -232,50 +330,96 @@ export class VmState {
 
   /** Applies a state change: translate, refuse what the translator refuses, install, persist, then ack. */
   private async change(edit: () => number | void, what: string): Promise<number> {
-    const before = structuredClone(this.rec.rules);
-    const res = edit() ?? 0;
+    // Edits go to the rule table and come back as a new array: the current one is the undo snapshot.
+    const before = this.rec.rules;
+    const nextRuleId = this.rec.nextRuleId;
+    const undo = () => this.undoTo(before, nextRuleId);
+    let res: number;
+    try {
+      res = edit() ?? 0;
+    } catch (e) {
+      undo();
+      throw e;
+    }
+    this.rec.rules = this.rulesTable().toArray();
     const t = this.translate();
-    const refused = [...t.perRule].find(([id, r]) => r.refused && before.every((b) => b.id !== id));
+    const refused = this.refusedChange(t);
     if (refused) {
-      this.rec.rules = before;
-      throw refused[1].error!;
+      undo();
+      throw refused;
     }
     if (t.flows.length > this.quotas.flowsPerVm) {
-      this.rec.rules = before;
+      undo();
       throw new VpfError(Errno.ENOSPC, `this VM's rules would need ${t.flows.length} flows, more than its quota of ${this.quotas.flowsPerVm}`);
     }
+    await this.commit(t, what);
+    return res;
+  }
+
+  /** The translator's refusal of a rule this change added or replaced (the others were accepted before). */
+  private refusedChange(t: Translation): VpfError | undefined {
+    for (const e of this.rulesTable().changed()) {
+      const r = t.perRule.get(e.id);
+      if (r?.refused) return r.error;
+    }
+    return undefined;
+  }
+
+  /** Makes a translated change durable (one journal line), then installs it: the ack waits for both. */
+  private async commit(t: Translation, what: string): Promise<void> {
     this.rec.layout = [...t.tables];
-    this.journal.save(this.rec);
+    const { nextRuleId, layout } = this.rec;
+    this.journal.append(this.rec, { ...this.rulesTable().takeChanges(), nextRuleId, layout });
     this.translation = t;
     await this.reconcileNow(what);
-    return res;
+  }
+
+  /** The rules as an index for edits; rebuilt from rec.rules after an undo. */
+  private rulesTable(): RuleTable {
+    return (this.table ??= new RuleTable(this.rec.rules));
+  }
+
+  private undoTo(before: VmRecord['rules'], nextRuleId: number): void {
+    this.rec.rules = before;
+    this.rec.nextRuleId = nextRuleId;
+    this.table = undefined;
   }
 
   private addRule(rule: FlowerRule, flags: number): void {
     this.checkDev(rule.dev);
     for (const a of rule.actions) if (a.kind === 'mirred') this.checkDev(a.dev);
-    const same = (r: FlowerRule) => r.dev === rule.dev && r.direction === rule.direction && r.chain === rule.chain;
-    const chain = this.rec.rules.filter(({ rule: r }) => same(r));
-    if (!rule.prio) rule.prio = chain.length ? Math.min(...chain.map(({ rule: r }) => r.prio)) - 1 : AUTO_PRIO;
-    const atPrio = chain.filter(({ rule: r }) => r.prio === rule.prio);
+    const table = this.rulesTable();
+    if (!rule.prio) {
+      const prios = table.prios(rule);
+      rule.prio = prios.length ? Math.min(...prios) - 1 : AUTO_PRIO;
+    }
+    const atPrio = table.atPrio(rule);
     // cls_api.c tc_new_tfilter: one prio holds one protocol.
     if (atPrio.some(({ rule: r }) => r.protocol !== rule.protocol)) throw new VpfError(Errno.EINVAL, 'Filter with specified priority/protocol not found');
-    if (!rule.handle) rule.handle = Math.max(0, ...atPrio.map(({ rule: r }) => r.handle)) + 1;
-    const existing = atPrio.findIndex(({ rule: r }) => r.handle === rule.handle);
-    if (existing >= 0) {
+    if (!rule.handle) rule.handle = atPrio.reduce((m, { rule: r }) => Math.max(m, r.handle), 0) + 1;
+    const existing = atPrio.find(({ rule: r }) => r.handle === rule.handle);
+    if (existing) {
       if (flags & NlmF.EXCL || !(flags & NlmF.REPLACE)) throw new VpfError(Errno.EEXIST, 'Filter already exists');
-      const idx = this.rec.rules.indexOf(atPrio[existing]!);
-      this.rec.rules[idx] = { id: this.rec.rules[idx]!.id, rule, installedAt: Date.now() };
+      table.replace(existing, { id: existing.id, rule, installedAt: Date.now() });
       return;
     }
-    if (this.rec.rules.length >= this.quotas.rulesPerVm) throw new VpfError(Errno.ENOSPC, `this VM already has ${this.quotas.rulesPerVm} filters (its quota)`);
-    this.rec.rules.push({ id: this.rec.nextRuleId++, rule, installedAt: Date.now() });
+    if (table.size >= this.quotas.rulesPerVm) throw new VpfError(Errno.ENOSPC, `this VM already has ${this.quotas.rulesPerVm} filters (its quota)`);
+    table.push({ id: this.rec.nextRuleId++, rule, installedAt: Date.now() });
+  }
+
+  /** Removes the rules a tc selector names (cls_api.c tc_del_tfilter); returns how many. */
+  private deleteSelected(sel: FilterSelector): number {
+    const table = this.rulesTable();
+    const doomed = table.candidates(sel).filter(({ rule }) => selects(sel, rule));
+    for (const e of doomed) table.remove(e);
+    return doomed.length;
   }
 
   private deleteWhere(pred: (r: FlowerRule) => boolean): number {
-    const n = this.rec.rules.length;
-    this.rec.rules = this.rec.rules.filter(({ rule }) => !pred(rule));
-    return n - this.rec.rules.length;
+    const table = this.rulesTable();
+    const doomed = table.toArray().filter(({ rule }) => pred(rule));
+    for (const e of doomed) table.remove(e);
+    return doomed.length;
   }
 
   /** Per-rule counters: the sum over the rule's flows, bytes as tc counts them. */
@@ -335,6 +479,11 @@ export class VmState {
       other: installed.filter((f) => cookieKind(f.cookie) === FlowKind.DEFAULT || !this.rec.rules.some((r) => r.id === cookieRuleId(f.cookie))).map(view),
     };
   }
+}
+
+/** Filter adds and deletes can share a commit; everything else (dumps, qdiscs, chains) runs on its own. */
+function isFilterChange(msg: NlMessage): boolean {
+  return msg.type === Rtm.NEWTFILTER || msg.type === Rtm.DELTFILTER;
 }
 
 function pidOf(path: string): string | undefined {

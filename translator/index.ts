@@ -36,7 +36,23 @@ export interface TranslateInput {
   maxFlowsPerRule?: number;
   /** The previous translation's `tables`: kept ids make single-rule changes touch few flows. */
   layout?: Map<string, number>;
+  /**
+   * Per-rule results of earlier calls, owned by the caller and valid for one
+   * (ports, zone, maxFlowsPerRule): an unchanged rule object at the same table
+   * and rank reuses its flows, so translating N rules after one change costs
+   * little more than a lookup each. The output is the same with or without it.
+   */
+  memo?: TranslateMemo;
 }
+
+interface RuleMemo {
+  shape?: string;
+  /** `table|rank|id` the flows were made for; absent when they depend on other rules (goto, police). */
+  sig?: string;
+  flows?: OfFlow[];
+  result?: RuleResult;
+}
+export type TranslateMemo = WeakMap<FlowerRule, RuleMemo>;
 
 export interface RuleResult {
   offloaded: boolean;
@@ -146,10 +162,19 @@ export function translate(input: TranslateInput): Translation {
     else m.set(k, [v]);
   };
   for (const r of live) pushTo(groups, `${r.rule.dev}|${key(r.rule.chain, r.rule.prio)}`, r);
+  const memoOf = (rule: FlowerRule): RuleMemo => {
+    let m = input.memo?.get(rule);
+    if (!m) {
+      m = {};
+      input.memo?.set(rule, m);
+    }
+    return m;
+  };
+  const shapeOf = (rule: FlowerRule) => (memoOf(rule).shape ??= maskShape(rule.match));
   const rank = new Map<number, number>();
   for (const g of groups.values()) {
     const masks = new Map<string, RuleInput[]>();
-    for (const r of g) pushTo(masks, maskShape(r.rule.match), r);
+    for (const r of g) pushTo(masks, shapeOf(r.rule), r);
     let i = 0;
     for (const l of masks.values()) for (const r of l) rank.set(r.id, i++);
   }
@@ -162,6 +187,15 @@ export function translate(input: TranslateInput): Translation {
       perRule.set(id, { offloaded: false, flows: 0, refused: true, error: new VpfError(Errno.ENOSPC, 'too many filters in one prio', 'prio') });
       continue;
     }
+    const memo = memoOf(rule);
+    const sig = `${table}|${r}|${id}`;
+    if (memo.sig === sig) {
+      for (const f of memo.flows!) flows.push(f);
+      perRule.set(id, memo.result!);
+      continue;
+    }
+    // Flows that name another chain's table or a meter id depend on other rules: never memoized.
+    let shared = false;
     const hi = TOP - 2 * r, lo = hi - 1;
     const inPort = `in_port=${portPair(ports, rule.dev)!.port}`;
     const before = flows.length;
@@ -170,9 +204,13 @@ export function translate(input: TranslateInput): Translation {
       const matches = translateMatch(rule, { zone, maxFlowsPerRule });
       const acts = translateActions(rule, {
         ports,
-        chainTable,
+        chainTable: (c) => {
+          shared = true;
+          return chainTable(c);
+        },
         zone,
         meter(spec) {
+          shared = true;
           // One meter per distinct police spec of the VM (a shared police index shares it too).
           const known = meterIds.get(spec);
           if (known) return known;
@@ -203,8 +241,10 @@ export function translate(input: TranslateInput): Translation {
         meterIds.set(m.spec, m.id);
         meters.push(m);
       }
-      flows.push(...out);
-      perRule.set(id, { offloaded: true, flows: out.length });
+      for (const f of out) flows.push(f);
+      const result = { offloaded: true, flows: out.length };
+      perRule.set(id, result);
+      if (input.memo && !shared) Object.assign(memo, { sig, flows: out, result });
     } catch (e) {
       if (!(e instanceof VpfError)) throw e;
       flows.length = before;
@@ -214,8 +254,11 @@ export function translate(input: TranslateInput): Translation {
         continue;
       }
       // Stays in the guest's software: a trap at its place keeps lower offloaded flows from taking its packets.
-      flows.push(flow(FlowKind.TRAP, id, table, hi, [inPort, ...supersetMatch(rule)], `output:${portPair(ports, rule.dev)!.rep}`));
-      perRule.set(id, { offloaded: false, flows: 1, error: e });
+      const trap = flow(FlowKind.TRAP, id, table, hi, [inPort, ...supersetMatch(rule)], `output:${portPair(ports, rule.dev)!.rep}`);
+      flows.push(trap);
+      const result = { offloaded: false, flows: 1, error: e };
+      perRule.set(id, result);
+      if (input.memo && !shared) Object.assign(memo, { sig, flows: [trap], result });
     }
   }
   return { flows, meters, perRule, tables };

@@ -35,3 +35,16 @@ export function diffFlows(desired: OfFlow[], installed: Pick<InstalledFlow, 'coo
 }
 
 export const isEmptyDiff = (d: FlowDiff) => d.add.length === 0 && d.del.length === 0;
+
+/** The same difference against a known installed set (ofctrl.c's installed table); also returns the desired set, the next installed one. */
+export function diffInstalled(desired: OfFlow[], installed: ReadonlySet<bigint>): FlowDiff & { want: Set<bigint> } {
+  const want = new Set<bigint>();
+  const add: OfFlow[] = [];
+  for (const f of desired) {
+    want.add(f.cookie);
+    if (!installed.has(f.cookie)) add.push(f);
+  }
+  const del: bigint[] = [];
+  for (const c of installed) if (!want.has(c)) del.push(c);
+  return { add, del, want };
+}

@@ -5,7 +5,10 @@ import { Errno } from '../../rules/errors.js';
 import { parseFilter, splitArgs } from '../../rules/tcsyntax/index.js';
 import { cookieKind, cookieOf, cookieRuleId, FlowKind } from '../../translator/cookie.js';
 import { enumerateMasked, rangeToPrefixes } from '../../translator/expand.js';
-import { translate } from '../../translator/index.js';
+import { translate, type TranslateMemo } from '../../translator/index.js';
+import type { FlowerRule } from '../../rules/model.js';
+import { flowLine } from '../../ovs/openflow/flow.js';
+import { arbRule } from '../gen/rule.js';
 import { defaultPortMap } from '../../translator/portmap.js';
 
 const ports = defaultPortMap(2);
@@ -178,5 +181,28 @@ describe('cookies', () => {
     expect(a.flows).toEqual(b.flows);
     const cookies = a.flows.map((f) => f.cookie);
     expect(new Set(cookies).size).toBe(cookies.length);
+  });
+});
+
+describe('incremental translation (memo)', () => {
+  it('gives exactly the flows of a fresh translation through any sequence of adds and deletes', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(arbRule(), fc.boolean(), fc.nat()), { minLength: 1, maxLength: 25 }), (steps) => {
+        const memo: TranslateMemo = new WeakMap();
+        let rules: { id: number; rule: FlowerRule }[] = [];
+        let layout = new Map<string, number>();
+        steps.forEach(([rule, del, pick], i) => {
+          if (del && rules.length) rules = rules.filter((_, k) => k !== pick % rules.length);
+          // Few (dev, chain, prio) groups, so deletes shift the ranks of the rules after them.
+          else rules = [...rules, { id: i + 1, rule: { ...rule, dev: 'vf0', chain: 0, prio: 1 + (pick % 2) } }];
+          const fresh = translate({ rules, ports: defaultPortMap(4), layout });
+          const cached = translate({ rules, ports: defaultPortMap(4), layout, memo });
+          expect(cached.flows.map(flowLine)).toEqual(fresh.flows.map(flowLine));
+          expect(cached.meters).toEqual(fresh.meters);
+          layout = fresh.tables;
+        });
+      }),
+      { numRuns: 200 },
+    );
   });
 });
