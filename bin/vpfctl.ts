@@ -7,6 +7,8 @@ const commands: Record<string, () => Promise<{ run(args: string[]): Promise<numb
   vm: () => import('../agent/ctl/vm.js'),
   explain: () => import('../agent/ctl/explain.js'),
   tc: () => import('../agent/ctl/tc.js'),
+  vf: () => import('../agent/ctl/vf.js'),
+  eswitch: () => import('../agent/ctl/eswitch.js'),
 };
 
 async function main(argv: string[]): Promise<number> {
