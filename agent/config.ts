@@ -23,7 +23,7 @@ export interface VpfdConfig {
   hwOffload: boolean | undefined;
   tcPolicy: 'none' | 'skip_sw' | 'skip_hw' | undefined;
   providerBridge: string | undefined;
-  /** other_config:vlan-limit (2 is needed for 802.1ad port VLANs in legacy mode). */
+  /** other_config:vlan-limit. Unset suits legacy 802.1ad port VLANs best (docs/legacy.md). */
   vlanLimit: number | undefined;
   quotas: Quotas;
   reconcileIntervalMs: number;

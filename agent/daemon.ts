@@ -18,6 +18,7 @@ import { VmState } from './vm.js';
 import type { AdminBackend, ExplainReport, OffloadReport, RuleView, VmInfo, VmSpec } from './admin/api.js';
 import { datapathFlows } from '../ovs/ctl/offload.js';
 import { startAdminServer } from './admin/server.js';
+import { HostPfBackend } from './physvf.js';
 
 export class Vpfd implements AdminBackend {
   private readonly vms = new Map<string, VmState>();
@@ -82,6 +83,11 @@ export class Vpfd implements AdminBackend {
     return join(this.config.stateDir, 'vms', `${name}.sock`);
   }
 
+  /** NETLINK_GENERIC (devlink) channel of a VM: a socket of its own, as in the guest (GENL_ID_CTRL 0x10 is also RTM_NEWLINK). */
+  genlChannelPath(name: string): string {
+    return join(this.config.stateDir, 'vms', `${name}.genl.sock`);
+  }
+
   private bridgePorts(rec: VmRecord): BridgePort[] {
     const short = rec.name.slice(0, 6);
     const out: BridgePort[] = [];
@@ -105,8 +111,10 @@ export class Vpfd implements AdminBackend {
     await this.bridges.ensureBridge(this.bridgeSpec(rec));
     const mgmt = join(this.config.ovsRundir, `${bridge}.mgmt`);
     const installer = new OfctlInstaller(`unix:${mgmt}`, this.ovsEnv());
-    const vm = new VmState(rec, bridge, installer, this.journal, this.config.quotas, this.metricsRegistry, this.log);
-    await vm.listen(this.channelPath(rec.name));
+    const hostPf = rec.hostPf;
+    const vfBackend = hostPf && new HostPfBackend({ pf: hostPf.pf, hostVf: (n) => hostPf.vfs[n]! });
+    const vm = new VmState(rec, bridge, installer, this.journal, this.config.quotas, this.metricsRegistry, this.log, vfBackend ? { vfBackend } : {});
+    await vm.listen(this.channelPath(rec.name), this.genlChannelPath(rec.name));
     vm.watchVswitchd(join(this.config.ovsRundir, 'ovs-vswitchd.pid'));
     this.vms.set(rec.name, vm);
     const mods = await vm.reconcile(why);
@@ -121,7 +129,7 @@ export class Vpfd implements AdminBackend {
   }
 
   private info(v: VmState): VmInfo {
-    return { name: v.rec.name, bridge: v.bridge, vfs: v.rec.vfs, ports: v.rec.ports, channel: this.channelPath(v.rec.name), rules: v.rec.rules.length, flows: v.flowCount, mode: 'switchdev' };
+    return { name: v.rec.name, bridge: v.bridge, vfs: v.rec.vfs, ports: v.rec.ports, channel: this.channelPath(v.rec.name), rules: v.rec.rules.length, flows: v.flowCount, mode: v.mode };
   }
 
   async addVm(spec: VmSpec): Promise<VmInfo> {
@@ -131,7 +139,8 @@ export class Vpfd implements AdminBackend {
     let zoneBase = 256;
     while (used.has(zoneBase)) zoneBase += 256;
     if (zoneBase > 0xff00) throw new VpfError(Errno.ENOSPC, 'no conntrack zone range left for another VM');
-    const rec: VmRecord = { name: spec.name, vfs: spec.vfs, ports, attach: spec.attach ?? {}, rules: [], nextRuleId: 1, zoneBase, layout: [] };
+    if (spec.hostPf && spec.hostPf.vfs.length !== spec.vfs) throw new VpfError(Errno.EINVAL, `hostPf maps ${spec.hostPf.vfs.length} VFs, the VM has ${spec.vfs}`);
+    const rec: VmRecord = { name: spec.name, vfs: spec.vfs, ports, attach: spec.attach ?? {}, rules: [], nextRuleId: 1, zoneBase, layout: [], ...(spec.hostPf ? { hostPf: spec.hostPf } : {}) };
     this.journal.save(rec);
     return this.info(await this.bringUp(rec, 'vm add'));
   }

@@ -33,6 +33,8 @@ export interface VmRecord {
   mode?: 'legacy' | 'switchdev';
   /** Legacy VF settings, kept across mode changes as mlx5 keeps vport->info. */
   vfSettings?: VfSettings[];
+  /** Host VFs backing the guest's VFs, when they are physical (agent/physvf.ts). */
+  hostPf?: { pf: string; vfs: number[] };
   /** Which log belongs to this snapshot: `<vm>.<epoch>.log`. */
   epoch?: number;
 }

@@ -11,6 +11,12 @@ import { decodeTcNlMessage, encodeFilterDump, type FilterSelector } from '../rul
 import { printFilter } from '../rules/tcsyntax/index.js';
 import { cookieKind, cookieKindName, cookieRuleId, FlowKind } from '../translator/cookie.js';
 import { translate, type TranslateMemo, type Translation } from '../translator/index.js';
+import { translateLegacy, type LegacyTranslation } from '../translator/legacy.js';
+import { defaultVfSettings, type VfSettings, type VfStats } from '../rules/vf.js';
+import { applyVfRequest } from '../rules/vfvalidate.js';
+import { decodeLinkRequest, encodeLinkReply, PF_IFINDEX, type LinkDesc } from '../rules/netlink/link.js';
+import { decodeDevlinkRequest, encodeDevReply, encodeEswitchReply, encodeFamilyReply } from '../rules/netlink/devlink.js';
+import type { OfFlow, OfMeter } from '../ovs/openflow/flow.js';
 import { portPair } from '../translator/portmap.js';
 import { diffFlows, diffInstalled, isEmptyDiff, type InstalledFlow } from '../ovs/openflow/diff.js';
 import type { FlowInstaller } from '../ovs/ctl/ofctl.js';
@@ -33,7 +39,23 @@ const MAX_BATCH = 20_000;
 /** A request waiting its turn, with the connection its replies go to. */
 interface Pending {
   msg: NlMessage;
+  /** Which netlink protocol the connection carries: NETLINK_ROUTE (tc, links) or NETLINK_GENERIC (devlink). */
+  proto: 'route' | 'genl';
   reply(parts: Buffer[]): void;
+}
+
+/** How the VM's VF settings are realized: on its bridge, or also by a host NIC (physical VFs). */
+export interface VfBackend {
+  /** Applies one request to the host VF behind guest VF `req.vf`; the kernel's answer goes back to the guest unchanged. */
+  apply(req: import('../rules/vf.js').VfRequest): Promise<{ errno: number; message?: string }>;
+  close?(): void;
+}
+
+export interface VmOptions {
+  /** Carrier of the VM's uplink, for VF link state auto (mlx5 MLX5_VPORT_ADMIN_STATE_AUTO). */
+  uplinkUp?: () => boolean;
+  /** A host PF whose VFs back this VM's VFs: settings go there, not to bridge flows. */
+  vfBackend?: VfBackend;
 }
 
 export class VmState {
@@ -49,6 +71,9 @@ export class VmState {
   /** rec.rules indexed for edits (undefined = rebuild from rec.rules). */
   private table: RuleTable | undefined;
   private readonly inbox: Pending[] = [];
+  private genlServer: Server | undefined;
+  /** The legacy-mode flows for the current VF settings (undefined = recompute). */
+  private legacyT: LegacyTranslation | undefined;
   private pumping = false;
 
   constructor(
@@ -59,7 +84,36 @@ export class VmState {
     private readonly quotas: Quotas,
     private readonly metrics: Metrics,
     private readonly log: Logger,
+    private readonly opts: VmOptions = {},
   ) {}
+
+  get mode(): 'legacy' | 'switchdev' {
+    return this.rec.mode ?? 'switchdev';
+  }
+
+  /** Every VF's administrator settings (mlx5 defaults until the guest sets them). */
+  vfSettings(): VfSettings[] {
+    const have = this.rec.vfSettings ?? [];
+    return Array.from({ length: this.rec.vfs }, (_, n) => have[n] ?? defaultVfSettings());
+  }
+
+  private legacy(): LegacyTranslation {
+    return (this.legacyT ??= translateLegacy({ ports: this.rec.ports, vfs: this.vfSettings(), uplinkUp: this.opts.uplinkUp?.() ?? true }));
+  }
+
+  /** The flows and meters the bridge must hold in the current eswitch mode. */
+  private desired(): { flows: OfFlow[]; meters: OfMeter[] } {
+    if (this.mode === 'legacy') return this.legacy();
+    return (this.translation ??= this.translate());
+  }
+
+  /** The uplink's carrier changed: link-state auto VFs follow it. */
+  uplinkChanged(): Promise<number> {
+    return this.serial(async () => {
+      this.legacyT = undefined;
+      return this.mode === 'legacy' ? this.reconcileNow('uplink carrier') : 0;
+    });
+  }
 
   /** Runs `f` after every earlier request of this VM. */
   private serial<T>(f: () => Promise<T>): Promise<T> {
@@ -89,25 +143,27 @@ export class VmState {
   }
 
   private async reconcileNow(reason: string): Promise<number> {
-    const t = this.translation ?? this.translate();
+    const t = this.desired();
     const t0 = process.hrtime.bigint();
     let diff;
     try {
+      // Meters first and pruned last: OVS cannot bundle meter mods, and deleting a meter deletes its flows.
       const meters = JSON.stringify(t.meters);
-      if (meters !== this.installedMeters) await this.installer.setMeters(t.meters);
-      this.installedMeters = meters;
+      const metersChanged = meters !== this.installedMeters;
+      if (metersChanged) await this.installer.putMeters(t.meters);
       let want: Set<bigint> | undefined;
       if (this.installed) ({ want, ...diff } = diffInstalled(t.flows, this.installed));
       else diff = diffFlows(t.flows, await this.installer.dump());
       if (!isEmptyDiff(diff)) await this.installer.apply(diff);
       this.installed = want ?? new Set(t.flows.map((f) => f.cookie));
+      if (metersChanged) await this.installer.pruneMeters(t.meters.map((m) => m.id));
+      this.installedMeters = meters;
     } catch (e) {
       // A failed or timed-out bundle may still have applied: the next change reads a dump.
       this.installed = undefined;
       this.installedMeters = undefined;
       throw e;
     }
-    this.translation = t;
     const mods = diff.add.length + diff.del.length;
     this.metrics.observe('vpf_install_seconds', { vm: this.rec.name }, Number(process.hrtime.bigint() - t0) / 1e9, 'Time to make the bridge equal the desired flows');
     this.metrics.set('vpf_flows', { vm: this.rec.name }, t.flows.length, 'Desired OpenFlow flows');
@@ -118,25 +174,21 @@ export class VmState {
 
   /** Desired flow count (what the bridge holds once reconciled). */
   get flowCount(): number {
-    return (this.translation ?? this.translate()).flows.length;
+    return this.desired().flows.length;
   }
 
   // --- the guest channel ---
 
-  listen(path: string): Promise<void> {
-    rmSync(path, { force: true });
-    this.server = createServer((sock) => this.serve(sock));
-    return new Promise((resolve, reject) => {
-      this.server!.once('error', reject);
-      this.server!.listen(path, () => {
-        chmodSync(path, 0o600);
-        resolve();
-      });
-    });
+  /** The VM's two channels: NETLINK_ROUTE at `path`, NETLINK_GENERIC (devlink) at `genlPath` (docs/protocol.md). */
+  async listen(path: string, genlPath: string): Promise<void> {
+    this.server = await listenOn(path, (sock) => this.serve(sock, 'route'));
+    this.genlServer = await listenOn(genlPath, (sock) => this.serve(sock, 'genl'));
   }
 
   close(): void {
     this.server?.close();
+    this.genlServer?.close();
+    this.opts.vfBackend?.close?.();
     clearInterval(this.watch);
   }
 
@@ -167,7 +219,7 @@ export class VmState {
     this.watch.unref();
   }
 
-  private serve(sock: Socket): void {
+  private serve(sock: Socket, proto: Pending['proto']): void {
     let buf = Buffer.alloc(0);
     sock.on('error', () => sock.destroy());
     sock.on('data', (chunk: Buffer) => {
@@ -186,7 +238,7 @@ export class VmState {
         if (buf.length < len) break;
         const msg = parseMessages(buf.subarray(0, len))[0]!;
         buf = buf.subarray(Math.min(total, buf.length));
-        this.inbox.push({ msg, reply: (parts) => !sock.destroyed && parts.forEach((r) => sock.write(r)) });
+        this.inbox.push({ msg, proto, reply: (parts) => !sock.destroyed && parts.forEach((r) => sock.write(r)) });
       }
       void this.pump();
     });
@@ -204,11 +256,11 @@ export class VmState {
     try {
       while (this.inbox.length) {
         let n = 0;
-        while (n < this.inbox.length && n < MAX_BATCH && isFilterChange(this.inbox[n]!.msg)) n++;
+        while (n < this.inbox.length && n < MAX_BATCH && this.inbox[n]!.proto === 'route' && isFilterChange(this.inbox[n]!.msg)) n++;
         const batch = this.inbox.splice(0, Math.max(n, 1));
         if (batch.length === 1) {
           const p = batch[0]!;
-          p.reply(await this.serial(() => this.handle(p.msg)));
+          p.reply(await this.serial(() => (p.proto === 'genl' ? this.handleGenl(p.msg) : this.handle(p.msg))));
         } else {
           const replies = await this.serial(() => this.handleBatch(batch.map((p) => p.msg)));
           batch.forEach((p, i) => p.reply(replies[i]!));
@@ -238,6 +290,11 @@ export class VmState {
    * batch is undone and its requests run one by one, so each gets its own answer.
    */
   private async handleBatch(msgs: NlMessage[]): Promise<Buffer[][]> {
+    if (this.mode === 'legacy') {
+      const out: Buffer[][] = [];
+      for (const msg of msgs) out.push(await this.handle(msg));
+      return out;
+    }
     // Edits go to the rule table and come back as a new array: the current one is the undo snapshot.
     const before = this.rec.rules;
     const nextRuleId = this.rec.nextRuleId;
@@ -292,6 +349,11 @@ export class VmState {
   async handle(msg: NlMessage): Promise<Buffer[]> {
     const fail = (e: VpfError) => this.refuse(msg, e);
     if (this.rateLimited()) return fail(new VpfError(Errno.EBUSY, 'too many requests from this VM; slow down'));
+    if (msg.type >= Rtm.NEWLINK && msg.type <= Rtm.SETLINK) return this.handleLink(msg);
+    if (this.mode === 'legacy') {
+      // In legacy mode the eswitch has no representors to attach filters to (mlx5 unloads them).
+      return fail(new VpfError(Errno.EOPNOTSUPP, 'the eswitch is in legacy mode: no representors to offload to (devlink dev eswitch set ... mode switchdev)'));
+    }
     const d = decodeTcNlMessage(msg);
     if (!d.ok) return fail(d.error);
     const m = d.value;
@@ -322,6 +384,151 @@ export class VmState {
     } catch (e) {
       return this.installFailed(msg, e);
     }
+  }
+
+  // --- legacy path: VF settings (rtnetlink) and eswitch mode (devlink) ---
+
+  private pfLink(): LinkDesc {
+    return { ifindex: PF_IFINDEX, name: 'pf', mac: '00:00:00:00:00:00', mtu: 1500, up: true };
+  }
+
+  private async handleLink(msg: NlMessage): Promise<Buffer[]> {
+    const fail = (e: VpfError) => this.refuse(msg, e);
+    const d = decodeLinkRequest(msg);
+    if (!d.ok) return fail(d.error);
+    const m = d.value;
+    try {
+      if (m.op === 'get') {
+        const known = m.name === undefined ? m.ifindex === PF_IFINDEX || m.dump : m.name === 'pf';
+        if (!known) throw new VpfError(Errno.ENODEV, 'only the PF (ifindex 1) answers link queries on this channel');
+        const reply = encodeLinkReply({ seq: msg.seq, flags: m.dump ? NlmF.MULTI : 0 }, this.pfLink(), { extMask: m.extMask, vfs: this.vfSettings(), stats: await this.vfStats() });
+        return m.dump ? [reply, buildDone(msg.seq)] : [reply];
+      }
+      if (m.op === 'rxmode') {
+        if (m.vf >= this.rec.vfs) throw new VpfError(Errno.ENODEV, `no vf${m.vf} on this VM`);
+        await this.changeVfs((all) => {
+          const s = all[m.vf]!;
+          if (m.promisc !== undefined) s.promisc = m.promisc;
+          if (m.allmulti !== undefined) s.allmulti = m.allmulti;
+        }, 'vf rx mode');
+        return [buildError(msg, 0)];
+      }
+      // setvf: do_setvfinfo per IFLA_VF_INFO, stopping at the first error with what came before applied.
+      let error: VpfError | undefined;
+      await this.changeVfs(async (all) => {
+        for (const req of m.requests) {
+          if (this.opts.vfBackend) {
+            const answer = await this.opts.vfBackend.apply(req);
+            if (answer.errno) {
+              error = new VpfError(answer.errno, answer.message ?? '');
+              return;
+            }
+          }
+          const r = applyVfRequest(all[req.vf] ?? defaultVfSettings(), req, {
+            numVfs: this.rec.vfs,
+            mode: this.mode,
+            emulate8021ad: true,
+            // translator/legacy.ts legacySupport: the bridge has no egress queues to guarantee a rate; a host NIC may.
+            minTxRateSupported: !!this.opts.vfBackend,
+          });
+          if (req.vf < all.length) all[req.vf] = r.settings;
+          if ('error' in r) {
+            error = r.error;
+            return;
+          }
+        }
+      }, 'vf settings');
+      if (error) {
+        // A host kernel's bare errno goes back as it came: no extack of ours.
+        if (!error.message) return [buildError(msg, error.errno)];
+        return fail(error);
+      }
+      return [buildError(msg, 0)];
+    } catch (e) {
+      return this.installFailed(msg, e);
+    }
+  }
+
+  /** Edits the VF settings, then makes them durable and (in legacy mode) installed before the ack. */
+  private async changeVfs(edit: (all: VfSettings[]) => void | Promise<void>, what: string): Promise<void> {
+    const all = this.vfSettings().map((s) => ({ ...s }));
+    await edit(all);
+    if (JSON.stringify(all) === JSON.stringify(this.vfSettings())) return;
+    this.rec.vfSettings = all;
+    this.legacyT = undefined;
+    const { nextRuleId, layout } = this.rec;
+    this.journal.append(this.rec, { upsert: [], removed: [], nextRuleId, layout, vfSettings: all });
+    if (this.mode === 'legacy') await this.reconcileNow(what);
+  }
+
+  /** IFLA_VF_STATS from the bridge: port counters (VF tx = what the bridge received from it) and the ACL drop flows. */
+  private async vfStats(): Promise<VfStats[]> {
+    const ports = await this.installer.portStats();
+    const flows = this.mode === 'legacy' ? await this.installer.dump() : [];
+    const packets = new Map(flows.map((f) => [f.cookie, f.packets]));
+    const sum = (cookies: bigint[] | undefined) => BigInt(cookies?.reduce((n, c) => n + (packets.get(c) ?? 0), 0) ?? 0);
+    const perVf = this.mode === 'legacy' ? this.legacy().perVf : [];
+    return this.rec.ports.vfs.map((p, n) => {
+      const st = ports.get(p.port);
+      const drops = perVf.find((v) => v.vf === n);
+      return {
+        rxPackets: BigInt(st?.txPackets ?? 0),
+        txPackets: BigInt(st?.rxPackets ?? 0),
+        rxBytes: BigInt(st?.txBytes ?? 0),
+        txBytes: BigInt(st?.rxBytes ?? 0),
+        broadcast: 0n,
+        multicast: 0n,
+        rxDropped: sum(drops?.rxDropCookies),
+        txDropped: sum(drops?.txDropCookies),
+      };
+    });
+  }
+
+  /** Generic netlink: the devlink family lookup and eswitch mode get/set (docs/protocol.md). */
+  private async handleGenl(msg: NlMessage): Promise<Buffer[]> {
+    const d = decodeDevlinkRequest(msg);
+    if (!d.ok) return this.refuse(msg, d.error);
+    const m = d.value;
+    const hdr = { seq: msg.seq };
+    try {
+      switch (m.cmd) {
+        case 'getfamily':
+          return [encodeFamilyReply(hdr)];
+        case 'get': {
+          // One devlink instance per channel; the guest names it by its own PCI address, which we echo.
+          const h = m.handle ?? { bus: 'pci', dev: '0000:00:00.0' };
+          return m.dump ? [encodeDevReply({ seq: msg.seq, flags: NlmF.MULTI }, h), buildDone(msg.seq)] : [encodeDevReply(hdr, h)];
+        }
+        case 'eswitch-get':
+          return [encodeEswitchReply(hdr, m, { mode: this.mode, inlineMode: 'none', encapMode: 'basic' })];
+        case 'eswitch-set':
+          if (m.inlineMode !== undefined && m.inlineMode !== 'none') throw new VpfError(Errno.EOPNOTSUPP, 'inline mode cannot be changed: the bridge sees whole packets');
+          if (m.mode) await this.setMode(m.mode);
+          return [buildError(msg, 0)];
+      }
+    } catch (e) {
+      return this.installFailed(msg, e);
+    }
+  }
+
+  /**
+   * devlink eswitch mode, as mlx5 switches it: VF settings are kept (link state
+   * back to auto on entering legacy, esw_legacy_enable), the offloaded rules are
+   * dropped, and the old flow set leaves in the same bundle the new one arrives in.
+   */
+  private async setMode(mode: 'legacy' | 'switchdev'): Promise<void> {
+    if (mode === this.mode) return;
+    const from = this.mode;
+    this.rec.mode = mode;
+    this.rec.rules = [];
+    this.rec.layout = [];
+    this.table = undefined;
+    this.translation = undefined;
+    this.legacyT = undefined;
+    if (mode === 'legacy') this.rec.vfSettings = this.vfSettings().map((s) => ({ ...s, linkState: 'auto' as const }));
+    this.journal.save(this.rec);
+    this.log.info({ vm: this.rec.name, from, to: mode }, 'eswitch mode changed');
+    await this.reconcileNow(`eswitch ${mode}`);
   }
 
   private checkDev(dev: string): void {
@@ -479,6 +686,18 @@ export class VmState {
       other: installed.filter((f) => cookieKind(f.cookie) === FlowKind.DEFAULT || !this.rec.rules.some((r) => r.id === cookieRuleId(f.cookie))).map(view),
     };
   }
+}
+
+function listenOn(path: string, onConn: (sock: Socket) => void): Promise<Server> {
+  rmSync(path, { force: true });
+  const server = createServer(onConn);
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => {
+      chmodSync(path, 0o600);
+      resolve(server);
+    });
+  });
 }
 
 /** Filter adds and deletes can share a commit; everything else (dumps, qdiscs, chains) runs on its own. */

@@ -12,6 +12,8 @@ export interface VfContext {
   mode: 'legacy' | 'switchdev';
   /** vpf pushes 802.1ad tags in OVS; without it 0x88a8 is EPROTONOSUPPORT like mlx5. */
   emulate8021ad: boolean;
+  /** Whether the backend can guarantee a minimum rate; without it min_tx_rate != 0 is EOPNOTSUPP, as on NICs lacking it (default: yes). */
+  minTxRateSupported?: boolean;
 }
 
 export type VfApplyResult = { settings: VfSettings } | { error: VpfError; settings: VfSettings };
@@ -68,10 +70,11 @@ const steps: Step[] = [
     return undefined;
   },
   // 5. IFLA_VF_RATE: rtnl_set_vf_rate refuses max && max < min. mlx5 rates work in both modes.
-  (s, r) => {
+  (s, r, ctx) => {
     if (!r.rate) return undefined;
     const { min, max } = r.rate;
     if (max && max < min) return err(Errno.EINVAL, `max_tx_rate ${max} Mbps is below min_tx_rate ${min} Mbps`, 'IFLA_VF_RATE');
+    if (min && ctx.minTxRateSupported === false) return err(Errno.EOPNOTSUPP, 'min_tx_rate cannot be guaranteed here (no egress queues on the bridge); only max_tx_rate is policed', 'IFLA_VF_RATE');
     s.minTxRate = min;
     s.maxTxRate = max;
     return undefined;

@@ -48,7 +48,7 @@ export interface LegacyPerVf {
 export interface LegacyTranslation {
   /** Sorted by table, priority (high first), match, actions; every cookie of kind LEGACY. */
   flows: OfFlow[];
-  /** One per VF with max_tx_rate, id = VF number + 1. */
+  /** One per VF with max_tx_rate, id = legacyMeterId(VF). */
   meters: OfMeter[];
   /**
    * OVSDB Interface ingress policing: always empty, max_tx_rate is policed by
@@ -89,7 +89,9 @@ export function vfLinkUp(s: VfSettings, uplinkUp: boolean): boolean {
 /** VST: the eswitch tags for the VF. mlx5 sets insert+strip when `vlan || qos` (vlan 0 qos Q = priority tag). */
 export const isVst = (s: VfSettings): boolean => s.vlan !== 0 || s.qos !== 0;
 
-export const legacyMeterId = (vf: number): number => vf + 1;
+/** Meter ids apart from the switchdev translator's (1, 2, ...): a mode switch adds the new meters before its bundle and must not retune meters the old flows still use. */
+export const LEGACY_METER_BASE = 0x10000;
+export const legacyMeterId = (vf: number): number => LEGACY_METER_BASE + vf;
 
 const normMac = (m: string | undefined): string | undefined => {
   if (!m) return undefined;

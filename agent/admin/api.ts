@@ -9,6 +9,13 @@ export interface VmSpec {
   ports?: PortMap;
   /** Existing netdevs to attach as bridge ports: vf0=IFNAME (datapath side), rep0=IFNAME (representor backend), uplink=, uplinkrep=. */
   attach?: Record<string, string>;
+  /** Host VFs backing the guest's VFs (vDPA over a VF): VF settings go to the host PF `pf`, guest VF n -> host VF vfs[n]. */
+  hostPf?: HostPf;
+}
+
+export interface HostPf {
+  pf: string;
+  vfs: number[];
 }
 
 export interface VmInfo {

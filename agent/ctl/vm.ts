@@ -5,7 +5,7 @@ import type { OffloadReport, VmInfo, VmSpec } from '../admin/api.js';
 import { parsePortMap } from '../../translator/portmap.js';
 import { adminSocket, out, runCommand, takeStateDir, UsageError } from './common.js';
 
-export const usage = 'vm add NAME --vfs N [--ports FILE] [--attach vf0=IFNAME,rep0=IFNAME,...] | vm del NAME | vm list | vm offload';
+export const usage = 'vm add NAME --vfs N [--ports FILE] [--attach vf0=IFNAME,rep0=IFNAME,...] [--host-pf PF --host-vfs H0,H1,...] | vm del NAME | vm list | vm offload';
 
 function parseAttach(spec: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -36,12 +36,19 @@ export function parseVmAdd(args: string[]): VmSpec {
         throw new UsageError(`--ports ${v}: ${(e as Error).message}`);
       }
     } else if (flag === '--attach') spec.attach = parseAttach(v);
+    else if (flag === '--host-pf') spec.hostPf = { pf: v, vfs: spec.hostPf?.vfs ?? [] };
+    else if (flag === '--host-vfs') {
+      const hv = v.split(',').map(Number);
+      if (hv.some((n) => !Number.isInteger(n) || n < 0)) throw new UsageError('--host-vfs takes host VF indexes: 0,1,...');
+      spec.hostPf = { pf: spec.hostPf?.pf ?? '', vfs: hv };
+    }
     else throw new UsageError(`unknown option ${flag}`);
   }
   if (vfs === undefined) vfs = spec.ports?.vfs.length;
   if (vfs === undefined) throw new UsageError('vm add needs --vfs N (or --ports FILE)');
   if (spec.ports && spec.ports.vfs.length !== vfs) throw new UsageError(`--vfs ${vfs} but the port map has ${spec.ports.vfs.length} VFs`);
   spec.vfs = vfs;
+  if (spec.hostPf && (!spec.hostPf.pf || spec.hostPf.vfs.length !== vfs)) throw new UsageError(`--host-pf PF needs --host-vfs with one host VF per guest VF (${vfs})`);
   return spec;
 }
 

@@ -10,7 +10,40 @@ import type { FlowDiff, InstalledFlow } from '../openflow/diff.js';
 export interface FlowInstaller {
   dump(): Promise<InstalledFlow[]>;
   apply(diff: FlowDiff): Promise<void>;
-  setMeters(meters: OfMeter[]): Promise<void>;
+  /** Adds or modifies `meters` (before the flows that use them arrive). */
+  putMeters(meters: OfMeter[]): Promise<void>;
+  /** Deletes every meter not in `keep`: only after the flows that used them are gone, since OVS deletes a meter's flows with it. */
+  pruneMeters(keep: number[]): Promise<void>;
+  /** Counters of every OpenFlow port. */
+  portStats(): Promise<Map<number, PortStats>>;
+}
+
+/** OFPST_PORT counters, as the bridge sees them (rx = received from the port). */
+export interface PortStats {
+  rxPackets: number;
+  rxBytes: number;
+  rxDropped: number;
+  txPackets: number;
+  txBytes: number;
+  txDropped: number;
+}
+
+/** Parses `ovs-ofctl dump-ports` ("port  3: rx pkts=1, bytes=2, drop=0, ..." then "tx pkts=..."). */
+export function parseDumpPorts(text: string): Map<number, PortStats> {
+  const out = new Map<number, PortStats>();
+  let cur: PortStats | undefined;
+  const num = (line: string, k: string) => Number(new RegExp(`\\b${k}=(\\d+)`).exec(line)?.[1] ?? 0);
+  for (const line of text.split('\n')) {
+    const port = /^\s*port\s+(\w+):\s*rx\b/.exec(line);
+    if (port) {
+      cur = { rxPackets: num(line, 'pkts'), rxBytes: num(line, 'bytes'), rxDropped: num(line, 'drop'), txPackets: 0, txBytes: 0, txDropped: 0 };
+      if (/^\d+$/.test(port[1]!)) out.set(Number(port[1]), cur);
+    } else if (cur && /^\s*tx\b/.test(line)) {
+      Object.assign(cur, { txPackets: num(line, 'pkts'), txBytes: num(line, 'bytes'), txDropped: num(line, 'drop') });
+      cur = undefined;
+    }
+  }
+  return out;
 }
 
 /** Any failure leaves OVS in an unknown state (a timed-out bundle may have committed): reconcile from a dump. */
@@ -75,17 +108,27 @@ export class OfctlInstaller implements FlowInstaller {
     await this.ofctl(['--bundle', 'add-flows', this.target, '-'], lines.join('\n') + '\n');
   }
 
-  async setMeters(meters: OfMeter[]): Promise<void> {
+  private async meterIds(): Promise<Map<number, string>> {
     const have = new Map<number, string>();
     for (const line of (await this.ofctl(['dump-meters', this.target])).split('\n')) {
       const m = /meter=(\d+)\s+(.*)$/.exec(line.trim());
       if (m) have.set(Number(m[1]), m[2]!);
     }
-    for (const m of meters) {
-      if (have.has(m.id)) await this.ofctl(['mod-meter', this.target, meterLine(m)]);
-      else await this.ofctl(['add-meter', this.target, meterLine(m)]);
-    }
-    // Meters no flow uses any more go after the flows that used them.
-    for (const id of have.keys()) if (!meters.some((m) => m.id === id)) await this.ofctl(['del-meter', this.target, `meter=${id}`]);
+    return have;
+  }
+
+  async putMeters(meters: OfMeter[]): Promise<void> {
+    if (!meters.length) return;
+    const have = await this.meterIds();
+    for (const m of meters) await this.ofctl([have.has(m.id) ? 'mod-meter' : 'add-meter', this.target, meterLine(m)]);
+  }
+
+  async pruneMeters(keep: number[]): Promise<void> {
+    const wanted = new Set(keep);
+    for (const id of (await this.meterIds()).keys()) if (!wanted.has(id)) await this.ofctl(['del-meter', this.target, `meter=${id}`]);
+  }
+
+  async portStats(): Promise<Map<number, PortStats>> {
+    return parseDumpPorts(await this.ofctl(['dump-ports', this.target]));
   }
 }

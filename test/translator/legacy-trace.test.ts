@@ -305,7 +305,7 @@ describe('legacy eswitch on Open vSwitch: link state, zero MAC, rate, counters',
     const vfs = [settings(0, { maxTxRate: 100 }), settings(1), settings(2), settings(3), settings(4)];
     const t = translateLegacy({ ports, vfs, uplinkUp: true, pfMac: PF_MAC });
     await install(t);
-    expect(await ovs.ofctl('dump-meters', BR)).toMatch(/meter=1 kbps burst stats bands=\s*type=drop rate=100000 burst_size=10000/);
+    expect(await ovs.ofctl('dump-meters', BR)).toMatch(/meter=65536 kbps burst stats bands=\s*type=drop rate=100000 burst_size=10000/);
     expect((await trace(from(VF[0]!, UNKNOWN))).metered).toBe(true);
     expect((await trace(from(VF[1]!, UNKNOWN))).metered).toBe(false);
   });

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { Errno } from '../../rules/errors.js';
 import { defaultVfSettings, VLAN_PROTO_8021AD, VLAN_PROTO_8021Q, type VfSettings } from '../../rules/vf.js';
 import { cookieKind, cookieRuleId, FlowKind } from '../../translator/cookie.js';
-import { LegacyTable, legacySupport, translateLegacy, type LegacyInput } from '../../translator/legacy.js';
+import { LegacyTable, legacyMeterId, legacySupport, translateLegacy, type LegacyInput } from '../../translator/legacy.js';
 import { defaultPortMap } from '../../translator/portmap.js';
 
 const N = 4;
@@ -136,12 +136,12 @@ describe('translateLegacy: rates', () => {
   it('max_tx_rate becomes a kbps drop meter on the VF ingress allow flow, first action', () => {
     const t = translateLegacy(input([vf(0, { maxTxRate: 250 }), vf(1), vf(2, { maxTxRate: 1 }), vf(3)]));
     expect(t.meters).toEqual([
-      { id: 1, spec: 'kbps burst stats bands=type=drop rate=250000 burst_size=25000' },
-      { id: 3, spec: 'kbps burst stats bands=type=drop rate=1000 burst_size=100' },
+      { id: legacyMeterId(0), spec: 'kbps burst stats bands=type=drop rate=250000 burst_size=25000' },
+      { id: legacyMeterId(2), spec: 'kbps burst stats bands=type=drop rate=1000 burst_size=100' },
     ]);
     const allow0 = t.flows.find((f) => f.table === 0 && f.match === 'in_port=100')!;
-    expect(allow0.actions.startsWith('meter:1,')).toBe(true);
-    expect(t.perVf[0]!.meterId).toBe(1);
+    expect(allow0.actions.startsWith(`meter:${legacyMeterId(0)},`)).toBe(true);
+    expect(t.perVf[0]!.meterId).toBe(legacyMeterId(0));
     expect(t.perVf[1]!.meterId).toBeUndefined();
     expect(t.ports).toEqual([]);
   });
