@@ -8,7 +8,7 @@ import type { Server } from 'node:http';
 import pino, { type Logger } from 'pino';
 import { Errno, VpfError } from '../rules/errors.js';
 import { defaultPortMap, portPair, repNames, type PortMap } from '../translator/portmap.js';
-import { BRIDGE_MONITOR, BridgeManager, bridgeNameFor, type BridgePort } from '../ovs/bridge.js';
+import { BRIDGE_MONITOR, BridgeManager, bridgeNameFor, type BridgePort, type BridgeSpec } from '../ovs/bridge.js';
 import { OvsdbClient } from '../ovs/ovsdb/client.js';
 import { OfctlInstaller } from '../ovs/ctl/ofctl.js';
 import type { VpfdConfig } from './config.js';
@@ -28,6 +28,8 @@ export class Vpfd implements AdminBackend {
   readonly metricsRegistry = new Metrics();
   private admin: Server | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** Last seen carrier of each VM's uplink. */
+  private readonly carrier = new Map<string, boolean>();
 
   private constructor(
     readonly config: VpfdConfig,
@@ -55,6 +57,16 @@ export class Vpfd implements AdminBackend {
           .ensureBridge(d.bridgeSpec(vm.rec))
           .then(() => vm.reconcile('ovsdb reconnect'))
           .catch((e) => log.warn({ vm: vm.rec.name, err: e }, 'resync after OVSDB reconnect failed; the timer will retry'));
+      }
+    });
+    // Link-state auto VFs follow their uplink's carrier (ovs-vswitchd reports it in Interface link_state).
+    d.ovsdb.on('update', () => {
+      for (const vm of d.vms.values()) {
+        const up = d.bridges.linkState(d.uplinkIface(vm.rec)) !== 'down';
+        if (d.carrier.get(vm.rec.name) === up) continue;
+        d.carrier.set(vm.rec.name, up);
+        log.info({ vm: vm.rec.name, up }, 'uplink carrier changed');
+        vm.uplinkChanged().catch((e) => log.warn({ vm: vm.rec.name, err: e }, 'following the uplink carrier failed; the timer will retry'));
       }
     });
     for (const rec of d.journal.loadAll()) await d.bringUp(rec, 'restart');
@@ -96,14 +108,29 @@ export class Vpfd implements AdminBackend {
       const tag = dev === 'uplink' ? 'u' : dev.slice(2);
       const port = rec.attach[dev] ?? rec.attach[dev === 'uplink' ? 'uplink' : `vf${tag}`];
       const rep = rec.attach[dev === 'uplink' ? 'uplinkrep' : `rep${tag}`];
-      out.push(port ? { name: port, ofport: p.port } : { name: `${short}-p${tag}`, ofport: p.port, type: 'internal' });
+      const patched = dev === 'uplink' && !port && this.config.providerBridge;
+      if (patched) out.push({ name: patchNames(rec.name).vm, ofport: p.port, type: 'patch', peer: patchNames(rec.name).provider });
+      else out.push(port ? { name: port, ofport: p.port } : { name: `${short}-p${tag}`, ofport: p.port, type: 'internal' });
       out.push(rep ? { name: rep, ofport: p.rep } : { name: `${short}-r${tag}`, ofport: p.rep, type: 'internal' });
     }
     return out;
   }
 
-  private bridgeSpec(rec: VmRecord) {
-    return { name: bridgeNameFor(rec.name), datapathType: this.config.datapathType, ports: this.bridgePorts(rec), externalIds: { 'vpf-vm': rec.name } };
+  private bridgeSpec(rec: VmRecord): BridgeSpec {
+    return { name: bridgeNameFor(rec.name), datapathType: this.config.datapathType, ports: this.bridgePorts(rec), externalIds: { 'vpf-vm': rec.name }, ...this.providerOf(rec) };
+  }
+
+  /** The provider-bridge end of the VM's uplink patch pair, when the config names a provider bridge and the uplink is not attached to a netdev. */
+  private providerOf(rec: VmRecord): Pick<BridgeSpec, 'provider'> {
+    const bridge = this.config.providerBridge;
+    if (!bridge || rec.attach.uplink) return {};
+    const n = patchNames(rec.name);
+    return { provider: { bridge, ports: [{ name: n.provider, peer: n.vm }] } };
+  }
+
+  /** The interface that is the VM's wire: its carrier drives link-state auto VFs. */
+  private uplinkIface(rec: VmRecord): string {
+    return this.bridgePorts(rec).find((p) => p.ofport === rec.ports.uplink.port)!.name;
   }
 
   private async bringUp(rec: VmRecord, why: string): Promise<VmState> {
@@ -113,7 +140,10 @@ export class Vpfd implements AdminBackend {
     const installer = new OfctlInstaller(`unix:${mgmt}`, this.ovsEnv());
     const hostPf = rec.hostPf;
     const vfBackend = hostPf && new HostPfBackend({ pf: hostPf.pf, hostVf: (n) => hostPf.vfs[n]! });
-    const vm = new VmState(rec, bridge, installer, this.journal, this.config.quotas, this.metricsRegistry, this.log, vfBackend ? { vfBackend } : {});
+    const iface = this.uplinkIface(rec);
+    const uplinkUp = () => this.bridges.linkState(iface) !== 'down';
+    const vm = new VmState(rec, bridge, installer, this.journal, this.config.quotas, this.metricsRegistry, this.log, { uplinkUp, ...(vfBackend ? { vfBackend } : {}) });
+    this.carrier.set(rec.name, uplinkUp());
     await vm.listen(this.channelPath(rec.name), this.genlChannelPath(rec.name));
     vm.watchVswitchd(join(this.config.ovsRundir, 'ovs-vswitchd.pid'));
     this.vms.set(rec.name, vm);
@@ -149,7 +179,8 @@ export class Vpfd implements AdminBackend {
     const v = this.vm(name);
     v.close();
     this.vms.delete(name);
-    await this.bridges.deleteBridge(v.bridge);
+    await this.bridges.deleteBridge(v.bridge, this.providerOf(v.rec).provider);
+    this.carrier.delete(name);
     this.journal.remove(name);
     this.log.info({ vm: name }, 'vm deleted');
   }
@@ -187,4 +218,9 @@ export class Vpfd implements AdminBackend {
     this.journal.close();
     this.log.info('vpfd stopped');
   }
+}
+
+/** The uplink patch pair of a VM on the provider bridge (patch ports are not netdevs: no IFNAMSIZ limit). */
+function patchNames(vm: string): { vm: string; provider: string } {
+  return { vm: `vpf-${vm}-up`, provider: `vpf-${vm}-pv` };
 }

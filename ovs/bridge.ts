@@ -9,8 +9,10 @@ import { ovs, type OvsdbClient, type Op, type Row } from './ovsdb/client.js';
 export interface BridgePort {
   name: string;
   ofport: number;
-  /** 'internal' creates the device; undefined attaches an existing netdev. */
-  type?: 'internal';
+  /** 'internal' creates the device; 'patch' joins `peer`; undefined attaches an existing netdev. */
+  type?: 'internal' | 'patch';
+  /** For a patch port: the port at the other end. */
+  peer?: string;
 }
 
 export interface BridgeSpec {
@@ -18,6 +20,11 @@ export interface BridgeSpec {
   datapathType: 'system' | 'netdev';
   ports: BridgePort[];
   externalIds: Record<string, string>;
+  /**
+   * The other end of the VM's patch ports: created on the provider bridge in
+   * the same transaction as their peers (a half patch pair forwards nothing).
+   */
+  provider?: { bridge: string; ports: { name: string; peer: string }[] };
 }
 
 const DB = 'Open_vSwitch';
@@ -27,7 +34,7 @@ export const BRIDGE_MONITOR = {
     Open_vSwitch: ['bridges', 'other_config'],
     Bridge: ['name', 'ports', 'fail_mode', 'external_ids'],
     Port: ['name', 'interfaces'],
-    Interface: ['name', 'ofport', 'ofport_request', 'error'],
+    Interface: ['name', 'ofport', 'ofport_request', 'error', 'link_state'],
   },
 };
 
@@ -41,6 +48,14 @@ function fnv(s: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
   return h >>> 0;
+}
+
+/** Insert ops for one port with one interface, named i<tag> and p<tag> in the transaction. */
+function portOps(tag: string, name: string, iface: Row): Op[] {
+  return [
+    { op: 'insert', table: 'Interface', 'uuid-name': `i${tag}`, row: { name, ...iface } },
+    { op: 'insert', table: 'Port', 'uuid-name': `p${tag}`, row: { name, interfaces: ovs.named(`i${tag}`) } },
+  ];
 }
 
 const uuidsOf = (v: unknown): string[] => {
@@ -79,10 +94,17 @@ export class BridgeManager {
     const newPorts: string[] = [];
     spec.ports.forEach((p, i) => {
       if (have.has(p.name)) return;
-      ops.push({ op: 'insert', table: 'Interface', 'uuid-name': `i${i}`, row: { name: p.name, ofport_request: p.ofport, ...(p.type ? { type: p.type } : {}) } });
-      ops.push({ op: 'insert', table: 'Port', 'uuid-name': `p${i}`, row: { name: p.name, interfaces: ovs.named(`i${i}`) } });
+      ops.push(...portOps(`${i}`, p.name, { ofport_request: p.ofport, ...(p.type ? { type: p.type } : {}), ...(p.peer ? { options: ovs.map({ peer: p.peer }) } : {}) }));
       newPorts.push(`p${i}`);
     });
+    if (spec.provider) {
+      const prov = this.findBridge(spec.provider.bridge);
+      if (!prov) throw new Error(`provider bridge ${spec.provider.bridge} does not exist`);
+      const onProv = this.portNames(prov[1]);
+      const add = spec.provider.ports.filter((p) => !onProv.has(p.name));
+      add.forEach((p, i) => ops.push(...portOps(`v${i}`, p.name, { type: 'patch', options: ovs.map({ peer: p.peer }) })));
+      if (add.length) ops.push({ op: 'mutate', table: 'Bridge', where: [['_uuid', '==', ovs.uuid(prov[0])]], mutations: [['ports', 'insert', ovs.set(add.map((_, i) => ovs.named(`pv${i}`)))]] });
+    }
     const settings = {
       fail_mode: 'secure',
       datapath_type: spec.datapathType,
@@ -147,10 +169,25 @@ export class BridgeManager {
     return changed.map(([k]) => k);
   }
 
-  async deleteBridge(name: string): Promise<void> {
+  /** Removes the bridge and, from the provider bridge, the patch ports named in `provider`. */
+  async deleteBridge(name: string, provider?: BridgeSpec['provider']): Promise<void> {
     const b = this.findBridge(name);
-    if (!b) return;
-    // Ports and interfaces are not root rows: OVSDB collects them with the bridge.
-    await this.db.transact(DB, [{ op: 'mutate', table: 'Open_vSwitch', where: [['_uuid', '==', ovs.uuid(this.rootUuid())]], mutations: [['bridges', 'delete', ovs.set([ovs.uuid(b[0])])]] }]);
+    // Ports and interfaces are not root rows: OVSDB collects them once no bridge refers to them.
+    const ops: Op[] = [];
+    if (b) ops.push({ op: 'mutate', table: 'Open_vSwitch', where: [['_uuid', '==', ovs.uuid(this.rootUuid())]], mutations: [['bridges', 'delete', ovs.set([ovs.uuid(b[0])])]] });
+    const prov = provider && this.findBridge(provider.bridge);
+    if (prov) {
+      const names = new Set(provider.ports.map((p) => p.name));
+      const ports = this.table('Port');
+      const gone = uuidsOf(prov[1].ports).filter((u) => names.has(ports.get(u)?.name as string));
+      if (gone.length) ops.push({ op: 'mutate', table: 'Bridge', where: [['_uuid', '==', ovs.uuid(prov[0])]], mutations: [['ports', 'delete', ovs.set(gone.map(ovs.uuid))]] });
+    }
+    if (ops.length) await this.db.transact(DB, ops);
+  }
+
+  /** An interface's link_state as ovs-vswitchd reports it (undefined until it does). */
+  linkState(iface: string): 'up' | 'down' | undefined {
+    const row = [...this.table('Interface').values()].find((r) => r.name === iface);
+    return row?.link_state === 'up' || row?.link_state === 'down' ? row.link_state : undefined;
   }
 }

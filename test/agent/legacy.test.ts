@@ -101,10 +101,10 @@ interface Frame {
 }
 
 /** Sends `count` test frames from pod `from` and returns what each pod received (by pod index). */
-async function traffic(from: number, f: { dst: string; src?: string; tags?: string; count?: number; size?: number; gapMs?: number }, seconds = 1.2): Promise<Frame[][]> {
+async function traffic(from: number, f: { dst: string; src?: string; tags?: string; count?: number; size?: number; gapMs?: number }, seconds = 1.2, listeners = PODS): Promise<Frame[][]> {
   const marker = `m${seq++}`;
-  const caps = PODS.map((p) => execa('ip', ['netns', 'exec', p, 'python3', 'test/helpers/frames.py', 'capture', 'eth0', String(seconds)]));
-  await Promise.all(caps.map((c) => new Promise<void>((resolve) => c.stdout!.once('data', () => resolve()))));
+  const caps = PODS.map((p) => (!listeners.includes(p) ? execa('true') : execa('ip', ['netns', 'exec', p, 'python3', 'test/helpers/frames.py', 'capture', 'eth0', String(seconds)])));
+  await Promise.all(caps.map((c, i) => listeners.includes(PODS[i]!) && new Promise<void>((resolve) => c.stdout!.once('data', () => resolve()))));
   await execa('ip', ['netns', 'exec', PODS[from]!, 'python3', 'test/helpers/frames.py', 'send', 'eth0', f.dst, f.src ?? MAC[from]!, f.tags ?? '', marker, String(f.count ?? 3), String(f.size ?? 60), String(f.gapMs ?? 0)]);
   const outs = await Promise.all(caps);
   return outs.map((o) =>
@@ -236,6 +236,29 @@ describe('legacy eswitch through vpfd', () => {
     expect(l.vfs[0]!.vlan).toBe(7);
     const out = await traffic(0, { dst: UNKNOWN });
     expect(out[WIRE]!.map((f) => f.tags[0]?.vid)).toEqual([7, 7, 7]);
+  }, 60_000);
+});
+
+describe('link state auto', () => {
+  it("follows the uplink's carrier: the wire going down cuts auto VFs off, enable VFs keep talking", async () => {
+    // After the round trip every VF is auto; vf1 and vf2 become enable, vf0 stays auto.
+    expect((await vf('1 state enable')).errno).toBe(0);
+    expect((await vf('2 state enable')).errno).toBe(0);
+    expect((await vf('2 mac 02:00:00:00:00:03')).errno).toBe(0);
+    const linkDown = async () => (await bridgeFlows()).some((f) => f.table === 0 && f.priority === 300 && f.match.includes('in_port=100'));
+    await sh('ip', '-n', 'lgw', 'link', 'set', 'eth0', 'down');
+    try {
+      await expect.poll(linkDown, { timeout: 10_000, interval: 100 }).toBe(true);
+      const vfsOnly = PODS.slice(0, 3);
+      expect(counts(await traffic(0, { dst: MAC[1]! }, 1.2, vfsOnly))[1]).toBe(0);
+      expect(counts(await traffic(2, { dst: MAC[0]! }, 1.2, vfsOnly))[0]).toBe(0);
+      expect(counts(await traffic(2, { dst: MAC[1]! }, 1.2, vfsOnly))[1]).toBe(3);
+      expect(counts(await traffic(2, { dst: BCAST }, 1.2, vfsOnly))).toEqual([0, 3, 0, 0]);
+    } finally {
+      await sh('ip', '-n', 'lgw', 'link', 'set', 'eth0', 'up');
+    }
+    await expect.poll(linkDown, { timeout: 10_000, interval: 100 }).toBe(false);
+    expect(counts(await traffic(0, { dst: MAC[1]! }))[1]).toBe(3);
   }, 60_000);
 });
 
