@@ -130,6 +130,7 @@ export class VmState {
       zone: (z) => zoneBase + (z & 0xff),
       layout: new Map(this.rec.layout),
       memo: this.memo,
+      vfMaxTxRate: this.vfSettings().map((s) => s.maxTxRate),
     });
   }
 
@@ -456,9 +457,11 @@ export class VmState {
     if (JSON.stringify(all) === JSON.stringify(this.vfSettings())) return;
     this.rec.vfSettings = all;
     this.legacyT = undefined;
+    this.translation = undefined;
     const { nextRuleId, layout } = this.rec;
     this.journal.append(this.rec, { upsert: [], removed: [], nextRuleId, layout, vfSettings: all });
-    if (this.mode === 'legacy') await this.reconcileNow(what);
+    // max_tx_rate polices in switchdev mode too (mlx5 rates work in both modes); nothing else changes its flows.
+    await this.reconcileNow(what);
   }
 
   /** IFLA_VF_STATS from the bridge: port counters (VF tx = what the bridge received from it) and the ACL drop flows. */

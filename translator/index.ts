@@ -21,6 +21,8 @@ import { translateActions } from './actions.js';
 import { cookieOf, FlowKind } from './cookie.js';
 import { supersetMatch, translateMatch } from './match.js';
 import { portPair, repNames, type PortMap } from './portmap.js';
+import { vfRateMeter } from './legacy.js';
+import { UPLINK, vfIndex } from '../rules/ports.js';
 
 export interface RuleInput {
   /** The daemon's id for the rule (28 bits, stable while the rule exists): it goes into the cookie. */
@@ -43,6 +45,8 @@ export interface TranslateInput {
    * little more than a lookup each. The output is the same with or without it.
    */
   memo?: TranslateMemo;
+  /** Per VF, max_tx_rate in Mbps (0 = none): policed by a meter on everything the VF sends, as in legacy mode. */
+  vfMaxTxRate?: number[];
 }
 
 interface RuleMemo {
@@ -136,11 +140,15 @@ export function translate(input: TranslateInput): Translation {
   const chainTable = (c: number) => tables.get(entryKey(c));
 
   // Table 0: what the guest sends on a representor leaves by its VF/wire untouched; what arrives from a VF/wire is classified.
+  const vfMeters: OfMeter[] = [];
   for (const dev of repNames(ports)) {
     const p = portPair(ports, dev)!;
     flows.push(flow(FlowKind.DEFAULT, 0, ENTRY_TABLE, 100, [`in_port=${p.rep}`], `output:${p.port}`));
     const t0 = chainTable(0);
-    flows.push(flow(FlowKind.DEFAULT, 0, ENTRY_TABLE, 100, [`in_port=${p.port}`], t0 === undefined ? `output:${p.rep}` : `resubmit(,${t0})`));
+    const rate = dev === UPLINK ? 0 : input.vfMaxTxRate?.[vfIndex(dev)] ?? 0;
+    const police = rate ? vfRateMeter(vfIndex(dev), rate) : undefined;
+    if (police) vfMeters.push(police);
+    flows.push(flow(FlowKind.DEFAULT, 0, ENTRY_TABLE, 100, [`in_port=${p.port}`], `${police ? `meter:${police.id},` : ''}${t0 === undefined ? `output:${p.rep}` : `resubmit(,${t0})`}`));
   }
   flows.push(flow(FlowKind.DEFAULT, 0, ENTRY_TABLE, 0, [], 'drop'));
 
@@ -261,7 +269,7 @@ export function translate(input: TranslateInput): Translation {
       if (input.memo && !shared) Object.assign(memo, { sig, flows: [trap], result });
     }
   }
-  return { flows, meters, perRule, tables };
+  return { flows, meters: [...meters, ...vfMeters], perRule, tables };
 }
 
 export { defaultPortMap, parsePortMap, type PortMap } from './portmap.js';

@@ -93,6 +93,14 @@ export const isVst = (s: VfSettings): boolean => s.vlan !== 0 || s.qos !== 0;
 export const LEGACY_METER_BASE = 0x10000;
 export const legacyMeterId = (vf: number): number => LEGACY_METER_BASE + vf;
 
+/**
+ * The meter policing what VF `vf` sends at `mbps` (max_tx_rate; it works in both
+ * eswitch modes, as on mlx5). kbps; burst = 100 ms at the rate.
+ */
+export function vfRateMeter(vf: number, mbps: number): OfMeter {
+  return { id: legacyMeterId(vf), spec: `kbps burst stats bands=type=drop rate=${mbps * 1000} burst_size=${mbps * 100}` };
+}
+
 const normMac = (m: string | undefined): string | undefined => {
   if (!m) return undefined;
   const x = m.toLowerCase();
@@ -175,12 +183,10 @@ export function translateLegacy(input: LegacyInput): LegacyTranslation {
       const allow = [`in_port=${X}`];
       const acts: string[] = [];
       if (s.maxTxRate > 0) {
-        const meterId = legacyMeterId(vf);
-        // kbps; burst = 100 ms at the rate (10% of it, >= 100 kb: a 9000-byte jumbo frame always fits).
-        const rate = s.maxTxRate * 1000, burst = s.maxTxRate * 100;
-        meters.push({ id: meterId, spec: `kbps burst stats bands=type=drop rate=${rate} burst_size=${burst}` });
-        acts.push(`meter:${meterId}`);
-        entry.meterId = meterId;
+        const m = vfRateMeter(vf, s.maxTxRate);
+        meters.push(m);
+        acts.push(`meter:${m.id}`);
+        entry.meterId = m.id;
       }
       const vst = isVst(s);
       // 802.1Q VST: mlx5 inserts only when there is no C-tag and its ACL drops guest-tagged frames;

@@ -122,9 +122,16 @@ async function bridgeFlows() {
 }
 
 describe('legacy eswitch through vpfd', () => {
-  it('in switchdev mode, MAC works and VLAN/spoofchk/trust/link state are EOPNOTSUPP (mlx5)', async () => {
+  it('in switchdev mode, MAC and rate work and VLAN/spoofchk/trust/link state are EOPNOTSUPP (mlx5)', async () => {
     expect(await eswitch()).toEqual({ mode: 'switchdev' });
     expect((await vf('0 mac 02:00:00:00:00:01')).errno).toBe(0);
+    // Rate works in both modes: the VF's traffic goes through its meter before classification.
+    expect((await vf('0 max_tx_rate 5')).errno).toBe(0);
+    const entry = (await bridgeFlows()).find((f) => f.table === 0 && f.match.includes('in_port=100'))!;
+    expect(entry.actions).toMatch(/^meter:65536,/);
+    expect(await ovs.ofctl('dump-meters', 'vpf-lg')).toMatch(/meter=65536 kbps burst stats bands=\s*type=drop rate=5000 /);
+    expect((await vf('0 max_tx_rate 0')).errno).toBe(0);
+    expect(await ovs.ofctl('dump-meters', 'vpf-lg')).not.toMatch(/meter=65536/);
     for (const a of ['0 vlan 100', '0 spoofchk on', '0 trust on', '0 state disable']) {
       const r = await vf(a);
       expect(r.errno, a).toBe(Errno.EOPNOTSUPP);
