@@ -246,6 +246,20 @@ describe('legacy eswitch through vpfd', () => {
   }, 60_000);
 });
 
+describe('vpfctl against the daemon', () => {
+  const vpfctl = (...a: string[]) => execa('node', ['dist/bin/vpfctl.js', '--state-dir', state, ...a], { reject: false });
+  it('vf sets and shows like ip link, eswitch shows like devlink, refusals print like ip', async () => {
+    expect((await vpfctl('vf', 'lg', '1', 'trust', 'on', 'spoofchk', 'on')).exitCode).toBe(0);
+    const shown = await vpfctl('vf', 'lg', 'show');
+    expect(shown.stdout.split('\n')[1]).toMatch(/^    vf 1 +link\/ether 02:00:00:00:00:02 brd ff:ff:ff:ff:ff:ff, spoof checking on, link-state \w+, trust on/);
+    expect((await vpfctl('eswitch', 'lg', 'show')).stdout).toMatch(/^pci\/0000:00:00\.0: mode legacy inline-mode none encap-mode basic$/m);
+    const bad = await vpfctl('vf', 'lg', '1', 'vlan', '10', 'qos', '9');
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toMatch(/^Error: .*qos.*\.$/m);
+    expect((await vpfctl('vf', 'lg', '1', 'trust', 'off', 'spoofchk', 'off')).exitCode).toBe(0);
+  });
+});
+
 describe('link state auto', () => {
   it("follows the uplink's carrier: the wire going down cuts auto VFs off, enable VFs keep talking", async () => {
     // After the round trip every VF is auto; vf1 and vf2 become enable, vf0 stays auto.
