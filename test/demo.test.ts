@@ -9,7 +9,7 @@ describe('scripts/demo.sh', () => {
     const r = await execa('bash', ['scripts/demo.sh'], { reject: false, timeout: 240_000, env: { DEMO_NS: 'vpfdemotest', OVS_DIR: '/tmp/vpf-demo-test-ovs', STATE: '/tmp/vpf-demo-test-state' } });
     expect(r.stdout).toContain('pod0 -> pod2 udp/5000: sent 20, arrived 0 (rule: drop)');
     expect(r.stdout).toContain('pod0 -> pod1 udp/6000: sent 20, arrived 20');
-    expect(r.stdout).toContain('traffic obeyed the offloaded rules');
+    expect(r.stdout).toContain('traffic obeyed the offloaded rules and the legacy VF settings');
     expect(r.exitCode).toBe(0);
     const netns = (await execa('ip', ['netns', 'list'])).stdout;
     expect(netns).not.toMatch(/vpfdemotest|pod0|pod1|pod2/);
