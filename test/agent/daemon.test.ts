@@ -17,6 +17,10 @@ import { parseFilter, splitArgs } from '../../rules/tcsyntax/index.js';
 import { parseDumpFlows } from '../../ovs/ctl/ofctl.js';
 import { captureBatch } from '../helpers/nlcapture.js';
 import { startOvs, type PrivateOvs } from '../harness/ovs.js';
+import { connect } from 'node:net';
+import { parseMessages } from '../../rules/netlink/nlmsg.js';
+import { encodeVfSetRequest } from '../../rules/netlink/link.js';
+import { encodeEswitchRequest } from '../../rules/netlink/devlink.js';
 
 let ovs: PrivateOvs;
 let state: string;
@@ -151,6 +155,56 @@ describe('vpfd guest channel', () => {
     expect(other.errno).toBe(0);
     await flood;
     expect(answered).toBe(samples.length);
+    expect(d.listVms().map((v) => v.name).sort()).toEqual(['a', 'b']);
+    expect(d.listVms().find((v) => v.name === 'a')!.flows).toBe((await flows('a')).length);
+  }, 120_000);
+
+  it('mutated VF-setting and devlink messages are each answered; the other VM keeps working', async () => {
+    // On one connection per channel, pipelined; every request gets exactly one first reply (ACK, error or answer).
+    const answers = (path: string, msgs: Buffer[]) =>
+      new Promise<NlMessage[]>((resolve, reject) => {
+        const got: NlMessage[] = [];
+        const seen = new Set<number>();
+        let buf = Buffer.alloc(0);
+        const s = connect(path, () => msgs.forEach((m) => s.write(m)));
+        s.on('error', reject);
+        s.on('data', (c) => {
+          buf = Buffer.concat([buf, c]);
+          while (buf.length >= 16 && buf.readUInt32LE(0) <= buf.length) {
+            const m = parseMessages(buf.subarray(0, buf.readUInt32LE(0)))[0]!;
+            buf = buf.subarray((buf.readUInt32LE(0) + 3) & ~3);
+            if (seen.has(m.seq)) continue;
+            seen.add(m.seq);
+            got.push(m);
+          }
+          if (got.length === msgs.length) {
+            s.end();
+            resolve(got);
+          }
+        });
+      });
+    const mutate = (good: Buffer, n: number, seed: number) =>
+      fc.sample(fc.tuple(fc.nat(good.length - 17), fc.integer({ min: 0, max: 255 })), { numRuns: n, seed }).map(([pos, v], i) => {
+        const m = Buffer.from(good);
+        m[16 + pos] = v;
+        m.writeUInt32LE(i + 1, 8); // seq: one answer per request
+        return m;
+      });
+    const setvf = encodeVfSetRequest({ seq: 1 }, 1, [{ vf: 0, mac: '02:00:00:00:00:01', vlan: { vlan: 100, qos: 3, proto: 0x88a8 }, rate: { min: 0, max: 100 }, spoofchk: true, trust: true, linkState: 1 }]);
+    const eswitch = encodeEswitchRequest({ seq: 1 }, { cmd: 'eswitch-set', bus: 'pci', dev: '0000:01:00.0', mode: 'legacy' });
+    const flood = Promise.all([
+      answers(d.channelPath('a'), mutate(setvf, 3000, 11)),
+      answers(join(state, 'vms', 'a.genl.sock'), mutate(eswitch, 1000, 12)),
+    ]);
+    const other = errnoOf(await send('b', encodeFilterRequest(rule('dev vf0 ingress prio 2 protocol ip flower action pass'))));
+    expect(other.errno).toBe(0);
+    const [rt, genl] = await flood;
+    expect(rt).toHaveLength(3000);
+    expect(genl).toHaveLength(1000);
+    // Refusals carry an errno and a reason; none is the daemon tripping over itself.
+    const refusals = [...rt, ...genl].filter((m) => m.type === NlmsgType.ERROR).map(parseError).filter((e) => e.errno);
+    expect(refusals.length).toBeGreaterThan(100);
+    expect(refusals.every((e) => e.errno > 0 && e.message && !/internal error/.test(e.message))).toBe(true);
     expect(d.listVms().map((v) => v.name).sort()).toEqual(['a', 'b']);
     expect(d.listVms().find((v) => v.name === 'a')!.flows).toBe((await flows('a')).length);
   }, 120_000);
