@@ -51,8 +51,11 @@ export interface TranslateInput {
 
 interface RuleMemo {
   shape?: string;
-  /** `table|rank|id` the flows were made for; absent when they depend on other rules (goto, police). */
-  sig?: string;
+  /** "chain/prio" and "dev|chain/prio" of the rule (a rule object never changes). */
+  tableKey?: string;
+  groupKey?: string;
+  /** Table, rank and id the flows were made for; absent when they depend on other rules (goto, police). */
+  sig?: { table: number; rank: number; id: number };
   flows?: OfFlow[];
   result?: RuleResult;
 }
@@ -163,41 +166,45 @@ export function translate(input: TranslateInput): Translation {
   }
 
   // Rank of each rule inside its tcf_proto (dev, chain, prio): masks in first-insertion order, then install order.
-  const groups = new Map<string, RuleInput[]>();
-  const pushTo = <K, V>(m: Map<K, V[]>, k: K, v: V) => {
-    const l = m.get(k);
-    if (l) l.push(v);
-    else m.set(k, [v]);
-  };
-  for (const r of live) pushTo(groups, `${r.rule.dev}|${key(r.rule.chain, r.rule.prio)}`, r);
-  const memoOf = (rule: FlowerRule): RuleMemo => {
+  // Rules are handled by their index in `live`; each rule's memo is looked up once (a WeakMap lookup is the
+  // dearest step of an incremental translation).
+  const memos: RuleMemo[] = live.map(({ rule }) => {
     let m = input.memo?.get(rule);
     if (!m) {
       m = {};
       input.memo?.set(rule, m);
     }
+    m.tableKey ??= key(rule.chain, rule.prio);
+    m.groupKey ??= `${rule.dev}|${m.tableKey}`;
     return m;
+  });
+  const pushTo = <K, V>(m: Map<K, V[]>, k: K, v: V) => {
+    const l = m.get(k);
+    if (l) l.push(v);
+    else m.set(k, [v]);
   };
-  const shapeOf = (rule: FlowerRule) => (memoOf(rule).shape ??= maskShape(rule.match));
-  const rank = new Map<number, number>();
+  const groups = new Map<string, number[]>();
+  live.forEach((_, i) => pushTo(groups, memos[i]!.groupKey!, i));
+  const rank = new Int32Array(live.length);
   for (const g of groups.values()) {
-    const masks = new Map<string, RuleInput[]>();
-    for (const r of g) pushTo(masks, shapeOf(r.rule), r);
-    let i = 0;
-    for (const l of masks.values()) for (const r of l) rank.set(r.id, i++);
+    const masks = new Map<string, number[]>();
+    for (const i of g) pushTo(masks, (memos[i]!.shape ??= maskShape(live[i]!.rule.match)), i);
+    let n = 0;
+    for (const l of masks.values()) for (const i of l) rank[i] = n++;
   }
 
   const meterIds = new Map<string, number>();
-  for (const { id, rule } of live) {
-    const table = tables.get(key(rule.chain, rule.prio))!;
-    const r = rank.get(id)!;
+  for (let i = 0; i < live.length; i++) {
+    const { id, rule } = live[i]!;
+    const memo = memos[i]!;
+    const table = tables.get(memo.tableKey!)!;
+    const r = rank[i]!;
     if (2 * r + 2 >= TOP) {
       perRule.set(id, { offloaded: false, flows: 0, refused: true, error: new VpfError(Errno.ENOSPC, 'too many filters in one prio', 'prio') });
       continue;
     }
-    const memo = memoOf(rule);
-    const sig = `${table}|${r}|${id}`;
-    if (memo.sig === sig) {
+    const sig = { table, rank: r, id };
+    if (memo.sig && memo.sig.table === table && memo.sig.rank === r && memo.sig.id === id) {
       for (const f of memo.flows!) flows.push(f);
       perRule.set(id, memo.result!);
       continue;
