@@ -125,7 +125,7 @@ export class VmState {
   private translate(): Translation {
     const zoneBase = this.rec.zoneBase;
     return translate({
-      rules: this.rec.rules.map(({ id, rule }) => ({ id, rule })),
+      rules: this.rec.rules,
       ports: this.rec.ports,
       zone: (z) => zoneBase + (z & 0xff),
       layout: new Map(this.rec.layout),
