@@ -1,0 +1,358 @@
+// OpenFlow 1.5 matches from ovs-ofctl match text (ovs-fields(7)): the field
+// vocabulary our translators emit, encoded as OVS's own ovs-ofctl encodes it
+// for OF1.5 (lib/nx-match.c nx_put_raw: field order, OXM-over-NXM header
+// choice per nxm_field_by_mf_id, registers as 64-bit OXM_OF_PKT_REG pairs).
+// Anything outside that vocabulary throws UnsupportedFlow: the caller then
+// hands the flow to ovs-ofctl rather than risk encoding it differently.
+import { ipv4ToBytes, ipv6ToBytes, macToBytes } from '../../rules/addr.js';
+
+/** A flow the native encoder does not cover; `form` names the construct (for coverage reports). */
+export class UnsupportedFlow extends Error {
+  constructor(
+    readonly form: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'UnsupportedFlow';
+  }
+}
+
+export const unsupported = (form: string, message: string): never => {
+  throw new UnsupportedFlow(form, message);
+};
+
+// OXM classes (openflow-1.2 ofp_oxm_class; OFPXMC15_PACKET_REGS is OF1.5's register class).
+const NXM_OF = 0x0000;
+const NXM_NX = 0x0001;
+const OXM_OF = 0x8000;
+const OXM_REGS = 0x8001;
+
+type Kind = 'int' | 'mac' | 'ipv4' | 'ipv6' | 'frag' | 'ct_state' | 'port';
+type Prereq = 'none' | 'eth' | 'mpls' | 'ipv4' | 'ipv6' | 'ip' | 'arp' | 'tcp' | 'udp' | 'sctp' | 'icmpv4' | 'icmpv6';
+
+export interface FieldSpec {
+  /** OVS's canonical name (meta-flow.h). */
+  name: string;
+  bytes: number;
+  oxmClass: number;
+  oxmField: number;
+  maskable: boolean;
+  kind: Kind;
+  /** Significant low bits; a value above them is invalid (mf_is_value_valid). */
+  bits: number;
+  prereq: Prereq;
+  writable: boolean;
+}
+
+const f = (name: string, bytes: number, oxmClass: number, oxmField: number, maskable: boolean, kind: Kind, prereq: Prereq, opts: { bits?: number; writable?: boolean } = {}): FieldSpec => ({
+  name, bytes, oxmClass, oxmField, maskable, kind, prereq, bits: opts.bits ?? bytes * 8, writable: opts.writable ?? true,
+});
+
+// Header per field as OVS picks it for OF1.5 (the newest OXM if there is one, else NXM).
+const FIELDS: FieldSpec[] = [
+  f('in_port', 4, OXM_OF, 0, false, 'port', 'none'),
+  f('eth_src', 6, OXM_OF, 4, true, 'mac', 'eth'),
+  f('eth_dst', 6, OXM_OF, 3, true, 'mac', 'eth'),
+  f('eth_type', 2, OXM_OF, 5, false, 'int', 'eth', { writable: false }),
+  f('vlan_vid', 2, OXM_OF, 6, true, 'int', 'eth', { bits: 13 }),
+  f('vlan_pcp', 1, OXM_OF, 7, false, 'int', 'eth', { bits: 3 }),
+  f('mpls_label', 4, OXM_OF, 34, false, 'int', 'mpls', { bits: 20 }),
+  f('mpls_tc', 1, OXM_OF, 35, false, 'int', 'mpls', { bits: 3 }),
+  f('mpls_bos', 1, OXM_OF, 36, false, 'int', 'mpls', { bits: 1, writable: false }),
+  f('mpls_ttl', 1, NXM_NX, 30, false, 'int', 'mpls'),
+  f('ip_src', 4, OXM_OF, 11, true, 'ipv4', 'ipv4'),
+  f('ip_dst', 4, OXM_OF, 12, true, 'ipv4', 'ipv4'),
+  f('ipv6_src', 16, OXM_OF, 26, true, 'ipv6', 'ipv6'),
+  f('ipv6_dst', 16, OXM_OF, 27, true, 'ipv6', 'ipv6'),
+  f('ip_frag', 1, NXM_NX, 26, true, 'frag', 'ip', { bits: 2, writable: false }),
+  f('ip_dscp', 1, OXM_OF, 8, false, 'int', 'ip', { bits: 6 }),
+  f('nw_ecn', 1, OXM_OF, 9, false, 'int', 'ip', { bits: 2 }),
+  f('nw_ttl', 1, NXM_NX, 29, false, 'int', 'ip'),
+  f('nw_proto', 1, OXM_OF, 10, false, 'int', 'ip', { writable: false }),
+  f('tcp_src', 2, OXM_OF, 13, true, 'int', 'tcp'),
+  f('tcp_dst', 2, OXM_OF, 14, true, 'int', 'tcp'),
+  f('tcp_flags', 2, OXM_OF, 42, true, 'int', 'tcp', { bits: 12, writable: false }),
+  f('udp_src', 2, OXM_OF, 15, true, 'int', 'udp'),
+  f('udp_dst', 2, OXM_OF, 16, true, 'int', 'udp'),
+  f('sctp_src', 2, OXM_OF, 17, true, 'int', 'sctp'),
+  f('sctp_dst', 2, OXM_OF, 18, true, 'int', 'sctp'),
+  f('icmp_type', 1, OXM_OF, 19, false, 'int', 'icmpv4'),
+  f('icmp_code', 1, OXM_OF, 20, false, 'int', 'icmpv4'),
+  f('icmpv6_type', 1, OXM_OF, 29, false, 'int', 'icmpv6'),
+  f('icmpv6_code', 1, OXM_OF, 30, false, 'int', 'icmpv6'),
+  f('arp_op', 2, OXM_OF, 21, false, 'int', 'arp', { bits: 8 }),
+  f('arp_spa', 4, OXM_OF, 22, true, 'ipv4', 'arp'),
+  f('arp_tpa', 4, OXM_OF, 23, true, 'ipv4', 'arp'),
+  f('arp_sha', 6, OXM_OF, 24, true, 'mac', 'arp'),
+  f('arp_tha', 6, OXM_OF, 25, true, 'mac', 'arp'),
+  // Registers as set_field targets keep their NXM header (MFF_REGn has no OXM); matches use xregs.
+  ...Array.from({ length: 16 }, (_, i) => f(`reg${i}`, 4, NXM_NX, i, true, 'int', 'none')),
+  f('pkt_mark', 4, NXM_NX, 33, true, 'int', 'none'),
+  f('ct_state', 4, NXM_NX, 105, true, 'ct_state', 'none', { writable: false }),
+  f('ct_zone', 2, NXM_NX, 106, false, 'int', 'none', { writable: false }),
+  f('ct_mark', 4, NXM_NX, 107, true, 'int', 'none'),
+  f('ct_label', 16, NXM_NX, 108, true, 'int', 'none'),
+];
+
+const BY_NAME = new Map(FIELDS.map((x) => [x.name, x]));
+// ovs-fields(7) aliases the translators (or people) use.
+const ALIASES: Record<string, string> = {
+  dl_src: 'eth_src', dl_dst: 'eth_dst', dl_type: 'eth_type',
+  nw_src: 'ip_src', nw_dst: 'ip_dst', ip_proto: 'nw_proto', ip_ecn: 'nw_ecn', nw_frag: 'ip_frag',
+  icmpv4_type: 'icmp_type', icmpv4_code: 'icmp_code', mpls_bos: 'mpls_bos',
+};
+
+export function fieldByName(name: string): FieldSpec | undefined {
+  return BY_NAME.get(ALIASES[name] ?? name);
+}
+
+/** A value with its mask, both `bytes` long, network byte order. */
+export interface Masked {
+  value: Buffer;
+  mask: Buffer;
+}
+
+const ones = (n: number) => Buffer.alloc(n, 0xff);
+const isOnes = (b: Buffer) => b.every((x) => x === 0xff);
+const isZero = (b: Buffer) => b.every((x) => x === 0);
+const and = (a: Buffer, b: Buffer) => Buffer.from(a.map((x, i) => x & b[i]!));
+
+/** An unsigned integer in OVS syntax (decimal or 0x hex: lib/util.c parse_int_string) as `bytes` big-endian bytes. */
+function intBytes(text: string, bytes: number, what: string): Buffer {
+  if (!/^(0x[0-9a-fA-F]+|[0-9]+)$/.test(text)) return unsupported(`${what} value syntax`, `${what}: cannot encode value '${text}'`);
+  const v = BigInt(text);
+  if (v >> BigInt(bytes * 8) !== 0n) return unsupported(`${what} value range`, `${what}: value ${text} too large for ${bytes} bytes`);
+  const out = Buffer.alloc(bytes);
+  let x = v;
+  for (let i = bytes - 1; i >= 0; i--) {
+    out[i] = Number(x & 0xffn);
+    x >>= 8n;
+  }
+  return out;
+}
+
+function addr(parse: (s: string) => Uint8Array, s: string, what: string): Buffer {
+  try {
+    return Buffer.from(parse(s));
+  } catch {
+    return unsupported(`${what} value syntax`, `${what}: cannot encode address '${s}'`);
+  }
+}
+
+function prefixBytes(len: string, bytes: number, what: string): Buffer {
+  if (!/^[0-9]+$/.test(len) || Number(len) > bytes * 8) return unsupported(`${what} mask syntax`, `${what}: bad prefix /${len}`);
+  const b = Buffer.alloc(bytes);
+  for (let i = 0; i < Number(len); i++) b[i >> 3]! |= 0x80 >> (i & 7);
+  return b;
+}
+
+const CT_FLAGS: Record<string, number> = { new: 0x01, est: 0x02, rel: 0x04, rpl: 0x08, inv: 0x10, trk: 0x20, snat: 0x40, dnat: 0x80 };
+// lib/meta-flow.c mf_from_frag_string: the first row naming it wins, so "no" is 0/ANY|LATER; ANY = 1, LATER = 2.
+const FRAG: Record<string, [number, number]> = { no: [0, 3], yes: [1, 1], first: [1, 3], later: [3, 3], not_later: [0, 2] };
+
+/** Parses a field value as mf_parse does for the field's string kind; the mask is all-ones when none is given. */
+export function parseFieldValue(spec: FieldSpec, text: string): Masked {
+  const what = spec.name;
+  const n = spec.bytes;
+  const slash = text.indexOf('/');
+  const v = slash < 0 ? text : text.slice(0, slash);
+  const m = slash < 0 ? undefined : text.slice(slash + 1);
+  let out: Masked;
+  switch (spec.kind) {
+    case 'int':
+    case 'port':
+      out = { value: intBytes(v, n, what), mask: m === undefined ? ones(n) : intBytes(m, n, what) };
+      break;
+    case 'mac':
+      out = { value: addr(macToBytes, v, what), mask: m === undefined ? ones(6) : addr(macToBytes, m, what) };
+      break;
+    case 'ipv4':
+      out = { value: addr(ipv4ToBytes, v, what), mask: m === undefined ? ones(4) : m.includes('.') ? addr(ipv4ToBytes, m, what) : prefixBytes(m, 4, what) };
+      break;
+    case 'ipv6':
+      out = { value: addr(ipv6ToBytes, v, what), mask: m === undefined ? ones(16) : m.includes(':') ? addr(ipv6ToBytes, m, what) : prefixBytes(m, 16, what) };
+      break;
+    case 'frag': {
+      const fr = FRAG[text];
+      if (!fr) return unsupported(`${what} value syntax`, `${what}: unknown fragment type '${text}'`);
+      out = { value: Buffer.from([fr[0]]), mask: Buffer.from([fr[1]]) };
+      break;
+    }
+    case 'ct_state': {
+      // mf_from_ct_state_string: "+trk-est" flag lists (the form our translators emit).
+      if (!/^([+-][a-z]+)+$/.test(text)) return unsupported(`${what} value syntax`, `${what}: cannot encode '${text}'`);
+      let value = 0, mask = 0;
+      for (const [, sign, name] of text.matchAll(/([+-])([a-z]+)/g)) {
+        const bit = CT_FLAGS[name!];
+        if (bit === undefined) return unsupported(`${what} value syntax`, `${what}: unknown flag '${name}'`);
+        mask |= bit;
+        if (sign === '+') value |= bit;
+      }
+      out = { value: intBytes(String(value), 4, what), mask: intBytes(String(mask), 4, what) };
+      break;
+    }
+  }
+  if (m !== undefined && !spec.maskable) return unsupported(`${what} mask`, `${what}: field is not maskable`);
+  if (spec.bits < n * 8) {
+    let over = 0n;
+    for (const b of out.value) over = (over << 8n) | BigInt(b);
+    if (over >> BigInt(spec.bits) !== 0n) return unsupported(`${what} value range`, `${what}: ${text} is not a valid value`);
+  }
+  return out;
+}
+
+/** OXM header word: class(16) field(7) hasmask(1) length(8). */
+const oxmHeader = (cls: number, field: number, masked: boolean, len: number) => ((cls << 16) | (field << 9) | (masked ? 0x100 : 0) | len) >>> 0;
+
+/** One OXM TLV; masked only when the mask is not all-ones (nx-match.c nxm_put). */
+export function oxmEntry(spec: Pick<FieldSpec, 'oxmClass' | 'oxmField'>, value: Buffer, mask?: Buffer): Buffer {
+  const masked = mask !== undefined && !isOnes(mask);
+  const len = value.length * (masked ? 2 : 1);
+  const out = Buffer.alloc(4 + len);
+  out.writeUInt32BE(oxmHeader(spec.oxmClass, spec.oxmField, masked, len), 0);
+  value.copy(out, 4);
+  if (masked) mask!.copy(out, 4 + value.length);
+  return out;
+}
+
+const VLAN_VID = fieldByName('vlan_vid')!;
+const PACKET_TYPE = { oxmClass: OXM_OF, oxmField: 44 };
+
+/** Emission order of nx_put_raw for OF1.5 (fields after the VLAN and register special cases). */
+const ORDER_L2 = ['in_port', 'eth_src', 'eth_dst', 'eth_type'];
+const ORDER_MPLS = ['mpls_tc', 'mpls_bos', 'mpls_ttl', 'mpls_label'];
+const ORDER_IP = ['ip_src', 'ip_dst', 'ipv6_src', 'ipv6_dst', 'ip_frag', 'ip_dscp', 'nw_ecn', 'nw_ttl', 'nw_proto'];
+const ORDER_L4 = ['tcp_src', 'tcp_dst', 'tcp_flags', 'udp_src', 'udp_dst', 'sctp_src', 'sctp_dst', 'icmp_type', 'icmp_code', 'icmpv6_type', 'icmpv6_code'];
+const ORDER_ARP = ['arp_op', 'arp_spa', 'arp_tpa', 'arp_sha', 'arp_tha'];
+const ORDER_META = ['pkt_mark', 'ct_state', 'ct_zone', 'ct_mark', 'ct_label'];
+
+const ETH = { IP: 0x0800, IPV6: 0x86dd, ARP: 0x0806, RARP: 0x8035, MPLS: 0x8847, MPLS_MCAST: 0x8848 };
+
+/** The parsed match: field name -> masked value (value already ANDed with its mask, as match_set_*_masked does). */
+export type MatchFields = Map<string, Masked>;
+
+/** Parses ovs-ofctl match text ("k=v,k=v"; no shorthands) into fields; throws UnsupportedFlow outside our vocabulary. */
+export function parseMatch(text: string): MatchFields {
+  const fields: MatchFields = new Map();
+  let vlan: Masked | undefined;
+  for (const part of text.split(',')) {
+    if (!part) continue;
+    const eq = part.indexOf('=');
+    if (eq < 0) return unsupported(`match '${part}'`, `match: '${part}' (protocol shorthands and flags are not encoded natively)`);
+    const key = part.slice(0, eq), val = part.slice(eq + 1);
+    if (key === 'vlan_tci' || key === 'dl_vlan') {
+      if (vlan) return unsupported('match vlan_tci twice', 'match: more than one VLAN TCI constraint');
+      if (key === 'dl_vlan') {
+        const vid = intBytes(val, 2, key).readUInt16BE(0);
+        if (vid > 0xfff) return unsupported('match dl_vlan range', `dl_vlan=${val} out of range`);
+        vlan = { value: intBytes(String(0x1000 | vid), 2, key), mask: intBytes('0x1fff', 2, key) };
+      } else {
+        const [v, m] = val.split('/');
+        const value = intBytes(v!, 2, key), mask = m === undefined ? ones(2) : intBytes(m, 2, key);
+        // nx_put_raw drops the PCP bits unless the VID is matched too; we only take VID/CFI masks.
+        if (mask.readUInt16BE(0) & 0xe000) return unsupported('match vlan_tci with PCP bits', `vlan_tci=${val}: PCP bits are not encoded natively`);
+        vlan = { value: and(value, mask), mask };
+      }
+      continue;
+    }
+    const spec = fieldByName(key);
+    if (!spec) return unsupported(`match field ${key}`, `match: field '${key}' is not encoded natively`);
+    if (fields.has(spec.name)) return unsupported(`match ${spec.name} twice`, `match: '${spec.name}' given twice`);
+    const mv = parseFieldValue(spec, val);
+    fields.set(spec.name, { value: and(mv.value, mv.mask), mask: mv.mask });
+  }
+  if (vlan) fields.set('vlan_tci', vlan);
+  return fields;
+}
+
+function prereqOk(p: Prereq, dlType: number | undefined, proto: number | undefined): boolean {
+  const ip = dlType === ETH.IP || dlType === ETH.IPV6;
+  switch (p) {
+    case 'none':
+    case 'eth':
+      return true;
+    case 'mpls':
+      return dlType === ETH.MPLS || dlType === ETH.MPLS_MCAST;
+    case 'ipv4':
+      return dlType === ETH.IP;
+    case 'ipv6':
+      return dlType === ETH.IPV6;
+    case 'ip':
+      return ip;
+    case 'arp':
+      return dlType === ETH.ARP || dlType === ETH.RARP;
+    case 'tcp':
+      return ip && proto === 6;
+    case 'udp':
+      return ip && proto === 17;
+    case 'sctp':
+      return ip && proto === 132;
+    case 'icmpv4':
+      return dlType === ETH.IP && proto === 1;
+    case 'icmpv6':
+      return dlType === ETH.IPV6 && proto === 58;
+  }
+}
+
+/** The OXM TLVs of a match in nx_put_raw's order (no ofp_match header, no padding). */
+export function encodeMatchFields(fields: MatchFields): Buffer {
+  const dlType = fields.get('eth_type')?.value.readUInt16BE(0);
+  const proto = fields.get('nw_proto')?.value[0];
+  const parts: Buffer[] = [];
+  let sawData = false, putData = false;
+  for (const name of fields.keys()) {
+    if (name === 'vlan_tci') {
+      sawData = true;
+      continue;
+    }
+    const spec = fieldByName(name)!;
+    if (spec.prereq !== 'none') sawData = true;
+    if (!prereqOk(spec.prereq, dlType, proto)) return unsupported(`match ${name} without its prerequisites`, `match: ${name} needs ${spec.prereq} (ovs-fields(7) prerequisites)`);
+  }
+  const put = (name: string) => {
+    const mv = fields.get(name);
+    if (!mv || isZero(mv.mask)) return;
+    const spec = fieldByName(name)!;
+    if (spec.prereq !== 'none') putData = true;
+    // nxm_put_frag: both fragment bits masked is an exact match on the byte.
+    const mask = name === 'ip_frag' && mv.mask[0] === 3 ? Buffer.from([0xff]) : mv.mask;
+    parts.push(oxmEntry(spec, mv.value, mask));
+  };
+  ORDER_L2.forEach(put);
+  const tci = fields.get('vlan_tci');
+  if (tci && !isZero(tci.mask)) {
+    putData = true;
+    // nx_put_raw: VID|CFI fully masked is an exact OXM_OF_VLAN_VID.
+    const full = tci.mask.readUInt16BE(0) === 0x1fff;
+    parts.push(oxmEntry(VLAN_VID, tci.value, full ? undefined : tci.mask));
+  }
+  ORDER_MPLS.forEach(put);
+  ORDER_IP.forEach(put);
+  ORDER_L4.forEach(put);
+  ORDER_ARP.forEach(put);
+  // OF1.5 matches registers as 64-bit xregs: xreg N = reg 2N (high half) and reg 2N+1 (low half).
+  for (let x = 0; x < 8; x++) {
+    const hi = fields.get(`reg${2 * x}`), lo = fields.get(`reg${2 * x + 1}`);
+    if (!hi && !lo) continue;
+    const value = Buffer.concat([hi?.value ?? Buffer.alloc(4), lo?.value ?? Buffer.alloc(4)]);
+    const mask = Buffer.concat([hi?.mask ?? Buffer.alloc(4), lo?.mask ?? Buffer.alloc(4)]);
+    if (!isZero(mask)) parts.push(oxmEntry({ oxmClass: OXM_REGS, oxmField: x }, value, mask));
+  }
+  ORDER_META.forEach(put);
+  // A data field whose mask came out empty still made ovs-ofctl match Ethernet only (match_add_ethernet_prereq).
+  if (sawData && !putData) parts.unshift(oxmEntry(PACKET_TYPE, Buffer.alloc(4)));
+  return Buffer.concat(parts);
+}
+
+/** struct ofp_match (OFPMT_OXM) with its TLVs, padded to 8 bytes. */
+export function encodeOfpMatch(text: string): Buffer {
+  const tlvs = encodeMatchFields(parseMatch(text));
+  const len = 4 + tlvs.length;
+  const out = Buffer.alloc((len + 7) & ~7);
+  out.writeUInt16BE(1, 0); // OFPMT_OXM
+  out.writeUInt16BE(len, 2);
+  tlvs.copy(out, 4);
+  return out;
+}
+
+export { NXM_OF, NXM_NX, OXM_OF };
