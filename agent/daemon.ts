@@ -11,6 +11,7 @@ import { defaultPortMap, portPair, repNames, type PortMap } from '../translator/
 import { BRIDGE_MONITOR, BridgeManager, bridgeNameFor, type BridgePort, type BridgeSpec } from '../ovs/bridge.js';
 import { OvsdbClient } from '../ovs/ovsdb/client.js';
 import { OfctlInstaller } from '../ovs/ctl/ofctl.js';
+import { NativeInstaller } from '../ovs/openflow/native.js';
 import type { VpfdConfig } from './config.js';
 import { Journal, type VmRecord } from './journal.js';
 import { Metrics } from './metrics.js';
@@ -137,7 +138,8 @@ export class Vpfd implements AdminBackend {
     const bridge = bridgeNameFor(rec.name);
     await this.bridges.ensureBridge(this.bridgeSpec(rec));
     const mgmt = join(this.config.ovsRundir, `${bridge}.mgmt`);
-    const installer = new OfctlInstaller(`unix:${mgmt}`, this.ovsEnv());
+    // Flow mods over one persistent OpenFlow connection; ovs-ofctl for dumps, meters and whatever the encoder does not cover.
+    const installer = new NativeInstaller(`unix:${mgmt}`, new OfctlInstaller(`unix:${mgmt}`, this.ovsEnv()));
     const hostPf = rec.hostPf;
     const vfBackend = hostPf && new HostPfBackend({ pf: hostPf.pf, hostVf: (n) => hostPf.vfs[n]! });
     const iface = this.uplinkIface(rec);

@@ -190,6 +190,7 @@ export class VmState {
     this.server?.close();
     this.genlServer?.close();
     this.opts.vfBackend?.close?.();
+    void Promise.resolve(this.installer.close?.()).catch(() => undefined);
     clearInterval(this.watch);
   }
 

@@ -16,6 +16,8 @@ export interface FlowInstaller {
   pruneMeters(keep: number[]): Promise<void>;
   /** Counters of every OpenFlow port. */
   portStats(): Promise<Map<number, PortStats>>;
+  /** Releases a persistent connection, if the installer keeps one. */
+  close?(): void;
 }
 
 /** OFPST_PORT counters, as the bridge sees them (rx = received from the port). */
