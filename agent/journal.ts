@@ -44,7 +44,8 @@ export interface JournalDelta {
   upsert: RuleEntry[];
   removed: number[];
   nextRuleId: number;
-  layout: [string, number][];
+  /** Absent when unchanged. */
+  layout?: [string, number][];
   mode?: VmRecord['mode'];
   vfSettings?: VfSettings[];
 }
@@ -62,7 +63,7 @@ export function applyDelta(rec: VmRecord, d: JournalDelta): void {
   }
   rec.rules = rules;
   rec.nextRuleId = d.nextRuleId;
-  rec.layout = d.layout;
+  if (d.layout) rec.layout = d.layout;
   if (d.mode) rec.mode = d.mode;
   if (d.vfSettings) rec.vfSettings = d.vfSettings;
 }

@@ -68,6 +68,8 @@ export class VmState {
   private installedMeters: string | undefined;
   private msgWindow = { start: Date.now(), n: 0 };
   private readonly memo: TranslateMemo = new WeakMap();
+  /** The layout as last written to the journal (JSON). */
+  private loggedLayout = '';
   /** rec.rules indexed for edits (undefined = rebuild from rec.rules). */
   private table: RuleTable | undefined;
   private readonly inbox: Pending[] = [];
@@ -459,8 +461,7 @@ export class VmState {
     this.rec.vfSettings = all;
     this.legacyT = undefined;
     this.translation = undefined;
-    const { nextRuleId, layout } = this.rec;
-    this.journal.append(this.rec, { upsert: [], removed: [], nextRuleId, layout, vfSettings: all });
+    this.journal.append(this.rec, { upsert: [], removed: [], nextRuleId: this.rec.nextRuleId, vfSettings: all });
     // max_tx_rate polices in switchdev mode too (mlx5 rates work in both modes); nothing else changes its flows.
     await this.reconcileNow(what);
   }
@@ -579,8 +580,11 @@ export class VmState {
   /** Makes a translated change durable (one journal line), then installs it: the ack waits for both. */
   private async commit(t: Translation, what: string): Promise<void> {
     this.rec.layout = [...t.tables];
-    const { nextRuleId, layout } = this.rec;
-    this.journal.append(this.rec, { ...this.rulesTable().takeChanges(), nextRuleId, layout });
+    // The layout changes only when a (chain, prio) comes or goes: log it then, not with every rule.
+    const layout = JSON.stringify(this.rec.layout);
+    const layoutChanged = layout !== this.loggedLayout;
+    this.loggedLayout = layout;
+    this.journal.append(this.rec, { ...this.rulesTable().takeChanges(), nextRuleId: this.rec.nextRuleId, ...(layoutChanged ? { layout: this.rec.layout } : {}) });
     this.translation = t;
     await this.reconcileNow(what);
   }
