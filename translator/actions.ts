@@ -77,6 +77,7 @@ export interface TranslatedActions {
 export function translateActions(rule: FlowerRule, ctx: ActionContext): TranslatedActions {
   const l3 = l3Protocol(rule.match);
   const ipv4 = l3 === EthP.IP, ipv6 = l3 === EthP.IPV6;
+  const mpls = l3 === EthP.MPLS_UC || l3 === EthP.MPLS_MC;
   const acts: string[] = [];
   let ttlDec = false;
   let modified = false;
@@ -179,6 +180,8 @@ export function translateActions(rule: FlowerRule, ctx: ActionContext): Translat
           break;
         }
         if (a.helper) refuse('ct helpers (ALGs) cannot be offloaded', 'ct helper');
+        // OVS tracks IP only: ct() on a flow without dl_type ip/ipv6 is OFPBAC_MATCH_INCONSISTENT.
+        if (!ipv4 && !ipv6) refuse('ct needs a filter on protocol ip or ipv6 (OVS conntrack tracks IP only)', 'ct');
         const args: string[] = [];
         if (a.commit) args.push(a.force ? 'commit,force' : 'commit');
         args.push(`zone=${ctx.zone(a.zone ?? 0)}`);
@@ -237,7 +240,8 @@ export function translateActions(rule: FlowerRule, ctx: ActionContext): Translat
         if (a.op === 'push') {
           if (a.ttl === undefined || a.bos !== undefined || a.label === undefined) refuse('mpls push is offloaded with label and ttl given and bos left to the datapath', 'mpls');
           acts.push(`push_mpls:0x${a.protocol.toString(16)}`, `set_field:${a.label}->mpls_label`, `set_field:${a.tc ?? 0}->mpls_tc`, `set_field:${a.ttl}->mpls_ttl`);
-        } else if (a.op === 'pop') acts.push(`pop_mpls:0x${a.protocol.toString(16)}`);
+        } else if (!mpls) refuse(`mpls ${a.op} needs a filter on an MPLS protocol (OpenFlow prerequisites of pop_mpls and the mpls_* fields)`, 'mpls');
+        else if (a.op === 'pop') acts.push(`pop_mpls:0x${a.protocol.toString(16)}`);
         else if (a.op === 'modify') {
           if (a.bos !== undefined) refuse('mpls bos is read-only in OpenFlow', 'mpls');
           if (a.label !== undefined) acts.push(`set_field:${a.label}->mpls_label`);

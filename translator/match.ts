@@ -21,7 +21,8 @@ const refuse = (msg: string, attr?: string): never => {
 };
 
 const hex = (n: number) => `0x${n.toString(16)}`;
-const masked = (field: string, v: Masked<number>, full: number) => (v.mask === full ? `${field}=${v.value}` : `${field}=${hex(v.value & v.mask)}/${hex(v.mask)}`);
+// `>>> 0`: JavaScript's & is signed, and a 32-bit field (ct_mark) with bit 31 set would print negative.
+const masked = (field: string, v: Masked<number>, full: number) => (v.mask === full ? `${field}=${v.value}` : `${field}=${hex((v.value & v.mask) >>> 0)}/${hex(v.mask)}`);
 const maskedAddr = (field: string, v: Masked<string>, full: string) => (v.mask === full ? `${field}=${v.value}` : `${field}=${v.value}/${v.mask}`);
 
 /** flower ct_state bits -> OVS names (OVS swaps trk and rpl: ovs-fields(7) ct_state). */

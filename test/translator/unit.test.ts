@@ -206,3 +206,21 @@ describe('incremental translation (memo)', () => {
     );
   });
 });
+
+describe('what OVS would refuse is refused here first', () => {
+  it('ct on a filter that is not ip/ipv6 stays in software (OVS tracks IP only)', () => {
+    const t = one('dev vf0 ingress prio 1 protocol arp flower action ct commit zone 1 pipe action mirred egress redirect dev vf1');
+    expect(t.perRule.get(1)!.offloaded).toBe(false);
+    expect(t.perRule.get(1)!.error!.message).toMatch(/ct needs a filter on protocol ip or ipv6/);
+  });
+
+  it('mpls pop on a filter that is not MPLS stays in software', () => {
+    const t = one('dev vf0 ingress prio 1 protocol ip flower action mpls pop protocol ip action mirred egress redirect dev vf1');
+    expect(t.perRule.get(1)!.error!.message).toMatch(/mpls pop needs a filter on an MPLS protocol/);
+  });
+
+  it('a ct_mark with bit 31 set prints as OVS reads it', () => {
+    const t = one('dev vf0 ingress prio 1 protocol ip flower ct_state +trk+est ct_mark 0x80000001/0x80000001 action drop');
+    expect(ruleFlows(t).map((f) => f.match).join(' ')).toContain('ct_mark=0x80000001/0x80000001');
+  });
+});
