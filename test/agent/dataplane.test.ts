@@ -14,6 +14,7 @@ import { encodeFilterRequest } from '../../rules/netlink/tc.js';
 import type { FlowerRule } from '../../rules/model.js';
 import { parseFilter, splitArgs } from '../../rules/tcsyntax/index.js';
 import { startOvs, type PrivateOvs } from '../harness/ovs.js';
+import { addPod, delPods } from '../helpers/pods.js';
 
 const PODS = ['dpt0', 'dpt1'];
 let ovs: PrivateOvs;
@@ -25,16 +26,7 @@ const mac = async (ns: string) => JSON.parse((await sh('ip', '-n', ns, '-j', 'li
 beforeAll(async () => {
   ovs = await startOvs();
   state = mkdtempSync(join(tmpdir(), 'vpf-dp-'));
-  for (const [i, p] of PODS.entries()) {
-    await sh('ip', 'netns', 'add', p);
-    await sh('ip', 'link', 'add', `${p}-dp`, 'netns', ovs.netns, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', p);
-    await sh('ip', '-n', p, 'addr', 'add', `10.0.9.${10 + i}/24`, 'dev', 'eth0');
-    await sh('ip', '-n', p, 'link', 'set', 'eth0', 'up');
-    await sh('ip', '-n', ovs.netns, 'link', 'set', `${p}-dp`, 'up');
-    // Userspace-datapath forwarding delivers what the veth hands it: offloaded (empty) checksums would arrive bad.
-    await execa('ip', ['netns', 'exec', p, 'ethtool', '-K', 'eth0', 'tx', 'off'], { reject: false });
-    await execa('ip', ['netns', 'exec', ovs.netns, 'ethtool', '-K', `${p}-dp`, 'tx', 'off'], { reject: false });
-  }
+  for (const [i, p] of PODS.entries()) await addPod(ovs, p, { ip: `10.0.9.${10 + i}/24` });
   await sh('ip', '-n', PODS[0]!, 'neigh', 'replace', '10.0.9.11', 'lladdr', await mac(PODS[1]!), 'dev', 'eth0', 'nud', 'permanent');
   d = await Vpfd.start({ ...DEFAULT_CONFIG, stateDir: state, ovsdb: `unix:${ovs.dbSock}`, ovsRundir: ovs.rundir, datapathType: 'netdev' }, pino({ level: 'silent' }));
   await d.addVm({ name: 'dp', vfs: 2, attach: { vf0: `${PODS[0]}-dp`, vf1: `${PODS[1]}-dp` } });
@@ -42,7 +34,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await d?.stop();
-  for (const p of PODS) await execa('ip', ['netns', 'del', p], { reject: false });
+  await delPods(PODS);
   await ovs?.stop();
   rmSync(state, { recursive: true, force: true });
 });

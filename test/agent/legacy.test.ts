@@ -23,6 +23,7 @@ import { formatVfLine, parseVfArgs } from '../../rules/vfsyntax.js';
 import { parseDumpFlows } from '../../ovs/ctl/ofctl.js';
 import { cookieKind, FlowKind } from '../../translator/cookie.js';
 import { startOvs, type PrivateOvs } from '../harness/ovs.js';
+import { addPod, delPods } from '../helpers/pods.js';
 
 const PODS = ['lg0', 'lg1', 'lg2', 'lgw'];
 const MAC = ['02:00:00:00:00:01', '02:00:00:00:00:02', '02:00:00:00:00:03', '02:00:00:00:00:aa'];
@@ -38,20 +39,14 @@ const sh = (...a: string[]) => execa(a[0]!, a.slice(1));
 beforeAll(async () => {
   ovs = await startOvs();
   state = mkdtempSync(join(tmpdir(), 'vpf-legacy-'));
-  for (const [i, p] of PODS.entries()) {
-    await sh('ip', 'netns', 'add', p);
-    await sh('ip', 'link', 'add', `${p}-dp`, 'netns', ovs.netns, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', p);
-    await sh('ip', '-n', p, 'link', 'set', 'eth0', 'address', MAC[i]!);
-    await sh('ip', '-n', p, 'link', 'set', 'eth0', 'up');
-    await sh('ip', '-n', ovs.netns, 'link', 'set', `${p}-dp`, 'up');
-  }
+  for (const [i, p] of PODS.entries()) await addPod(ovs, p, { mac: MAC[i]! });
   d = await Vpfd.start({ ...DEFAULT_CONFIG, stateDir: state, ovsdb: `unix:${ovs.dbSock}`, ovsRundir: ovs.rundir, datapathType: 'netdev' }, pino({ level: 'silent' }));
   await d.addVm({ name: 'lg', vfs: 3, attach: { vf0: 'lg0-dp', vf1: 'lg1-dp', vf2: 'lg2-dp', uplink: 'lgw-dp' } });
 }, 60_000);
 
 afterAll(async () => {
   await d?.stop();
-  for (const p of PODS) await execa('ip', ['netns', 'del', p], { reject: false });
+  await delPods(PODS);
   await ovs?.stop();
   rmSync(state, { recursive: true, force: true });
 });

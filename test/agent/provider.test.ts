@@ -15,22 +15,17 @@ import { encodeFilterRequest } from '../../rules/netlink/tc.js';
 import type { FlowerRule } from '../../rules/model.js';
 import { parseFilter, splitArgs } from '../../rules/tcsyntax/index.js';
 import { startOvs, type PrivateOvs } from '../harness/ovs.js';
+import { addPod, delPods } from '../helpers/pods.js';
 
 const PODS = ['pvpod', 'pvwire'];
 let ovs: PrivateOvs;
 let d: Vpfd;
 let state: string;
-const sh = (...a: string[]) => execa(a[0]!, a.slice(1));
 
 beforeAll(async () => {
   ovs = await startOvs();
   state = mkdtempSync(join(tmpdir(), 'vpf-prov-'));
-  for (const p of PODS) {
-    await sh('ip', 'netns', 'add', p);
-    await sh('ip', 'link', 'add', `${p}-dp`, 'netns', ovs.netns, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', p);
-    await sh('ip', '-n', p, 'link', 'set', 'eth0', 'up');
-    await sh('ip', '-n', ovs.netns, 'link', 'set', `${p}-dp`, 'up');
-  }
+  for (const p of PODS) await addPod(ovs, p);
   // The operator's bridge: a plain learning switch with the wire on it.
   await ovs.vsctl('add-br', 'prov', '--', 'set', 'bridge', 'prov', 'datapath_type=netdev', '--', 'add-port', 'prov', 'pvwire-dp');
   d = await Vpfd.start({ ...DEFAULT_CONFIG, stateDir: state, ovsdb: `unix:${ovs.dbSock}`, ovsRundir: ovs.rundir, datapathType: 'netdev', providerBridge: 'prov' }, pino({ level: 'silent' }));
@@ -38,7 +33,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await d?.stop();
-  for (const p of PODS) await execa('ip', ['netns', 'del', p], { reject: false });
+  await delPods(PODS);
   await ovs?.stop();
   rmSync(state, { recursive: true, force: true });
 });

@@ -12,7 +12,7 @@ import { defaultVfSettings, VLAN_PROTO_8021AD, VLAN_PROTO_8021Q, type VfSettings
 import { translateLegacy, type LegacyInput, type LegacyTranslation } from '../../translator/legacy.js';
 import { defaultPortMap } from '../../translator/portmap.js';
 import { addTestBridge, startOvs, type PrivateOvs } from '../harness/ovs.js';
-import { odpToOfport } from './support/trace.js';
+import { odpToOfport, topLevel } from './support/trace.js';
 
 const BR = 'br0';
 const ports = defaultPortMap(5);
@@ -64,21 +64,6 @@ function odpFlow(f: Frame): string {
   let l2 = 'eth_type(0x88b5)';
   for (const t of [...f.vlans].reverse()) l2 = `eth_type(0x${t.tpid.toString(16)}),vlan(vid=${t.vid},pcp=${t.pcp}),encap(${l2})`;
   return `in_port(${ofToOdp.get(f.inPort)}),eth(src=${f.src},dst=${f.dst}),${l2}`;
-}
-
-function topLevel(s: string): string[] {
-  const out: string[] = [];
-  let depth = 0, cur = '';
-  for (const ch of s) {
-    if (ch === '(') depth++;
-    if (ch === ')') depth--;
-    if (ch === ',' && depth === 0) {
-      out.push(cur);
-      cur = '';
-    } else cur += ch;
-  }
-  if (cur) out.push(cur);
-  return out.map((x) => x.trim()).filter(Boolean);
 }
 
 /** Where OVS sends the frame: the "Datapath actions:" line replayed on the frame's tag stack. */

@@ -56,7 +56,7 @@ function fields(s: string): Record<string, string> {
 }
 
 /** Splits a datapath action list at top-level commas. */
-function topLevel(s: string): string[] {
+export function topLevel(s: string): string[] {
   const out: string[] = [];
   let depth = 0, cur = '';
   for (const ch of s) {
