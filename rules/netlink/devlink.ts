@@ -127,17 +127,23 @@ function decodeDevlink(msg: NlMessage, hdr: NlHeader): DevlinkRequest {
       const h = handleOf(g.attrs, true)!;
       const out: DevlinkRequest = { cmd: g.cmd === DEVLINK_CMD.ESWITCH_GET ? 'eswitch-get' : 'eswitch-set', hdr, ...h };
       if (out.cmd === 'eswitch-get') return out;
-      const mode = enumU8(lastOf(g.attrs, DEVLINK_ATTR.ESWITCH_MODE), 'DEVLINK_ATTR_ESWITCH_MODE', ESWITCH_MODES, true);
-      const inlineMode = enumU8(lastOf(g.attrs, DEVLINK_ATTR.ESWITCH_INLINE_MODE), 'DEVLINK_ATTR_ESWITCH_INLINE_MODE', INLINE_MODES);
-      const encapMode = enumU8(lastOf(g.attrs, DEVLINK_ATTR.ESWITCH_ENCAP_MODE), 'DEVLINK_ATTR_ESWITCH_ENCAP_MODE', ENCAP_MODES);
-      if (mode !== undefined) out.mode = mode;
-      if (inlineMode !== undefined) out.inlineMode = inlineMode;
-      if (encapMode !== undefined) out.encapMode = encapMode;
-      return out;
+      return Object.assign(out, eswitchAttrs(g.attrs));
     }
     default:
       throw new VpfError(Errno.EOPNOTSUPP, `devlink command ${g.cmd} is not supported by vpf; only dev show and dev eswitch show/set`);
   }
+}
+
+/** The eswitch attributes present in a request or reply (the mode's u16 and the u8 enums, checked). */
+function eswitchAttrs(attrs: Attr[]): EswitchAttrs {
+  const out: EswitchAttrs = {};
+  const mode = enumU8(lastOf(attrs, DEVLINK_ATTR.ESWITCH_MODE), 'DEVLINK_ATTR_ESWITCH_MODE', ESWITCH_MODES, true);
+  const inlineMode = enumU8(lastOf(attrs, DEVLINK_ATTR.ESWITCH_INLINE_MODE), 'DEVLINK_ATTR_ESWITCH_INLINE_MODE', INLINE_MODES);
+  const encapMode = enumU8(lastOf(attrs, DEVLINK_ATTR.ESWITCH_ENCAP_MODE), 'DEVLINK_ATTR_ESWITCH_ENCAP_MODE', ENCAP_MODES);
+  if (mode !== undefined) out.mode = mode;
+  if (inlineMode !== undefined) out.inlineMode = inlineMode;
+  if (encapMode !== undefined) out.encapMode = encapMode;
+  return out;
 }
 
 /**
@@ -247,12 +253,6 @@ export function decodeDevlinkReply(msg: NlMessage, familyId: number = DEVLINK_GE
     if (g.cmd === DEVLINK_CMD.NEW) return { cmd: 'dev', ...h };
     if (g.cmd !== DEVLINK_CMD.ESWITCH_GET) throw new VpfError(Errno.EINVAL, `devlink reply command ${g.cmd} is not read here`);
     const out: DevlinkReply = { cmd: 'eswitch', ...h };
-    const mode = enumU8(lastOf(g.attrs, DEVLINK_ATTR.ESWITCH_MODE), 'DEVLINK_ATTR_ESWITCH_MODE', ESWITCH_MODES, true);
-    const inlineMode = enumU8(lastOf(g.attrs, DEVLINK_ATTR.ESWITCH_INLINE_MODE), 'DEVLINK_ATTR_ESWITCH_INLINE_MODE', INLINE_MODES);
-    const encapMode = enumU8(lastOf(g.attrs, DEVLINK_ATTR.ESWITCH_ENCAP_MODE), 'DEVLINK_ATTR_ESWITCH_ENCAP_MODE', ENCAP_MODES);
-    if (mode !== undefined) out.mode = mode;
-    if (inlineMode !== undefined) out.inlineMode = inlineMode;
-    if (encapMode !== undefined) out.encapMode = encapMode;
-    return out;
+    return Object.assign(out, eswitchAttrs(g.attrs));
   });
 }
