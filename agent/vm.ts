@@ -129,7 +129,11 @@ export class VmState {
     return translate({
       rules: this.rec.rules,
       ports: this.rec.ports,
-      zone: (z) => zoneBase + (z & 0xff),
+      zone: (z) => {
+        // Each VM owns 256 host zones; a guest zone past them would alias another of its zones.
+        if (z > 0xff) throw new VpfError(Errno.EOPNOTSUPP, `ct zone ${z}: a VM has 256 conntrack zones (0-255) on this host`, 'ct zone');
+        return zoneBase + z;
+      },
       layout: new Map(this.rec.layout),
       memo: this.memo,
       vfMaxTxRate: this.vfSettings().map((s) => s.maxTxRate),

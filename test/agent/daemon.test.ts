@@ -89,6 +89,12 @@ describe('vpfd guest channel', () => {
     const e = errnoOf(await send('a', encodeFilterRequest(rule('dev vf0 ingress prio 2 protocol 802.1Q flower skip_sw vlan_id 5 action drop'))));
     expect(e.errno).toBe(Errno.EOPNOTSUPP);
     expect(e.message).toMatch(/TPID/);
+    // A VM owns 256 host conntrack zones: a higher guest zone is refused, never aliased onto a lower one.
+    const z = errnoOf(await send('a', encodeFilterRequest(rule('dev vf0 ingress prio 2 protocol ip flower skip_sw action ct zone 300 pipe action drop'))));
+    expect(z.errno).toBe(Errno.EOPNOTSUPP);
+    expect(z.message).toMatch(/ct zone 300/);
+    expect(errnoOf(await send('a', encodeFilterRequest(rule('dev vf0 ingress prio 2 protocol ip flower skip_sw action ct zone 255 pipe action drop')))).errno).toBe(0);
+    expect(errnoOf(await send('a', encodeFilterSelect('del', { dev: 'vf0', direction: 'ingress', chain: undefined, prio: 2, protocol: 0, handle: 0, kind: undefined }))).errno).toBe(0);
   });
 
   it('answers EEXIST for a second add of the same handle, ENOENT for deleting nothing, ENODEV for a port it lacks', async () => {
