@@ -1,12 +1,12 @@
-// One VM: its rules (the guest's tc state), its bridge's desired flows, and
-// the guest channel that changes them. Requests of one VM run one at a time
-// (a promise queue), so its state changes in order; other VMs never wait on it.
-import { createServer, type Server, type Socket } from 'node:net';
-import { chmodSync, readFileSync, rmSync } from 'node:fs';
+// One VM: its rules (the guest's tc state), its VF settings and eswitch mode,
+// its bridge's desired flows, and the requests on its guest channels that
+// change them. Requests of one VM run one at a time (a promise queue), so its
+// state changes in order; other VMs never wait on it.
+import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { Errno, VpfError } from '../rules/errors.js';
 import type { FilterStats, FlowerRule } from '../rules/model.js';
-import { buildDone, buildError, NLMSG_HDRLEN, NlmF, parseMessages, Rtm, type NlMessage } from '../rules/netlink/nlmsg.js';
+import { buildDone, buildError, NlmF, Rtm, type NlMessage } from '../rules/netlink/nlmsg.js';
 import { decodeTcNlMessage, encodeFilterDump, type FilterSelector } from '../rules/netlink/tc.js';
 import { printFilter } from '../rules/tcsyntax/index.js';
 import { cookieKind, cookieKindName, cookieRuleId, FlowKind } from '../translator/cookie.js';
@@ -23,6 +23,7 @@ import type { FlowInstaller } from '../ovs/ctl/ofctl.js';
 import { flowLine } from '../ovs/openflow/flow.js';
 import type { Journal, VmRecord } from './journal.js';
 import { RuleTable } from './ruletable.js';
+import { GuestChannels } from './channel.js';
 import type { Metrics } from './metrics.js';
 import type { Quotas } from './config.js';
 import type { ExplainReport, RuleView } from './admin/api.js';
@@ -31,19 +32,6 @@ import type { ExplainReport, RuleView } from './admin/api.js';
 const L2_HEADER = 14;
 /** cls_api.c tcf_auto_prio: the first filter without a prio gets 0xC000. */
 const AUTO_PRIO = 0xc000;
-/** A stream that does not frame as netlink within this many bytes is not a guest channel. */
-const MAX_MESSAGE = 1 << 20;
-/** Most filter changes committed together (one translation, one log line, one bundle). */
-const MAX_BATCH = 20_000;
-
-/** A request waiting its turn, with the connection its replies go to. */
-interface Pending {
-  msg: NlMessage;
-  /** Which netlink protocol the connection carries: NETLINK_ROUTE (tc, links) or NETLINK_GENERIC (devlink). */
-  proto: 'route' | 'genl';
-  reply(parts: Buffer[]): void;
-}
-
 /** How the VM's VF settings are realized: on its bridge, or also by a host NIC (physical VFs). */
 export interface VfBackend {
   /** Applies one request to the host VF behind guest VF `req.vf`; the kernel's answer goes back to the guest unchanged. */
@@ -60,7 +48,6 @@ export interface VmOptions {
 
 export class VmState {
   private queue: Promise<unknown> = Promise.resolve();
-  private server: Server | undefined;
   private translation: Translation | undefined;
   /** Cookies OVS holds, as of the last successful apply; undefined = unknown, read a dump (ofctrl.c's installed table). */
   private installed: Set<bigint> | undefined;
@@ -72,11 +59,17 @@ export class VmState {
   private loggedLayout = '';
   /** rec.rules indexed for edits (undefined = rebuild from rec.rules). */
   private table: RuleTable | undefined;
-  private readonly inbox: Pending[] = [];
-  private genlServer: Server | undefined;
+  private readonly channels: GuestChannels = new GuestChannels({
+    batchable: (msg, proto) => proto === 'route' && isFilterChange(msg),
+    handle: (msg, proto) => this.serial(() => (proto === 'genl' ? this.handleGenl(msg) : this.handle(msg))),
+    handleBatch: (msgs) => this.serial(() => this.handleBatch(msgs)),
+    framingLost: (len) => {
+      this.log.warn({ vm: this.rec.name, len }, 'guest channel framing lost; closing the connection');
+      this.metrics.inc('vpf_channel_errors_total', { vm: this.rec.name, errno: 'EBADMSG' });
+    },
+  });
   /** The legacy-mode flows for the current VF settings (undefined = recompute). */
   private legacyT: LegacyTranslation | undefined;
-  private pumping = false;
 
   constructor(
     readonly rec: VmRecord,
@@ -188,13 +181,12 @@ export class VmState {
 
   /** The VM's two channels: NETLINK_ROUTE at `path`, NETLINK_GENERIC (devlink) at `genlPath` (docs/protocol.md). */
   async listen(path: string, genlPath: string): Promise<void> {
-    this.server = await listenOn(path, (sock) => this.serve(sock, 'route'));
-    this.genlServer = await listenOn(genlPath, (sock) => this.serve(sock, 'genl'));
+    await this.channels.listen(path, 'route');
+    await this.channels.listen(genlPath, 'genl');
   }
 
   close(): void {
-    this.server?.close();
-    this.genlServer?.close();
+    this.channels.close();
     this.opts.vfBackend?.close?.();
     void Promise.resolve(this.installer.close?.()).catch(() => undefined);
     clearInterval(this.watch);
@@ -225,58 +217,6 @@ export class VmState {
       attempt(0);
     }, everyMs);
     this.watch.unref();
-  }
-
-  private serve(sock: Socket, proto: Pending['proto']): void {
-    let buf = Buffer.alloc(0);
-    sock.on('error', () => sock.destroy());
-    sock.on('data', (chunk: Buffer) => {
-      buf = Buffer.concat([buf, chunk]);
-      for (;;) {
-        if (buf.length < NLMSG_HDRLEN) break;
-        const len = buf.readUInt32LE(0);
-        if (len < NLMSG_HDRLEN || len > MAX_MESSAGE) {
-          // The stream no longer frames: nothing after this point can be trusted. Close this connection only.
-          this.log.warn({ vm: this.rec.name, len }, 'guest channel framing lost; closing the connection');
-          this.metrics.inc('vpf_channel_errors_total', { vm: this.rec.name, errno: 'EBADMSG' });
-          sock.destroy();
-          return;
-        }
-        const total = (len + 3) & ~3;
-        if (buf.length < len) break;
-        const msg = parseMessages(buf.subarray(0, len))[0]!;
-        buf = buf.subarray(Math.min(total, buf.length));
-        this.inbox.push({ msg, proto, reply: (parts) => !sock.destroyed && parts.forEach((r) => sock.write(r)) });
-      }
-      void this.pump();
-    });
-  }
-
-  /**
-   * Group commit: filter adds and deletes waiting in the inbox go through as one
-   * batch (one translation, one journal line, one bundle), replies in request
-   * order. A guest that pipelines requests pays per batch, not per request;
-   * one that waits for each ack sees single-request batches.
-   */
-  private async pump(): Promise<void> {
-    if (this.pumping) return;
-    this.pumping = true;
-    try {
-      while (this.inbox.length) {
-        let n = 0;
-        while (n < this.inbox.length && n < MAX_BATCH && this.inbox[n]!.proto === 'route' && isFilterChange(this.inbox[n]!.msg)) n++;
-        const batch = this.inbox.splice(0, Math.max(n, 1));
-        if (batch.length === 1) {
-          const p = batch[0]!;
-          p.reply(await this.serial(() => (p.proto === 'genl' ? this.handleGenl(p.msg) : this.handle(p.msg))));
-        } else {
-          const replies = await this.serial(() => this.handleBatch(batch.map((p) => p.msg)));
-          batch.forEach((p, i) => p.reply(replies[i]!));
-        }
-      }
-    } finally {
-      this.pumping = false;
-    }
   }
 
   private rateLimited(): boolean {
@@ -698,18 +638,6 @@ export class VmState {
       other: installed.filter((f) => cookieKind(f.cookie) === FlowKind.DEFAULT || !this.rec.rules.some((r) => r.id === cookieRuleId(f.cookie))).map(view),
     };
   }
-}
-
-function listenOn(path: string, onConn: (sock: Socket) => void): Promise<Server> {
-  rmSync(path, { force: true });
-  const server = createServer(onConn);
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(path, () => {
-      chmodSync(path, 0o600);
-      resolve(server);
-    });
-  });
 }
 
 /** Filter adds and deletes can share a commit; everything else (dumps, qdiscs, chains) runs on its own. */
