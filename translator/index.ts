@@ -195,88 +195,159 @@ export function translate(input: TranslateInput): Translation {
 
   const meterIds = new Map<string, number>();
   for (let i = 0; i < live.length; i++) {
-    const { id, rule } = live[i]!;
     const memo = memos[i]!;
-    const table = tables.get(memo.tableKey!)!;
-    const r = rank[i]!;
-    if (2 * r + 2 >= TOP) {
-      perRule.set(id, { offloaded: false, flows: 0, refused: true, error: new VpfError(Errno.ENOSPC, 'too many filters in one prio', 'prio') });
-      continue;
-    }
-    const sig = { table, rank: r, id };
-    if (memo.sig && memo.sig.table === table && memo.sig.rank === r && memo.sig.id === id) {
-      for (const f of memo.flows!) flows.push(f);
-      perRule.set(id, memo.result!);
-      continue;
-    }
-    // Flows that name another chain's table or a meter id depend on other rules: never memoized.
-    let shared = false;
-    const hi = TOP - 2 * r, lo = hi - 1;
-    const inPort = `in_port=${portPair(ports, rule.dev)!.port}`;
-    const before = flows.length;
     const localMeters: OfMeter[] = [];
-    try {
-      const matches = translateMatch(rule, { zone, maxFlowsPerRule });
-      const acts = translateActions(rule, {
-        ports,
-        chainTable: (c) => {
-          shared = true;
-          return chainTable(c);
-        },
-        zone,
-        meter(spec) {
-          shared = true;
-          // One meter per distinct police spec of the VM (a shared police index shares it too).
-          const known = meterIds.get(spec);
-          if (known) return known;
-          const m = { id: meterIds.size + 1 + localMeters.length, spec };
-          localMeters.push(m);
-          return m.id;
-        },
-      });
-      if (acts.modifiesThenMisses) {
-        throw new VpfError(
-          Errno.EOPNOTSUPP,
-          'the rule rewrites the packet and may then hand it to software, which would classify the rewritten packet from chain 0 again (docs/mapping.md, misses)',
-          'action',
-        );
-      }
-      const out: OfFlow[] = [];
-      for (const m of matches) {
-        for (const v of acts.variants) {
-          out.push(flow(FlowKind.RULE, id, table, v.specific ? hi : lo, [inPort, ...m, ...v.when], v.actions));
-        }
-      }
-      // IPv6 later fragments: OVS reports nw_proto 44 where flower keeps the upper protocol (P4); send them to software.
-      if (rule.match.ipProto !== undefined && rule.protocol === EthP.IPV6 && matches.length) {
-        out.push(flow(FlowKind.TRAP, id, table, hi, [inPort, 'dl_type=0x86dd', 'vlan_tci=0x0000/0x1000', 'nw_frag=later'], `output:${portPair(ports, rule.dev)!.rep}`));
-      }
-      if (out.length > maxFlowsPerRule) throw new VpfError(Errno.ENOSPC, `the rule needs ${out.length} flows, more than ${maxFlowsPerRule}`, 'match');
+    const one = translateOne(live[i]!, tables.get(memo.tableKey!)!, rank[i]!, memo, {
+      ports,
+      zone,
+      maxFlowsPerRule,
+      chainTable,
+      meter(spec) {
+        // One meter per distinct police spec of the VM (a shared police index shares it too).
+        const known = meterIds.get(spec);
+        if (known) return known;
+        const m = { id: meterIds.size + 1 + localMeters.length, spec };
+        localMeters.push(m);
+        return m.id;
+      },
+    }, input.memo !== undefined);
+    // A rule's meters exist only if the rule made it into hardware.
+    if (one.result.offloaded) {
       for (const m of localMeters) {
         meterIds.set(m.spec, m.id);
         meters.push(m);
       }
-      for (const f of out) flows.push(f);
-      const result = { offloaded: true, flows: out.length };
-      perRule.set(id, result);
-      if (input.memo && !shared) Object.assign(memo, { sig, flows: out, result });
-    } catch (e) {
-      if (!(e instanceof VpfError)) throw e;
-      flows.length = before;
-      if (rule.flags.skipSw) {
-        // A NIC refuses a skip_sw filter it cannot hold; so does vpf.
-        perRule.set(id, { offloaded: false, flows: 0, refused: true, error: e });
-        continue;
-      }
-      // Stays in the guest's software: a trap at its place keeps lower offloaded flows from taking its packets.
-      const trap = flow(FlowKind.TRAP, id, table, hi, [inPort, ...supersetMatch(rule)], `output:${portPair(ports, rule.dev)!.rep}`);
-      flows.push(trap);
-      const result = { offloaded: false, flows: 1, error: e };
-      perRule.set(id, result);
-      if (input.memo && !shared) Object.assign(memo, { sig, flows: [trap], result });
     }
+    for (const f of one.flows) flows.push(f);
+    perRule.set(live[i]!.id, one.result);
   }
   return { flows, meters: [...meters, ...vfMeters], perRule, tables };
+}
+
+interface RuleContext {
+  ports: PortMap;
+  zone(guestZone: number): number;
+  maxFlowsPerRule: number;
+  chainTable(chain: number): number | undefined;
+  meter(spec: string): number;
+}
+
+/**
+ * One rule at its table and rank: its flows (a trap if it cannot be offloaded)
+ * and result. Flows of a rule that names no other chain and no meter depend
+ * on nothing else and are kept in its memo for the next call.
+ */
+function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo, ctx: RuleContext, keep: boolean): { flows: OfFlow[]; result: RuleResult } {
+  const { id, rule } = r;
+  const { ports } = ctx;
+  if (2 * rank + 2 >= TOP) return { flows: [], result: { offloaded: false, flows: 0, refused: true, error: new VpfError(Errno.ENOSPC, 'too many filters in one prio', 'prio') } };
+  if (memo.sig && memo.sig.table === table && memo.sig.rank === rank && memo.sig.id === id) return { flows: memo.flows!, result: memo.result! };
+  let shared = false;
+  const hi = TOP - 2 * rank, lo = hi - 1;
+  const inPort = `in_port=${portPair(ports, rule.dev)!.port}`;
+  let out: OfFlow[];
+  let result: RuleResult;
+  try {
+    const matches = translateMatch(rule, ctx);
+    const acts = translateActions(rule, {
+      ports,
+      zone: ctx.zone,
+      chainTable: (c) => {
+        shared = true;
+        return ctx.chainTable(c);
+      },
+      meter: (spec) => {
+        shared = true;
+        return ctx.meter(spec);
+      },
+    });
+    if (acts.modifiesThenMisses) {
+      throw new VpfError(
+        Errno.EOPNOTSUPP,
+        'the rule rewrites the packet and may then hand it to software, which would classify the rewritten packet from chain 0 again (docs/mapping.md, misses)',
+        'action',
+      );
+    }
+    out = [];
+    for (const m of matches) {
+      for (const v of acts.variants) out.push(flow(FlowKind.RULE, id, table, v.specific ? hi : lo, [inPort, ...m, ...v.when], v.actions));
+    }
+    // IPv6 later fragments: OVS reports nw_proto 44 where flower keeps the upper protocol (P4); send them to software.
+    if (rule.match.ipProto !== undefined && rule.protocol === EthP.IPV6 && matches.length) {
+      out.push(flow(FlowKind.TRAP, id, table, hi, [inPort, 'dl_type=0x86dd', 'vlan_tci=0x0000/0x1000', 'nw_frag=later'], `output:${portPair(ports, rule.dev)!.rep}`));
+    }
+    if (out.length > ctx.maxFlowsPerRule) throw new VpfError(Errno.ENOSPC, `the rule needs ${out.length} flows, more than ${ctx.maxFlowsPerRule}`, 'match');
+    result = { offloaded: true, flows: out.length };
+  } catch (e) {
+    if (!(e instanceof VpfError)) throw e;
+    // A NIC refuses a skip_sw filter it cannot hold; so does vpf.
+    if (rule.flags.skipSw) return { flows: [], result: { offloaded: false, flows: 0, refused: true, error: e } };
+    // Stays in the guest's software: a trap at its place keeps lower offloaded flows from taking its packets.
+    out = [flow(FlowKind.TRAP, id, table, hi, [inPort, ...supersetMatch(rule)], `output:${portPair(ports, rule.dev)!.rep}`)];
+    result = { offloaded: false, flows: 1, error: e };
+  }
+  if (keep && !shared) Object.assign(memo, { sig: { table, rank, id }, flows: out, result });
+  return { flows: out, result };
+}
+
+/** Thrown through translateOne when a rule needs other rules' tables or meters. */
+class DependsOnOthers extends Error {}
+
+/**
+ * The flows of one (dev, chain, prio) group, `members` in install order, at
+ * `table`: exactly the flows translate() gives these rules, or undefined when
+ * one of them names another chain or a meter (those depend on the whole rule
+ * set: translate everything). The daemon uses it to change one group without
+ * walking every rule of the VM.
+ */
+export function translateGroup(
+  members: RuleInput[],
+  table: number,
+  input: Pick<TranslateInput, 'ports' | 'zone' | 'maxFlowsPerRule' | 'memo'>,
+): { flows: OfFlow[]; perRule: Map<number, RuleResult> } | undefined {
+  const memoOf = (rule: FlowerRule): RuleMemo => {
+    let m = input.memo?.get(rule);
+    if (!m) {
+      m = {};
+      input.memo?.set(rule, m);
+    }
+    return m;
+  };
+  const byShape = new Map<string, RuleInput[]>();
+  for (const r of members) {
+    const m = memoOf(r.rule);
+    const shape = (m.shape ??= maskShape(r.rule.match));
+    const l = byShape.get(shape);
+    if (l) l.push(r);
+    else byShape.set(shape, [r]);
+  }
+  const rank = new Map<RuleInput, number>();
+  let n = 0;
+  for (const l of byShape.values()) for (const r of l) rank.set(r, n++);
+  const ctx: RuleContext = {
+    ports: input.ports,
+    zone: input.zone ?? ((z: number) => z),
+    maxFlowsPerRule: input.maxFlowsPerRule ?? DEFAULT_MAX_FLOWS_PER_RULE,
+    chainTable: () => {
+      throw new DependsOnOthers();
+    },
+    meter: () => {
+      throw new DependsOnOthers();
+    },
+  };
+  const flows: OfFlow[] = [];
+  const perRule = new Map<number, RuleResult>();
+  try {
+    for (const r of members) {
+      const one = translateOne(r, table, rank.get(r)!, memoOf(r.rule), ctx, input.memo !== undefined);
+      for (const f of one.flows) flows.push(f);
+      perRule.set(r.id, one.result);
+    }
+  } catch (e) {
+    if (e instanceof DependsOnOthers) return undefined;
+    throw e;
+  }
+  return { flows, perRule };
 }
 
 export { defaultPortMap, parsePortMap, type PortMap } from './portmap.js';

@@ -5,7 +5,7 @@ import { Errno } from '../../rules/errors.js';
 import { parseFilter, splitArgs } from '../../rules/tcsyntax/index.js';
 import { cookieKind, cookieOf, cookieRuleId, FlowKind } from '../../translator/cookie.js';
 import { enumerateMasked, rangeToPrefixes } from '../../translator/expand.js';
-import { translate, type TranslateMemo } from '../../translator/index.js';
+import { translate, translateGroup, type TranslateMemo } from '../../translator/index.js';
 import type { FlowerRule } from '../../rules/model.js';
 import { flowLine } from '../../ovs/openflow/flow.js';
 import { arbRule } from '../gen/rule.js';
@@ -222,5 +222,36 @@ describe('what OVS would refuse is refused here first', () => {
   it('a ct_mark with bit 31 set prints as OVS reads it', () => {
     const t = one('dev vf0 ingress prio 1 protocol ip flower ct_state +trk+est ct_mark 0x80000001/0x80000001 action drop');
     expect(ruleFlows(t).map((f) => f.match).join(' ')).toContain('ct_mark=0x80000001/0x80000001');
+  });
+});
+
+describe('one group at a time (translateGroup)', () => {
+  it("gives a (dev, chain, prio) group exactly the flows translate() gives its rules, or declines for rules that name other chains or meters", () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(arbRule(), fc.nat()), { minLength: 1, maxLength: 20 }), (xs) => {
+        const rules = xs.map(([rule, pick], i) => ({ id: i + 1, rule: { ...rule, dev: `vf${pick % 2}`, chain: 0, prio: 1 + (pick % 3) } }));
+        const ports = defaultPortMap(4);
+        const whole = translate({ rules, ports });
+        const groups = new Map<string, typeof rules>();
+        for (const r of rules) {
+          const k = `${r.rule.dev}|${r.rule.prio}`;
+          groups.set(k, [...(groups.get(k) ?? []), r]);
+        }
+        for (const members of groups.values()) {
+          if (members[0]!.rule.direction !== 'ingress') continue;
+          const g = translateGroup(members, whole.tables.get(`0/${members[0]!.rule.prio}`)!, { ports });
+          const ids = new Set(members.map((m) => m.id));
+          const expected = whole.flows.filter((f) => cookieKind(f.cookie) !== FlowKind.DEFAULT && ids.has(cookieRuleId(f.cookie)));
+          const dependent = members.some((m) => m.rule.actions.some((a) => a.kind === 'police' || ('control' in a && a.control.kind === 'goto')));
+          if (g === undefined) {
+            expect(dependent).toBe(true);
+            continue;
+          }
+          expect(g.flows.map(flowLine).sort()).toEqual(expected.map(flowLine).sort());
+          for (const m of members) expect(g.perRule.get(m.id)?.offloaded).toBe(whole.perRule.get(m.id)?.offloaded);
+        }
+      }),
+      { numRuns: 300 },
+    );
   });
 });
