@@ -6,6 +6,8 @@ import type { FlowerRule } from '../rules/model.js';
 import type { RuleEntry } from './journal.js';
 
 export const chainKey = (r: Pick<FlowerRule, 'dev' | 'direction' | 'chain'>) => `${r.dev}|${r.direction}|${r.chain}`;
+/** A tcf_proto: the rules of one (dev, direction, chain, prio). */
+export const groupKey = (r: Pick<FlowerRule, 'dev' | 'direction' | 'chain' | 'prio'>) => `${chainKey(r)}|${r.prio}`;
 
 export class RuleTable {
   /** Install order; removed entries leave a hole until toArray() compacts. */
@@ -16,6 +18,8 @@ export class RuleTable {
   /** Changes since the last takeChanges(): entries added or replaced (in install order of their first appearance) and ids removed. */
   private upserts = new Map<number, RuleEntry>();
   private removed: number[] = [];
+  /** Groups (groupKey) touched since the last takeChanges(). */
+  private dirty = new Set<string>();
 
   constructor(rules: readonly RuleEntry[]) {
     this.entries = rules.slice();
@@ -59,17 +63,24 @@ export class RuleTable {
     this.entries.push(e);
     this.index(e);
     this.upserts.set(e.id, e);
+    this.dirty.add(groupKey(e.rule));
   }
 
   /** `next` takes `old`'s place in install order (tc filter replace keeps the filter's position). */
   replace(old: RuleEntry, next: RuleEntry): void {
     const i = this.pos.get(old)!;
     this.pos.delete(old);
-    this.unindex(old);
     this.entries[i] = next;
     this.pos.set(next, i);
-    this.index(next);
+    // Same place in its prio's list too: a group's list is its rules in install order.
+    const list = groupKey(old.rule) === groupKey(next.rule) ? this.chains.get(chainKey(old.rule))?.get(old.rule.prio) : undefined;
+    if (list) list[list.indexOf(old)] = next;
+    else {
+      this.unindex(old);
+      this.index(next);
+    }
     this.upserts.set(next.id, next);
+    this.dirty.add(groupKey(old.rule)).add(groupKey(next.rule));
   }
 
   remove(e: RuleEntry): void {
@@ -80,6 +91,7 @@ export class RuleTable {
     this.holes++;
     this.upserts.delete(e.id);
     this.removed.push(e.id);
+    this.dirty.add(groupKey(e.rule));
   }
 
   /** What changed since the last call (the journal's delta), and forget it. */
@@ -87,7 +99,24 @@ export class RuleTable {
     const out = { upsert: [...this.upserts.values()], removed: this.removed };
     this.upserts = new Map();
     this.removed = [];
+    this.dirty = new Set();
     return out;
+  }
+
+  /** Ids removed since the last takeChanges(). */
+  removedIds(): readonly number[] {
+    return this.removed;
+  }
+
+  /** Groups touched since the last takeChanges(). */
+  dirtyGroups(): ReadonlySet<string> {
+    return this.dirty;
+  }
+
+  /** A group's rules in install order (empty if it has none). */
+  group(key: string): readonly RuleEntry[] {
+    const cut = key.lastIndexOf('|');
+    return this.chains.get(key.slice(0, cut))?.get(Number(key.slice(cut + 1))) ?? [];
   }
 
   /** Entries added or replaced since the last takeChanges(). */

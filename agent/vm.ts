@@ -10,7 +10,7 @@ import { buildDone, buildError, NlmF, Rtm, type NlMessage } from '../rules/netli
 import { decodeTcNlMessage, encodeFilterDump, type FilterSelector } from '../rules/netlink/tc.js';
 import { printFilter } from '../rules/tcsyntax/index.js';
 import { cookieKind, cookieKindName, cookieRuleId, FlowKind } from '../translator/cookie.js';
-import { translate, type TranslateMemo, type Translation } from '../translator/index.js';
+import { translate, translateGroup, type RuleResult, type TranslateMemo, type Translation } from '../translator/index.js';
 import { translateLegacy, type LegacyTranslation } from '../translator/legacy.js';
 import { defaultVfSettings, type VfSettings, type VfStats } from '../rules/vf.js';
 import { applyVfRequest } from '../rules/vfvalidate.js';
@@ -18,11 +18,12 @@ import { decodeLinkRequest, encodeLinkReply, PF_IFINDEX, type LinkDesc } from '.
 import { decodeDevlinkRequest, encodeDevReply, encodeEswitchReply, encodeFamilyReply } from '../rules/netlink/devlink.js';
 import type { OfFlow, OfMeter } from '../ovs/openflow/flow.js';
 import { portPair } from '../translator/portmap.js';
-import { diffFlows, diffInstalled, isEmptyDiff, type InstalledFlow } from '../ovs/openflow/diff.js';
+import { diffFlows, diffInstalled, isEmptyDiff, type FlowDiff, type InstalledFlow } from '../ovs/openflow/diff.js';
 import type { FlowInstaller } from '../ovs/ctl/ofctl.js';
 import { flowLine } from '../ovs/openflow/flow.js';
-import type { Journal, VmRecord } from './journal.js';
-import { RuleTable } from './ruletable.js';
+import type { Journal, RuleEntry, VmRecord } from './journal.js';
+import { groupKey, RuleTable } from './ruletable.js';
+import { DesiredFlows, type GroupFlows } from './desired.js';
 import { GuestChannels } from './channel.js';
 import type { Metrics } from './metrics.js';
 import type { Quotas } from './config.js';
@@ -39,6 +40,9 @@ export interface VfBackend {
   close?(): void;
 }
 
+/** An edit's new flows: for the groups it touched only, or a whole translation. */
+type Plan = { groups: Map<string, GroupFlows>; t?: undefined } | { t: Translation; groups?: undefined };
+
 export interface VmOptions {
   /** Carrier of the VM's uplink, for VF link state auto (mlx5 MLX5_VPORT_ADMIN_STATE_AUTO). */
   uplinkUp?: () => boolean;
@@ -48,7 +52,8 @@ export interface VmOptions {
 
 export class VmState {
   private queue: Promise<unknown> = Promise.resolve();
-  private translation: Translation | undefined;
+  /** Switchdev mode's desired flows by group (undefined = translate everything anew). */
+  private sw: DesiredFlows | undefined;
   /** Cookies OVS holds, as of the last successful apply; undefined = unknown, read a dump (ofctrl.c's installed table). */
   private installed: Set<bigint> | undefined;
   /** The meters OVS holds as of the last apply (JSON), undefined = unknown. */
@@ -99,7 +104,45 @@ export class VmState {
   /** The flows and meters the bridge must hold in the current eswitch mode. */
   private desired(): { flows: OfFlow[]; meters: OfMeter[] } {
     if (this.mode === 'legacy') return this.legacy();
-    return (this.translation ??= this.translate());
+    const sw = this.switchdev();
+    return { flows: sw.flows(), meters: sw.meters };
+  }
+
+  private switchdev(): DesiredFlows {
+    return (this.sw ??= DesiredFlows.of(this.translate(), this.rec.rules));
+  }
+
+  /**
+   * How the rules after an edit become flows: when every group the edit
+   * touched existed before and still has rules (so the table layout stays) and
+   * none of its rules names another chain or a meter, only those groups are
+   * translated; otherwise everything is.
+   */
+  private plan(): Plan {
+    const table = this.rulesTable();
+    const sw = this.sw;
+    if (sw && this.mode === 'switchdev') {
+      const groups = new Map<string, GroupFlows>();
+      for (const k of table.dirtyGroups()) {
+        const members = table.group(k);
+        const first = members[0]?.rule;
+        const at = first && sw.tables.get(`${first.chain}/${first.prio}`);
+        if (!first || at === undefined || !sw.has(k) || first.direction !== 'ingress') return { t: this.translate() };
+        const g = translateGroup(members as RuleEntry[], at, { ports: this.rec.ports, zone: this.zone, memo: this.memo });
+        if (!g) return { t: this.translate() };
+        groups.set(k, g);
+      }
+      return { groups };
+    }
+    return { t: this.translate() };
+  }
+
+  private planResult(p: Plan, e: RuleEntry): RuleResult | undefined {
+    return p.t ? p.t.perRule.get(e.id) : p.groups.get(groupKey(e.rule))?.perRule.get(e.id);
+  }
+
+  private planCount(p: Plan): number {
+    return p.t ? p.t.flows.length : this.sw!.countWith(p.groups);
   }
 
   /** The uplink's carrier changed: link-state auto VFs follow it. */
@@ -117,16 +160,17 @@ export class VmState {
     return p;
   }
 
+  /** Guest ct zone -> host zone: each VM owns 256; a guest zone past them would alias another of its zones. */
+  private readonly zone = (z: number): number => {
+    if (z > 0xff) throw new VpfError(Errno.EOPNOTSUPP, `ct zone ${z}: a VM has 256 conntrack zones (0-255) on this host`, 'ct zone');
+    return this.rec.zoneBase + z;
+  };
+
   private translate(): Translation {
-    const zoneBase = this.rec.zoneBase;
     return translate({
       rules: this.rec.rules,
       ports: this.rec.ports,
-      zone: (z) => {
-        // Each VM owns 256 host zones; a guest zone past them would alias another of its zones.
-        if (z > 0xff) throw new VpfError(Errno.EOPNOTSUPP, `ct zone ${z}: a VM has 256 conntrack zones (0-255) on this host`, 'ct zone');
-        return zoneBase + z;
-      },
+      zone: this.zone,
       layout: new Map(this.rec.layout),
       memo: this.memo,
       vfMaxTxRate: this.vfSettings().map((s) => s.maxTxRate),
@@ -164,9 +208,30 @@ export class VmState {
       this.installedMeters = undefined;
       throw e;
     }
+    return this.installed_(diff, t0, reason);
+  }
+
+  /** Installs a difference computed from the desired groups (no dump, no full diff); a full reconcile when OVS's state is unknown. */
+  private async applyDiff(diff: FlowDiff, reason: string): Promise<number> {
+    if (!this.installed) return this.reconcileNow(reason);
+    const t0 = process.hrtime.bigint();
+    try {
+      if (!isEmptyDiff(diff)) await this.installer.apply(diff);
+    } catch (e) {
+      this.installed = undefined;
+      this.installedMeters = undefined;
+      throw e;
+    }
+    for (const c of diff.del) this.installed.delete(c);
+    for (const f of diff.add) this.installed.add(f.cookie);
+    return this.installed_(diff, t0, reason);
+  }
+
+  /** Metrics and the log line of an install. */
+  private installed_(diff: FlowDiff, t0: bigint, reason: string): number {
     const mods = diff.add.length + diff.del.length;
     this.metrics.observe('vpf_install_seconds', { vm: this.rec.name }, Number(process.hrtime.bigint() - t0) / 1e9, 'Time to make the bridge equal the desired flows');
-    this.metrics.set('vpf_flows', { vm: this.rec.name }, t.flows.length, 'Desired OpenFlow flows');
+    this.metrics.set('vpf_flows', { vm: this.rec.name }, this.flowCount, 'Desired OpenFlow flows');
     this.metrics.set('vpf_rules', { vm: this.rec.name }, this.rec.rules.length, 'Guest rules');
     if (mods) this.log.info({ vm: this.rec.name, reason, added: diff.add.length, deleted: diff.del.length }, 'bridge reconciled');
     return mods;
@@ -174,7 +239,7 @@ export class VmState {
 
   /** Desired flow count (what the bridge holds once reconciled). */
   get flowCount(): number {
-    return this.desired().flows.length;
+    return this.mode === 'legacy' ? this.legacy().flows.length : this.switchdev().count;
   }
 
   // --- the guest channel ---
@@ -270,16 +335,16 @@ export class VmState {
       }
     }
     this.rec.rules = this.rulesTable().toArray();
-    const t = this.translate();
-    const refused = this.refusedChange(t) !== undefined;
-    if (refused || t.flows.length > this.quotas.flowsPerVm) {
+    const plan = this.plan();
+    const refused = this.refusedChange(plan) !== undefined;
+    if (refused || this.planCount(plan) > this.quotas.flowsPerVm) {
       this.undoTo(before, nextRuleId);
       const out: Buffer[][] = [];
       for (const msg of msgs) out.push(await this.handle(msg));
       return out;
     }
     try {
-      await this.commit(t, 'filter batch');
+      await this.commit(plan, 'filter batch');
     } catch (e) {
       return msgs.map((msg, i) => replies[i] ?? this.installFailed(msg, e));
     }
@@ -404,7 +469,7 @@ export class VmState {
     if (JSON.stringify(all) === JSON.stringify(this.vfSettings())) return;
     this.rec.vfSettings = all;
     this.legacyT = undefined;
-    this.translation = undefined;
+    this.sw = undefined;
     this.journal.append(this.rec, { upsert: [], removed: [], nextRuleId: this.rec.nextRuleId, vfSettings: all });
     // max_tx_rate polices in switchdev mode too (mlx5 rates work in both modes); nothing else changes its flows.
     await this.reconcileNow(what);
@@ -472,7 +537,7 @@ export class VmState {
     this.rec.rules = [];
     this.rec.layout = [];
     this.table = undefined;
-    this.translation = undefined;
+    this.sw = undefined;
     this.legacyT = undefined;
     if (mode === 'legacy') this.rec.vfSettings = this.vfSettings().map((s) => ({ ...s, linkState: 'auto' as const }));
     this.journal.save(this.rec);
@@ -498,38 +563,45 @@ export class VmState {
       throw e;
     }
     this.rec.rules = this.rulesTable().toArray();
-    const t = this.translate();
-    const refused = this.refusedChange(t);
+    const plan = this.plan();
+    const refused = this.refusedChange(plan);
     if (refused) {
       undo();
       throw refused;
     }
-    if (t.flows.length > this.quotas.flowsPerVm) {
+    const count = this.planCount(plan);
+    if (count > this.quotas.flowsPerVm) {
       undo();
-      throw new VpfError(Errno.ENOSPC, `this VM's rules would need ${t.flows.length} flows, more than its quota of ${this.quotas.flowsPerVm}`);
+      throw new VpfError(Errno.ENOSPC, `this VM's rules would need ${count} flows, more than its quota of ${this.quotas.flowsPerVm}`);
     }
-    await this.commit(t, what);
+    await this.commit(plan, what);
     return res;
   }
 
   /** The translator's refusal of a rule this change added or replaced (the others were accepted before). */
-  private refusedChange(t: Translation): VpfError | undefined {
+  private refusedChange(p: Plan): VpfError | undefined {
     for (const e of this.rulesTable().changed()) {
-      const r = t.perRule.get(e.id);
+      const r = this.planResult(p, e);
       if (r?.refused) return r.error;
     }
     return undefined;
   }
 
   /** Makes a translated change durable (one journal line), then installs it: the ack waits for both. */
-  private async commit(t: Translation, what: string): Promise<void> {
-    this.rec.layout = [...t.tables];
+  private async commit(p: Plan, what: string): Promise<void> {
+    const table = this.rulesTable();
+    if (p.t) this.rec.layout = [...p.t.tables];
     // The layout changes only when a (chain, prio) comes or goes: log it then, not with every rule.
     const layout = JSON.stringify(this.rec.layout);
     const layoutChanged = layout !== this.loggedLayout;
     this.loggedLayout = layout;
-    this.journal.append(this.rec, { ...this.rulesTable().takeChanges(), nextRuleId: this.rec.nextRuleId, ...(layoutChanged ? { layout: this.rec.layout } : {}) });
-    this.translation = t;
+    const diff = p.groups && this.sw!.replace(p.groups, table.removedIds());
+    this.journal.append(this.rec, { ...table.takeChanges(), nextRuleId: this.rec.nextRuleId, ...(layoutChanged ? { layout: this.rec.layout } : {}) });
+    if (diff) {
+      await this.applyDiff(diff, what);
+      return;
+    }
+    this.sw = DesiredFlows.of(p.t!, this.rec.rules);
     await this.reconcileNow(what);
   }
 
@@ -584,7 +656,7 @@ export class VmState {
   /** Per-rule counters: the sum over the rule's flows, bytes as tc counts them. */
   async stats(installed?: InstalledFlow[]): Promise<Map<number, FilterStats>> {
     const flows = installed ?? (await this.installer.dump());
-    const t = this.translation ?? this.translate();
+    const t = this.switchdev();
     const out = new Map<number, FilterStats>();
     const now = Date.now();
     for (const { id, installedAt } of this.rec.rules) {
@@ -604,7 +676,7 @@ export class VmState {
 
   async rules(): Promise<RuleView[]> {
     const stats = await this.stats();
-    const t = this.translation ?? this.translate();
+    const t = this.switchdev();
     return this.rec.rules.map(({ id, rule }) => ({
       id,
       rule,
@@ -616,7 +688,7 @@ export class VmState {
   async explain(): Promise<ExplainReport> {
     const installed = await this.installer.dump();
     const stats = await this.stats(installed);
-    const t = this.translation ?? this.translate();
+    const t = this.switchdev();
     const view = (f: InstalledFlow) => ({
       line: flowLine({ table: f.table, priority: f.priority, cookie: f.cookie, match: f.match, actions: f.actions }),
       cookie: `0x${f.cookie.toString(16)}`,
