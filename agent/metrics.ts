@@ -19,9 +19,18 @@ export class Metrics {
   }
 
   set(name: string, labels: Labels, value: number, help = ''): void {
-    const m = this.gauges.get(name) ?? new Map<string, number>();
+    this.put(this.gauges, name, labels, value, help);
+  }
+
+  /** A counter kept elsewhere (e.g. by the flow installer), reported as it stands. */
+  setTotal(name: string, labels: Labels, value: number, help = ''): void {
+    this.put(this.counters, name, labels, value, help);
+  }
+
+  private put(family: Map<string, Map<string, number>>, name: string, labels: Labels, value: number, help: string): void {
+    const m = family.get(name) ?? new Map<string, number>();
     m.set(key(labels), value);
-    this.gauges.set(name, m);
+    family.set(name, m);
     if (help) this.help.set(name, help);
   }
 
@@ -46,11 +55,18 @@ export class Metrics {
     };
     for (const [n, m] of this.counters) emit('counter', n, m);
     for (const [n, m] of this.gauges) emit('gauge', n, m);
-    for (const [k, h] of this.hist) {
+    // One HELP/TYPE per family, then every label set's series (the text format wants a family together).
+    const byName = [...this.hist].sort(([a], [b]) => (a < b ? -1 : 1));
+    let last = '';
+    for (const [k, h] of byName) {
       const name = k.slice(0, k.indexOf('{'));
       const labels = k.slice(k.indexOf('{') + 1, -1);
       const sep = labels ? `${labels},` : '';
-      out.push(`# TYPE ${name} histogram`);
+      if (name !== last) {
+        if (this.help.has(name)) out.push(`# HELP ${name} ${this.help.get(name)}`);
+        out.push(`# TYPE ${name} histogram`);
+        last = name;
+      }
       this.buckets.forEach((b, i) => out.push(`${name}_bucket{${sep}le="${b}"} ${h.counts[i]}`));
       out.push(`${name}_bucket{${sep}le="+Inf"} ${h.n}`, `${name}_sum{${labels}} ${h.sum}`, `${name}_count{${labels}} ${h.n}`);
     }

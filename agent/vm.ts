@@ -60,6 +60,8 @@ export class VmState {
   private installedMeters: string | undefined;
   private msgWindow = { start: Date.now(), n: 0 };
   private readonly memo: TranslateMemo = new WeakMap();
+  /** Flow mods that had gone through ovs-ofctl at the last install. */
+  private fallbackSeen = 0;
   /** The layout as last written to the journal (JSON). */
   private loggedLayout = '';
   /** rec.rules indexed for edits (undefined = rebuild from rec.rules). */
@@ -233,6 +235,13 @@ export class VmState {
     this.metrics.observe('vpf_install_seconds', { vm: this.rec.name }, Number(process.hrtime.bigint() - t0) / 1e9, 'Time to make the bridge equal the desired flows');
     this.metrics.set('vpf_flows', { vm: this.rec.name }, this.flowCount, 'Desired OpenFlow flows');
     this.metrics.set('vpf_rules', { vm: this.rec.name }, this.rec.rules.length, 'Guest rules');
+    const c = this.installer.counters;
+    if (c) {
+      if (c.fallbackFlowMods !== this.fallbackSeen) this.log.debug({ vm: this.rec.name, cause: this.installer.lastFallback?.message }, 'flows went through ovs-ofctl: a form the native encoder does not cover');
+      this.fallbackSeen = c.fallbackFlowMods;
+      this.metrics.setTotal('vpf_flow_mods_total', { vm: this.rec.name, path: 'native' }, c.nativeFlowMods, 'Flow mods sent, by path');
+      this.metrics.setTotal('vpf_flow_mods_total', { vm: this.rec.name, path: 'ovs-ofctl' }, c.fallbackFlowMods, 'Flow mods sent, by path');
+    }
     if (mods) this.log.info({ vm: this.rec.name, reason, added: diff.add.length, deleted: diff.del.length }, 'bridge reconciled');
     return mods;
   }

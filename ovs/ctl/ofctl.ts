@@ -18,6 +18,10 @@ export interface FlowInstaller {
   portStats(): Promise<Map<number, PortStats>>;
   /** Releases a persistent connection, if the installer keeps one. */
   close?(): void;
+  /** Flow mods sent over a native connection and through ovs-ofctl, when the installer has both ways. */
+  readonly counters?: { nativeFlowMods: number; fallbackFlowMods: number };
+  /** Why the last diff went through ovs-ofctl. */
+  readonly lastFallback?: Error | undefined;
 }
 
 /** OFPST_PORT counters, as the bridge sees them (rx = received from the port). */

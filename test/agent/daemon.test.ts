@@ -19,6 +19,7 @@ import { captureBatch } from '../helpers/nlcapture.js';
 import { startOvs, type PrivateOvs } from '../harness/ovs.js';
 import { connect } from 'node:net';
 import { NlmF, parseMessages } from '../../rules/netlink/nlmsg.js';
+import { adminRequest } from '../../agent/admin/client.js';
 import { encodeVfSetRequest } from '../../rules/netlink/link.js';
 import { encodeEswitchRequest } from '../../rules/netlink/devlink.js';
 
@@ -119,6 +120,20 @@ describe('vpfd guest channel', () => {
     expect(dumped).toHaveLength(1);
     expect(dumped[0]!.ok && dumped[0]!.value.stats.inHw).toBe(true);
     expect(dumped[0]!.ok && dumped[0]!.value.rule.handle).toBe(9);
+  });
+
+  it('/metrics reports rules, flows, flow mods by path, install latency and refusals by errno, one family each', async () => {
+    const text = await adminRequest<string>(join(state, 'vpfd.sock'), 'GET', '/metrics');
+    const value = (series: string) => Number(new RegExp(`^${series.replace(/[{}"|]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1]);
+    expect(value('vpf_rules{vm="a"}')).toBeGreaterThan(0);
+    expect(value('vpf_flows{vm="a"}')).toBe((await flows('a')).length);
+    expect(value('vpf_flow_mods_total{path="native",vm="a"}')).toBeGreaterThan(0);
+    expect(value('vpf_flow_mods_total{path="ovs-ofctl",vm="a"}')).toBe(0);
+    expect(value('vpf_install_seconds_count{vm="a"}')).toBeGreaterThan(0);
+    expect(value('vpf_channel_errors_total{errno="EOPNOTSUPP",vm="a"}')).toBeGreaterThan(0);
+    // The text format wants each family's TYPE once.
+    const types = text.split('\n').filter((l) => l.startsWith('# TYPE '));
+    expect(new Set(types).size).toBe(types.length);
   });
 
   it('a restart of vpfd costs zero flow mods: counters of existing flows survive', async () => {
