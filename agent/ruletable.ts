@@ -20,6 +20,8 @@ export class RuleTable {
   private removed: number[] = [];
   /** Groups (groupKey) touched since the last takeChanges(). */
   private dirty = new Set<string>();
+  /** Per group: handle -> rule, and the lowest handle that may be free. */
+  private readonly handles = new Map<string, { byHandle: Map<number, RuleEntry>; free: number }>();
 
   constructor(rules: readonly RuleEntry[]) {
     this.entries = rules.slice();
@@ -36,6 +38,14 @@ export class RuleTable {
     const list = prios.get(e.rule.prio);
     if (list) list.push(e);
     else prios.set(e.rule.prio, [e]);
+    this.handlesOf(e.rule).byHandle.set(e.rule.handle, e);
+  }
+
+  private handlesOf(r: Pick<FlowerRule, 'dev' | 'direction' | 'chain' | 'prio'>): { byHandle: Map<number, RuleEntry>; free: number } {
+    const k = groupKey(r);
+    let h = this.handles.get(k);
+    if (!h) this.handles.set(k, (h = { byHandle: new Map(), free: 1 }));
+    return h;
   }
 
   private unindex(e: RuleEntry): void {
@@ -43,6 +53,21 @@ export class RuleTable {
     const list = prios.get(e.rule.prio)!;
     list.splice(list.indexOf(e), 1);
     if (!list.length) prios.delete(e.rule.prio);
+    const h = this.handlesOf(e.rule);
+    h.byHandle.delete(e.rule.handle);
+    h.free = Math.min(h.free, e.rule.handle);
+  }
+
+  /** The rule of a group with this handle. */
+  byHandle(r: Pick<FlowerRule, 'dev' | 'direction' | 'chain' | 'prio'>, handle: number): RuleEntry | undefined {
+    return this.handles.get(groupKey(r))?.byHandle.get(handle);
+  }
+
+  /** cls_flower.c fl_change: a filter without a handle gets the lowest unused one from 1 (idr_alloc_u32). */
+  freeHandle(r: Pick<FlowerRule, 'dev' | 'direction' | 'chain' | 'prio'>): number {
+    const h = this.handlesOf(r);
+    while (h.byHandle.has(h.free)) h.free++;
+    return h.free;
   }
 
   /** Prios in use in the rule's chain. */
@@ -74,8 +99,10 @@ export class RuleTable {
     this.pos.set(next, i);
     // Same place in its prio's list too: a group's list is its rules in install order.
     const list = groupKey(old.rule) === groupKey(next.rule) ? this.chains.get(chainKey(old.rule))?.get(old.rule.prio) : undefined;
-    if (list) list[list.indexOf(old)] = next;
-    else {
+    if (list) {
+      list[list.indexOf(old)] = next;
+      this.handlesOf(next.rule).byHandle.set(next.rule.handle, next);
+    } else {
       this.unindex(old);
       this.index(next);
     }

@@ -633,11 +633,11 @@ export class VmState {
       const prios = table.prios(rule);
       rule.prio = prios.length ? Math.min(...prios) - 1 : AUTO_PRIO;
     }
-    const atPrio = table.atPrio(rule);
-    // cls_api.c tc_new_tfilter: one prio holds one protocol.
-    if (atPrio.some(({ rule: r }) => r.protocol !== rule.protocol)) throw new VpfError(Errno.EINVAL, 'Filter with specified priority/protocol not found');
-    if (!rule.handle) rule.handle = atPrio.reduce((m, { rule: r }) => Math.max(m, r.handle), 0) + 1;
-    const existing = atPrio.find(({ rule: r }) => r.handle === rule.handle);
+    // cls_api.c tc_new_tfilter: one prio holds one protocol (so its first rule speaks for all).
+    const first = table.atPrio(rule)[0];
+    if (first && first.rule.protocol !== rule.protocol) throw new VpfError(Errno.EINVAL, 'Filter with specified priority/protocol not found');
+    if (!rule.handle) rule.handle = table.freeHandle(rule);
+    const existing = table.byHandle(rule, rule.handle);
     if (existing) {
       if (flags & NlmF.EXCL || !(flags & NlmF.REPLACE)) throw new VpfError(Errno.EEXIST, 'Filter already exists');
       table.replace(existing, { id: existing.id, rule, installedAt: Date.now() });

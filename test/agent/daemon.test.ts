@@ -122,6 +122,19 @@ describe('vpfd guest channel', () => {
     expect(dumped[0]!.ok && dumped[0]!.value.rule.handle).toBe(9);
   });
 
+  it('gives a filter without a handle the lowest free one, as cls_flower does (idr_alloc_u32 from 1)', async () => {
+    const add = () => send('b', encodeFilterRequest(rule('dev vf1 ingress prio 9 protocol ip flower ip_proto udp action drop')));
+    for (let i = 0; i < 3; i++) expect(errnoOf(await add()).errno).toBe(0);
+    const handles = async () => (await d.vmRules('b')).filter((v) => v.rule.prio === 9).map((v) => v.rule.handle).sort();
+    expect(await handles()).toEqual([1, 2, 3]);
+    const sel = { dev: 'vf1', direction: 'ingress' as const, chain: undefined, prio: 9, protocol: 0, handle: 2, kind: undefined };
+    expect(errnoOf(await send('b', encodeFilterSelect('del', sel))).errno).toBe(0);
+    expect(errnoOf(await add()).errno).toBe(0);
+    expect(errnoOf(await add()).errno).toBe(0);
+    expect(await handles()).toEqual([1, 2, 3, 4]);
+    expect(errnoOf(await send('b', encodeFilterSelect('del', { ...sel, handle: 0 }))).errno).toBe(0);
+  });
+
   it('/metrics reports rules, flows, flow mods by path, install latency and refusals by errno, one family each', async () => {
     const text = await adminRequest<string>(join(state, 'vpfd.sock'), 'GET', '/metrics');
     const value = (series: string) => Number(new RegExp(`^${series.replace(/[{}"|]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1]);
