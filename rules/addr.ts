@@ -14,17 +14,27 @@ export function bytesToMac(b: Uint8Array): string {
   return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(':');
 }
 
+/** Dotted quad, each part 0 or 1-255 without leading zeros; a hand loop, since every rule's addresses pass here. */
 export function ipv4ToBytes(s: string): Uint8Array {
-  const p = s.split('.');
-  if (p.length !== 4 || !p.every((x) => /^(0|[1-9][0-9]{0,2})$/.test(x) && Number(x) <= 255)) {
-    throw new Error(`bad IPv4 address '${s}'`);
+  const out = new Uint8Array(4);
+  let part = 0, value = 0, digits = 0;
+  for (let i = 0; i <= s.length; i++) {
+    const c = i < s.length ? s.charCodeAt(i) : 46; // the end closes the last part like a '.'
+    if (c === 46) {
+      if (!digits || part > 3) throw new Error(`bad IPv4 address '${s}'`);
+      out[part++] = value;
+      value = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57 && !(digits === 1 && value === 0) && (value = value * 10 + c - 48) <= 255) digits++;
+    else throw new Error(`bad IPv4 address '${s}'`);
   }
-  return Uint8Array.from(p.map(Number));
+  if (part !== 4) throw new Error(`bad IPv4 address '${s}'`);
+  return out;
 }
 
 export function bytesToIpv4(b: Uint8Array): string {
   if (b.length !== 4) throw new Error('IPv4 needs 4 bytes');
-  return Array.from(b).join('.');
+  return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
 }
 
 export function ipv6ToBytes(s: string): Uint8Array {

@@ -17,9 +17,17 @@ export function burstToTicks(bytes: number, rate: number): number {
  * value too, so text and bytes agree (docs/rules.md).
  */
 export function ticksToBurst(ticks: number, rate: number): number {
-  const us = Math.ceil((ticks * 8) / 125);
-  let bytes = Math.ceil((us * rate) / 1e6);
-  while (bytes > 0 && burstToTicks(bytes - 1, rate) >= ticks) bytes--;
-  while (burstToTicks(bytes, rate) < ticks) bytes++;
-  return bytes;
+  // burstToTicks grows with bytes: binary search, because stepping byte by byte
+  // never ends when a guest sends a huge rate (many bytes per tick) or bytes past 2^53.
+  if (!(rate > 0) || !(ticks > 0)) return 0;
+  let lo = 0;
+  let hi = Math.min(Number.MAX_SAFE_INTEGER, Math.ceil((Math.ceil((ticks * 8) / 125) * rate) / 1e6) + 1);
+  while (hi < Number.MAX_SAFE_INTEGER && burstToTicks(hi, rate) < ticks) hi = Math.min(Number.MAX_SAFE_INTEGER, hi * 2);
+  while (lo < hi) {
+    // Above 2^52 a float has no halves: lo + (hi - lo) / 2 would round up to hi and never end.
+    const mid = lo + Math.floor((hi - lo) / 2);
+    if (burstToTicks(mid, rate) >= ticks) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
 }

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { VpfError, Errno } from '../../rules/errors.js';
 import { AttrWriter, buildMessage, NlmF, Rtm } from '../../rules/netlink/nlmsg.js';
 import { decodeTcMessage, encodeFilterRequest } from '../../rules/netlink/tc.js';
+import { ticksToBurst } from '../../rules/psched.js';
 import { parseFilter } from '../../rules/tcsyntax/index.js';
 import { validateRule } from '../../rules/validate.js';
 import { loadCaptures } from '../corpus/corpus.js';
@@ -65,6 +66,14 @@ describe('decoder under hostile input', () => {
       }),
       { numRuns: 5000 },
     );
+  });
+
+  it('a police with an absurd packet rate decodes at once (burst conversion once looped forever above 2^52)', () => {
+    // Found by the byte-flip property: PKTRATE64 = 5.5e16, PKTBURST64 = 1562500 ticks.
+    const m = Buffer.from('e40000002c0005063100066b00000000000000000400000000000000f2ffffff08001f000b000100666c6f7765720000b4000200a0000300700001000b000100706f6c6963650000600002803c00010000000000020000000000000000000000000000000000000000f800000000000000000000000000000000000000000000000000000000000008000500030000000c000a00e80300000000c5000c000b0084d71700000000002c0002000900010067616374000000001c00028018000200000000000000000000000000000000000000000008001600000000000600080008000000', 'hex');
+    decodeChecked(m);
+    expect(ticksToBurst(1562500, 55450570412000230)).toBe(5545057041200023);
+    expect(ticksToBurst(2 ** 32 - 1, 2 ** 64)).toBe(Number.MAX_SAFE_INTEGER);
   });
 
   it('nesting deeper than the kernel allows is refused, not recursed into', () => {
