@@ -12,7 +12,7 @@ import { printFilter } from '../rules/tcsyntax/index.js';
 import { cookieKind, cookieKindName, cookieRuleId, FlowKind } from '../translator/cookie.js';
 import { translate, translateGroup, type RuleResult, type TranslateMemo, type Translation } from '../translator/index.js';
 import { translateLegacy, type LegacyTranslation } from '../translator/legacy.js';
-import { defaultVfSettings, type VfSettings, type VfStats } from '../rules/vf.js';
+import { defaultVfSettings, type VfRequest, type VfSettings, type VfStats } from '../rules/vf.js';
 import { applyVfRequest } from '../rules/vfvalidate.js';
 import { decodeLinkRequest, encodeLinkReply, PF_IFINDEX, type LinkDesc } from '../rules/netlink/link.js';
 import { decodeDevlinkRequest, encodeDevReply, encodeEswitchReply, encodeFamilyReply } from '../rules/netlink/devlink.js';
@@ -36,7 +36,7 @@ const AUTO_PRIO = 0xc000;
 /** How the VM's VF settings are realized: on its bridge, or also by a host NIC (physical VFs). */
 export interface VfBackend {
   /** Applies one request to the host VF behind guest VF `req.vf`; the kernel's answer goes back to the guest unchanged. */
-  apply(req: import('../rules/vf.js').VfRequest): Promise<{ errno: number; message?: string }>;
+  apply(req: VfRequest): Promise<{ errno: number; message?: string }>;
   close?(): void;
 }
 
@@ -210,7 +210,7 @@ export class VmState {
       this.installedMeters = undefined;
       throw e;
     }
-    return this.installed_(diff, t0, reason);
+    return this.recordInstall(diff, t0, reason);
   }
 
   /** Installs a difference computed from the desired groups (no dump, no full diff); a full reconcile when OVS's state is unknown. */
@@ -226,11 +226,11 @@ export class VmState {
     }
     for (const c of diff.del) this.installed.delete(c);
     for (const f of diff.add) this.installed.add(f.cookie);
-    return this.installed_(diff, t0, reason);
+    return this.recordInstall(diff, t0, reason);
   }
 
   /** Metrics and the log line of an install. */
-  private installed_(diff: FlowDiff, t0: bigint, reason: string): number {
+  private recordInstall(diff: FlowDiff, t0: bigint, reason: string): number {
     const mods = diff.add.length + diff.del.length;
     this.metrics.observe('vpf_install_seconds', { vm: this.rec.name }, Number(process.hrtime.bigint() - t0) / 1e9, 'Time to make the bridge equal the desired flows');
     this.metrics.set('vpf_flows', { vm: this.rec.name }, this.flowCount, 'Desired OpenFlow flows');
