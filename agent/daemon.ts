@@ -20,6 +20,7 @@ import type { AdminBackend, ExplainReport, OffloadReport, RuleView, VmInfo, VmSp
 import { datapathFlows } from '../ovs/ctl/offload.js';
 import { startAdminServer } from './admin/server.js';
 import { HostPfBackend } from './physvf.js';
+import { genlChannelSocket, vmChannelSocket } from './ctl/common.js';
 
 export class Vpfd implements AdminBackend {
   private readonly vms = new Map<string, VmState>();
@@ -93,12 +94,12 @@ export class Vpfd implements AdminBackend {
   }
 
   channelPath(name: string): string {
-    return join(this.config.stateDir, 'vms', `${name}.sock`);
+    return vmChannelSocket(this.config.stateDir, name);
   }
 
   /** NETLINK_GENERIC (devlink) channel of a VM: a socket of its own, as in the guest (GENL_ID_CTRL 0x10 is also RTM_NEWLINK). */
   genlChannelPath(name: string): string {
-    return join(this.config.stateDir, 'vms', `${name}.genl.sock`);
+    return genlChannelSocket(this.config.stateDir, name);
   }
 
   private bridgePorts(rec: VmRecord): BridgePort[] {

@@ -20,6 +20,8 @@ export function takeStateDir(args: string[]): string {
 
 export const adminSocket = (stateDir: string) => join(stateDir, 'vpfd.sock');
 export const vmChannelSocket = (stateDir: string, vm: string) => join(stateDir, 'vms', `${vm}.sock`);
+/** The VM's NETLINK_GENERIC (devlink) channel: a socket of its own (docs/protocol.md). */
+export const genlChannelSocket = (stateDir: string, vm: string) => join(stateDir, 'vms', `${vm}.genl.sock`);
 
 /** Runs a subcommand body, mapping UsageError to exit 2 and other errors to exit 1, one line each. */
 export async function runCommand(name: string, body: () => Promise<number>): Promise<number> {

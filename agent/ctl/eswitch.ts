@@ -2,7 +2,6 @@
 // eswitch set|show` for the VM's virtual PF. Like the devlink tool it resolves
 // the "devlink" generic netlink family first (lib/mnl_utils.c family_get), then
 // sends DEVLINK_CMD_ESWITCH_SET/GET, on the VM's generic netlink channel.
-import { join } from 'node:path';
 import {
   decodeDevlinkReply,
   encodeEswitchRequest,
@@ -15,13 +14,11 @@ import {
   type EswitchAttrs,
 } from '../../rules/netlink/devlink.js';
 import type { NlMessage } from '../../rules/netlink/nlmsg.js';
-import { out, runCommand, takeStateDir, UsageError } from './common.js';
+import { genlChannelSocket, out, runCommand, takeStateDir, UsageError } from './common.js';
 import { asTool, converse, errorOf, extackLine, strerror, ToolError, type Conversation } from './vf.js';
 
 export const usage = 'eswitch VM mode legacy|switchdev [inline-mode none|link|network|transport] [encap-mode none|basic] | eswitch VM show';
 
-/** Generic netlink has its own channel: GENL_ID_CTRL (0x10) is RTM_NEWLINK's number on the rtnetlink one. */
-export const genlChannelSocket = (stateDir: string, vm: string) => join(stateDir, 'vms', `${vm}.genl.sock`);
 
 /** vpfd answers for any device name (it cannot know the guest's PCI address) and echoes it back. */
 export const PF_HANDLE: DevlinkHandle = { bus: 'pci', dev: '0000:00:00.0' };
