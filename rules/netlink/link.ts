@@ -421,15 +421,76 @@ export function encodeGetLinkRequest(hdr: Partial<NlHeader>, ifindex: number, ex
 
 // --- replies ---
 
-/** One link as the reply describes it (the PF, or a VF's minimal entry in a dump). */
+/** struct rtnl_link_stats64 as dev_get_stats fills it (the counters vpf can know; the rest stay 0). */
+export interface LinkStats {
+  rxPackets: bigint;
+  txPackets: bigint;
+  rxBytes: bigint;
+  txBytes: bigint;
+  rxDropped?: bigint;
+  txDropped?: bigint;
+  multicast?: bigint;
+}
+
+/**
+ * One netdev of the channel as rtnl_fill_ifinfo describes it. Only the first
+ * five fields are required; the rest default to what a 6.1 guest shows for a
+ * single-queue virtio-net netdev (see LINK_DEFAULTS).
+ */
 export interface LinkDesc {
   ifindex: number;
+  /** IFLA_IFNAME (dev->name). */
   name: string;
   mac: string;
   mtu: number;
   up: boolean;
   promisc?: boolean;
   allmulti?: boolean;
+  /** IFLA_PROP_LIST / IFLA_ALT_IFNAME: names GETLINK also resolves (netdev_name_node_lookup). */
+  altNames?: readonly string[];
+  /** dev->dev.parent: bus and device name (IFLA_PARENT_DEV_*); rtnl_fill_vf reports VFs only for a netdev with a parent. */
+  parent?: { bus: string; dev: string };
+  qdisc?: string;
+  txqlen?: number;
+  minMtu?: number;
+  maxMtu?: number;
+  numTxQueues?: number;
+  numRxQueues?: number;
+  stats?: LinkStats;
+}
+
+/** The netdev defaults: virtio_net's MTU range (ETH_MIN_MTU..ETH_MAX_MTU), one queue pair, Debian's default_qdisc fq_codel. */
+const LINK_DEFAULTS = { qdisc: 'fq_codel', txqlen: 1000, minMtu: 68, maxMtu: 65535, numTxQueues: 1, numRxQueues: 1 } as const;
+/** GSO_MAX_SIZE / GSO_MAX_SEGS / GRO_MAX_SIZE and TSO_LEGACY_MAX_SIZE / TSO_MAX_SEGS: what register_netdevice leaves on a driver that sets none. */
+const GSO = { maxSegs: 65535, maxSize: 65536, groMaxSize: 65536, tsoMaxSize: 65536, tsoMaxSegs: 65535 } as const;
+
+/** Where the PF hangs: the channel cannot know the guest's PCI address (devlink.ts echoes the guest's handle for the same reason). */
+export const PF_PARENT = { bus: 'pci', dev: '0000:00:00.0' } as const;
+/** The PF's IFLA_IFNAME is the uplink representor's tc name (rules/ports.ts); `pf` resolves to it as an alternative name. */
+export const PF_NAME = 'uplink';
+export const PF_ALT_NAME = 'pf';
+
+/** A stable locally administered MAC per ifindex (02:76:70:66 = "vpf"): ARPHRD_ETHER netdevs always have one. */
+const linkMac = (ifindex: number) => `02:76:70:66:${((ifindex >> 8) & 0xff).toString(16).padStart(2, '0')}:${(ifindex & 0xff).toString(16).padStart(2, '0')}`;
+
+/**
+ * Every netdev the guest sees on the route channel, in ifindex order (the
+ * order rtnl_dump_ifinfo walks dev_index_head for small ifindexes): the PF,
+ * which is also the uplink representor (ifindex 1), then vfN's representor
+ * (ifindex N + 2). Callers fill in live state (up, rx mode, stats).
+ */
+export function channelLinks(numVfs: number): LinkDesc[] {
+  const pf: LinkDesc = { ifindex: PF_IFINDEX, name: PF_NAME, altNames: [PF_ALT_NAME], mac: linkMac(PF_IFINDEX), mtu: 1500, up: true, parent: { ...PF_PARENT } };
+  const reps = Array.from({ length: numVfs }, (_, n): LinkDesc => ({ ifindex: n + 2, name: `vf${n}`, mac: linkMac(n + 2), mtu: 1500, up: true }));
+  return [pf, ...reps];
+}
+
+/** rtnl_getlink's lookup: by ifindex when > 0, else by name or alternative name (__dev_get_by_name sees both). */
+export function lookupLink(numVfs: number, q: { ifindex?: number; name?: string }): LinkDesc | undefined {
+  const all = channelLinks(numVfs);
+  if (q.ifindex !== undefined && q.ifindex > 0) return all.find((l) => l.ifindex === q.ifindex);
+  if (q.name === undefined) return undefined;
+  return all.find((l) => l.name === q.name || l.altNames?.includes(q.name!));
 }
 
 export interface LinkReplyOpts {
@@ -478,31 +539,136 @@ function encodeVfInfo(w: AttrWriter, vf: number, s: VfSettings, stats: VfStats |
   });
 }
 
+/** IFLA_STATS64 (struct rtnl_link_stats64: 25 u64 in 6.1, up to rx_otherhost_dropped) and IFLA_STATS (its first 24 fields as u32, copy_rtnl_link_stats). */
+function linkStats(st: LinkStats | undefined): { s64: Buffer; s32: Buffer } {
+  // Field order of include/uapi/linux/if_link.h struct rtnl_link_stats64; vpf knows indexes 0-3, 6-8.
+  const v = new Array<bigint>(25).fill(0n);
+  if (st) {
+    v[0] = st.rxPackets;
+    v[1] = st.txPackets;
+    v[2] = st.rxBytes;
+    v[3] = st.txBytes;
+    v[6] = st.rxDropped ?? 0n;
+    v[7] = st.txDropped ?? 0n;
+    v[8] = st.multicast ?? 0n;
+  }
+  const s64 = Buffer.alloc(25 * 8);
+  const s32 = Buffer.alloc(24 * 4);
+  v.forEach((x, i) => {
+    s64.writeBigUInt64LE(x, i * 8);
+    if (i < 24) s32.writeUInt32LE(Number(x & 0xffffffffn), i * 4);
+  });
+  return { s64, s32 };
+}
+
 /**
- * The RTM_NEWLINK the kernel answers a GETLINK (or sends per link in a dump, with
- * NLM_F_MULTI in hdr.flags): ifinfomsg, then rtnl_fill_ifinfo's order for the
- * attributes kept here (IFNAME, OPERSTATE, MTU, ADDRESS, BROADCAST), then
- * IFLA_NUM_VF + IFLA_VFINFO_LIST when the request had RTEXT_FILTER_VF and `vfs`
- * is given (rtnl_fill_vf). ip/ipaddress.c print_vfinfo needs IFLA_VF_MAC,
- * IFLA_VF_TX_RATE and a VLAN attribute in every IFLA_VF_INFO: all are emitted.
+ * IFLA_AF_SPEC of a fresh netdev of a 6.1 kernel: AF_INET { IFLA_INET_CONF } then
+ * AF_INET6 { FLAGS, CACHEINFO, CONF, STATS, ICMP6STATS, TOKEN, ADDR_GEN_MODE }, in
+ * rtnl_af_ops registration order (inet_fill_link_af, inet6_fill_link_af). The
+ * values are the sysctl defaults read from Debian's 6.1.0 kernel (a dummy netdev's
+ * GETLINK reply), with the IPv6 MTU set to the link's; counters are 0: vpfd runs
+ * no IP stack on these netdevs. `ip -d link show` prints `addrgenmode eui64` from it.
+ */
+function writeAfSpec(w: AttrWriter, mtu: number): void {
+  const u32s = (xs: number[]) => {
+    const b = Buffer.alloc(xs.length * 4);
+    xs.forEach((x, i) => b.writeUInt32LE(x >>> 0, i * 4));
+    return b;
+  };
+  const u64count = (n: number) => {
+    // IFLA_INET6_STATS / ICMP6STATS: the first u64 is the number of fields (__snmp6_fill_stats64).
+    const b = Buffer.alloc(n * 8);
+    b.writeBigUInt64LE(BigInt(n), 0);
+    return b;
+  };
+  const M = 0xffffffff;
+  // IPV4_DEVCONF_* (33 values, index 0 = IPV4_DEVCONF_FORWARDING): accept_redirects, secure_redirects, send_redirects, shared_media, rp_filter 0, ...
+  const inetConf = [0, 0, 0, 1, 1, 1, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 10000, 1000, 0, 0, 0, 0, 1];
+  // DEVCONF_* (59 values): forwarding 0, hop_limit 64, mtu6, accept_ra 1, ... disable_ipv6 0 (index 26), ...
+  const inet6Conf = [0, 64, mtu, 1, 1, 1, 1, M, 4000, 1000, 0, 604800, 86400, 3, 600, 16, 0, 1, 1, 1, 60000, 0, 0, 0, 0, 0, 0, M, 0, 0, 10000, 1000, 1, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 3600000, 0, 0, 1, 0, 0, 0, 0, 0, 1024, 0, 65535, M, 1, 0, 0];
+  w.nest(IFLA.AF_SPEC, (af) => {
+    af.nest(AF_INET, (a) => a.raw(IFLA_INET_CONF, u32s(inetConf)));
+    af.nest(AF_INET6, (a) =>
+      a
+        .u32(IFLA_INET6.FLAGS, 0)
+        // struct ifla_cacheinfo: max_reasm_len, tstamp, reachable_time (ms), retrans_time (ms).
+        .raw(IFLA_INET6.CACHEINFO, u32s([65535, 0, 30000, 1000]))
+        .raw(IFLA_INET6.CONF, u32s(inet6Conf))
+        .raw(IFLA_INET6.STATS, u64count(37))
+        .raw(IFLA_INET6.ICMP6STATS, u64count(7))
+        .raw(IFLA_INET6.TOKEN, Buffer.alloc(16))
+        .u8(IFLA_INET6.ADDR_GEN_MODE, 0),
+    );
+  });
+}
+const AF_INET = 2;
+const AF_INET6 = 10;
+const IFLA_INET_CONF = 1;
+const IFLA_INET6 = { FLAGS: 1, CONF: 2, STATS: 3, CACHEINFO: 5, ICMP6STATS: 6, TOKEN: 7, ADDR_GEN_MODE: 8 } as const;
+const IFLA_XDP_ATTACHED = 2;
+/** struct rtnl_link_ifmap: 3 u64, u16, 2 u8, padded to 32 bytes. */
+const IFMAP_LEN = 32;
+
+/**
+ * The RTM_NEWLINK a 6.1 kernel answers a GETLINK with (or sends per link in a
+ * dump, NLM_F_MULTI in hdr.flags), attribute for attribute as rtnl_fill_ifinfo
+ * fills it for a netdev without rtnl_link_ops (a NIC or a representor: no
+ * IFLA_LINKINFO, no IFLA_LINK), checked against Debian's 6.1.0-57 (6.1.192)
+ * reply for a dummy netdev. IFLA_NUM_VF + IFLA_VFINFO_LIST follow the stats
+ * only with RTEXT_FILTER_VF and only for a netdev with a parent (rtnl_fill_vf);
+ * `opts.vfs` says which VFs the PF has.
  */
 export function encodeLinkReply(hdr: { seq: number; pid?: number; flags?: number }, link: LinkDesc, opts: LinkReplyOpts): Buffer {
+  const d = { ...LINK_DEFAULTS, ...Object.fromEntries(Object.entries(link).filter(([, v]) => v !== undefined)) } as Required<LinkDesc>;
   let flags = IFF.BROADCAST | IFF.MULTICAST;
   if (link.up) flags |= IFF.UP | IFF.RUNNING | IFF.LOWER_UP;
   if (link.promisc) flags |= IFF.PROMISC;
   if (link.allmulti) flags |= IFF.ALLMULTI;
   const ifi = writeIfinfomsg({ family: 0, type: ARPHRD_ETHER, index: link.ifindex, flags, change: 0 });
+  // A netdev that is up has carrier, one carrier-up event and its qdisc; a down one has "noop" (dev_deactivate).
   const w = new AttrWriter()
     .string(IFLA.IFNAME, link.name)
+    .u32(IFLA.TXQLEN, d.txqlen)
     .u8(IFLA.OPERSTATE, link.up ? IF_OPER.UP : IF_OPER.DOWN)
+    .u8(IFLA.LINKMODE, 0)
     .u32(IFLA.MTU, link.mtu)
+    .u32(IFLA.MIN_MTU, d.minMtu)
+    .u32(IFLA.MAX_MTU, d.maxMtu)
+    .u32(IFLA.GROUP, 0)
+    .u32(IFLA.PROMISCUITY, link.promisc ? 1 : 0)
+    .u32(IFLA.ALLMULTI, link.allmulti ? 1 : 0)
+    .u32(IFLA.NUM_TX_QUEUES, d.numTxQueues)
+    .u32(IFLA.GSO_MAX_SEGS, GSO.maxSegs)
+    .u32(IFLA.GSO_MAX_SIZE, GSO.maxSize)
+    .u32(IFLA.GRO_MAX_SIZE, GSO.groMaxSize)
+    .u32(IFLA.TSO_MAX_SIZE, GSO.tsoMaxSize)
+    .u32(IFLA.TSO_MAX_SEGS, GSO.tsoMaxSegs)
+    .u32(IFLA.NUM_RX_QUEUES, d.numRxQueues)
+    .u8(IFLA.CARRIER, link.up ? 1 : 0)
+    .string(IFLA.QDISC, link.up ? d.qdisc : 'noop')
+    .u32(IFLA.CARRIER_CHANGES, link.up ? 1 : 0)
+    .u32(IFLA.CARRIER_UP_COUNT, link.up ? 1 : 0)
+    .u32(IFLA.CARRIER_DOWN_COUNT, 0)
+    .u8(IFLA.PROTO_DOWN, 0)
+    // nla_put_64bit: no IFLA_PAD on x86-64 (CONFIG_HAVE_EFFICIENT_UNALIGNED_ACCESS).
+    .raw(IFLA.MAP, Buffer.alloc(IFMAP_LEN))
     .raw(IFLA.ADDRESS, Buffer.from(macToBytes(link.mac)))
     .raw(IFLA.BROADCAST, BROADCAST_MAC);
-  if (opts.vfs && opts.extMask & RTEXT_FILTER.VF) {
-    const vfs = opts.vfs;
+  // rtnl_fill_stats is unconditional in 6.1 (RTEXT_FILTER_SKIP_STATS only drops the VF stats).
+  const { s64, s32 } = linkStats(link.stats);
+  w.raw(IFLA.STATS64, s64).raw(IFLA.STATS, s32);
+  // The kernel asks dev->dev.parent; a caller that passes `vfs` describes a PF, which has one.
+  if ((link.parent || opts.vfs) && opts.extMask & RTEXT_FILTER.VF) {
+    const vfs = opts.vfs ?? [];
     w.u32(IFLA.NUM_VF, vfs.length);
-    w.nest(IFLA.VFINFO_LIST, (l) => vfs.forEach((s, n) => encodeVfInfo(l, n, s, opts.stats?.[n], opts.extMask)));
+    if (opts.vfs) w.nest(IFLA.VFINFO_LIST, (l) => vfs.forEach((s, n) => encodeVfInfo(l, n, s, opts.stats?.[n], opts.extMask)));
   }
+  w.nest(IFLA.XDP, (x) => x.u8(IFLA_XDP_ATTACHED, 0));
+  // IFLA_PERM_ADDRESS only when dev->perm_addr is set: virtio-net and representors leave it zero.
+  writeAfSpec(w, link.mtu);
+  // rtnl_fill_prop_list: nla_nest_start (NLA_F_NESTED), absent when there is no alternative name.
+  if (link.altNames?.length) w.nest(IFLA.PROP_LIST, (p) => link.altNames!.forEach((n) => p.string(IFLA.ALT_IFNAME, n)), true);
+  if (link.parent) w.string(IFLA.PARENT_DEV_NAME, link.parent.dev).string(IFLA.PARENT_DEV_BUS_NAME, link.parent.bus);
   return buildMessage({ type: Rtm.NEWLINK, flags: hdr.flags ?? 0, seq: hdr.seq, pid: hdr.pid ?? 0 }, Buffer.concat([ifi, w.toBuffer()]));
 }
 

@@ -250,12 +250,13 @@ function vfInfos(reply: Buffer) {
 }
 
 describe('GETLINK reply: rtnl_fill_vfinfo layout (legacy-path.md 3.2, 3.4)', () => {
-  it('ifinfomsg, then IFNAME, OPERSTATE, MTU, ADDRESS, BROADCAST, NUM_VF, VFINFO_LIST', () => {
+  it('ifinfomsg, then rtnl_fill_ifinfo order with NUM_VF and VFINFO_LIST after the stats', () => {
     const { msg, top } = vfInfos(encodeLinkReply({ seq: 7, pid: 99 }, pf, { extMask: RTEXT_FILTER.VF, vfs: [vf0, vf1] }));
     expect(msg).toMatchObject({ type: Rtm.NEWLINK, seq: 7, pid: 99 });
     expect(msg.payload.readUInt16LE(2)).toBe(1); // ARPHRD_ETHER
     expect(msg.payload.readInt32LE(4)).toBe(1);
-    expect(top.map((a) => a.type)).toEqual([IFLA.IFNAME, IFLA.OPERSTATE, IFLA.MTU, IFLA.ADDRESS, IFLA.BROADCAST, IFLA.NUM_VF, IFLA.VFINFO_LIST]);
+    const i = top.map((a) => a.type);
+    expect(i.slice(i.indexOf(IFLA.ADDRESS))).toEqual([IFLA.ADDRESS, IFLA.BROADCAST, IFLA.STATS64, IFLA.STATS, IFLA.NUM_VF, IFLA.VFINFO_LIST, IFLA.XDP, IFLA.AF_SPEC]);
     expect(top.find((a) => a.type === IFLA.NUM_VF)!.value.readUInt32LE(0)).toBe(2);
   });
 
