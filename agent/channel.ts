@@ -2,25 +2,28 @@
 // messages framed by nlmsghdr (docs/protocol.md), one socket per netlink
 // protocol. Messages from every connection of the VM wait in one inbox and are
 // handed over in order; runs of batchable requests go together (group commit),
-// replies go back to the connection each request came on.
+// replies go back to the connection each request came on, addressed and
+// acknowledged as af_netlink.c netlink_rcv_skb does (answer()).
 import { createServer, type Server, type Socket } from 'node:net';
 import { chmodSync, rmSync } from 'node:fs';
-import { NLMSG_HDRLEN, parseMessages, type NlMessage } from '../rules/netlink/nlmsg.js';
+import { buildError, NLMSG_HDRLEN, NlmF, NlmsgType, parseMessages, type NlMessage } from '../rules/netlink/nlmsg.js';
 
 /** NETLINK_ROUTE (tc, links) or NETLINK_GENERIC (devlink): in the guest these are separate sockets. */
 export type Proto = 'route' | 'genl';
 
 /** A stream that does not frame as netlink within this many bytes is not a guest channel. */
 const MAX_MESSAGE = 1 << 20;
+/** include/uapi/linux/netlink.h: types below this are control messages, never handed to a family. */
+const NLMSG_MIN_TYPE = 0x10;
 
 export interface ChannelHandler {
   /** Whether a message may share a commit with its neighbours. */
   batchable(msg: NlMessage, proto: Proto): boolean;
-  /** One request -> its replies. */
+  /** One request -> its replies (a success is answered with an ACK; answer() drops it when no ACK was asked for). */
   handle(msg: NlMessage, proto: Proto): Promise<Buffer[]>;
   /** A run of batchable requests -> their replies, in order. */
   handleBatch(msgs: NlMessage[]): Promise<Buffer[][]>;
-  /** A connection whose framing was lost (it is closed). */
+  /** A connection whose framing was lost (it is closed once what came before is answered). */
   framingLost(len: number): void;
 }
 
@@ -30,9 +33,51 @@ interface Pending {
   reply(parts: Buffer[]): void;
 }
 
+/** A connection to close once everything queued before it was answered. */
+interface Closing {
+  close(): void;
+}
+
+const isClosing = (p: Pending | Closing): p is Closing => 'close' in p;
+
+/**
+ * What goes back for one request, as netlink_rcv_skb and netlink_ack send it:
+ * every message addressed to the requester's port id (C1: the forwarder writes
+ * it into the request's nlmsg_pid; the kernel uses NETLINK_CB(skb).portid), and
+ * a trailing ACK when NLM_F_ACK was asked for and the answer is neither an
+ * error nor a dump (C2). A successful request without NLM_F_ACK gets its reply
+ * messages only (none for a change), as the kernel sends nothing then.
+ */
+export function answer(msg: NlMessage, parts: Buffer[]): Buffer[] {
+  const out = parts.slice();
+  const last = out.length ? lastHeader(out[out.length - 1]!) : undefined;
+  const ack = (msg.flags & NlmF.ACK) !== 0;
+  if (last?.type === NlmsgType.ERROR && last.errno === 0 && !ack) out.pop();
+  else if (ack && last?.type !== NlmsgType.ERROR && last?.type !== NlmsgType.DONE) out.push(buildError(msg, 0));
+  for (const b of out) stampPid(b, msg.pid);
+  return out;
+}
+
+/** Type (and errno of an NLMSG_ERROR) of the last message in a buffer of whole messages. */
+function lastHeader(b: Buffer): { type: number; errno: number } | undefined {
+  let off = 0;
+  let at: number | undefined;
+  while (off + NLMSG_HDRLEN <= b.length) {
+    at = off;
+    off += (b.readUInt32LE(off) + 3) & ~3;
+  }
+  if (at === undefined) return undefined;
+  const type = b.readUInt16LE(at + 4);
+  return { type, errno: type === NlmsgType.ERROR && b.length >= at + 20 ? b.readInt32LE(at + 16) : 0 };
+}
+
+function stampPid(b: Buffer, pid: number): void {
+  for (let off = 0; off + NLMSG_HDRLEN <= b.length; off += (b.readUInt32LE(off) + 3) & ~3) b.writeUInt32LE(pid >>> 0, off + 12);
+}
+
 export class GuestChannels {
   private readonly servers: Server[] = [];
-  private readonly inbox: Pending[] = [];
+  private readonly inbox: (Pending | Closing)[] = [];
   private pumping = false;
 
   constructor(
@@ -60,24 +105,35 @@ export class GuestChannels {
 
   private serve(sock: Socket, proto: Proto): void {
     let buf = Buffer.alloc(0);
+    let lost = false;
     sock.on('error', () => sock.destroy());
     sock.on('data', (chunk: Buffer) => {
+      if (lost) return;
       buf = Buffer.concat([buf, chunk]);
       while (buf.length >= NLMSG_HDRLEN) {
         const len = buf.readUInt32LE(0);
         if (len < NLMSG_HDRLEN || len > MAX_MESSAGE) {
-          // The stream no longer frames: nothing after this point can be trusted. Close this connection only.
+          // The stream no longer frames: nothing after this point can be trusted. The requests
+          // before it are answered (netlink_rcv_skb handles a datagram's whole messages), then
+          // this connection alone is closed.
+          lost = true;
           this.handler.framingLost(len);
-          sock.destroy();
-          return;
+          this.inbox.push({ close: () => sock.end() });
+          break;
         }
         if (buf.length < len) break;
         const msg = parseMessages(buf.subarray(0, len))[0]!;
         buf = buf.subarray(Math.min((len + 3) & ~3, buf.length));
-        this.inbox.push({ msg, proto, reply: (parts) => !sock.destroyed && parts.forEach((r) => sock.write(r)) });
+        this.inbox.push({ msg, proto, reply: (parts) => !sock.destroyed && answer(msg, parts).forEach((r) => sock.write(r)) });
       }
       void this.pump();
     });
+  }
+
+  /** What the channel does before a handler sees a message (netlink_rcv_skb): non-requests and control types are only acked. */
+  private async dispatch(p: Pending): Promise<Buffer[]> {
+    if (!(p.msg.flags & NlmF.REQUEST) || p.msg.type < NLMSG_MIN_TYPE) return [buildError(p.msg, 0)];
+    return this.handler.handle(p.msg, p.proto);
   }
 
   /**
@@ -91,12 +147,21 @@ export class GuestChannels {
     this.pumping = true;
     try {
       while (this.inbox.length) {
+        const head = this.inbox[0]!;
+        if (isClosing(head)) {
+          this.inbox.shift();
+          head.close();
+          continue;
+        }
         let n = 0;
-        while (n < this.inbox.length && n < this.maxBatch && this.handler.batchable(this.inbox[n]!.msg, this.inbox[n]!.proto)) n++;
-        const batch = this.inbox.splice(0, Math.max(n, 1));
+        for (; n < this.inbox.length && n < this.maxBatch; n++) {
+          const p = this.inbox[n]!;
+          if (isClosing(p) || !(p.msg.flags & NlmF.REQUEST) || !this.handler.batchable(p.msg, p.proto)) break;
+        }
+        const batch = this.inbox.splice(0, Math.max(n, 1)) as Pending[];
         if (batch.length === 1) {
           const p = batch[0]!;
-          p.reply(await this.handler.handle(p.msg, p.proto));
+          p.reply(await this.dispatch(p));
         } else {
           const replies = await this.handler.handleBatch(batch.map((p) => p.msg));
           batch.forEach((p, i) => p.reply(replies[i]!));

@@ -15,6 +15,17 @@ export interface RuleEntry {
   id: number;
   rule: FlowerRule;
   installedAt: number;
+  /** Each action's index, allocated per VM and action kind as act_api.c tcf_idr_check_alloc does (absent in older journals). */
+  actIndex?: number[];
+}
+
+/** A tc chain of one block (dev, direction), as cls_api.c keeps it in block->chain_list. */
+export interface ChainEntry {
+  dev: string;
+  direction: 'ingress' | 'egress';
+  chain: number;
+  /** Created by RTM_NEWCHAIN (`tc chain add`): it stays when its filters go. */
+  explicit?: boolean;
 }
 
 export interface VmRecord {
@@ -35,6 +46,8 @@ export interface VmRecord {
   vfSettings?: VfSettings[];
   /** Host VFs backing the guest's VFs, when they are physical (agent/physvf.ts). */
   hostPf?: { pf: string; vfs: number[] };
+  /** Every chain that exists, in creation order (absent in older journals: derived from the rules). */
+  chains?: ChainEntry[];
   /** Which log belongs to this snapshot: `<vm>.<epoch>.log`. */
   epoch?: number;
 }
@@ -48,6 +61,7 @@ export interface JournalDelta {
   layout?: [string, number][];
   mode?: VmRecord['mode'];
   vfSettings?: VfSettings[];
+  chains?: ChainEntry[];
 }
 
 export function applyDelta(rec: VmRecord, d: JournalDelta): void {
@@ -66,6 +80,7 @@ export function applyDelta(rec: VmRecord, d: JournalDelta): void {
   if (d.layout) rec.layout = d.layout;
   if (d.mode) rec.mode = d.mode;
   if (d.vfSettings) rec.vfSettings = d.vfSettings;
+  if (d.chains) rec.chains = d.chains;
 }
 
 /** Compact once the log outgrows the snapshot (and at least this much), so replay stays cheap. */

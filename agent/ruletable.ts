@@ -1,9 +1,32 @@
 // A VM's filters in install order, indexed the way cls_api.c finds a tcf_proto:
 // by (dev, direction, chain) and then prio. Adds, replaces and exact deletes
 // cost O(1) instead of a scan of every rule, which is what keeps a guest that
-// installs 100k filters from paying N² in the daemon.
-import type { FlowerRule } from '../rules/model.js';
-import type { RuleEntry } from './journal.js';
+// installs 100k filters from paying N² in the daemon. It also keeps what the
+// kernel keeps beside the filters: each block's chains in creation order with
+// their references (filters, goto actions, `tc chain add`), and the action
+// indexes in use per kind.
+import type { Action, FlowerRule } from '../rules/model.js';
+import type { ChainEntry, RuleEntry } from './journal.js';
+
+type Block = Pick<FlowerRule, 'dev' | 'direction'>;
+const blockKey = (r: Block) => `${r.dev}|${r.direction}`;
+
+/** A chain's references (cls_api.c: refcnt, action_refcnt, explicitly_created). */
+interface ChainRefs {
+  explicit: boolean;
+  rules: number;
+  acts: number;
+}
+
+/** Chains a rule's actions hold by `goto chain N` (tcf_action_set_ctrlact -> tcf_chain_get_by_act); police's exceed verdict too. */
+function gotoTargets(actions: readonly Action[]): number[] {
+  const out: number[] = [];
+  for (const a of actions) {
+    if (a.control.kind === 'goto') out.push(a.control.chain);
+    if (a.kind === 'police' && a.exceed.kind === 'goto') out.push(a.exceed.chain);
+  }
+  return out;
+}
 
 export const chainKey = (r: Pick<FlowerRule, 'dev' | 'direction' | 'chain'>) => `${r.dev}|${r.direction}|${r.chain}`;
 /** A tcf_proto: the rules of one (dev, direction, chain, prio). */
@@ -22,13 +45,24 @@ export class RuleTable {
   private dirty = new Set<string>();
   /** Per group: handle -> rule, and the lowest handle that may be free. */
   private readonly handles = new Map<string, { byHandle: Map<number, RuleEntry>; free: number }>();
+  /** Per block, its chains in creation order (a Map keeps insertion order; a chain that goes and comes back goes last). */
+  private readonly blocks = new Map<string, Map<number, ChainRefs>>();
+  private chainsChanged = false;
+  /** Per action kind: index -> how many actions hold it, and the lowest index that may be free. */
+  private readonly actIdx = new Map<string, { used: Map<number, number>; free: number }>();
 
-  constructor(rules: readonly RuleEntry[]) {
+  constructor(rules: readonly RuleEntry[], chains: readonly ChainEntry[] = []) {
+    for (const c of chains) this.chainRef(c, c.chain).explicit = !!c.explicit;
     this.entries = rules.slice();
     this.entries.forEach((e, i) => {
       this.pos.set(e!, i);
       this.index(e!);
+      if (e!.actIndex) e!.actIndex.forEach((n, j) => this.holdAction(e!.rule.actions[j]?.kind ?? '', n));
     });
+    // Entries from journals older than action indexes get theirs now, in install order.
+    for (const e of this.entries) if (!e!.actIndex) e!.actIndex = this.allocActions(e!.rule);
+    for (const c of chains) this.chainRelease(c, c.chain);
+    this.chainsChanged = false;
   }
 
   private index(e: RuleEntry): void {
@@ -39,6 +73,137 @@ export class RuleTable {
     if (list) list.push(e);
     else prios.set(e.rule.prio, [e]);
     this.handlesOf(e.rule).byHandle.set(e.rule.handle, e);
+    // tc_new_tfilter takes the filter's chain first, then its actions take their goto targets.
+    this.chainRef(e.rule, e.rule.chain).rules++;
+    this.holdTargets(e.rule, 1);
+  }
+
+  private holdTargets(r: FlowerRule, d: 1 | -1): void {
+    for (const c of gotoTargets(r.actions)) {
+      this.chainRef(r, c).acts += d;
+      if (d < 0) this.chainRelease(r, c);
+    }
+  }
+
+  /** A block's chain, created (appended to the block's list) if it did not exist. */
+  private chainRef(b: Block, chain: number): ChainRefs {
+    const k = blockKey(b);
+    let list = this.blocks.get(k);
+    if (!list) this.blocks.set(k, (list = new Map()));
+    let c = list.get(chain);
+    if (!c) {
+      list.set(chain, (c = { explicit: false, rules: 0, acts: 0 }));
+      this.chainsChanged = true;
+    }
+    return c;
+  }
+
+  /** __tcf_chain_put: a chain nothing refers to any more is freed. */
+  private chainRelease(b: Block, chain: number): void {
+    const list = this.blocks.get(blockKey(b));
+    const c = list?.get(chain);
+    if (c && !c.explicit && !c.rules && !c.acts) {
+      list!.delete(chain);
+      this.chainsChanged = true;
+    }
+  }
+
+  /**
+   * A chain as `tc chain` sees it: 'none', 'acts' (held by goto actions only:
+   * tcf_chain_held_by_acts_only, not listed) or 'shown'.
+   */
+  chainState(b: Block, chain: number): 'none' | 'acts' | 'shown' {
+    const c = this.blocks.get(blockKey(b))?.get(chain);
+    if (!c) return 'none';
+    return c.explicit || c.rules ? 'shown' : 'acts';
+  }
+
+  /** Sets or clears a chain's `tc chain add` reference (tc_ctl_chain). */
+  setExplicit(b: Block, chain: number, on: boolean): void {
+    if (on) {
+      const c = this.chainRef(b, chain);
+      if (!c.explicit) this.chainsChanged = true;
+      c.explicit = true;
+      return;
+    }
+    const c = this.blocks.get(blockKey(b))?.get(chain);
+    if (!c?.explicit) return;
+    c.explicit = false;
+    this.chainsChanged = true;
+    this.chainRelease(b, chain);
+  }
+
+  /** The chains `tc chain show` lists for a block, in creation order (tc_dump_chain). */
+  shownChains(b: Block): number[] {
+    return [...(this.blocks.get(blockKey(b)) ?? [])].filter(([, c]) => c.explicit || c.rules).map(([n]) => n);
+  }
+
+  /** Every block with chains (for dumps over devices). */
+  blockList(): Block[] {
+    return [...this.blocks.keys()].map((k) => {
+      const [dev, direction] = k.split('|') as [string, 'ingress' | 'egress'];
+      return { dev, direction };
+    });
+  }
+
+  /** Every chain that exists, for the journal. */
+  chainList(): ChainEntry[] {
+    const out: ChainEntry[] = [];
+    for (const [k, list] of this.blocks) {
+      const [dev, direction] = k.split('|') as [string, 'ingress' | 'egress'];
+      for (const [chain, c] of list) out.push({ dev, direction, chain, ...(c.explicit ? { explicit: true } : {}) });
+    }
+    return out;
+  }
+
+  /** A chain's tcf_protos as tcf_chain_dump walks them: prio ascending, each with its filters by handle (fl_walk). */
+  protos(b: Block, chain: number): { prio: number; protocol: number; rules: RuleEntry[] }[] {
+    const prios = this.chains.get(chainKey({ ...b, chain }));
+    if (!prios) return [];
+    return [...prios.keys()]
+      .sort((x, y) => x - y)
+      .map((prio) => {
+        const rules = prios.get(prio)!.slice().sort((x, y) => x.rule.handle - y.rule.handle);
+        return { prio, protocol: rules[0]!.rule.protocol, rules };
+      });
+  }
+
+  private holdAction(kind: string, n: number): void {
+    let k = this.actIdx.get(kind);
+    if (!k) this.actIdx.set(kind, (k = { used: new Map(), free: 1 }));
+    k.used.set(n, (k.used.get(n) ?? 0) + 1);
+  }
+
+  /**
+   * Indexes for a new filter's actions, as tcf_idr_check_alloc gives them: the
+   * one the guest named (binding a shared action), else the lowest free from 1
+   * per kind. They are held until freeActions().
+   */
+  allocActions(r: FlowerRule): number[] {
+    return r.actions.map((a) => {
+      let n = a.index ?? 0;
+      if (!n) {
+        const k = this.actIdx.get(a.kind);
+        n = k?.free ?? 1;
+        while (k?.used.has(n)) n++;
+        if (k) k.free = n;
+      }
+      this.holdAction(a.kind, n);
+      return n;
+    });
+  }
+
+  private freeActions(e: RuleEntry): void {
+    e.actIndex?.forEach((n, j) => {
+      const k = this.actIdx.get(e.rule.actions[j]?.kind ?? '');
+      const held = k?.used.get(n);
+      if (!k || !held) return;
+      if (held > 1) k.used.set(n, held - 1);
+      else {
+        k.used.delete(n);
+        k.free = Math.min(k.free, n);
+      }
+    });
   }
 
   private handlesOf(r: Pick<FlowerRule, 'dev' | 'direction' | 'chain' | 'prio'>): { byHandle: Map<number, RuleEntry>; free: number } {
@@ -56,6 +221,9 @@ export class RuleTable {
     const h = this.handlesOf(e.rule);
     h.byHandle.delete(e.rule.handle);
     h.free = Math.min(h.free, e.rule.handle);
+    this.holdTargets(e.rule, -1);
+    this.chainRef(e.rule, e.rule.chain).rules--;
+    this.chainRelease(e.rule, e.rule.chain);
   }
 
   /** The rule of a group with this handle. */
@@ -102,10 +270,14 @@ export class RuleTable {
     if (list) {
       list[list.indexOf(old)] = next;
       this.handlesOf(next.rule).byHandle.set(next.rule.handle, next);
+      // The new actions take their chains before the old ones let go (fl_change, then the old filter is freed).
+      this.holdTargets(next.rule, 1);
+      this.holdTargets(old.rule, -1);
     } else {
-      this.unindex(old);
       this.index(next);
+      this.unindex(old);
     }
+    if (old.actIndex !== next.actIndex) this.freeActions(old);
     this.upserts.set(next.id, next);
     this.dirty.add(groupKey(old.rule)).add(groupKey(next.rule));
   }
@@ -116,17 +288,19 @@ export class RuleTable {
     this.unindex(e);
     this.entries[i] = undefined;
     this.holes++;
+    this.freeActions(e);
     this.upserts.delete(e.id);
     this.removed.push(e.id);
     this.dirty.add(groupKey(e.rule));
   }
 
   /** What changed since the last call (the journal's delta), and forget it. */
-  takeChanges(): { upsert: RuleEntry[]; removed: number[] } {
-    const out = { upsert: [...this.upserts.values()], removed: this.removed };
+  takeChanges(): { upsert: RuleEntry[]; removed: number[]; chains?: ChainEntry[] } {
+    const out = { upsert: [...this.upserts.values()], removed: this.removed, ...(this.chainsChanged ? { chains: this.chainList() } : {}) };
     this.upserts = new Map();
     this.removed = [];
     this.dirty = new Set();
+    this.chainsChanged = false;
     return out;
   }
 

@@ -6,15 +6,18 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { Errno, VpfError } from '../rules/errors.js';
 import type { FilterStats, FlowerRule } from '../rules/model.js';
-import { buildDone, buildError, NlmF, Rtm, type NlMessage } from '../rules/netlink/nlmsg.js';
-import { decodeTcNlMessage, encodeFilterDump, type FilterSelector } from '../rules/netlink/tc.js';
+import { buildDone, buildError, NlmF, Rtm, type NlHeader, type NlMessage } from '../rules/netlink/nlmsg.js';
+import { decodeTcNlMessage, type FilterSelector, type TcMessage } from '../rules/netlink/tc.js';
+import * as tcCodec from '../rules/netlink/tc.js';
+import { AttrWriter, buildMessage } from '../rules/netlink/nlmsg.js';
+import { devIfindex } from '../rules/ports.js';
 import { printFilter } from '../rules/tcsyntax/index.js';
 import { cookieKind, cookieKindName, cookieRuleId, FlowKind } from '../translator/cookie.js';
 import { translate, translateGroup, type RuleResult, type TranslateMemo, type Translation } from '../translator/index.js';
 import { translateLegacy, type LegacyTranslation } from '../translator/legacy.js';
 import { defaultVfSettings, type VfRequest, type VfSettings, type VfStats } from '../rules/vf.js';
 import { applyVfRequest } from '../rules/vfvalidate.js';
-import { decodeLinkRequest, encodeLinkReply, PF_IFINDEX, type LinkDesc } from '../rules/netlink/link.js';
+import { channelLinks, decodeLinkRequest, encodeLinkReply, lookupLink, PF_IFINDEX } from '../rules/netlink/link.js';
 import { decodeDevlinkRequest, encodeDevReply, encodeEswitchReply, encodeFamilyReply } from '../rules/netlink/devlink.js';
 import type { OfFlow, OfMeter } from '../ovs/openflow/flow.js';
 import { portPair } from '../translator/portmap.js';
@@ -31,8 +34,12 @@ import type { ExplainReport, RuleView } from './admin/api.js';
 
 /** Ethernet header bytes OVS counts and tc does not (tc-offload.rst: TC byte counts exclude L2). */
 const L2_HEADER = 14;
-/** cls_api.c tcf_auto_prio: the first filter without a prio gets 0xC000. */
+/** cls_api.c tc_new_tfilter: a filter without a prio is placed as if it had this one (TC_H_MAKE(0x80000000U, 0U))... */
+const ALLOC_PRIO = 0x8000;
+/** ...and tcf_auto_prio gives it one below the tcf_proto found there, or 0xC000 when there is none. */
 const AUTO_PRIO = 0xc000;
+/** What an edit that fails puts back. */
+type Undo = { rules: VmRecord['rules']; chains: VmRecord['chains']; nextRuleId: number };
 /** How the VM's VF settings are realized: on its bridge, or also by a host NIC (physical VFs). */
 export interface VfBackend {
   /** Applies one request to the host VF behind guest VF `req.vf`; the kernel's answer goes back to the guest unchanged. */
@@ -318,8 +325,7 @@ export class VmState {
       return out;
     }
     // Edits go to the rule table and come back as a new array: the current one is the undo snapshot.
-    const before = this.rec.rules;
-    const nextRuleId = this.rec.nextRuleId;
+    const before = this.snapshot();
     const replies: (Buffer[] | undefined)[] = [];
     for (const msg of msgs) {
       if (this.rateLimited()) {
@@ -333,21 +339,18 @@ export class VmState {
       }
       const m = d.value;
       try {
-        if (m.type === 'filter' && m.op === 'new') this.addRule(m.rule, msg.flags);
-        else if (m.type === 'filter' && m.op === 'del') {
-          if (!this.deleteSelected(m.sel)) throw new VpfError(Errno.ENOENT, 'Filter with specified priority/protocol not found');
-        } else throw new Error('not a filter change');
+        this.filterChange(m, msg.flags);
         replies.push(undefined);
       } catch (e) {
         if (!(e instanceof VpfError)) throw e;
         replies.push(this.refuse(msg, e));
       }
     }
-    this.rec.rules = this.rulesTable().toArray();
+    this.syncRecord();
     const plan = this.plan();
     const refused = this.refusedChange(plan) !== undefined;
     if (refused || this.planCount(plan) > this.quotas.flowsPerVm) {
-      this.undoTo(before, nextRuleId);
+      this.undoTo(before);
       const out: Buffer[][] = [];
       for (const msg of msgs) out.push(await this.handle(msg));
       return out;
@@ -380,39 +383,111 @@ export class VmState {
     if (!d.ok) return fail(d.error);
     const m = d.value;
     try {
-      if (m.type === 'qdisc' || m.type === 'chain') {
+      if (m.type === 'qdisc') {
         if (m.op === 'get') return [buildDone(msg.seq)];
-        if (m.type === 'qdisc' && m.kind && m.kind !== 'clsact' && m.kind !== 'ingress') throw new VpfError(Errno.EOPNOTSUPP, `qdisc ${m.kind} cannot be offloaded on a representor`);
+        if (m.kind && m.kind !== 'clsact' && m.kind !== 'ingress') throw new VpfError(Errno.EOPNOTSUPP, `qdisc ${m.kind} cannot be offloaded on a representor`);
         this.checkDev(m.dev);
-        if (m.type === 'qdisc' && m.op === 'del') await this.change(() => this.deleteWhere((r) => r.dev === m.dev), 'qdisc del');
-        if (m.type === 'chain' && m.op === 'del') await this.change(() => this.deleteWhere((r) => r.dev === m.dev && r.chain === m.chain), 'chain del');
+        // Deleting clsact destroys both blocks: their filters and chains.
+        if (m.op === 'del') await this.change(() => this.dropBlocks(m.dev), 'qdisc del');
         return [buildError(msg, 0)];
       }
-      if (m.op === 'new') {
-        await this.change(() => this.addRule(m.rule, msg.flags), 'filter add');
-        return [buildError(msg, 0)];
-      }
-      if (m.op === 'del') {
-        const n = await this.change(() => this.deleteSelected(m.sel), 'filter del');
-        if (!n) throw new VpfError(Errno.ENOENT, 'Filter with specified priority/protocol not found');
-        return [buildError(msg, 0)];
-      }
-      // get / dump
-      const stats = await this.stats();
-      const parts = this.rec.rules
-        .filter(({ rule }) => (!m.sel.dev || rule.dev === m.sel.dev) && selects({ ...m.sel, dev: rule.dev }, rule))
-        .map(({ id, rule }) => encodeFilterDump(rule, stats.get(id) ?? zeroStats(), { type: Rtm.NEWTFILTER, flags: NlmF.MULTI, seq: msg.seq, pid: 0 }));
-      return [...parts, buildDone(msg.seq)];
+      if (m.type === 'chain') return await this.handleChain(msg, m);
+      if (m.op === 'get') return isDump(msg) ? await this.dumpFilters(msg, m.sel) : await this.getFilter(msg, m.sel);
+      await this.change(() => this.filterChange(m, msg.flags), `filter ${m.op}`);
+      return [buildError(msg, 0)];
     } catch (e) {
       return this.installFailed(msg, e);
     }
   }
 
-  // --- legacy path: VF settings (rtnetlink) and eswitch mode (devlink) ---
-
-  private pfLink(): LinkDesc {
-    return { ifindex: PF_IFINDEX, name: 'pf', mac: '00:00:00:00:00:00', mtu: 1500, up: true };
+  /** A filter add/replace/change or delete applied to the rule table (no install): cls_api.c's checks, in its order. */
+  private filterChange(m: TcMessage, flags: number): void {
+    if (m.type === 'filter' && m.op === 'new') this.addRule(m.rule, flags);
+    else if (m.type === 'filter' && m.op === 'del') this.deleteFilters(m.sel);
+    else throw new Error('not a filter change');
   }
+
+  /** The reply header of a request: the kernel addresses every reply to the requester (answer() stamps the port id). */
+  private replyHdr(msg: NlMessage, type: number, flags: number): NlHeader {
+    return { type, flags, seq: msg.seq, pid: msg.pid };
+  }
+
+  /** tc_dump_tfilter: one block's chains in creation order, each tcf_proto (prio ascending) as its bare entry then its filters by handle. */
+  private async dumpFilters(msg: NlMessage, sel: FilterSelector): Promise<Buffer[]> {
+    // No device (ifindex 0), or parent 0 (the root qdisc, which holds no filter block here): an empty dump.
+    if (!sel.dev || msg.payload.readUInt32LE(12) === 0) return [buildDone(msg.seq)];
+    const table = this.rulesTable();
+    const stats = await this.stats();
+    const hdr = this.replyHdr(msg, Rtm.NEWTFILTER, NlmF.MULTI);
+    const out: Buffer[] = [];
+    for (const chain of table.shownChains(sel)) {
+      if (sel.chain !== undefined && sel.chain !== chain) continue;
+      for (const tp of table.protos(sel, chain)) {
+        // tcf_chain_dump filters by tcm_info (prio, protocol) only: the handle and kind of the request are ignored.
+        if ((sel.prio && sel.prio !== tp.prio) || (sel.protocol && sel.protocol !== tp.protocol)) continue;
+        out.push(encodeFilterHead({ dev: sel.dev, direction: sel.direction, chain, prio: tp.prio, protocol: tp.protocol }, hdr));
+        for (const e of tp.rules) out.push(encodeFilterDump(e.rule, stats.get(e.id) ?? zeroStats(), hdr, undefined, { actionIndex: e.actIndex }));
+      }
+    }
+    out.push(buildDone(msg.seq));
+    return out;
+  }
+
+  /** tc_get_tfilter: one filter, answered with the request's flags as tfilter_notify(unicast) fills it. */
+  private async getFilter(msg: NlMessage, sel: FilterSelector): Promise<Buffer[]> {
+    if (!sel.prio) throw new VpfError(Errno.ENOENT, 'Invalid filter command with priority of zero');
+    this.checkDev(sel.dev);
+    const table = this.rulesTable();
+    const chain = sel.chain ?? 0;
+    if (table.chainState(sel, chain) === 'none') throw new VpfError(Errno.EINVAL, 'Cannot find specified filter chain');
+    const e = this.findProto(sel, chain).byHandle(sel.handle);
+    if (!e) throw new VpfError(Errno.ENOENT, 'Specified filter handle not found');
+    const stats = await this.stats();
+    return [encodeFilterDump(e.rule, stats.get(e.id) ?? zeroStats(), this.replyHdr(msg, Rtm.NEWTFILTER, msg.flags), undefined, { actionIndex: e.actIndex })];
+  }
+
+  /** tcf_chain_tp_find for a delete or get: the tcf_proto at the selector's prio, checked against its protocol and kind. */
+  private findProto(sel: FilterSelector, chain: number): { rules: readonly RuleEntry[]; byHandle(h: number): RuleEntry | undefined } {
+    const table = this.rulesTable();
+    const at = { dev: sel.dev, direction: sel.direction, chain, prio: sel.prio };
+    const rules = table.atPrio(at);
+    if (!rules.length) throw new VpfError(Errno.ENOENT, 'Filter with specified priority/protocol not found');
+    if (sel.protocol && rules[0]!.rule.protocol !== sel.protocol) throw new VpfError(Errno.EINVAL, 'Filter with specified priority/protocol not found');
+    if (sel.kind !== undefined && sel.kind !== 'flower') throw new VpfError(Errno.EINVAL, 'Specified filter kind does not match existing one');
+    return { rules, byHandle: (h) => (h ? table.byHandle(at, h) : undefined) };
+  }
+
+  /** tc_ctl_chain and tc_dump_chain: chains created by `tc chain add`, by filters, or held by goto actions only (not shown). */
+  private async handleChain(msg: NlMessage, m: Extract<TcMessage, { type: 'chain' }>): Promise<Buffer[]> {
+    const table = this.rulesTable();
+    const block = { dev: m.dev, direction: m.direction };
+    if (m.op === 'get' && isDump(msg)) {
+      if (!m.dev || msg.payload.readUInt32LE(12) === 0) return [buildDone(msg.seq)];
+      const hdr = this.replyHdr(msg, Rtm.NEWCHAIN, NlmF.MULTI);
+      const shown = table.shownChains(block).filter((c) => m.chain === undefined || c === m.chain);
+      return [...shown.map((chain) => encodeChainReply({ ...block, chain }, hdr)), buildDone(msg.seq)];
+    }
+    this.checkDev(m.dev);
+    const chain = m.chain ?? 0;
+    const state = table.chainState(block, chain);
+    if (m.op === 'new') {
+      if (state === 'shown') throw new VpfError(Errno.EEXIST, 'Filter chain already exists');
+      if (state === 'none' && !(msg.flags & NlmF.CREATE)) throw new VpfError(Errno.ENOENT, 'Need both RTM_NEWCHAIN and NLM_F_CREATE to create a new chain');
+      await this.change(() => this.rulesTable().setExplicit(block, chain, true), 'chain add');
+      return [buildError(msg, 0)];
+    }
+    if (state !== 'shown') throw new VpfError(Errno.EINVAL, 'Cannot find specified filter chain');
+    // RTM_GETCHAIN is answered as tc_chain_notify(unicast) fills it: the request's type and flags.
+    if (m.op === 'get') return [encodeChainReply({ ...block, chain }, this.replyHdr(msg, Rtm.GETCHAIN, msg.flags))];
+    // RTM_DELCHAIN flushes the chain, then drops the reference `tc chain add` took.
+    await this.change(() => {
+      this.deleteWhere((r) => r.dev === m.dev && r.direction === m.direction && r.chain === chain);
+      this.rulesTable().setExplicit(block, chain, false);
+    }, 'chain del');
+    return [buildError(msg, 0)];
+  }
+
+  // --- legacy path: VF settings (rtnetlink) and eswitch mode (devlink) ---
 
   private async handleLink(msg: NlMessage): Promise<Buffer[]> {
     const fail = (e: VpfError) => this.refuse(msg, e);
@@ -421,10 +496,14 @@ export class VmState {
     const m = d.value;
     try {
       if (m.op === 'get') {
-        const known = m.name === undefined ? m.ifindex === PF_IFINDEX || m.dump : m.name === 'pf';
-        if (!known) throw new VpfError(Errno.ENODEV, 'only the PF (ifindex 1) answers link queries on this channel');
-        const reply = encodeLinkReply({ seq: msg.seq, flags: m.dump ? NlmF.MULTI : 0 }, this.pfLink(), { extMask: m.extMask, vfs: this.vfSettings(), stats: await this.vfStats() });
-        return m.dump ? [reply, buildDone(msg.seq)] : [reply];
+        // rtnl_getlink / rtnl_dump_ifinfo over every netdev of the channel (the PF and each VF's representor).
+        const links = m.dump ? channelLinks(this.rec.vfs) : [lookupLink(this.rec.vfs, { ...(m.name === undefined ? { ifindex: m.ifindex } : { name: m.name }) })];
+        // rtnl_getlink answers a device it lacks with a bare -ENODEV (no extack).
+        if (!links[0]) return [buildError(msg, Errno.ENODEV)];
+        const pfOpts = { extMask: m.extMask, vfs: this.vfSettings(), stats: await this.vfStats() };
+        const hdr = { seq: msg.seq, pid: msg.pid, flags: m.dump ? NlmF.MULTI : 0 };
+        const replies = links.map((l) => encodeLinkReply(hdr, l!, l!.ifindex === PF_IFINDEX ? pfOpts : { extMask: m.extMask }));
+        return m.dump ? [...replies, buildDone(msg.seq)] : replies;
       }
       if (m.op === 'rxmode') {
         if (m.vf >= this.rec.vfs) throw new VpfError(Errno.ENODEV, `no vf${m.vf} on this VM`);
@@ -544,6 +623,7 @@ export class VmState {
     const from = this.mode;
     this.rec.mode = mode;
     this.rec.rules = [];
+    this.rec.chains = [];
     this.rec.layout = [];
     this.table = undefined;
     this.sw = undefined;
@@ -561,9 +641,8 @@ export class VmState {
   /** Applies a state change: translate, refuse what the translator refuses, install, persist, then ack. */
   private async change(edit: () => number | void, what: string): Promise<number> {
     // Edits go to the rule table and come back as a new array: the current one is the undo snapshot.
-    const before = this.rec.rules;
-    const nextRuleId = this.rec.nextRuleId;
-    const undo = () => this.undoTo(before, nextRuleId);
+    const before = this.snapshot();
+    const undo = () => this.undoTo(before);
     let res: number;
     try {
       res = edit() ?? 0;
@@ -571,7 +650,7 @@ export class VmState {
       undo();
       throw e;
     }
-    this.rec.rules = this.rulesTable().toArray();
+    this.syncRecord();
     const plan = this.plan();
     const refused = this.refusedChange(plan);
     if (refused) {
@@ -616,43 +695,90 @@ export class VmState {
 
   /** The rules as an index for edits; rebuilt from rec.rules after an undo. */
   private rulesTable(): RuleTable {
-    return (this.table ??= new RuleTable(this.rec.rules));
+    return (this.table ??= new RuleTable(this.rec.rules, this.rec.chains ?? []));
   }
 
-  private undoTo(before: VmRecord['rules'], nextRuleId: number): void {
-    this.rec.rules = before;
-    this.rec.nextRuleId = nextRuleId;
+  /** The record after an edit of the table (rules in install order, chains in creation order). */
+  private syncRecord(): void {
+    const table = this.rulesTable();
+    this.rec.rules = table.toArray();
+    this.rec.chains = table.chainList();
+  }
+
+  private snapshot(): Undo {
+    return { rules: this.rec.rules, chains: this.rec.chains, nextRuleId: this.rec.nextRuleId };
+  }
+
+  private undoTo(before: Undo): void {
+    this.rec.rules = before.rules;
+    this.rec.chains = before.chains;
+    this.rec.nextRuleId = before.nextRuleId;
     this.table = undefined;
   }
 
+  /** cls_api.c tc_new_tfilter, its checks in its order, then fl_change: a new filter, or the one at that handle changed. */
   private addRule(rule: FlowerRule, flags: number): void {
     this.checkDev(rule.dev);
     for (const a of rule.actions) if (a.kind === 'mirred') this.checkDev(a.dev);
     const table = this.rulesTable();
-    if (!rule.prio) {
-      const prios = table.prios(rule);
-      rule.prio = prios.length ? Math.min(...prios) - 1 : AUTO_PRIO;
+    const create = (flags & NlmF.CREATE) !== 0;
+    const allocate = !rule.prio;
+    if (allocate && !create) throw new VpfError(Errno.ENOENT, 'Invalid filter command with priority of zero');
+    // tcf_chain_tp_find: an allocated prio looks at 0x8000 (which must be free); a given one must hold the same protocol.
+    const tp = table.atPrio({ ...rule, prio: allocate ? ALLOC_PRIO : rule.prio })[0];
+    if (tp && (allocate || (rule.protocol && tp.rule.protocol !== rule.protocol))) throw new VpfError(Errno.EINVAL, 'Filter with specified priority/protocol not found');
+    if (!tp) {
+      if (!rule.protocol) throw new VpfError(Errno.EINVAL, 'Filter kind and protocol must be specified');
+      if (!create) throw new VpfError(Errno.ENOENT, 'Need both RTM_NEWTFILTER and NLM_F_CREATE to create a new filter');
+      if (allocate) {
+        const above = table.prios(rule).filter((p) => p > ALLOC_PRIO);
+        rule.prio = above.length ? Math.min(...above) - 1 : AUTO_PRIO;
+      }
     }
-    // cls_api.c tc_new_tfilter: one prio holds one protocol (so its first rule speaks for all).
-    const first = table.atPrio(rule)[0];
-    if (first && first.rule.protocol !== rule.protocol) throw new VpfError(Errno.EINVAL, 'Filter with specified priority/protocol not found');
-    if (!rule.handle) rule.handle = table.freeHandle(rule);
-    const existing = table.byHandle(rule, rule.handle);
+    const existing = rule.handle ? table.byHandle(rule, rule.handle) : undefined;
+    if (!existing && !create) throw new VpfError(Errno.ENOENT, 'Need both RTM_NEWTFILTER and NLM_F_CREATE to create a new filter');
+    if (existing && flags & NlmF.EXCL) throw new VpfError(Errno.EEXIST, 'Filter already exists');
     if (existing) {
-      if (flags & NlmF.EXCL || !(flags & NlmF.REPLACE)) throw new VpfError(Errno.EEXIST, 'Filter already exists');
-      table.replace(existing, { id: existing.id, rule, installedAt: Date.now() });
+      // The new actions are allocated while the old filter still holds its own (fl_change, then the old one is freed).
+      table.replace(existing, { id: existing.id, rule, installedAt: Date.now(), actIndex: table.allocActions(rule) });
       return;
     }
     if (table.size >= this.quotas.rulesPerVm) throw new VpfError(Errno.ENOSPC, `this VM already has ${this.quotas.rulesPerVm} filters (its quota)`);
-    table.push({ id: this.rec.nextRuleId++, rule, installedAt: Date.now() });
+    if (!rule.handle) rule.handle = table.freeHandle(rule);
+    table.push({ id: this.rec.nextRuleId++, rule, installedAt: Date.now(), actIndex: table.allocActions(rule) });
   }
 
-  /** Removes the rules a tc selector names (cls_api.c tc_del_tfilter); returns how many. */
-  private deleteSelected(sel: FilterSelector): number {
+  /** cls_api.c tc_del_tfilter: a flush of a chain (prio 0), a whole tcf_proto (handle 0), or one filter. */
+  private deleteFilters(sel: FilterSelector): void {
+    if (!sel.prio && (sel.protocol || sel.handle || sel.kind !== undefined)) throw new VpfError(Errno.ENOENT, 'Cannot flush filters with protocol, handle or kind set');
+    this.checkDev(sel.dev);
     const table = this.rulesTable();
-    const doomed = table.candidates(sel).filter(({ rule }) => selects(sel, rule));
-    for (const e of doomed) table.remove(e);
-    return doomed.length;
+    // Without TCA_CHAIN the request names chain 0, as every tc command does.
+    const chain = sel.chain ?? 0;
+    if (table.chainState(sel, chain) === 'none') {
+      // "User requested flush on non-existent chain. Nothing to do."
+      if (!sel.prio) return;
+      throw new VpfError(Errno.ENOENT, 'Cannot find specified filter chain');
+    }
+    if (!sel.prio) {
+      this.deleteWhere((r) => r.dev === sel.dev && r.direction === sel.direction && r.chain === chain);
+      return;
+    }
+    const tp = this.findProto(sel, chain);
+    if (!sel.handle) {
+      for (const e of tp.rules.slice()) table.remove(e);
+      return;
+    }
+    const e = tp.byHandle(sel.handle);
+    if (!e) throw new VpfError(Errno.ENOENT, 'Specified filter handle not found');
+    table.remove(e);
+  }
+
+  /** Deleting a representor's clsact: both of its blocks go, with their filters and chains. */
+  private dropBlocks(dev: string): void {
+    const table = this.rulesTable();
+    this.deleteWhere((r) => r.dev === dev);
+    for (const c of table.chainList()) if (c.dev === dev) table.setExplicit(c, c.chain, false);
   }
 
   private deleteWhere(pred: (r: FlowerRule) => boolean): number {
@@ -680,6 +806,8 @@ export class VmState {
       s.bytes += Math.max(0, f.bytes - L2_HEADER * f.packets);
       s.lastUsedMs = Math.min(s.lastUsedMs, f.idleAgeSec * 1000);
     }
+    // TCA_STATS_BASIC_HW only for a filter in hardware: its counters are the datapath's (a not_in_hw one has none).
+    for (const s of out.values()) if (s.inHw) (s as FilterStats & { hw?: { packets: number; bytes: number } }).hw = { packets: s.packets, bytes: s.bytes };
     return out;
   }
 
@@ -746,13 +874,22 @@ function zeroStats(): FilterStats {
   return { packets: 0, bytes: 0, lastUsedMs: 0, installedMs: 0, drops: 0, inHw: false, inHwCount: 0 };
 }
 
-/** cls_api.c tc_del_tfilter/tc_get_tfilter: zero fields are wildcards; a chain given selects that chain. */
-function selects(sel: FilterSelector, r: FlowerRule): boolean {
-  if (sel.dev && sel.dev !== r.dev) return false;
-  if (sel.direction !== r.direction) return false;
-  if (sel.chain !== undefined && sel.chain !== r.chain) return false;
-  if (sel.prio && sel.prio !== r.prio) return false;
-  if (sel.protocol && sel.protocol !== 0x0003 && sel.protocol !== r.protocol) return false;
-  if (sel.handle && sel.handle !== r.handle) return false;
-  return true;
+/** rtnetlink_rcv_msg: a GET with either NLM_F_DUMP bit is a dump. */
+function isDump(msg: NlMessage): boolean {
+  return (msg.flags & NlmF.DUMP) !== 0;
 }
+
+// TEMPORARY shim until the C4 encoders land in rules/netlink/tc.ts (removed before the last commit).
+type Head = { dev: string; direction: 'ingress' | 'egress'; chain: number; prio?: number; protocol?: number };
+const shimMsg = (h: Head, hdr: NlHeader, handleParent: number, attrs: AttrWriter) => {
+  const t = Buffer.alloc(20);
+  t.writeInt32LE(devIfindex(h.dev) ?? 0, 4);
+  t.writeUInt32LE(handleParent >>> 0, 12);
+  if (h.prio !== undefined) t.writeUInt32LE((((h.prio << 16) | (((h.protocol! & 0xff) << 8) | (h.protocol! >> 8))) >>> 0), 16);
+  return buildMessage(hdr, Buffer.concat([t, attrs.toBuffer()]));
+};
+const T = tcCodec as unknown as Record<string, unknown>;
+const encodeFilterHead = (T.encodeFilterHead as ((h: Head, hdr: NlHeader) => Buffer) | undefined) ??
+  ((h: Head, hdr: NlHeader) => shimMsg(h, hdr, h.direction === 'ingress' ? 0xfffffff2 : 0xfffffff3, new AttrWriter().string(1, 'flower').u32(11, h.chain)));
+const encodeChainReply = (T.encodeChainReply as ((h: Head, hdr: NlHeader) => Buffer) | undefined) ?? ((h: Head, hdr: NlHeader) => shimMsg(h, hdr, 0xffff0000, new AttrWriter().u32(11, h.chain)));
+const encodeFilterDump = T.encodeFilterDump as (rule: FlowerRule, stats: FilterStats, hdr: NlHeader, devs?: undefined, opts?: { actionIndex?: readonly number[] }) => Buffer;
