@@ -174,9 +174,29 @@ export function encodeFamilyRequest(hdr: { seq: number; pid?: number; flags?: nu
 }
 
 /**
- * CTRL_CMD_NEWFAMILY for devlink, in ctrl_fill_info's order: name, id, version,
- * hdrsize, maxattr. iproute2's mnlu_gen_socket_open needs FAMILY_ID and MAXATTR;
- * OPS and MCAST_GROUPS are left out (the channel has no multicast for `devlink monitor`).
+ * devlink's genl ops as a 6.1 kernel lists them in CTRL_ATTR_OPS: [cmd, GENL_* flags]
+ * (ADMIN_PERM 1, CMD_CAP_DO 2, CMD_CAP_DUMP 4, CMD_CAP_HASPOL 8), in the
+ * kernel's order, read from Debian's 6.1.0-57 (6.1.192) CTRL_CMD_GETFAMILY reply.
+ * The list says what the kernel family offers; commands vpf does not model
+ * still get EOPNOTSUPP with an extack.
+ */
+export const DEVLINK_OPS: readonly (readonly [number, number])[] = [
+  [1, 14], [5, 14], [6, 11], [74, 14], [75, 11], [76, 11], [77, 11], [9, 11], [10, 11], [7, 11], [8, 11], [78, 14], [79, 11],
+  [11, 14], [15, 14], [16, 11], [19, 14], [20, 11], [23, 14], [24, 11], [27, 11], [28, 11], [29, 11], [30, 11], [31, 10],
+  [32, 10], [33, 10], [34, 11], [35, 11], [36, 10], [37, 11], [38, 14], [39, 11], [47, 14], [48, 11], [42, 15], [44, 11],
+  [45, 11], [46, 13], [51, 14], [52, 14], [53, 11], [54, 11], [55, 11], [56, 13], [57, 11], [73, 11], [58, 11], [61, 14],
+  [62, 11], [65, 14], [66, 11], [69, 14], [70, 11], [82, 14], [83, 11],
+];
+/** devlink's one multicast group (DEVLINK_GENL_MCGRP_CONFIG_NAME); the id is what that kernel assigned. vpf sends no notifications on it. */
+export const DEVLINK_MCGRP = { name: 'config', id: 5 } as const;
+const CTRL_ATTR_OP = { ID: 1, FLAGS: 2 } as const;
+const CTRL_ATTR_MCAST_GRP = { NAME: 1, ID: 2 } as const;
+
+/**
+ * CTRL_CMD_NEWFAMILY for devlink, byte for byte as genetlink.c ctrl_fill_info fills
+ * it: name, id, version, hdrsize, maxattr, then CTRL_ATTR_OPS (one nest per op,
+ * numbered from 1: id, flags) and CTRL_ATTR_MCAST_GROUPS (id before name), all
+ * nests without NLA_F_NESTED (nla_nest_start_noflag).
  */
 export function encodeFamilyReply(hdr: { seq: number; pid?: number; flags?: number }, familyId: number = DEVLINK_GENL_ID): Buffer {
   const w = new AttrWriter()
@@ -184,7 +204,9 @@ export function encodeFamilyReply(hdr: { seq: number; pid?: number; flags?: numb
     .u16(CTRL_ATTR.FAMILY_ID, familyId)
     .u32(CTRL_ATTR.VERSION, DEVLINK_GENL_VERSION)
     .u32(CTRL_ATTR.HDRSIZE, 0)
-    .u32(CTRL_ATTR.MAXATTR, DEVLINK_ATTR_MAX);
+    .u32(CTRL_ATTR.MAXATTR, DEVLINK_ATTR_MAX)
+    .nest(CTRL_ATTR.OPS, (ops) => DEVLINK_OPS.forEach(([id, flags], i) => ops.nest(i + 1, (o) => o.u32(CTRL_ATTR_OP.ID, id).u32(CTRL_ATTR_OP.FLAGS, flags))))
+    .nest(CTRL_ATTR.MCAST_GROUPS, (g) => g.nest(1, (m) => m.u32(CTRL_ATTR_MCAST_GRP.ID, DEVLINK_MCGRP.id).string(CTRL_ATTR_MCAST_GRP.NAME, DEVLINK_MCGRP.name)));
   return genl(GENL_ID_CTRL, CTRL_CMD.NEWFAMILY, CTRL_VERSION, hdr, w, 0);
 }
 
@@ -225,9 +247,37 @@ export function encodeDevGetRequest(hdr: { seq: number; pid?: number; flags?: nu
   return genl(familyId, DEVLINK_CMD.GET, DEVLINK_GENL_VERSION, hdr, w, handle ? NlmF.REQUEST | NlmF.ACK : NlmF.REQUEST | NlmF.ACK | NlmF.DUMP);
 }
 
-/** One device of a DEVLINK_CMD_GET answer (DEVLINK_CMD_NEW with the handle; NLM_F_MULTI in hdr.flags when dumping). */
+/** include/uapi/linux/devlink.h: the attributes of devlink_nl_fill's device statistics. */
+const DEV_STATS_ATTR = { RELOAD_FAILED: 136, RELOAD_ACTION: 153, DEV_STATS: 156, RELOAD_STATS: 157, RELOAD_STATS_ENTRY: 158, RELOAD_STATS_LIMIT: 159, RELOAD_STATS_VALUE: 160, REMOTE_RELOAD_STATS: 161, RELOAD_ACTION_INFO: 162, RELOAD_ACTION_STATS: 163 } as const;
+/** DEVLINK_RELOAD_ACTION_{DRIVER_REINIT,FW_ACTIVATE} x DEVLINK_RELOAD_LIMIT_{UNSPEC,NO_RESET}, minus the invalid driver_reinit/no_reset. */
+const REMOTE_RELOAD: readonly (readonly [number, readonly number[]])[] = [
+  [1, [0]],
+  [2, [0, 1]],
+];
+
+/**
+ * One device of a DEVLINK_CMD_GET answer, as devlink_nl_fill fills it in 6.1:
+ * DEVLINK_CMD_NEW with the handle, RELOAD_FAILED 0 and DEV_STATS { RELOAD_STATS
+ * (empty: the virtual PF supports no reload action), REMOTE_RELOAD_STATS (every
+ * action x limit, all 0) }; nests flagged NLA_F_NESTED (nla_nest_start).
+ * NLM_F_MULTI in hdr.flags when dumping.
+ */
 export function encodeDevReply(hdr: { seq: number; pid?: number; flags?: number }, h: DevlinkHandle, familyId: number = DEVLINK_GENL_ID): Buffer {
-  return genl(familyId, DEVLINK_CMD.NEW, DEVLINK_GENL_VERSION, hdr, putHandle(new AttrWriter(), h), 0);
+  const A = DEV_STATS_ATTR;
+  const w = putHandle(new AttrWriter(), h)
+    .u8(A.RELOAD_FAILED, 0)
+    .nest(A.DEV_STATS, (st) => {
+      st.nest(A.RELOAD_STATS, () => {}, true);
+      st.nest(A.REMOTE_RELOAD_STATS, (r) => {
+        for (const [action, limits] of REMOTE_RELOAD) {
+          r.nest(A.RELOAD_ACTION_INFO, (info) => {
+            info.u8(A.RELOAD_ACTION, action);
+            info.nest(A.RELOAD_ACTION_STATS, (as) => limits.forEach((limit) => as.nest(A.RELOAD_STATS_ENTRY, (e) => e.u8(A.RELOAD_STATS_LIMIT, limit).u32(A.RELOAD_STATS_VALUE, 0), true)), true);
+          }, true);
+        }
+      }, true);
+    }, true);
+  return genl(familyId, DEVLINK_CMD.NEW, DEVLINK_GENL_VERSION, hdr, w, 0);
 }
 
 export type DevlinkReply =
