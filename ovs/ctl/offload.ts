@@ -4,6 +4,9 @@
 import { execa } from 'execa';
 
 export interface DatapathFlow {
+  /** The flow's id (dpctl -m prints it): stable while the flow lives. */
+  ufid?: string;
+  /** Key and mask as dpctl prints them; ofproto/trace takes this text as it is. */
   match: string;
   packets: number;
   bytes: number;
@@ -20,7 +23,9 @@ export function parseDpctlFlows(text: string): DatapathFlow[] {
     const m = /^(.*?), packets:(\d+), bytes:(\d+),.*?actions:(.*)$/.exec(line.trim());
     if (!m) continue;
     const off = /\boffloaded:(\w+)/.exec(line)?.[1];
+    const ufid = /^ufid:([0-9a-f-]+)/.exec(m[1]!)?.[1];
     out.push({
+      ...(ufid ? { ufid } : {}),
       match: m[1]!.replace(/^ufid:[0-9a-f-]+,\s*/, ''),
       packets: Number(m[2]),
       bytes: Number(m[3]),
@@ -38,4 +43,32 @@ export async function datapathFlows(vswitchdCtl: string, type: 'all' | 'offloade
   const r = await execa('ovs-appctl', args, { reject: false });
   if (r.exitCode !== 0) throw new Error(`ovs-appctl dpctl/dump-flows: ${r.stderr.toString().trim()}`);
   return parseDpctlFlows(r.stdout.toString());
+}
+
+/** One OpenFlow flow a datapath flow's packets went through, as ofproto/trace names it. */
+export interface TraceStep {
+  bridge: string;
+  table: number;
+  cookie: bigint;
+}
+
+/**
+ * The OpenFlow flows behind a datapath flow: `ofproto/trace` of its key, read
+ * off the `bridge("NAME")` headers and the ` T. match, priority P, cookie C`
+ * lines (ofproto-dpif-trace.c). The megaflow's wildcarded fields do not change
+ * which flows match (that is how the megaflow was made), so any value does.
+ */
+export function parseTraceSteps(text: string): TraceStep[] {
+  const out: TraceStep[] = [];
+  let bridge = '';
+  for (const line of text.split('\n')) {
+    const b = /^\s*bridge\("([^"]+)"\)/.exec(line);
+    if (b) {
+      bridge = b[1]!;
+      continue;
+    }
+    const t = /^\s*(\d+)\. .*, cookie (0x[0-9a-f]+)\s*$/.exec(line);
+    if (t && bridge) out.push({ bridge, table: Number(t[1]), cookie: BigInt(t[2]!) });
+  }
+  return out;
 }
