@@ -5,7 +5,7 @@
 // OVS's tests/system-offloads-traffic.at. One boot runs many sets of flows and
 // frames; scripts/kernelvm/ holds the build (deps.sh), the guest side and the probe.
 import { execa } from 'execa';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDpctlFlows, type DatapathFlow } from '../../ovs/ctl/offload.js';
@@ -112,7 +112,9 @@ export async function runOffload(sets: OffloadSet[], opts: OffloadOptions = {}):
   const passes = opts.passes ?? 2;
   const run = mkdtempSync('/tmp/vpf-offload-');
   try {
-    writeFileSync(join(run, 'guest'), join(KVM, 'guest.sh') + '\n');
+    // the guest's /tmp is a tmpfs: the guest script travels in the run directory
+    copyFileSync(join(KVM, 'guest.sh'), join(run, 'guest.sh'));
+    writeFileSync(join(run, 'guest'), '/tmp/vpf/guest.sh\n');
     writeFileSync(
       join(run, 'config'),
       [
