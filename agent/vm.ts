@@ -7,10 +7,7 @@ import type { Logger } from 'pino';
 import { Errno, VpfError } from '../rules/errors.js';
 import type { FilterStats, FlowerRule } from '../rules/model.js';
 import { buildDone, buildError, NlmF, Rtm, type NlHeader, type NlMessage } from '../rules/netlink/nlmsg.js';
-import { decodeTcNlMessage, type FilterSelector, type TcMessage } from '../rules/netlink/tc.js';
-import * as tcCodec from '../rules/netlink/tc.js';
-import { AttrWriter, buildMessage } from '../rules/netlink/nlmsg.js';
-import { devIfindex } from '../rules/ports.js';
+import { decodeTcNlMessage, encodeChainReply, encodeFilterDump, encodeFilterHead, type FilterSelector, type TcMessage } from '../rules/netlink/tc.js';
 import { printFilter } from '../rules/tcsyntax/index.js';
 import { cookieKind, cookieKindName, cookieRuleId, FlowKind } from '../translator/cookie.js';
 import { translate, translateGroup, type RuleResult, type TranslateMemo, type Translation } from '../translator/index.js';
@@ -807,7 +804,7 @@ export class VmState {
       s.lastUsedMs = Math.min(s.lastUsedMs, f.idleAgeSec * 1000);
     }
     // TCA_STATS_BASIC_HW only for a filter in hardware: its counters are the datapath's (a not_in_hw one has none).
-    for (const s of out.values()) if (s.inHw) (s as FilterStats & { hw?: { packets: number; bytes: number } }).hw = { packets: s.packets, bytes: s.bytes };
+    for (const s of out.values()) if (s.inHw) s.hw = { packets: s.packets, bytes: s.bytes };
     return out;
   }
 
@@ -879,17 +876,3 @@ function isDump(msg: NlMessage): boolean {
   return (msg.flags & NlmF.DUMP) !== 0;
 }
 
-// TEMPORARY shim until the C4 encoders land in rules/netlink/tc.ts (removed before the last commit).
-type Head = { dev: string; direction: 'ingress' | 'egress'; chain: number; prio?: number; protocol?: number };
-const shimMsg = (h: Head, hdr: NlHeader, handleParent: number, attrs: AttrWriter) => {
-  const t = Buffer.alloc(20);
-  t.writeInt32LE(devIfindex(h.dev) ?? 0, 4);
-  t.writeUInt32LE(handleParent >>> 0, 12);
-  if (h.prio !== undefined) t.writeUInt32LE((((h.prio << 16) | (((h.protocol! & 0xff) << 8) | (h.protocol! >> 8))) >>> 0), 16);
-  return buildMessage(hdr, Buffer.concat([t, attrs.toBuffer()]));
-};
-const T = tcCodec as unknown as Record<string, unknown>;
-const encodeFilterHead = (T.encodeFilterHead as ((h: Head, hdr: NlHeader) => Buffer) | undefined) ??
-  ((h: Head, hdr: NlHeader) => shimMsg(h, hdr, h.direction === 'ingress' ? 0xfffffff2 : 0xfffffff3, new AttrWriter().string(1, 'flower').u32(11, h.chain)));
-const encodeChainReply = (T.encodeChainReply as ((h: Head, hdr: NlHeader) => Buffer) | undefined) ?? ((h: Head, hdr: NlHeader) => shimMsg(h, hdr, 0xffff0000, new AttrWriter().u32(11, h.chain)));
-const encodeFilterDump = T.encodeFilterDump as (rule: FlowerRule, stats: FilterStats, hdr: NlHeader, devs?: undefined, opts?: { actionIndex?: readonly number[] }) => Buffer;
