@@ -8,7 +8,7 @@ import type { Server } from 'node:http';
 import pino, { type Logger } from 'pino';
 import { Errno, VpfError } from '../rules/errors.js';
 import { defaultPortMap, portPair, repNames, type PortMap } from '../translator/portmap.js';
-import { BRIDGE_MONITOR, BridgeManager, bridgeNameFor, type BridgePort, type BridgeSpec } from '../ovs/bridge.js';
+import { BRIDGE_MONITOR, BridgeManager, bridgeNameFor, internalPortName, vmNameKey, type BridgePort, type BridgeSpec } from '../ovs/bridge.js';
 import { OvsdbClient } from '../ovs/ovsdb/client.js';
 import { OfctlInstaller } from '../ovs/ctl/ofctl.js';
 import { NativeInstaller } from '../ovs/openflow/native.js';
@@ -32,6 +32,8 @@ export class Vpfd implements AdminBackend {
   private timer: NodeJS.Timeout | undefined;
   /** Last seen carrier of each VM's uplink. */
   private readonly carrier = new Map<string, boolean>();
+  /** VMs of the journal that did not come up: kept, listed as failed with the cause, retried on the reconcile timer. */
+  private readonly failed = new Map<string, { rec: VmRecord; error: string }>();
 
   private constructor(
     readonly config: VpfdConfig,
@@ -71,12 +73,14 @@ export class Vpfd implements AdminBackend {
         vm.uplinkChanged().catch((e) => log.warn({ vm: vm.rec.name, err: e }, 'following the uplink carrier failed; the timer will retry'));
       }
     });
-    for (const rec of d.journal.loadAll()) await d.bringUp(rec, 'restart');
+    // One VM that cannot come up never keeps the others down (issue 9 item 11).
+    for (const rec of d.journal.loadAll()) await d.tryBringUp(rec, 'restart');
     d.admin = await startAdminServer(d, join(config.stateDir, 'vpfd.sock'), log);
     d.timer = setInterval(() => {
       for (const vm of d.vms.values()) vm.reconcile('timer').catch((e) => log.warn({ vm: vm.rec.name, err: e }, 'periodic reconcile failed'));
+      for (const { rec } of [...d.failed.values()]) void d.tryBringUp(rec, 'retry');
     }, config.reconcileIntervalMs);
-    log.info({ stateDir: config.stateDir, vms: d.vms.size, datapath: config.datapathType }, 'vpfd started');
+    log.info({ stateDir: config.stateDir, vms: d.vms.size, failed: d.failed.size, datapath: config.datapathType }, 'vpfd started');
     return d;
   }
 
@@ -103,7 +107,6 @@ export class Vpfd implements AdminBackend {
   }
 
   private bridgePorts(rec: VmRecord): BridgePort[] {
-    const short = rec.name.slice(0, 6);
     const out: BridgePort[] = [];
     for (const dev of repNames(rec.ports)) {
       const p = portPair(rec.ports, dev)!;
@@ -111,9 +114,11 @@ export class Vpfd implements AdminBackend {
       const port = rec.attach[dev] ?? rec.attach[dev === 'uplink' ? 'uplink' : `vf${tag}`];
       const rep = rec.attach[dev === 'uplink' ? 'uplinkrep' : `rep${tag}`];
       const patched = dev === 'uplink' && !port && this.config.providerBridge;
+      // Internal ports get short hashed names (ovs/bridge.ts internalPortName); external_ids keep the human ones.
+      const ids = (role: string) => ({ externalIds: { 'vpf-vm': rec.name, 'vpf-port': role } });
       if (patched) out.push({ name: patchNames(rec.name).vm, ofport: p.port, type: 'patch', peer: patchNames(rec.name).provider });
-      else out.push(port ? { name: port, ofport: p.port } : { name: `${short}-p${tag}`, ofport: p.port, type: 'internal' });
-      out.push(rep ? { name: rep, ofport: p.rep } : { name: `${short}-r${tag}`, ofport: p.rep, type: 'internal' });
+      else out.push(port ? { name: port, ofport: p.port } : { name: internalPortName(rec.name, 'port', tag), ofport: p.port, type: 'internal', ...ids(dev) });
+      out.push(rep ? { name: rep, ofport: p.rep } : { name: internalPortName(rec.name, 'rep', tag), ofport: p.rep, type: 'internal', ...ids(`${dev}rep`) });
     }
     return out;
   }
@@ -135,7 +140,40 @@ export class Vpfd implements AdminBackend {
     return this.bridgePorts(rec).find((p) => p.ofport === rec.ports.uplink.port)!.name;
   }
 
+  /** bringUp that never throws: a VM that fails is logged with its cause and kept as failed, for the timer to retry. */
+  private async tryBringUp(rec: VmRecord, why: string): Promise<void> {
+    if (this.retrying.has(rec.name)) return;
+    this.retrying.add(rec.name);
+    try {
+      await this.bringUp(rec, why);
+      if (this.failed.delete(rec.name)) this.log.info({ vm: rec.name }, 'failed vm came up');
+    } catch (e) {
+      const error = (e as Error).message;
+      if (this.failed.get(rec.name)?.error !== error) this.log.error({ vm: rec.name, err: e, why }, 'vm failed to come up; the others keep running, retrying on the reconcile timer');
+      // A VM deleted while it was being retried stays deleted.
+      if (why === 'restart' || this.failed.has(rec.name)) this.failed.set(rec.name, { rec, error });
+    } finally {
+      this.retrying.delete(rec.name);
+    }
+  }
+  private readonly retrying = new Set<string>();
+
+  /** Brings a VM up; on failure nothing of it stays running (its bridge may stay, as the journal still names it). */
   private async bringUp(rec: VmRecord, why: string): Promise<VmState> {
+    let vm: VmState | undefined;
+    try {
+      vm = await this.startVm(rec, why);
+      return vm;
+    } catch (e) {
+      const started = this.vms.get(rec.name);
+      started?.close();
+      this.vms.delete(rec.name);
+      this.carrier.delete(rec.name);
+      throw e;
+    }
+  }
+
+  private async startVm(rec: VmRecord, why: string): Promise<VmState> {
     const bridge = bridgeNameFor(rec.name);
     await this.bridges.ensureBridge(this.bridgeSpec(rec));
     const mgmt = join(this.config.ovsRundir, `${bridge}.mgmt`);
@@ -147,9 +185,9 @@ export class Vpfd implements AdminBackend {
     const uplinkUp = () => this.bridges.linkState(iface) !== 'down';
     const vm = new VmState(rec, bridge, installer, this.journal, this.config.quotas, this.metricsRegistry, this.log, { uplinkUp, ...(vfBackend ? { vfBackend } : {}) });
     this.carrier.set(rec.name, uplinkUp());
+    this.vms.set(rec.name, vm);
     await vm.listen(this.channelPath(rec.name), this.genlChannelPath(rec.name));
     vm.watchVswitchd(join(this.config.ovsRundir, 'ovs-vswitchd.pid'));
-    this.vms.set(rec.name, vm);
     const mods = await vm.reconcile(why);
     this.log.info({ vm: rec.name, bridge, rules: rec.rules.length, flowMods: mods, why }, 'vm up');
     return vm;
@@ -157,16 +195,33 @@ export class Vpfd implements AdminBackend {
 
   private vm(name: string): VmState {
     const v = this.vms.get(name);
+    const f = this.failed.get(name);
+    if (!v && f) throw new VpfError(Errno.EBUSY, `VM ${name} failed to come up: ${f.error}`);
     if (!v) throw new VpfError(Errno.ENOENT, `no VM named ${name}`);
     return v;
   }
 
-  private info(v: VmState): VmInfo {
-    return { name: v.rec.name, bridge: v.bridge, vfs: v.rec.vfs, ports: v.rec.ports, channel: this.channelPath(v.rec.name), rules: v.rec.rules.length, flows: v.flowCount, mode: v.mode };
+  private info(v: VmState): VmStatus {
+    return { name: v.rec.name, bridge: v.bridge, vfs: v.rec.vfs, ports: v.rec.ports, channel: this.channelPath(v.rec.name), rules: v.rec.rules.length, flows: v.flowCount, mode: v.mode, state: 'up' };
+  }
+
+  private failedInfo(rec: VmRecord, error: string): VmStatus {
+    const mode = rec.mode ?? 'switchdev';
+    return { name: rec.name, bridge: bridgeNameFor(rec.name), vfs: rec.vfs, ports: rec.ports, channel: this.channelPath(rec.name), rules: rec.rules.length, flows: 0, mode, state: 'failed', error };
+  }
+
+  /** Two VMs must never share a bridge or a port name: the names are derived, so a derived clash is refused up front. */
+  private checkNames(name: string): void {
+    for (const other of [...this.vms.keys(), ...this.failed.keys()]) {
+      if (bridgeNameFor(other) === bridgeNameFor(name) || vmNameKey(other) === vmNameKey(name)) {
+        throw new VpfError(Errno.EEXIST, `VM name ${name} maps to the same bridge or port names as VM ${other}; choose another name`);
+      }
+    }
   }
 
   async addVm(spec: VmSpec): Promise<VmInfo> {
-    if (this.vms.has(spec.name)) throw new VpfError(Errno.EEXIST, `VM ${spec.name} exists`);
+    if (this.vms.has(spec.name) || this.failed.has(spec.name)) throw new VpfError(Errno.EEXIST, `VM ${spec.name} exists`);
+    this.checkNames(spec.name);
     const ports: PortMap = spec.ports ?? defaultPortMap(spec.vfs);
     const used = new Set([...this.vms.values()].map((v) => v.rec.zoneBase));
     let zoneBase = 256;
@@ -175,21 +230,33 @@ export class Vpfd implements AdminBackend {
     if (spec.hostPf && spec.hostPf.vfs.length !== spec.vfs) throw new VpfError(Errno.EINVAL, `hostPf maps ${spec.hostPf.vfs.length} VFs, the VM has ${spec.vfs}`);
     const rec: VmRecord = { name: spec.name, vfs: spec.vfs, ports, attach: spec.attach ?? {}, rules: [], nextRuleId: 1, zoneBase, layout: [], ...(spec.hostPf ? { hostPf: spec.hostPf } : {}) };
     this.journal.save(rec);
-    return this.info(await this.bringUp(rec, 'vm add'));
+    try {
+      return this.info(await this.bringUp(rec, 'vm add'));
+    } catch (e) {
+      // The caller gets the cause; nothing of the VM stays behind (journal record, bridge), so the name can be reused.
+      this.log.error({ vm: rec.name, err: e }, 'vm add failed; rolled back');
+      this.journal.remove(rec.name);
+      await this.bridges.deleteBridge(bridgeNameFor(rec.name), this.providerOf(rec).provider).catch((err) => this.log.warn({ vm: rec.name, err }, 'removing the bridge of a failed vm add failed'));
+      throw e;
+    }
   }
 
   async delVm(name: string): Promise<void> {
-    const v = this.vm(name);
-    v.close();
+    const f = this.failed.get(name);
+    const rec = f?.rec ?? this.vm(name).rec;
+    const v = this.vms.get(name);
+    v?.close();
     this.vms.delete(name);
-    await this.bridges.deleteBridge(v.bridge, this.providerOf(v.rec).provider);
+    this.failed.delete(name);
+    await this.bridges.deleteBridge(bridgeNameFor(name), this.providerOf(rec).provider);
     this.carrier.delete(name);
     this.journal.remove(name);
     this.log.info({ vm: name }, 'vm deleted');
   }
 
-  listVms(): VmInfo[] {
-    return [...this.vms.values()].map((v) => this.info(v));
+  /** Running VMs, then the ones that failed to come up (state `failed`, with the cause). */
+  listVms(): VmStatus[] {
+    return [...[...this.vms.values()].map((v) => this.info(v)), ...[...this.failed.values()].map(({ rec, error }) => this.failedInfo(rec, error))];
   }
 
   vmRules(name: string): Promise<RuleView[]> {
@@ -222,6 +289,9 @@ export class Vpfd implements AdminBackend {
     this.log.info('vpfd stopped');
   }
 }
+
+/** VmInfo plus whether the VM runs (the admin API's /vms entries). */
+export type VmStatus = VmInfo & { state: 'up' | 'failed'; error?: string };
 
 /** The uplink patch pair of a VM on the provider bridge (patch ports are not netdevs: no IFNAMSIZ limit). */
 function patchNames(vm: string): { vm: string; provider: string } {

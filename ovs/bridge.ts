@@ -4,6 +4,7 @@
 // the secure fail mode (else it forwards with NORMAL until our flows arrive),
 // and a bridge not referenced from the root table would be garbage-collected
 // (OVN, Antrea). Flows that use a port wait until its requested ofport is set.
+import { createHash } from 'node:crypto';
 import { ovs, type OvsdbClient, type Op, type Row } from './ovsdb/client.js';
 
 export interface BridgePort {
@@ -13,6 +14,8 @@ export interface BridgePort {
   type?: 'internal' | 'patch';
   /** For a patch port: the port at the other end. */
   peer?: string;
+  /** Written to the Port and Interface rows: the human names behind a short netdev name. */
+  externalIds?: Record<string, string>;
 }
 
 export interface BridgeSpec {
@@ -38,6 +41,21 @@ export const BRIDGE_MONITOR = {
   },
 };
 
+/**
+ * A VM's netdev-name key: 8 hex digits of SHA-256 of its name. Netdev names
+ * have at most 15 characters (IFNAMSIZ - 1), VM names up to 32, so a prefix of
+ * the name cannot tell VMs apart (tenant1/tenant2); the daemon refuses a VM
+ * whose key another VM already has, so keys are unique among running VMs.
+ */
+export function vmNameKey(vm: string): string {
+  return createHash('sha256').update(vm).digest('hex').slice(0, 8);
+}
+
+/** The internal port of a VM's bridge: `v<key><p|r><tag>` (tag `u` = uplink, N = vfN), at most 15 characters for tags up to 5. */
+export function internalPortName(vm: string, role: 'port' | 'rep', tag: string): string {
+  return `v${vmNameKey(vm)}${role === 'port' ? 'p' : 'r'}${tag}`;
+}
+
 /** A legal bridge name for a VM: IFNAMSIZ-1 = 15 characters. */
 export function bridgeNameFor(vm: string): string {
   const name = `vpf-${vm}`;
@@ -51,10 +69,10 @@ function fnv(s: string): number {
 }
 
 /** Insert ops for one port with one interface, named i<tag> and p<tag> in the transaction. */
-function portOps(tag: string, name: string, iface: Row): Op[] {
+function portOps(tag: string, name: string, iface: Row, port: Row = {}): Op[] {
   return [
     { op: 'insert', table: 'Interface', 'uuid-name': `i${tag}`, row: { name, ...iface } },
-    { op: 'insert', table: 'Port', 'uuid-name': `p${tag}`, row: { name, interfaces: ovs.named(`i${tag}`) } },
+    { op: 'insert', table: 'Port', 'uuid-name': `p${tag}`, row: { name, interfaces: ovs.named(`i${tag}`), ...port } },
   ];
 }
 
@@ -94,9 +112,14 @@ export class BridgeManager {
     const newPorts: string[] = [];
     spec.ports.forEach((p, i) => {
       if (have.has(p.name)) return;
-      ops.push(...portOps(`${i}`, p.name, { ofport_request: p.ofport, ...(p.type ? { type: p.type } : {}), ...(p.peer ? { options: ovs.map({ peer: p.peer }) } : {}) }));
+      const ids = p.externalIds ? { external_ids: ovs.map(p.externalIds) } : {};
+      ops.push(...portOps(`${i}`, p.name, { ofport_request: p.ofport, ...(p.type ? { type: p.type } : {}), ...(p.peer ? { options: ovs.map({ peer: p.peer }) } : {}), ...ids }, ids));
       newPorts.push(`p${i}`);
     });
+    // The bridge is the VM's alone: ports it no longer names (an older naming scheme, a detached netdev) leave in
+    // the same transaction, so a renamed port never fights its predecessor for the requested ofport.
+    const wanted = new Set(spec.ports.map((p) => p.name));
+    const stale = existing ? uuidsOf(existing[1].ports).filter((u) => !wanted.has(this.table('Port').get(u)?.name as string)) : [];
     if (spec.provider) {
       const prov = this.findBridge(spec.provider.bridge);
       if (!prov) throw new Error(`provider bridge ${spec.provider.bridge} does not exist`);
@@ -117,6 +140,7 @@ export class BridgeManager {
     } else {
       const where = [['_uuid', '==', ovs.uuid(existing[0])]];
       ops.push({ op: 'update', table: 'Bridge', where, row: settings });
+      if (stale.length) ops.push({ op: 'mutate', table: 'Bridge', where, mutations: [['ports', 'delete', ovs.set(stale.map(ovs.uuid))]] });
       if (newPorts.length) ops.push({ op: 'mutate', table: 'Bridge', where, mutations: [['ports', 'insert', ovs.set(newPorts.map(ovs.named))]] });
     }
     await this.db.transact(DB, [...ops, { op: 'comment', comment: `vpfd: ensure bridge ${spec.name}` }]);
