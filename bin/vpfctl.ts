@@ -1,29 +1,67 @@
 #!/usr/bin/env node
 // vpfctl: the operator's CLI. Each subcommand lives in agent/ctl/<name>.ts and
-// exports `run(args): Promise<number>` (the exit code); this file only dispatches.
-const commands: Record<string, () => Promise<{ run(args: string[]): Promise<number>; usage: string }>> = {
+// exports `run(args): Promise<number>` (the exit code) and its `usage`; this
+// file only dispatches, and answers --help and --version for every command
+// (before a `--`, after which the words belong to the tool being run).
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+type Command = { run(args: string[]): Promise<number>; usage: string };
+const commands: Record<string, () => Promise<Command>> = {
   rule: () => import('../agent/ctl/rule.js'),
   translate: () => import('../agent/ctl/translate.js'),
   vm: () => import('../agent/ctl/vm.js'),
   explain: () => import('../agent/ctl/explain.js'),
+  guest: () => import('../agent/ctl/guest.js'),
   tc: () => import('../agent/ctl/tc.js'),
   vf: () => import('../agent/ctl/vf.js'),
   eswitch: () => import('../agent/ctl/eswitch.js'),
 };
+
+/** package.json's version, found from dist/bin/ or (vite-node) bin/. */
+function version(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (const p of [join(here, '..', '..', 'package.json'), join(here, '..', 'package.json')]) {
+    try {
+      return (JSON.parse(readFileSync(p, 'utf8')) as { version: string }).version;
+    } catch {
+      // next candidate
+    }
+  }
+  return 'unknown';
+}
+
+async function usageText(): Promise<string> {
+  const lines = await Promise.all(Object.values(commands).map(async (l) => (await l()).usage));
+  return `usage: vpfctl [--state-dir DIR] COMMAND ...\n${lines.map((l) => '  vpfctl ' + l).join('\n')}\n`;
+}
+
+/** The words vpfctl itself reads: those before a `--`. */
+const own = (args: string[]) => (args.includes('--') ? args.slice(0, args.indexOf('--')) : args);
 
 async function main(argv: string[]): Promise<number> {
   // Global options may come before the command (`vpfctl --state-dir D tc ...`); commands read them from their args.
   const globals: string[] = [];
   while (argv[0] === '--state-dir') globals.push(...argv.splice(0, 2));
   const [name, ...rest] = argv;
-  rest.push(...globals);
   const load = name ? commands[name] : undefined;
-  if (!load) {
-    const lines = await Promise.all(Object.values(commands).map(async (l) => (await l()).usage));
-    process.stderr.write(`usage: vpfctl COMMAND ...\n${lines.map((l) => '  ' + l).join('\n')}\n`);
-    return 2;
+  if (own(argv).includes('--version')) {
+    process.stdout.write(`vpfctl (vpf) ${version()}\n`);
+    return 0;
   }
-  return (await load()).run(rest);
+  if (!load) {
+    const help = name === '--help' || name === '-h' || name === 'help';
+    (help ? process.stdout : process.stderr).write(await usageText());
+    return help ? 0 : 2;
+  }
+  const cmd = await load();
+  if (own(rest).includes('--help')) {
+    process.stdout.write(`usage: vpfctl ${cmd.usage}\n`);
+    return 0;
+  }
+  rest.push(...globals);
+  return cmd.run(rest);
 }
 
 main(process.argv.slice(2)).then(

@@ -1,16 +1,13 @@
-// vpfctl tc VM [-s] qdisc|filter|chain ...: a tc-like front end. It encodes the
-// request with rules/ and sends it on the VM's channel exactly as QEMU forwards
-// a guest's tc, then prints what tc would print: errors as "Error: <extack>.",
-// filters as `tc -s filter show` shows them.
+// vpfctl tc VM TC-ARGS...: the guest's own tc (iproute2) run against the VM's
+// route channel, so that what it sends and prints is exactly what the guest's
+// tc sends and prints (`vpfctl guest VM -- tc ...`). `talk` is the raw channel
+// client the daemon tests and the bench use to send bytes of their own.
 import { connect } from 'node:net';
-import { NlmF, NlmsgType, parseError, parseMessages, type NlMessage } from '../../rules/netlink/nlmsg.js';
-import { decodeFilterDump, encodeChainRequest, encodeFilterRequest, encodeFilterSelect, encodeQdiscRequest, type FilterSelector } from '../../rules/netlink/tc.js';
-import { formatFilterShow, parseFilter } from '../../rules/tcsyntax/index.js';
-import { out, runCommand, takeStateDir, UsageError, vmChannelSocket } from './common.js';
+import { NlmsgType, parseMessages, type NlMessage } from '../../rules/netlink/nlmsg.js';
+import { runCommand, takeStateDir, UsageError } from './common.js';
+import { runGuestTool } from './guest.js';
 
-export const usage = 'tc VM [-s] filter add|replace|del|show ARGS | tc VM qdisc add|del dev DEV clsact | tc VM chain add|del dev DEV ingress chain N';
-
-class TcError extends UsageError {}
+export const usage = 'tc VM [-s] [-j] filter|chain|qdisc ...            # the real tc, e.g. tc VM -s filter show dev vf0 ingress';
 
 /** Sends one request and collects replies until its ACK/error or NLMSG_DONE. */
 export function talk(path: string, request: Buffer): Promise<NlMessage[]> {
@@ -50,85 +47,12 @@ export function talk(path: string, request: Buffer): Promise<NlMessage[]> {
   });
 }
 
-function failed(replies: NlMessage[]): void {
-  const last = replies[replies.length - 1];
-  if (last?.type !== NlmsgType.ERROR) return;
-  const e = parseError(last);
-  if (e.errno === 0) return;
-  // What tc prints for an error with extack (tc/tc_filter.c via lib/libnetlink.c).
-  throw new TcError(`${e.message ? `Error: ${e.message}.\n` : `RTNETLINK answers: errno ${e.errno}\n`}We have an error talking to the kernel`);
-}
-
-function selector(args: string[]): FilterSelector {
-  const p = parseFilter(args, { selectorOnly: true });
-  if (!p.ok) throw new TcError(`Error: ${p.error.message}`);
-  const r = p.value;
-  const given = (w: string) => args.includes(w);
-  return {
-    dev: r.dev,
-    direction: r.direction,
-    chain: given('chain') ? r.chain : undefined,
-    prio: r.prio,
-    // iproute2 sends protocol 0 (any) unless one is named.
-    protocol: given('protocol') || given('proto') ? r.protocol : 0,
-    handle: r.handle,
-    kind: given('flower') ? 'flower' : undefined,
-  };
-}
-
 export function run(argv: string[]): Promise<number> {
   return runCommand('tc', async () => {
     const args = [...argv];
     const stateDir = takeStateDir(args);
     const vm = args.shift();
-    if (!vm) throw new UsageError(`usage: vpfctl ${usage}`);
-    const path = vmChannelSocket(stateDir, vm);
-    const stats = args[0] === '-s';
-    if (stats) args.shift();
-    const [object, cmd, ...rest] = args;
-    const seq = Math.floor(Date.now() / 1000) >>> 0;
-    try {
-      if (object === 'qdisc' && (cmd === 'add' || cmd === 'del')) {
-        const dev = rest[rest.indexOf('dev') + 1];
-        const kind = rest.includes('clsact') ? 'clsact' : rest.includes('ingress') ? 'ingress' : undefined;
-        if (!dev || rest.indexOf('dev') < 0 || !kind) throw new UsageError('qdisc add|del dev DEV clsact');
-        failed(await talk(path, encodeQdiscRequest(cmd === 'add' ? 'new' : 'del', dev, kind, { seq })));
-        return 0;
-      }
-      if (object === 'chain' && (cmd === 'add' || cmd === 'del')) {
-        const s = selector(rest);
-        failed(await talk(path, encodeChainRequest(cmd === 'add' ? 'new' : 'del', s.dev, s.direction, s.chain, { seq })));
-        return 0;
-      }
-      if (object === 'filter' && (cmd === 'add' || cmd === 'replace' || cmd === 'change')) {
-        const p = parseFilter(rest);
-        if (!p.ok) throw new TcError(`Error: ${p.error.message}`);
-        const flags = NlmF.REQUEST | NlmF.ACK | NlmF.CREATE | (cmd === 'add' ? NlmF.EXCL : NlmF.REPLACE);
-        failed(await talk(path, encodeFilterRequest(p.value, { seq, flags })));
-        return 0;
-      }
-      if (object === 'filter' && cmd === 'del') {
-        failed(await talk(path, encodeFilterSelect('del', selector(rest), { seq })));
-        return 0;
-      }
-      if (object === 'filter' && (cmd === 'show' || cmd === 'list' || cmd === 'get')) {
-        const replies = await talk(path, encodeFilterSelect('get', selector(rest), { seq, flags: NlmF.REQUEST | NlmF.DUMP }));
-        failed(replies);
-        for (const m of replies.filter((x) => x.type !== NlmsgType.DONE && x.type !== NlmsgType.ERROR)) {
-          const d = decodeFilterDump(m);
-          if (!d.ok) throw new Error(`cannot read vpfd's dump: ${d.error.message}`);
-          out(formatFilterShow(d.value.rule, d.value.stats, stats));
-        }
-        return 0;
-      }
-    } catch (e) {
-      if (e instanceof TcError) {
-        process.stderr.write(`${e.message}\n`);
-        return 2;
-      }
-      throw e;
-    }
-    throw new UsageError(`usage: vpfctl ${usage}`);
+    if (!vm || !args.length) throw new UsageError(`usage: vpfctl ${usage}`);
+    return runGuestTool(stateDir, vm, 'tc', args);
   });
 }
-
