@@ -327,4 +327,8 @@ export interface FilterStats {
   drops: number;
   inHw: boolean;
   inHwCount: number;
+  /** Milliseconds since the first match (tcf_t.firstuse); absent or 0 = never matched, as the kernel reports it. */
+  firstUsedMs?: number;
+  /** Counters the hardware reported (TCA_STATS_BASIC_HW); absent = none, and `tc -s` prints no `Sent hardware` line. */
+  hw?: { packets: number; bytes: number };
 }

@@ -550,3 +550,242 @@ export function encodeActions(w: AttrWriter, actions: Action[], devs?: DevMap): 
     });
   });
 }
+
+// --- dump side: what act_api.c tcf_action_dump_1 and each act_*.c dump function fill ---
+
+/** What the dump of one filter's actions carries besides the actions themselves. */
+export interface ActionDumpCtx {
+  /** Index of action i (tcf_idr_check_alloc's, per kind); 1 when absent. */
+  index: readonly number[];
+  /** struct tcf_t (install, lastuse, expires, firstuse) in clock_t, 32 bytes. */
+  tm: Buffer;
+  bytes: number;
+  packets: number;
+  drops: number;
+  hw?: { packets: number; bytes: number };
+  /** TCA_ACT_FLAGS_SKIP_HW / _SKIP_SW bits the filter's flags give its actions (cls_api.c tcf_exts_validate_ex). */
+  actFlags: number;
+}
+
+export const TCA_ACT_FLAGS_SKIP_HW = 1 << 1;
+export const TCA_ACT_FLAGS_SKIP_SW = 1 << 2;
+const STATS_ATTR = { BASIC: 1, QUEUE: 3, PKT64: 8, BASIC_HW: 7 } as const;
+const TM_ATTR: Record<string, number> = { csum: 2, ct: 2, police: 6 };
+const ETH_P_MPLS_UC = 0x8847;
+const ETH_P_8021Q = 0x8100;
+const TC_LINKLAYER_ETHERNET = 1;
+/** act_police.c: without an mtu the kernel uses 255 << cell_log of the rate table; iproute2's tc_calc_rtable picks cell_log 3 for its default mtu 2047. */
+const POLICE_DEFAULT_MTU = 255 << 3;
+const U32_MAX = 0xffffffff;
+
+/** tc_gen as the kernel dumps it: index, capab 0, action, refcnt 1, bindcnt 1. */
+function genDump(size: number, index: number, control: Control): Buffer {
+  const b = Buffer.alloc(size);
+  b.writeUInt32LE(index >>> 0, 0);
+  b.writeInt32LE(controlToWire(control) | 0, 8);
+  b.writeInt32LE(1, 12);
+  b.writeInt32LE(1, 16);
+  return b;
+}
+
+/** gnet_stats_basic (u64 bytes, u32 packets, 4 pad), then TCA_STATS_PKT64 when packets do not fit 32 bits (gen_stats.c). */
+function basicStats(w: AttrWriter, type: number, bytes: number, packets: number): void {
+  const b = Buffer.alloc(16);
+  b.writeBigUInt64LE(BigInt(bytes), 0);
+  b.writeUInt32LE(packets % 2 ** 32, 8);
+  w.raw(type, b);
+  if (packets > U32_MAX) w.u64(STATS_ATTR.PKT64, BigInt(packets));
+}
+
+/** tc_ratespec as psched_ratecfg_getrate fills it back: rate, linklayer ethernet, the rest 0. */
+function ratespec(b: Buffer, off: number, rate: number | undefined): void {
+  if (!rate) return;
+  b.writeUInt8(TC_LINKLAYER_ETHERNET, off + 1);
+  b.writeUInt32LE(Math.min(rate, U32_MAX), off + 8);
+}
+
+function dumpOptions(w: AttrWriter, a: Action, index: number, tm: Buffer, devs: DevMap | undefined): void {
+  const tmAttr = TM_ATTR[a.kind] ?? 1;
+  switch (a.kind) {
+    case 'gact':
+      w.raw(GACT_PARMS, genDump(TC_GEN, index, a.control));
+      break;
+    case 'mirred': {
+      const b = genDump(28, index, a.control);
+      b.writeInt32LE(MIRRED_EACTION[`${a.direction}-${a.op}`], 20);
+      b.writeUInt32LE(ifindexOf(a.dev, devs), 24);
+      w.raw(MIRRED_PARMS, b);
+      break;
+    }
+    case 'vlan': {
+      const b = genDump(24, index, a.control);
+      b.writeInt32LE(a.op === 'pop' ? 1 : a.op === 'push' ? 2 : 3, 20);
+      w.raw(VLAN.PARMS, b);
+      if (a.op !== 'pop') {
+        // act_vlan.c tcf_vlan_dump: the protocol always (802.1Q by default); a push always has a priority (0 by default).
+        w.u16(VLAN.ID, a.id).be16(VLAN.PROTO, a.protocol ?? ETH_P_8021Q);
+        if (a.op === 'push' || a.prio !== undefined) w.u8(VLAN.PRIO, a.prio ?? 0);
+      }
+      break;
+    }
+    case 'pedit': {
+      // act_pedit.c tcf_pedit_dump: KEYS_EX (plain nests, no NLA_F_NESTED: iproute2 compares the type exactly), then PARMS_EX.
+      w.nest(PEDIT.KEYS_EX, (x) => {
+        for (const k of a.keys) x.nest(PEDIT.KEY_EX, (y) => y.u16(PEDIT.HTYPE, PEDIT_HTYPES.indexOf(k.htype)).u16(PEDIT.CMD, k.cmd === 'add' ? 1 : 0));
+      });
+      const b = Buffer.concat([genDump(24, index, a.control), Buffer.alloc(24 * a.keys.length)]);
+      b.writeUInt8(a.keys.length, 20);
+      a.keys.forEach((k, i) => {
+        b.writeUInt32BE(k.mask >>> 0, 24 + i * 24);
+        b.writeUInt32BE(k.value >>> 0, 28 + i * 24);
+        b.writeInt32LE(k.offset, 32 + i * 24);
+      });
+      w.raw(PEDIT.PARMS_EX, b);
+      break;
+    }
+    case 'csum': {
+      const b = genDump(24, index, a.control);
+      b.writeUInt32LE(a.flags, 20);
+      w.raw(CSUM_PARMS, b);
+      break;
+    }
+    case 'tunnel_key': {
+      const b = genDump(24, index, a.control);
+      b.writeInt32LE(a.op === 'set' ? 1 : 2, 20);
+      w.raw(TK.PARMS, b);
+      if (a.op === 'set') {
+        // act_tunnel_key.c tunnel_key_dump: key id, addresses, port if set, no_csum always, options, tos/ttl if set.
+        if (a.id !== undefined) w.be32(TK.KEY_ID, a.id);
+        const ip = (s: string | undefined, v4: number, v6: number) => {
+          if (s) w.raw(ipFamily(s) === 6 ? v6 : v4, Buffer.from(ipToBytes(s)));
+        };
+        ip(a.srcIp, TK.V4_SRC, TK.V6_SRC);
+        ip(a.dstIp, TK.V4_DST, TK.V6_DST);
+        if (a.dstPort) w.be16(TK.DST_PORT, a.dstPort);
+        w.u8(TK.NO_CSUM, a.noCsum ? 1 : 0);
+        if (a.noFrag) w.flag(TK.NO_FRAG);
+        if (a.geneveOpts?.length) {
+          w.nest(TK.OPTS, (x) => x.nest(1, (y) => {
+            for (const g of a.geneveOpts!) y.be16(1, g.class).u8(2, g.type).raw(3, Buffer.from(hexToBytes(g.data)));
+          }));
+        }
+        if (a.tos) w.u8(TK.TOS, a.tos);
+        if (a.ttl) w.u8(TK.TTL, a.ttl);
+      }
+      break;
+    }
+    case 'ct': {
+      let flags = 0;
+      if (a.clear) flags |= CT_FLAG.CLEAR;
+      if (a.commit) flags |= CT_FLAG.COMMIT;
+      if (a.force) flags |= CT_FLAG.FORCE;
+      if (a.nat) flags |= CT_FLAG.NAT | (a.nat.type === 'src' ? CT_FLAG.NAT_SRC : a.nat.type === 'dst' ? CT_FLAG.NAT_DST : 0);
+      w.u16(CT.ACTION, a.clear ? CT_FLAG.CLEAR : flags);
+      // act_ct.c tcf_ct_dump: clear skips straight to the parms.
+      if (!a.clear) {
+        if (a.mark && a.mark.mask) w.u32(CT.MARK, a.mark.value).u32(CT.MARK_MASK, a.mark.mask);
+        if (a.label) w.raw(CT.LABELS, Buffer.from(hexToBytes(a.label.value))).raw(CT.LABELS_MASK, Buffer.from(hexToBytes(a.label.mask)));
+        w.u16(CT.ZONE, a.zone ?? 0);
+        if (a.nat && a.nat.type !== 'restore') {
+          // tcf_ct_dump_nat: a range always has both ends (max = min when one address or port was given).
+          if (a.nat.addrMin) {
+            const six = ipFamily(a.nat.addrMin) === 6;
+            w.raw(six ? CT.V6_MIN : CT.V4_MIN, Buffer.from(ipToBytes(a.nat.addrMin)));
+            w.raw(six ? CT.V6_MAX : CT.V4_MAX, Buffer.from(ipToBytes(a.nat.addrMax ?? a.nat.addrMin)));
+          }
+          if (a.nat.portMin !== undefined) w.be16(CT.PORT_MIN, a.nat.portMin).be16(CT.PORT_MAX, a.nat.portMax ?? a.nat.portMin);
+        }
+        if (a.helper) w.string(CT.HELPER_NAME, a.helper.name).u8(CT.HELPER_FAMILY, a.helper.family).u8(CT.HELPER_PROTO, a.helper.proto);
+      }
+      w.raw(CT.PARMS, genDump(TC_GEN, index, a.control));
+      break;
+    }
+    case 'police': {
+      // act_police.c tcf_police_dump: 64-bit rates first, then struct tc_police, result, avrate.
+      if (a.rate && a.rate > U32_MAX) w.u64(POLICE.RATE64, BigInt(a.rate));
+      if (a.peakrate && a.peakrate > U32_MAX) w.u64(POLICE.PEAKRATE64, BigInt(a.peakrate));
+      if (a.pktsPerSec) {
+        w.u64(POLICE.PKTRATE64, BigInt(a.pktsPerSec));
+        w.u64(POLICE.PKTBURST64, BigInt(burstToTicks(a.pktBurst ?? 0, a.pktsPerSec)));
+      }
+      const b = Buffer.alloc(56);
+      b.writeUInt32LE(index >>> 0, 0);
+      b.writeInt32LE(controlToWire(a.exceed) | 0, 4);
+      if (a.rate && a.burst !== undefined) b.writeUInt32LE(burstToTicks(a.burst, a.rate), 12);
+      b.writeUInt32LE(a.mtu ?? (a.rate ? POLICE_DEFAULT_MTU : U32_MAX), 16);
+      ratespec(b, 20, a.rate);
+      ratespec(b, 32, a.peakrate);
+      b.writeInt32LE(1, 44);
+      b.writeInt32LE(1, 48);
+      w.raw(POLICE.TBF, b);
+      const result = controlToWire(a.control);
+      if (result) w.u32(POLICE.RESULT, result);
+      if (a.avrate) w.u32(POLICE.AVRATE, a.avrate);
+      break;
+    }
+    case 'skbedit':
+      w.raw(SKBEDIT.PARMS, genDump(TC_GEN, index, a.control));
+      if (a.priority !== undefined) w.u32(SKBEDIT.PRIORITY, a.priority);
+      if (a.queueMapping !== undefined) w.u16(SKBEDIT.QUEUE_MAPPING, a.queueMapping);
+      if (a.mark) w.u32(SKBEDIT.MARK, a.mark.value);
+      if (a.ptype !== undefined) w.u16(SKBEDIT.PTYPE, a.ptype);
+      if (a.mark && a.mark.mask !== U32_MAX) w.u32(SKBEDIT.MASK, a.mark.mask);
+      break;
+    case 'sample':
+      // act_sample.c tcf_sample_dump puts its tcf_t before rate and group.
+      w.raw(SAMPLE.PARMS, genDump(TC_GEN, index, a.control));
+      w.raw(tmAttr, tm);
+      w.u32(SAMPLE.RATE, a.rate);
+      if (a.trunc !== undefined) w.u32(SAMPLE.TRUNC, a.trunc);
+      w.u32(SAMPLE.GROUP, a.group);
+      return;
+    case 'mpls': {
+      const b = genDump(24, index, a.control);
+      b.writeInt32LE(MPLS_OP[a.op], 20);
+      w.raw(MPLS.PARMS, b);
+      // act_mpls.c: a push without ttl gets ACT_MPLS_TTL_DEFAULT (255); the protocol defaults to MPLS unicast.
+      const f = a.op === 'push' || a.op === 'mac_push' || a.op === 'modify' ? a : undefined;
+      if (f?.label !== undefined) w.u32(MPLS.LABEL, f.label);
+      if (f?.tc !== undefined) w.u8(MPLS.TC, f.tc);
+      const ttl = f?.ttl ?? (a.op === 'push' || a.op === 'mac_push' ? 255 : 0);
+      if (ttl) w.u8(MPLS.TTL, ttl);
+      if (f?.bos !== undefined) w.u8(MPLS.BOS, f.bos);
+      w.be16(MPLS.PROTO, a.op === 'push' || a.op === 'mac_push' || a.op === 'pop' ? a.protocol : ETH_P_MPLS_UC);
+      break;
+    }
+  }
+  w.raw(tmAttr, tm);
+}
+
+/** TCA_FLOWER_ACT of a dump: per action KIND, STATS, FLAGS, IN_HW_COUNT, OPTIONS (act_api.c tcf_action_dump_1), plain nests. */
+export function encodeActionsDump(w: AttrWriter, actions: Action[], devs: DevMap | undefined, ctx: ActionDumpCtx): void {
+  w.nest(3 /* TCA_FLOWER_ACT */, (x) => {
+    actions.forEach((a, i) => {
+      x.nest(i + 1, (y) => {
+        y.string(TCA_ACT.KIND, a.kind);
+        y.nest(TCA_ACT.STATS, (s) => {
+          basicStats(s, STATS_ATTR.BASIC, ctx.bytes, ctx.packets);
+          basicStats(s, STATS_ATTR.BASIC_HW, ctx.hw?.bytes ?? 0, ctx.hw?.packets ?? 0);
+          const q = Buffer.alloc(20);
+          q.writeUInt32LE(ctx.drops >>> 0, 8);
+          s.raw(STATS_ATTR.QUEUE, q);
+        });
+        // Offloaded counters come from the driver, which reports them delayed (mlx5 FLOW_ACTION_HW_STATS_DELAYED).
+        if (ctx.hw) y.raw(TCA_ACT.USED_HW_STATS, bitfield32(2, 3));
+        if (ctx.actFlags) y.raw(TCA_ACT.FLAGS, bitfield32(ctx.actFlags, ctx.actFlags));
+        y.u32(TCA_ACT.IN_HW_COUNT, 0);
+        y.nest(TCA_ACT.OPTIONS, (z) => dumpOptions(z, a, ctx.index[i] ?? 1, ctx.tm, devs));
+      });
+    });
+  });
+}
+
+function bitfield32(value: number, selector: number): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeUInt32LE(value >>> 0, 0);
+  b.writeUInt32LE(selector >>> 0, 4);
+  return b;
+}
+
+/** The TM attribute id of an action kind (tc_act/*.h TCA_<KIND>_TM). */
+export const tmAttrOf = (kind: string): number => TM_ATTR[kind] ?? 1;

@@ -292,13 +292,17 @@ function decodeEncOpts(attrs: Map<number, Attr>): FlowerMatch['encOpts'] {
     let vxlan: number | undefined;
     for (const o of parseAttrs(a.value, what)) {
       if (o.type === ENC_OPT_GENEVE) {
-        const g = new Map(parseAttrs(o.value, `${what} geneve`).map((x) => [x.type, x]));
-        const cls = g.get(GENEVE_CLASS), typ = g.get(GENEVE_TYPE), dat = g.get(GENEVE_DATA);
-        if (!cls || !typ || !dat) throw new VpfError(Errno.EINVAL, `${what}: geneve option needs class, type and data`);
-        if (dat.value.length === 0 || dat.value.length > 124 || dat.value.length % 4) {
-          throw new VpfError(Errno.EINVAL, `${what}: geneve option data must be 4..124 bytes, a multiple of 4`);
+        // A request carries one option per nest; fl_dump_key_geneve_opt puts them all in one nest, class/type/data in turn.
+        const parts = parseAttrs(o.value, `${what} geneve`);
+        for (let i = 0; i < parts.length || i === 0; i += 3) {
+          const g = new Map(parts.slice(i, i + 3).map((x) => [x.type, x]));
+          const cls = g.get(GENEVE_CLASS), typ = g.get(GENEVE_TYPE), dat = g.get(GENEVE_DATA);
+          if (!cls || !typ || !dat) throw new VpfError(Errno.EINVAL, `${what}: geneve option needs class, type and data`);
+          if (dat.value.length === 0 || dat.value.length > 124 || dat.value.length % 4) {
+            throw new VpfError(Errno.EINVAL, `${what}: geneve option data must be 4..124 bytes, a multiple of 4`);
+          }
+          geneve.push({ class: read.be16(cls, 'GENEVE_CLASS'), type: read.u8(typ, 'GENEVE_TYPE'), data: bytesToHex(dat.value) });
         }
-        geneve.push({ class: read.be16(cls, 'GENEVE_CLASS'), type: read.u8(typ, 'GENEVE_TYPE'), data: bytesToHex(dat.value) });
       } else if (o.type === ENC_OPT_VXLAN) {
         const v = new Map(parseAttrs(o.value, `${what} vxlan`).map((x) => [x.type, x]));
         const gbp = v.get(VXLAN_GBP);
@@ -460,3 +464,134 @@ export function encodeKeys(w: AttrWriter, match: FlowerMatch): void {
 const ALWAYS_MASK = new Set<number>([F.KEY_FLAGS, F.KEY_CT_STATE, F.KEY_CT_ZONE, F.KEY_CT_MARK, F.KEY_CT_LABELS, F.KEY_TCP_FLAGS]);
 
 export { UNMODELLED };
+
+// --- dump side: cls_flower.c fl_dump_key ---
+
+const ETH_P_8021Q = 0x8100;
+const ETH_P_8021AD = 0x88a8;
+const isVlanTpid = (t: number | undefined) => t === ETH_P_8021Q || t === ETH_P_8021AD;
+/** net/vxlan.h VXLAN_GBP_MASK: fl_set_vxlan_opt keeps only these bits of the GBP value and mask. */
+const VXLAN_GBP_MASK = 0x0048ffff;
+
+/**
+ * The ethertype flower keeps in key.basic.n_proto: the innermost one
+ * (fl_set_key: a VLAN TPID in ETH_TYPE moves to the VLAN key, and the
+ * VLAN_ETH_TYPE, or CVLAN_ETH_TYPE under two tags, becomes n_proto).
+ */
+export function innerEthType(m: FlowerMatch): number | undefined {
+  if (!isVlanTpid(m.ethType)) return m.ethType;
+  if (!isVlanTpid(m.vlanEthType)) return m.vlanEthType;
+  return m.cvlanEthType;
+}
+
+/** fl_dump_key_val: nothing when the mask is zero, else the value and (when the key has one) the mask. */
+function dumpVal(w: AttrWriter, attr: number, mask: number | undefined, wire: Wire, v: Masked<number | string>): void {
+  if (isZero(wire, v.mask)) return;
+  encodeValue(w, attr, wire, v.value);
+  if (mask !== undefined) encodeValue(w, mask, wire, v.mask);
+}
+
+function isZero(wire: Wire, v: number | string): boolean {
+  if (typeof v === 'number') return v === 0;
+  if (wire === 'label') return /^0*$/.test(v);
+  return Buffer.from(wire === 'mac' ? macToBytes(v) : ipToBytes(v)).every((b) => b === 0);
+}
+
+/**
+ * The match keys of a dump, in the order and form fl_dump_key fills them:
+ * masks always, keys with an all-zero mask left out, the inner ethertype in
+ * TCA_FLOWER_KEY_ETH_TYPE, protocol-dependent keys only under their protocol.
+ */
+export function encodeKeysDump(w: AttrWriter, m: FlowerMatch): void {
+  if (m.indev !== undefined) w.string(F.INDEV, m.indev);
+  if (m.dstMac) dumpVal(w, F.KEY_ETH_DST, F.KEY_ETH_DST + 1, 'mac', m.dstMac);
+  if (m.srcMac) dumpVal(w, F.KEY_ETH_SRC, F.KEY_ETH_SRC + 1, 'mac', m.srcMac);
+  const nProto = innerEthType(m);
+  if (nProto !== undefined) w.be16(F.KEY_ETH_TYPE, nProto);
+  if (m.numOfVlans !== undefined) w.u8(F.KEY_NUM_OF_VLANS, m.numOfVlans);
+  // fl_dump_key_mpls: ttl, tc, label, bos.
+  if (m.mplsTtl !== undefined) w.u8(F.KEY_MPLS_TTL, m.mplsTtl);
+  if (m.mplsTc !== undefined) w.u8(F.KEY_MPLS_TC, m.mplsTc);
+  if (m.mplsLabel !== undefined) w.u32(F.KEY_MPLS_LABEL, m.mplsLabel);
+  if (m.mplsBos !== undefined) w.u8(F.KEY_MPLS_BOS, m.mplsBos);
+  const vlan = isVlanTpid(m.ethType);
+  if (vlan) {
+    if (m.vlanId !== undefined) w.u16(F.KEY_VLAN_ID, m.vlanId);
+    if (m.vlanPrio !== undefined) w.u8(F.KEY_VLAN_PRIO, m.vlanPrio);
+  }
+  const twoTags = vlan && isVlanTpid(m.vlanEthType);
+  if (twoTags) {
+    if (m.cvlanId !== undefined) w.u16(F.KEY_CVLAN_ID, m.cvlanId);
+    if (m.cvlanPrio !== undefined) w.u8(F.KEY_CVLAN_PRIO, m.cvlanPrio);
+    w.be16(F.KEY_VLAN_ETH_TYPE, m.vlanEthType!);
+  }
+  if (nProto !== undefined && vlan) w.be16(twoTags ? F.KEY_CVLAN_ETH_TYPE : F.KEY_VLAN_ETH_TYPE, nProto);
+  const ipish = nProto === 0x0800 || nProto === 0x86dd;
+  if (ipish) {
+    if (m.ipProto !== undefined) w.u8(F.KEY_IP_PROTO, m.ipProto);
+    if (m.ipTos) dumpVal(w, F.KEY_IP_TOS, F.KEY_IP_TOS + 1, 'u8', m.ipTos);
+    if (m.ipTtl) dumpVal(w, F.KEY_IP_TTL, F.KEY_IP_TTL + 1, 'u8', m.ipTtl);
+  }
+  dumpAddrs(w, m.srcIp, m.dstIp, F.KEY_IPV4_SRC, F.KEY_IPV6_SRC, F.KEY_IPV4_DST, F.KEY_IPV6_DST);
+  const ports = l4PortAttrs(m.ipProto);
+  if (ports) {
+    if (m.srcPort) dumpVal(w, ports.src, ports.srcMask, 'be16', m.srcPort);
+    if (m.dstPort) dumpVal(w, ports.dst, ports.dstMask, 'be16', m.dstPort);
+    if (m.ipProto === IpProto.TCP && m.tcpFlags) dumpVal(w, F.KEY_TCP_FLAGS, F.KEY_TCP_FLAGS + 1, 'be16', m.tcpFlags);
+  } else {
+    const icmp = ICMP_ATTRS.find((i) => i.proto === m.ipProto && nProto === (i.proto === IpProto.ICMP ? 0x0800 : 0x86dd));
+    if (icmp) {
+      if (m.icmpType) dumpVal(w, icmp.type, icmp.type + 1, 'u8', m.icmpType);
+      if (m.icmpCode) dumpVal(w, icmp.code, icmp.code + 1, 'u8', m.icmpCode);
+    } else if (nProto === 0x0806 || nProto === 0x8035) {
+      if (m.arpSip) dumpVal(w, F.KEY_ARP_SIP, F.KEY_ARP_SIP + 1, 'ip4', m.arpSip);
+      if (m.arpTip) dumpVal(w, F.KEY_ARP_TIP, F.KEY_ARP_TIP + 1, 'ip4', m.arpTip);
+      if (m.arpOp) dumpVal(w, F.KEY_ARP_OP, F.KEY_ARP_OP + 1, 'u8', m.arpOp);
+      if (m.arpSha) dumpVal(w, F.KEY_ARP_SHA, F.KEY_ARP_SHA + 1, 'mac', m.arpSha);
+      if (m.arpTha) dumpVal(w, F.KEY_ARP_THA, F.KEY_ARP_THA + 1, 'mac', m.arpTha);
+    }
+  }
+  if (ports) {
+    // fl_dump_key_port_range: destination range first.
+    if (m.dstPortRange) w.be16(F.KEY_PORT_DST_MIN, m.dstPortRange.min).be16(F.KEY_PORT_DST_MAX, m.dstPortRange.max);
+    if (m.srcPortRange) w.be16(F.KEY_PORT_SRC_MIN, m.srcPortRange.min).be16(F.KEY_PORT_SRC_MAX, m.srcPortRange.max);
+  }
+  dumpAddrs(w, m.encSrcIp, m.encDstIp, F.KEY_ENC_IPV4_SRC, F.KEY_ENC_IPV6_SRC, F.KEY_ENC_IPV4_DST, F.KEY_ENC_IPV6_DST);
+  if (m.encKeyId !== undefined) w.be32(F.KEY_ENC_KEY_ID, m.encKeyId);
+  if (m.encDstPort) dumpVal(w, F.KEY_ENC_UDP_DST_PORT, F.KEY_ENC_UDP_DST_PORT + 1, 'be16', m.encDstPort);
+  if (m.encTos) dumpVal(w, F.KEY_ENC_IP_TOS, F.KEY_ENC_IP_TOS + 1, 'u8', m.encTos);
+  if (m.encTtl) dumpVal(w, F.KEY_ENC_IP_TTL, F.KEY_ENC_IP_TTL + 1, 'u8', m.encTtl);
+  if (m.encOpts) dumpEncOpts(w, m.encOpts);
+  if (m.ctState) dumpVal(w, F.KEY_CT_STATE, F.KEY_CT_STATE + 1, 'u16', m.ctState);
+  if (m.ctZone) dumpVal(w, F.KEY_CT_ZONE, F.KEY_CT_ZONE + 1, 'u16', m.ctZone);
+  if (m.ctMark) dumpVal(w, F.KEY_CT_MARK, F.KEY_CT_MARK + 1, 'u32', m.ctMark);
+  if (m.ctLabel) dumpVal(w, F.KEY_CT_LABELS, F.KEY_CT_LABELS + 1, 'label', m.ctLabel);
+  if (m.ipFlags) dumpVal(w, F.KEY_FLAGS, F.KEY_FLAGS + 1, 'be32', m.ipFlags);
+}
+
+/** IPv4 or IPv6 source and destination (+ masks); the family is the filter's address type (key.control.addr_type). */
+function dumpAddrs(w: AttrWriter, src: Masked<string> | undefined, dst: Masked<string> | undefined, v4src: number, v6src: number, v4dst: number, v6dst: number): void {
+  // One address type per filter: a zero-masked address is no key at all, the other one sets the family.
+  const keyed = [src, dst].find((a) => a && !isZero(ipFamily(a.value) === 6 ? 'ip6' : 'ip4', a.mask));
+  if (!keyed) return;
+  const six = ipFamily(keyed.value) === 6;
+  const wire: Wire = six ? 'ip6' : 'ip4';
+  const same = (a: Masked<string> | undefined) => a && (ipFamily(a.value) === 6) === six;
+  if (same(src)) dumpVal(w, six ? v6src : v4src, (six ? v6src : v4src) + 1, wire, src!);
+  if (same(dst)) dumpVal(w, six ? v6dst : v4dst, (six ? v6dst : v4dst) + 1, wire, dst!);
+}
+
+/** fl_dump_key_enc_opt: the options, then their masks, each one plain nest of one tunnel type. */
+function dumpEncOpts(w: AttrWriter, o: NonNullable<FlowerMatch['encOpts']>): void {
+  const one = (attr: number, which: 'value' | 'mask') => {
+    if (o.geneve?.[which].length) {
+      w.nest(attr, (x) => x.nest(ENC_OPT_GENEVE, (y) => {
+        for (const g of o.geneve![which]) y.be16(GENEVE_CLASS, g.class).u8(GENEVE_TYPE, g.type).raw(GENEVE_DATA, Buffer.from(hexToBytes(g.data)));
+      }));
+    } else if (o.vxlanGbp) {
+      w.nest(attr, (x) => x.nest(ENC_OPT_VXLAN, (y) => y.u32(VXLAN_GBP, (o.vxlanGbp![which] & VXLAN_GBP_MASK) >>> 0)));
+    }
+  };
+  one(F.KEY_ENC_OPTS, 'value');
+  one(F.KEY_ENC_OPTS_MASK, 'mask');
+}

@@ -7,8 +7,8 @@ import type { FilterStats, FlowerRule } from '../model.js';
 import { EthP } from '../model.js';
 import { devIfindex, devName, type DevMap } from '../ports.js';
 import { validateRule } from '../validate.js';
-import { decodeActions, encodeActions, TCA_ACT } from './actions.js';
-import { decodeKeys, encodeKeys, F, KEY_ATTRS } from './flowerKeys.js';
+import { decodeActions, encodeActions, encodeActionsDump, TCA_ACT, TCA_ACT_FLAGS_SKIP_HW, TCA_ACT_FLAGS_SKIP_SW, tmAttrOf } from './actions.js';
+import { decodeKeys, encodeKeys, encodeKeysDump, F, KEY_ATTRS } from './flowerKeys.js';
 import { AttrWriter, attrMap, buildMessage, NlmF, parseAttrs, parseMessages, read, Rtm, type Attr, type NlHeader, type NlMessage } from './nlmsg.js';
 
 export const TCA = { KIND: 1, OPTIONS: 2, STATS: 3, XSTATS: 4, RATE: 5, FCNT: 6, STATS2: 7, STAB: 8, PAD: 9, DUMP_INVISIBLE: 10, CHAIN: 11, HW_OFFLOAD: 12, INGRESS_BLOCK: 13, EGRESS_BLOCK: 14, DUMP_FLAGS: 15, EXT_WARN_MSG: 16 } as const;
@@ -178,16 +178,12 @@ function ifindexOf(dev: string, devs?: DevMap): number {
 
 const parentOf = (d: 'ingress' | 'egress') => (d === 'ingress' ? TC_H.CLSACT_INGRESS : TC_H.CLSACT_EGRESS);
 
-function flowerOptions(rule: FlowerRule, devs: DevMap | undefined, extraFlags = 0, inHwCount?: number, stats?: FilterStats): AttrWriter {
+function flowerOptions(rule: FlowerRule, devs: DevMap | undefined): AttrWriter {
   const o = new AttrWriter();
   encodeKeys(o, rule.match);
-  if (rule.actions.length) {
-    if (stats) encodeActionsWithStats(o, rule, devs, stats);
-    else encodeActions(o, rule.actions, devs);
-  }
-  const flags = (rule.flags.skipHw ? CLS_FLAGS.SKIP_HW : 0) | (rule.flags.skipSw ? CLS_FLAGS.SKIP_SW : 0) | (rule.flags.verbose ? CLS_FLAGS.VERBOSE : 0) | extraFlags;
+  if (rule.actions.length) encodeActions(o, rule.actions, devs);
+  const flags = (rule.flags.skipHw ? CLS_FLAGS.SKIP_HW : 0) | (rule.flags.skipSw ? CLS_FLAGS.SKIP_SW : 0) | (rule.flags.verbose ? CLS_FLAGS.VERBOSE : 0);
   o.u32(F.FLAGS, flags);
-  if (inHwCount !== undefined) o.u32(F.IN_HW_COUNT, inHwCount);
   return o;
 }
 
@@ -238,59 +234,76 @@ export function encodeChainRequest(op: TcOp, dev: string, dir: 'ingress' | 'egre
 
 /** USER_HZ: tcf_t times are reported in clock_t (jiffies_to_clock_t), 100 per second. */
 const USER_HZ = 100;
+const toClock = (ms: number) => BigInt(Math.max(0, Math.floor((ms * USER_HZ) / 1000)));
 
-function encodeActionsWithStats(o: AttrWriter, rule: FlowerRule, devs: DevMap | undefined, stats: FilterStats): void {
-  // Flower keeps no filter-level counters; each action carries the rule's counters
-  // (OVS does the same in the other direction: lib/tc.c takes the max over actions).
-  const tmp = new AttrWriter();
-  encodeActions(tmp, rule.actions, devs);
-  const actNest = parseAttrs(tmp.toBuffer(), 'act')[0]!;
-  o.nest(F.ACT, (x) => {
-    for (const e of parseAttrs(actNest.value, 'act')) {
-      x.nest(e.type, (y) => {
-        for (const a of parseAttrs(e.value, 'act entry')) {
-          if (a.type === TCA_ACT.OPTIONS) {
-            y.nest(TCA_ACT.OPTIONS, (z) => {
-              for (const inner of parseAttrs(a.value, 'opts')) z.raw(inner.type, inner.value);
-              z.raw(TM_ATTR[kindOf(e)] ?? 1, tcfT(stats));
-            }, true);
-          } else y.raw(a.type, a.value);
-        }
-        y.nest(TCA_ACT.STATS, (s) => {
-          const basic = Buffer.alloc(16);
-          basic.writeBigUInt64LE(BigInt(stats.bytes), 0);
-          basic.writeUInt32LE(stats.packets >>> 0, 8);
-          s.raw(STATS.BASIC, basic);
-          s.raw(STATS.BASIC_HW, stats.inHw ? basic : Buffer.alloc(16));
-          const q = Buffer.alloc(20);
-          q.writeUInt32LE(stats.drops >>> 0, 8);
-          s.raw(STATS.QUEUE, q);
-        });
-      });
-    }
-  });
-}
-
+/** struct tcf_t as tcf_tm_dump fills it: install, lastuse, expires (0), firstuse (0 until the first match). */
 function tcfT(stats: FilterStats): Buffer {
   const b = Buffer.alloc(32);
-  b.writeBigUInt64LE(BigInt(Math.floor((stats.installedMs * USER_HZ) / 1000)), 0);
-  b.writeBigUInt64LE(BigInt(Math.floor((stats.lastUsedMs * USER_HZ) / 1000)), 8);
-  b.writeBigUInt64LE(BigInt(Math.floor((stats.lastUsedMs * USER_HZ) / 1000)), 24);
+  b.writeBigUInt64LE(toClock(stats.installedMs), 0);
+  b.writeBigUInt64LE(toClock(stats.lastUsedMs), 8);
+  b.writeBigUInt64LE(toClock(stats.firstUsedMs ?? 0), 24);
   return b;
 }
 
-/** One RTM_NEWTFILTER of a dump reply, with stats and in_hw flags, as fl_dump() emits it. */
-export function encodeFilterDump(rule: FlowerRule, stats: FilterStats, hdr: NlHeader, devs?: DevMap): Buffer {
+export interface FilterDumpOptions {
+  /** Each action's index (C6: allocated per VM and kind); else action.index, else 1. */
+  actionIndex?: readonly number[];
+}
+
+/**
+ * One RTM_NEWTFILTER of a dump, byte for byte as a 6.1 kernel fills it
+ * (cls_api.c tcf_fill_node, cls_flower.c fl_dump, act_api.c tcf_exts_dump):
+ * KIND, CHAIN, then OPTIONS with the keys as fl_dump_key puts them, FLAGS
+ * (with in_hw/not_in_hw), IN_HW_COUNT and the actions with their stats.
+ */
+export function encodeFilterDump(rule: FlowerRule, stats: FilterStats, hdr: NlHeader, devs?: DevMap, opts: FilterDumpOptions = {}): Buffer {
   const w = new AttrWriter();
   w.string(TCA.KIND, 'flower');
   w.u32(TCA.CHAIN, rule.chain);
-  const hwFlag = stats.inHw ? CLS_FLAGS.IN_HW : CLS_FLAGS.NOT_IN_HW;
-  w.raw(TCA.OPTIONS, flowerOptions(rule, devs, hwFlag, stats.inHwCount, stats).toBuffer());
+  w.nest(TCA.OPTIONS, (o) => {
+    encodeKeysDump(o, rule.match);
+    const flags = (rule.flags.skipHw ? CLS_FLAGS.SKIP_HW : 0) | (rule.flags.skipSw ? CLS_FLAGS.SKIP_SW : 0) | (rule.flags.verbose ? CLS_FLAGS.VERBOSE : 0) | (stats.inHw ? CLS_FLAGS.IN_HW : CLS_FLAGS.NOT_IN_HW);
+    o.u32(F.FLAGS, flags);
+    o.u32(F.IN_HW_COUNT, stats.inHwCount);
+    if (rule.actions.length) {
+      encodeActionsDump(o, rule.actions, devs, {
+        index: rule.actions.map((a, i) => opts.actionIndex?.[i] ?? a.index ?? 1),
+        tm: tcfT(stats),
+        bytes: stats.bytes,
+        packets: stats.packets,
+        drops: stats.drops,
+        ...(stats.hw ? { hw: stats.hw } : {}),
+        actFlags: (rule.flags.skipHw ? TCA_ACT_FLAGS_SKIP_HW : 0) | (rule.flags.skipSw ? TCA_ACT_FLAGS_SKIP_SW : 0),
+      });
+    }
+  });
   const tcm = writeTcmsg({ ifindex: ifindexOf(rule.dev, devs), handle: rule.handle, parent: parentOf(rule.direction), info: infoOf(rule.prio, rule.protocol) });
   return buildMessage(hdr, Buffer.concat([tcm, w.toBuffer()]));
 }
 
-/** Reads a dump entry back: the rule and its stats (for `vpfctl tc -s filter show`). */
+/** The bare entry tcf_fill_node(..., fh = NULL) emits for a (chain, prio) before its filters: handle 0, KIND and CHAIN. */
+export function encodeFilterHead(h: { dev: string; direction: 'ingress' | 'egress'; chain: number; prio: number; protocol: number }, hdr: NlHeader, devs?: DevMap): Buffer {
+  const w = new AttrWriter().string(TCA.KIND, 'flower').u32(TCA.CHAIN, h.chain);
+  const tcm = writeTcmsg({ ifindex: ifindexOf(h.dev, devs), handle: 0, parent: parentOf(h.direction), info: infoOf(h.prio, h.protocol) });
+  return buildMessage(hdr, Buffer.concat([tcm, w.toBuffer()]));
+}
+
+/** RTM_NEWCHAIN as tc_chain_fill_node fills it: parent is the qdisc's handle (clsact ffff:), TCA_CHAIN only (no template). */
+export function encodeChainReply(h: { dev: string; direction: 'ingress' | 'egress'; chain: number }, hdr: NlHeader, devs?: DevMap): Buffer {
+  void h.direction; // both directions hang off the one clsact qdisc, whose handle is the parent
+  const w = new AttrWriter().u32(TCA.CHAIN, h.chain);
+  const tcm = writeTcmsg({ ifindex: ifindexOf(h.dev, devs), handle: 0, parent: TC_H.INGRESS_QDISC, info: 0 });
+  return buildMessage(hdr, Buffer.concat([tcm, w.toBuffer()]));
+}
+
+const VLAN_TPIDS = new Set<number>([EthP.VLAN_8021Q, EthP.VLAN_8021AD]);
+const ACT_DUMP_ONLY = new Set<number>([TCA_ACT.STATS, TCA_ACT.FLAGS, TCA_ACT.HW_STATS, TCA_ACT.USED_HW_STATS, TCA_ACT.IN_HW_COUNT]);
+
+/**
+ * Reads a dump entry back: the rule and its stats. The rule is what the
+ * kernel holds, kernel defaults included (a vlan push's priority 0, ct's
+ * zone 0, police's mtu...), so encodeFilterDump of it gives the same bytes.
+ */
 export function decodeFilterDump(msg: NlMessage, devs?: DevMap): Result<{ rule: FlowerRule; stats: FilterStats }> {
   return attempt(() => {
     const t = readTcmsg(msg.payload);
@@ -300,7 +313,6 @@ export function decodeFilterDump(msg: NlMessage, devs?: DevMap): Result<{ rule: 
     const o = attrMap(parseAttrs(optsA.value, 'TCA_OPTIONS'));
     const flags = o.get(F.FLAGS) ? read.u32(o.get(F.FLAGS)!, 'TCA_FLOWER_FLAGS') : 0;
     const hwCount = o.get(F.IN_HW_COUNT) ? read.u32(o.get(F.IN_HW_COUNT)!, 'TCA_FLOWER_IN_HW_COUNT') : 0;
-    // Strip stats/TM before decoding the rule itself.
     const stats: FilterStats = { packets: 0, bytes: 0, lastUsedMs: 0, installedMs: 0, drops: 0, inHw: !!(flags & CLS_FLAGS.IN_HW), inHwCount: hwCount };
     const act = o.get(F.ACT);
     const clean = new AttrWriter();
@@ -312,29 +324,22 @@ export function decodeFilterDump(msg: NlMessage, devs?: DevMap): Result<{ rule: 
     if (act) {
       clean.nest(F.ACT, (x) => {
         for (const e of parseAttrs(act.value, 'act')) {
+          const tm = tmAttrOf(kindOf(e));
           x.nest(e.type, (y) => {
             for (const a of parseAttrs(e.value, 'act entry')) {
-              if (a.type === TCA_ACT.STATS) {
-                const s = attrMap(parseAttrs(a.value, 'TCA_ACT_STATS'));
-                const basic = s.get(STATS.BASIC);
-                if (basic && basic.value.length >= 12) {
-                  stats.bytes = Math.max(stats.bytes, Number(basic.value.readBigUInt64LE(0)));
-                  stats.packets = Math.max(stats.packets, basic.value.readUInt32LE(8));
-                }
-                const q = s.get(STATS.QUEUE);
-                if (q && q.value.length >= 12) stats.drops = Math.max(stats.drops, q.value.readUInt32LE(8));
-              } else if (a.type === TCA_ACT.OPTIONS) {
+              if (a.type === TCA_ACT.STATS) readActStats(a, stats);
+              else if (a.type === TCA_ACT.OPTIONS) {
                 y.nest(TCA_ACT.OPTIONS, (z) => {
                   for (const inner of parseAttrs(a.value, 'opts')) {
-                    if (inner.value.length === 32 && inner.type === (TM_ATTR[kindOf(e)] ?? 1)) {
+                    if (inner.type === tm && inner.value.length === 32) {
                       stats.installedMs = Number(inner.value.readBigUInt64LE(0)) * (1000 / USER_HZ);
                       stats.lastUsedMs = Number(inner.value.readBigUInt64LE(8)) * (1000 / USER_HZ);
-                      continue;
-                    }
-                    z.raw(inner.type, inner.value);
+                      const first = Number(inner.value.readBigUInt64LE(24)) * (1000 / USER_HZ);
+                      if (first) stats.firstUsedMs = first;
+                    } else z.raw(inner.type, inner.value);
                   }
                 });
-              } else y.raw(a.type, a.value);
+              } else if (!ACT_DUMP_ONLY.has(a.type)) y.raw(a.type, a.value);
             }
           });
         }
@@ -342,21 +347,39 @@ export function decodeFilterDump(msg: NlMessage, devs?: DevMap): Result<{ rule: 
     }
     const body = decodeFlowerOptions({ type: TCA.OPTIONS, nested: true, value: clean.toBuffer(), offset: 0 }, devs);
     const chainA = attrs.get(TCA.CHAIN);
+    const protocol = swap16(t.info & 0xffff);
+    // fl_dump_key reports the inner ethertype; the model keeps the one the filter names (the outer TPID).
+    if (VLAN_TPIDS.has(protocol)) body.match.ethType = protocol;
     const rule: FlowerRule = {
       dev: devOf(t.ifindex, devs),
       direction: direction(t.parent),
       chain: chainA ? read.u32(chainA, 'TCA_CHAIN') : 0,
       prio: t.info >>> 16,
       handle: t.handle,
-      protocol: swap16(t.info & 0xffff),
+      protocol,
       ...body,
     };
     return { rule, stats };
   });
 }
 
-/** TCA_<KIND>_TM attribute id per action kind (tc_act/*.h): most are 1, csum and ct 2, police 6. */
-const TM_ATTR: Record<string, number> = { csum: 2, ct: 2, police: 6 };
+/** Counters of one action (the filter's are the same on every action; the largest wins, as OVS lib/tc.c reads them). */
+function readActStats(a: Attr, stats: FilterStats): void {
+  const s = attrMap(parseAttrs(a.value, 'TCA_ACT_STATS'));
+  const basic = (type: number) => {
+    const b = s.get(type);
+    return b && b.value.length >= 12 ? { bytes: Number(b.value.readBigUInt64LE(0)), packets: b.value.readUInt32LE(8) } : undefined;
+  };
+  const sw = basic(STATS.BASIC);
+  if (sw) {
+    stats.bytes = Math.max(stats.bytes, sw.bytes);
+    stats.packets = Math.max(stats.packets, sw.packets);
+  }
+  const hw = basic(STATS.BASIC_HW);
+  if (hw && (hw.bytes || hw.packets)) stats.hw = { bytes: Math.max(stats.hw?.bytes ?? 0, hw.bytes), packets: Math.max(stats.hw?.packets ?? 0, hw.packets) };
+  const q = s.get(STATS.QUEUE);
+  if (q && q.value.length >= 12) stats.drops = Math.max(stats.drops, q.value.readUInt32LE(8));
+}
 
 function kindOf(e: Attr): string {
   const k = attrMap(parseAttrs(e.value, 'act entry')).get(TCA_ACT.KIND);
