@@ -85,7 +85,8 @@ export function judge(p: Prepared, res: SetResult, n: number): Verdict {
       : /skb_mark\(/.test(acts) ? 'pkt_mark (set(skb_mark))'
       : /userspace\(|sample\(/.test(acts) ? 'sample/userspace action'
       : /recirc\(/.test(acts) ? 'recirculation'
-      : /vlan\([^)]*\/0x1000\)/.test(match) ? 'VLAN presence mask (tci /0x1000, refused silently)'
+      // a CFI-only TCI mask prints as vlan(vid=V/0x0,pcp=P/0x0); netdev-offload-tc refuses it without a log line
+      : /vlan\(vid=\d+\/0x0,pcp=\d+\/0x0\)/.test(match) ? 'VLAN presence mask (tci /0x1000, refused silently)'
       : /frag=later/.test(match) ? 'IP later fragment (refused silently)'
       : failed.length ? `${failed[0]!.error} ${failed[0]!.reasons.slice(-1).join('')}`
       : fr.flows.length === 0 ? `no datapath flow (path ${fr.last.path})`
