@@ -2,6 +2,8 @@
 // command-line flags on top. Validation is strict and names the offending key,
 // because a typo in an offload setting must not be ignored silently.
 import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export interface Quotas {
   /** Filters a VM may install (ENOSPC past it). */
@@ -109,6 +111,59 @@ export function loadConfigFile(path: string, base: VpfdConfig = DEFAULT_CONFIG):
   return applyConfig(base, json);
 }
 
+/** Command-line flags and the config key each sets (docs/operations.md lists the keys). */
+const FLAG_KEYS: Record<string, [keyof VpfdConfig, (s: string) => unknown, string]> = {
+  'state-dir': ['stateDir', String, 'DIR'],
+  ovsdb: ['ovsdb', (s) => (s.startsWith('unix:') ? s : `unix:${s}`), '[unix:]PATH'],
+  'ovs-rundir': ['ovsRundir', String, 'DIR'],
+  datapath: ['datapathType', String, 'system|netdev'],
+  'hw-offload': ['hwOffload', (s) => s === 'true', 'true|false'],
+  'tc-policy': ['tcPolicy', String, 'none|skip_sw|skip_hw'],
+  'provider-bridge': ['providerBridge', String, 'BRIDGE'],
+  'vlan-limit': ['vlanLimit', Number, '0|1|2'],
+  'reconcile-interval-ms': ['reconcileIntervalMs', Number, 'MS'],
+  'log-level': ['logLevel', String, 'trace|debug|info|warn|error'],
+};
+
+/** `vpfd --help`: every flag with its default, like the usage of the tools vpfd sits beside. */
+export function usage(): string {
+  const flags = Object.entries(FLAG_KEYS).map(([flag, [key, , value]]) => {
+    const def = DEFAULT_CONFIG[key];
+    return (`  --${flag} ${value}`.padEnd(48) + (def === undefined ? '' : `default ${String(def)}`)).trimEnd();
+  });
+  return [
+    'usage: vpfd [--config FILE] [FLAG VALUE]...',
+    '       vpfd --help | --version',
+    '',
+    'The per-hypervisor vpf daemon. Flags override the JSON config file',
+    '(--config, or $VPF_CONFIG); docs/operations.md lists every key.',
+    '',
+    '  --config FILE'.padEnd(48) + 'JSON config file',
+    ...flags,
+    '',
+  ].join('\n');
+}
+
+/** package.json's version, found from dist/agent/ or (vite-node) agent/. */
+export function packageVersion(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (const p of [join(here, '..', '..', 'package.json'), join(here, '..', 'package.json')]) {
+    try {
+      return (JSON.parse(readFileSync(p, 'utf8')) as { version: string }).version;
+    } catch {
+      // next candidate
+    }
+  }
+  return 'unknown';
+}
+
+/** What the command line asks for: --help or --version win over everything else, as in iproute2 and OVS tools. */
+export function commandOf(argv: string[]): 'help' | 'version' | 'run' {
+  if (argv.some((a) => a === '--help' || a === '-h')) return 'help';
+  if (argv.some((a) => a === '--version' || a === '-V')) return 'version';
+  return 'run';
+}
+
 /** Flags `--state-dir X --ovsdb Y --datapath netdev ...` override the file; `--config F` names it. */
 export function configFromArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): VpfdConfig {
   const flags = new Map<string, string>();
@@ -128,18 +183,6 @@ export function configFromArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   const file = flags.get('config') ?? env.VPF_CONFIG;
   if (file) cfg = loadConfigFile(file, cfg);
   const over: Record<string, unknown> = {};
-  const FLAG_KEYS: Record<string, [string, (s: string) => unknown]> = {
-    'state-dir': ['stateDir', String],
-    ovsdb: ['ovsdb', (s) => (s.startsWith('unix:') ? s : `unix:${s}`)],
-    'ovs-rundir': ['ovsRundir', String],
-    datapath: ['datapathType', String],
-    'hw-offload': ['hwOffload', (s) => s === 'true'],
-    'tc-policy': ['tcPolicy', String],
-    'provider-bridge': ['providerBridge', String],
-    'vlan-limit': ['vlanLimit', Number],
-    'reconcile-interval-ms': ['reconcileIntervalMs', Number],
-    'log-level': ['logLevel', String],
-  };
   for (const [flag, value] of flags) {
     if (flag === 'config') continue;
     const spec = FLAG_KEYS[flag];

@@ -1,5 +1,6 @@
 // A mistyped offload setting must stop vpfd with a message naming the key, not be ignored.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execa } from 'execa';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -22,5 +23,30 @@ describe('vpfd configuration', () => {
   it('names a key with a wrong type', () => {
     expect(() => configFromArgs(['--config', file({ quotas: { rulesPerVm: -1 } })], {})).toThrow('quotas.rulesPerVm: expected a positive integer');
     expect(() => configFromArgs(['--datapath', 'dpdk'], {})).toThrow('datapathType: expected "system" or "netdev"');
+  });
+});
+
+describe('vpfd --help / --version (issue 9 item 13)', () => {
+  const run = (...args: string[]) => execa('node', ['dist/bin/vpfd.js', ...args], { reject: false });
+
+  it('--help prints the usage with every flag on stdout and exits 0, whatever else is on the line', async () => {
+    for (const argv of [['--help'], ['-h'], ['--state-dir', '/nonexistent', '--help']]) {
+      const r = await run(...argv);
+      expect(r.exitCode).toBe(0);
+      expect(r.stdout).toMatch(/^usage: vpfd /);
+      for (const flag of ['--config', '--state-dir', '--ovsdb', '--datapath', '--hw-offload', '--tc-policy', '--log-level']) expect(r.stdout).toContain(flag);
+    }
+  });
+
+  it("--version prints package.json's version and exits 0", async () => {
+    const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+    const r = await run('--version');
+    expect([r.exitCode, r.stdout]).toEqual([0, `vpfd (vpf) ${version}`]);
+  });
+
+  it('a bad flag still exits 2 and points at --help', async () => {
+    const r = await run('--bogus', 'x');
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/unknown flag --bogus[\s\S]*--help/);
   });
 });
