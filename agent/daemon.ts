@@ -17,7 +17,9 @@ import { Journal, type VmRecord } from './journal.js';
 import { Metrics } from './metrics.js';
 import { VmState } from './vm.js';
 import type { AdminBackend, ExplainReport, OffloadReport, RuleView, VmInfo, VmSpec } from './admin/api.js';
-import { datapathFlows } from '../ovs/ctl/offload.js';
+import { datapathFeatures, type DatapathFeatures } from '../ovs/datapath.js';
+import { UnixctlClient, vswitchdCtlPath } from '../ovs/unixctl.js';
+import { DatapathLedger, recirculatingInSoftware } from './hwfacts.js';
 import { startAdminServer } from './admin/server.js';
 import { HostPfBackend } from './physvf.js';
 import { genlChannelSocket, vmChannelSocket } from './ctl/common.js';
@@ -34,6 +36,11 @@ export class Vpfd implements AdminBackend {
   private readonly carrier = new Map<string, boolean>();
   /** VMs of the journal that did not come up: kept, listed as failed with the cause, retried on the reconcile timer. */
   private readonly failed = new Map<string, { rec: VmRecord; error: string }>();
+  /** ovs-vswitchd's control connection: datapath flows and their traces (one per host, like the kernel datapath). */
+  private readonly vswitchd: UnixctlClient;
+  readonly datapath: DatapathLedger;
+  /** What the kernel datapath lets tc offload do; read once a system bridge exists. */
+  private dpFeatures: DatapathFeatures | undefined;
 
   private constructor(
     readonly config: VpfdConfig,
@@ -42,6 +49,8 @@ export class Vpfd implements AdminBackend {
     this.journal = new Journal(join(config.stateDir, 'journal'));
     this.ovsdb = new OvsdbClient(config.ovsdb, log);
     this.bridges = new BridgeManager(this.ovsdb);
+    this.vswitchd = new UnixctlClient(() => vswitchdCtlPath(config.ovsRundir));
+    this.datapath = new DatapathLedger(this.vswitchd, log);
   }
 
   private ovsEnv(): Record<string, string> {
@@ -75,6 +84,7 @@ export class Vpfd implements AdminBackend {
     });
     // One VM that cannot come up never keeps the others down (issue 9 item 11).
     for (const rec of d.journal.loadAll()) await d.tryBringUp(rec, 'restart');
+    await d.checkDatapath();
     d.admin = await startAdminServer(d, join(config.stateDir, 'vpfd.sock'), log);
     d.timer = setInterval(() => {
       for (const vm of d.vms.values()) vm.reconcile('timer').catch((e) => log.warn({ vm: vm.rec.name, err: e }, 'periodic reconcile failed'));
@@ -82,6 +92,23 @@ export class Vpfd implements AdminBackend {
     }, config.reconcileIntervalMs);
     log.info({ stateDir: config.stateDir, vms: d.vms.size, failed: d.failed.size, datapath: config.datapathType }, 'vpfd started');
     return d;
+  }
+
+  /**
+   * Says once, at start or when the first system bridge appears, what the
+   * kernel datapath lets OVS's tc offload do. Without tc recirculation sharing
+   * (a kernel built without CONFIG_NET_TC_SKB_EXT, Debian's stock 6.1 among
+   * them) OVS offloads no flow that recirculates, and says so per flow only at
+   * debug level (netdev-offload-tc.c "recirc_id sharing not supported").
+   */
+  private async checkDatapath(): Promise<void> {
+    if (this.dpFeatures || this.config.datapathType !== 'system' || !this.vms.size) return;
+    this.dpFeatures = await datapathFeatures();
+    if (!this.dpFeatures) return;
+    const ok = this.dpFeatures.recircSharing;
+    this.metricsRegistry.set('vpf_tc_recirc_sharing', {}, ok ? 1 : 0, 'Whether OVS can offload recirculating flows (ct, goto) into tc: the kernel datapath has OVS_DP_F_TC_RECIRC_SHARING');
+    if (ok) this.log.info({ userFeatures: this.dpFeatures.userFeatures }, 'kernel datapath shares recirculation ids with tc: conntrack flows can be offloaded');
+    else this.log.warn({ userFeatures: this.dpFeatures.userFeatures }, 'kernel datapath cannot share recirculation ids with tc (no CONFIG_NET_TC_SKB_EXT): flows that recirculate (ct, goto chain after ct) stay in software');
   }
 
   /** The global OVS settings the config names; each change is logged, never made silently. */
@@ -231,7 +258,9 @@ export class Vpfd implements AdminBackend {
     const rec: VmRecord = { name: spec.name, vfs: spec.vfs, ports, attach: spec.attach ?? {}, rules: [], nextRuleId: 1, zoneBase, layout: [], ...(spec.hostPf ? { hostPf: spec.hostPf } : {}) };
     this.journal.save(rec);
     try {
-      return this.info(await this.bringUp(rec, 'vm add'));
+      const info = this.info(await this.bringUp(rec, 'vm add'));
+      await this.checkDatapath();
+      return info;
     } catch (e) {
       // The caller gets the cause; nothing of the VM stays behind (journal record, bridge), so the name can be reused.
       this.log.error({ vm: rec.name, err: e }, 'vm add failed; rolled back');
@@ -272,10 +301,13 @@ export class Vpfd implements AdminBackend {
   }
 
   async offload(): Promise<OffloadReport> {
-    const flows = await datapathFlows(join(this.config.ovsRundir, 'ovs-vswitchd.ctl'));
+    await this.checkDatapath();
+    const flows = await this.datapath.read();
     return {
       datapathFlows: flows.length,
       offloaded: flows.filter((f) => f.offloaded).length,
+      ...(this.dpFeatures ? { recircSharing: this.dpFeatures.recircSharing } : {}),
+      recirculatingInSoftware: recirculatingInSoftware(flows),
       flows: flows.map(({ match, packets, offloaded, dp }) => ({ match, packets, offloaded, dp })),
     };
   }
@@ -285,6 +317,7 @@ export class Vpfd implements AdminBackend {
     for (const v of this.vms.values()) v.close();
     await new Promise((r) => (this.admin ? this.admin.close(() => r(undefined)) : r(undefined)));
     this.ovsdb.close();
+    this.vswitchd.close();
     this.journal.close();
     this.log.info('vpfd stopped');
   }

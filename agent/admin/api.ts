@@ -76,6 +76,14 @@ export interface AdminBackend {
 export interface OffloadReport {
   datapathFlows: number;
   offloaded: number;
+  /**
+   * Whether OVS can offload flows that recirculate (ct(table=), goto): the
+   * kernel datapath's OVS_DP_F_TC_RECIRC_SHARING; undefined where there is no
+   * kernel datapath to ask (userspace datapath, no openvswitch module).
+   */
+  recircSharing?: boolean;
+  /** Datapath flows that recirculate and stayed in software. */
+  recirculatingInSoftware: number;
   flows: { match: string; packets: number; offloaded: boolean; dp: string }[];
 }
 

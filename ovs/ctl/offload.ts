@@ -1,7 +1,6 @@
 // Which datapath flows the NIC holds. OVS offloads datapath flows created by
 // traffic (upcalls), not OpenFlow rules, so "is this rule in hardware" is only
 // known from `ovs-appctl dpctl/dump-flows -m type=offloaded` once packets flowed.
-import { execa } from 'execa';
 
 export interface DatapathFlow {
   /** The flow's id (dpctl -m prints it): stable while the flow lives. */
@@ -35,14 +34,6 @@ export function parseDpctlFlows(text: string): DatapathFlow[] {
     });
   }
   return out;
-}
-
-/** Datapath flows of the whole switch; type 'offloaded' lists only those in hardware. */
-export async function datapathFlows(vswitchdCtl: string, type: 'all' | 'offloaded' = 'all'): Promise<DatapathFlow[]> {
-  const args = ['-t', vswitchdCtl, 'dpctl/dump-flows', '-m', ...(type === 'offloaded' ? ['type=offloaded'] : [])];
-  const r = await execa('ovs-appctl', args, { reject: false });
-  if (r.exitCode !== 0) throw new Error(`ovs-appctl dpctl/dump-flows: ${r.stderr.toString().trim()}`);
-  return parseDpctlFlows(r.stdout.toString());
 }
 
 /** One OpenFlow flow a datapath flow's packets went through, as ofproto/trace names it. */
