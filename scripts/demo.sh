@@ -3,9 +3,10 @@
 # starts a private Open vSwitch (own run directory and network namespace,
 # userspace datapath) and vpfd, registers VM "demo" with 3 VFs whose datapath
 # ends are veth pairs into namespaces pod0..pod2, installs tc flower rules
-# through `vpfctl tc` exactly as a guest would, sends real traffic and shows
-# that it obeys the rules; then switches the eswitch to legacy mode and shows
-# VF MACs and link state at work. Leaves nothing running. Exit 1 if traffic
+# with the guest's own tools (`vpfctl guest demo -- tc ...` runs the real tc
+# against the VM's channel), sends real traffic and shows that it obeys the
+# rules; then switches the eswitch to legacy mode with the real devlink and ip
+# and shows VF MACs and link state at work. Leaves nothing running. Exit 1 if traffic
 # disobeyed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,8 +54,9 @@ say "vpfctl vm add demo --vfs 3 (VF datapath ends are the pods' veth peers)"
 "${VPFCTL[@]}" vm add demo --vfs 3 --attach vf0=pod0-dp,vf1=pod1-dp,vf2=pod2-dp
 "${VPFCTL[@]}" vm list
 
-say "the guest installs tc flower rules on its representors (through the VM channel)"
-tcg() { echo "  tc $*"; "${VPFCTL[@]}" tc demo "$@"; }
+say "the guest's own tc installs flower rules on its representors (vpfctl guest demo -- tc ...)"
+GUEST=("${VPFCTL[@]}" guest demo --)
+tcg() { echo "  tc $*"; "${GUEST[@]}" tc "$@"; }
 tcg qdisc add dev vf0 clsact
 tcg qdisc add dev vf1 clsact
 tcg qdisc add dev vf2 clsact
@@ -89,8 +91,8 @@ echo "  frames pod2 saw during the UDP test: $mirrored (its 20 on 5001 plus 20 m
 [ "$n6000" = 20 ] || fail=1
 [ "$mirrored" -ge 40 ] || fail=1
 
-say "tc -s filter show dev vf0 ingress (what the guest sees: stats from OVS)"
-"${VPFCTL[@]}" tc demo -s filter show dev vf0 ingress
+say "vpfctl guest demo -- tc -s filter show dev vf0 ingress (the guest's tc; stats from OVS)"
+"${GUEST[@]}" tc -s filter show dev vf0 ingress
 
 say "vpfctl explain demo (each rule, its OpenFlow flows and cookies)"
 "${VPFCTL[@]}" explain demo
@@ -98,15 +100,17 @@ say "vpfctl explain demo (each rule, its OpenFlow flows and cookies)"
 say "ovs-ofctl dump-flows vpf-demo"
 ovs-ofctl -O OpenFlow15 dump-flows "$OVS_DIR/vpf-demo.mgmt" | sed 's/^/  /'
 
-say "legacy mode: devlink dev eswitch set ... mode legacy, then ip link set PF vf N ... (through the VM channels)"
-"${VPFCTL[@]}" eswitch demo mode legacy
-"${VPFCTL[@]}" eswitch demo show | sed 's/^/  /'
-for n in 0 1 2; do echo "  ip link set pf vf $n mac $(pod_mac pod$n)"; "${VPFCTL[@]}" vf demo $n mac "$(pod_mac pod$n)"; done
+say "legacy mode: the guest's devlink and ip (vpfctl guest demo -- devlink|ip ...)"
+echo "  devlink dev show: $("${GUEST[@]}" devlink dev show)"
+echo "  devlink dev eswitch set pci/0000:00:00.0 mode legacy"; "${GUEST[@]}" devlink dev eswitch set pci/0000:00:00.0 mode legacy
+"${GUEST[@]}" devlink dev eswitch show pci/0000:00:00.0 | sed 's/^/  /'
+ipg() { echo "  ip $*"; "${GUEST[@]}" ip "$@"; }
+for n in 0 1 2; do ipg link set pf vf $n mac "$(pod_mac pod$n)"; done
 # This demo's uplink is an internal port with no carrier; link-state auto VFs follow it down (mlx5), so force them.
-echo "  ip link set pf vf 0 state enable"; "${VPFCTL[@]}" vf demo 0 state enable
-echo "  ip link set pf vf 1 state enable"; "${VPFCTL[@]}" vf demo 1 state enable
-echo "  ip link set pf vf 2 state disable"; "${VPFCTL[@]}" vf demo 2 state disable
-echo "  ip link show pf (the VF lines):"; "${VPFCTL[@]}" vf demo show
+ipg link set pf vf 0 state enable
+ipg link set pf vf 1 state enable
+ipg link set pf vf 2 state disable
+ipg link show pf | sed 's/^/  /'
 if ip netns exec pod0 ping -c 3 -i 0.2 -W 1 10.0.0.11 >/dev/null; then echo "  pod0 -> pod1 ping: replies (delivered by VF MAC)"; else echo "  pod0 -> pod1 ping: NO REPLY"; fail=1; fi
 if ip netns exec pod0 ping -c 2 -i 0.2 -W 1 10.0.0.12 >/dev/null; then echo "  pod0 -> pod2 ping: REPLIES despite link disabled"; fail=1; else echo "  pod0 -> pod2 ping: no reply (vf 2 link state disable)"; fi
 echo "  legacy flows on vpf-demo: $(ovs-ofctl -O OpenFlow15 dump-flows "$OVS_DIR/vpf-demo.mgmt" | grep -c cookie=0x4) (docs/legacy.md)"
