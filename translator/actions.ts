@@ -70,8 +70,12 @@ function peditOps(keys: Parameters<typeof printMunge>[0]): PeditOp[] {
 
 export interface TranslatedActions {
   variants: ActionVariant[];
-  /** Whether the list rewrites the packet before a verdict that can hand it to software. */
-  modifiesThenMisses: boolean;
+  /**
+   * What the list does that software would do again ("rewrites the packet",
+   * "sends a mirror copy", "meters the packet") when a verdict after it can
+   * hand the packet to software, which runs the guest's chain 0 on it anew.
+   */
+  sideEffectThenSoftware?: string;
 }
 
 export function translateActions(rule: FlowerRule, ctx: ActionContext): TranslatedActions {
@@ -80,11 +84,18 @@ export function translateActions(rule: FlowerRule, ctx: ActionContext): Translat
   const mpls = l3 === EthP.MPLS_UC || l3 === EthP.MPLS_MC;
   const acts: string[] = [];
   let ttlDec = false;
-  let modified = false;
+  // The first effect a software re-run would repeat (docs/mapping.md, misses): rewrites, copies out, meters.
+  let effect: string | undefined;
+  const did = (what: string) => {
+    effect ??= what;
+  };
   // VLAN presence as far as the match and earlier actions tell: the protocol gate makes ip/ipv6/arp/mpls untagged.
   let tagged: 'yes' | 'no' | 'unknown' = rule.protocol === EthP.ALL ? (rule.match.numOfVlans === 0 ? 'no' : 'unknown') : 'no';
   let ended: 'stop' | 'software' | undefined;
-  let missAfterModify = false;
+  let repeated: string | undefined;
+  const handOff = () => {
+    repeated ??= effect;
+  };
 
   const verdict = (c: Control, i: number): boolean => {
     switch (c.kind) {
@@ -98,13 +109,14 @@ export function translateActions(rule: FlowerRule, ctx: ActionContext): Translat
       case 'trap':
         acts.push(slowPath(ctx, rule));
         ended = 'software';
-        if (modified) missAfterModify = true;
+        handOff();
         return true;
       case 'goto': {
+        // Any chain can miss (or trap), which hands the packet to software.
         const t = ctx.chainTable(c.chain);
         acts.push(t === undefined ? slowPath(ctx, rule) : `resubmit(,${t})`);
         ended = 'software';
-        if (modified) missAfterModify = true;
+        handOff();
         return true;
       }
       default:
@@ -119,6 +131,8 @@ export function translateActions(rule: FlowerRule, ctx: ActionContext): Translat
         break;
       case 'mirred':
         acts.push(out(ctx, rule, a.dev, a.direction === 'ingress'));
+        // A copy that leaves is a side effect: software would send it a second time.
+        if (a.control.kind !== 'stolen') did('sends a mirror copy');
         break;
       case 'vlan':
         if (a.op === 'pop') {
@@ -127,7 +141,7 @@ export function translateActions(rule: FlowerRule, ctx: ActionContext): Translat
           if (tagged === 'yes') {
             acts.push('pop_vlan');
             tagged = 'unknown';
-            modified = true;
+            did('rewrites the packet');
           }
         } else if (a.op === 'push') {
           if (a.protocol !== undefined && a.protocol !== EthP.VLAN_8021Q && a.protocol !== EthP.VLAN_8021AD) refuse('vlan push of an unknown TPID', 'vlan');
@@ -135,20 +149,20 @@ export function translateActions(rule: FlowerRule, ctx: ActionContext): Translat
           // OVS push_vlan starts with PCP 0, as tc's push without priority does.
           if (a.prio) acts.push(`set_field:${a.prio}->vlan_pcp`);
           tagged = 'yes';
-          modified = true;
+          did('rewrites the packet');
         } else {
           if (a.protocol !== undefined) refuse('vlan modify of the TPID: OpenFlow cannot rewrite a TPID in place', 'vlan');
           if (tagged === 'unknown') refuse('vlan modify on a filter that sees both tagged and untagged frames', 'vlan');
           if (tagged === 'yes') {
             acts.push(`set_field:${0x1000 | a.id}->vlan_vid`);
             if (a.prio !== undefined) acts.push(`set_field:${a.prio}->vlan_pcp`);
-            modified = true;
+            did('rewrites the packet');
           }
         }
         break;
       case 'pedit':
         for (const op of peditOps(a.keys)) {
-          modified = true;
+          did('rewrites the packet');
           const need = (ok: boolean, what: string) => ok || refuse(`pedit ${op.hdr} ${op.field} needs a filter that matches ${what} (OpenFlow set_field prerequisites)`, 'pedit');
           const f = `${op.hdr} ${op.field}`;
           if (f === 'eth dst') acts.push(`mod_dl_dst:${op.value}`);
@@ -208,8 +222,8 @@ export function translateActions(rule: FlowerRule, ctx: ActionContext): Translat
           if (t === undefined) {
             acts.push(`ct(${args.join(',')})`, slowPath(ctx, rule));
           } else acts.push(`ct(${[...args, `table=${t}`].join(',')})`);
-          if (a.nat && a.nat.type !== 'restore') modified = true;
-          if (modified) missAfterModify = true;
+          if (a.nat && a.nat.type !== 'restore') did('rewrites the packet');
+          handOff();
           ended = 'software';
         } else {
           if (a.nat) refuse('ct nat without a following goto chain: OVS applies NAT only to the recirculated packet', 'ct nat');
@@ -227,14 +241,19 @@ export function translateActions(rule: FlowerRule, ctx: ActionContext): Translat
           ? `pktps burst stats bands=type=drop rate=${a.pktsPerSec} burst_size=${a.pktBurst ?? 0}`
           : `kbps burst stats bands=type=drop rate=${Math.max(1, Math.ceil(((a.rate ?? 0) * 8) / 1000))} burst_size=${Math.max(1, Math.ceil(((a.burst ?? 0) * 8) / 1000))}`;
         acts.push(`meter:${ctx.meter(spec)}`);
+        // Software would police the packet a second time, in its own bucket.
+        did('meters the packet');
         break;
       }
       case 'skbedit':
         if (a.priority !== undefined || a.ptype !== undefined || a.queueMapping !== undefined) refuse('skbedit priority/ptype/queue_mapping have no OpenFlow equivalent', 'skbedit');
-        if (a.mark) acts.push(`set_field:0x${a.mark.value.toString(16)}/0x${a.mark.mask.toString(16)}->pkt_mark`);
+        // set(skb_mark) is no action OVS's tc offload knows (netdev-offload-tc.c: "unsupported set action type").
+        if (a.mark) refuse('skbedit mark: OVS cannot offload a pkt_mark rewrite (netdev-offload-tc.c: unsupported set action type)', 'skbedit');
         break;
       case 'sample':
-        acts.push(`sample(probability=${Math.max(1, Math.floor(65535 / a.rate))},collector_set_id=${a.group})`);
+        // Without an IPFIX collector OVS emits no datapath action for sample(), and with one a sample action
+        // that tc offload does not take (netdev-offload-tc.c 3.1: unsupported put action type).
+        refuse('sample: OVS samples only to an IPFIX collector and cannot offload sampling (netdev-offload-tc.c: unsupported put action type)', 'sample');
         break;
       case 'mpls':
         if (a.op === 'push') {
@@ -248,19 +267,20 @@ export function translateActions(rule: FlowerRule, ctx: ActionContext): Translat
           if (a.tc !== undefined) acts.push(`set_field:${a.tc}->mpls_tc`);
           if (a.ttl !== undefined) acts.push(`set_field:${a.ttl}->mpls_ttl`);
         } else refuse(`mpls ${a.op}: OVS dec_mpls_ttl stops at ttl 1 where tc wraps`, 'mpls');
-        modified = true;
+        did('rewrites the packet');
         break;
     }
     if (verdict(a.control, i)) return finish();
   }
   // The list ran out with pipe: tcf_action_exec returns PIPE, which continues into the stack.
   acts.push(slowPath(ctx, rule));
-  if (modified) missAfterModify = true;
+  handOff();
   return finish();
 
   function finish(): TranslatedActions {
     const text = (list: string[]) => (list.length ? list.join(',') : 'drop');
-    if (!ttlDec) return { variants: [{ when: [], actions: text(acts), specific: false }], modifiesThenMisses: missAfterModify };
+    const sideEffectThenSoftware = repeated;
+    if (!ttlDec) return { variants: [{ when: [], actions: text(acts), specific: false }], sideEffectThenSoftware };
     // tc's ttl dec is an 8-bit add that wraps; OVS dec_ttl stops at ttl <= 1. Two exact flows cover those.
     const subst = (r: string) => acts.map((x) => (x === '@TTLDEC@' ? r : x));
     return {
@@ -269,7 +289,7 @@ export function translateActions(rule: FlowerRule, ctx: ActionContext): Translat
         { when: ['nw_ttl=1'], actions: text(subst('mod_nw_ttl:0')), specific: true },
         { when: [], actions: text(subst('dec_ttl')), specific: false },
       ],
-      modifiesThenMisses: missAfterModify,
+      sideEffectThenSoftware,
     };
   }
 }

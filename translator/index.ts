@@ -9,17 +9,17 @@
 //                     in the kernel's mask order; the lowest flow of a table
 //                     resubmits to the next prio of the chain, and the last
 //                     one of a chain sends the packet to its representor.
-// A rule that cannot be offloaded keeps its place with a trap flow (slow path)
-// over a superset of its match, so no lower flow can catch its packets; with
-// skip_sw it is refused instead, as a NIC refuses it.
+// A rule that cannot be offloaded keeps its place with trap flows (slow path)
+// over its match, as exactly as OpenFlow says it, so no lower flow can catch
+// its packets and every other packet stays offloaded; with skip_sw it is
+// refused instead, as a NIC refuses it. skip_hw rules are trapped (C5).
 import { Errno, VpfError } from '../rules/errors.js';
 import type { FlowerRule } from '../rules/model.js';
-import { EthP } from '../rules/model.js';
 import { maskShape } from '../rules/classify/match.js';
 import type { OfFlow, OfMeter } from '../ovs/openflow/flow.js';
 import { translateActions } from './actions.js';
 import { cookieOf, FlowKind } from './cookie.js';
-import { supersetMatch, translateMatch } from './match.js';
+import { ipv6LaterFragments, translateMatch, trapMatches, UNTAGGED } from './match.js';
 import { portPair, repNames, type PortMap } from './portmap.js';
 import { vfRateMeter } from './legacy.js';
 import { UPLINK, vfIndex } from '../rules/ports.js';
@@ -151,7 +151,12 @@ export function translate(input: TranslateInput): Translation {
     const rate = dev === UPLINK ? 0 : input.vfMaxTxRate?.[vfIndex(dev)] ?? 0;
     const police = rate ? vfRateMeter(vfIndex(dev), rate) : undefined;
     if (police) vfMeters.push(police);
-    flows.push(flow(FlowKind.DEFAULT, 0, ENTRY_TABLE, 100, [`in_port=${p.port}`], `${police ? `meter:${police.id},` : ''}${t0 === undefined ? `output:${p.rep}` : `resubmit(,${t0})`}`));
+    const classify = `${police ? `meter:${police.id},` : ''}${t0 === undefined ? `output:${p.rep}` : `resubmit(,${t0})`}`;
+    // The same action once more above, for untagged frames only: the classifier then un-wildcards the whole
+    // TCI of every frame from this port, so each datapath flow's VLAN mask is 0xffff, the one form OVS's
+    // tc offload takes for tagged and untagged frames alike (netdev-offload-tc.c: a partial mask is refused).
+    flows.push(flow(FlowKind.DEFAULT, 0, ENTRY_TABLE, 101, [`in_port=${p.port}`, UNTAGGED], classify));
+    flows.push(flow(FlowKind.DEFAULT, 0, ENTRY_TABLE, 100, [`in_port=${p.port}`], classify));
   }
   flows.push(flow(FlowKind.DEFAULT, 0, ENTRY_TABLE, 0, [], 'drop'));
 
@@ -247,8 +252,11 @@ function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo,
   const inPort = `in_port=${portPair(ports, rule.dev)!.port}`;
   let out: OfFlow[];
   let result: RuleResult;
+  const toRep = `output:${portPair(ports, rule.dev)!.rep}`;
+  let matches: string[][] | undefined;
   try {
-    const matches = translateMatch(rule, ctx);
+    if (rule.flags.skipHw) throw new VpfError(Errno.EOPNOTSUPP, 'skip_hw: the guest keeps this filter in software', 'skip_hw');
+    matches = translateMatch(rule, ctx);
     const acts = translateActions(rule, {
       ports,
       zone: ctx.zone,
@@ -261,10 +269,10 @@ function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo,
         return ctx.meter(spec);
       },
     });
-    if (acts.modifiesThenMisses) {
+    if (acts.sideEffectThenSoftware) {
       throw new VpfError(
         Errno.EOPNOTSUPP,
-        'the rule rewrites the packet and may then hand it to software, which would classify the rewritten packet from chain 0 again (docs/mapping.md, misses)',
+        `the rule ${acts.sideEffectThenSoftware} and may then hand the packet to software, which classifies it from chain 0 again and would repeat that (docs/mapping.md, misses)`,
         'action',
       );
     }
@@ -272,19 +280,18 @@ function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo,
     for (const m of matches) {
       for (const v of acts.variants) out.push(flow(FlowKind.RULE, id, table, v.specific ? hi : lo, [inPort, ...m, ...v.when], v.actions));
     }
-    // IPv6 later fragments: OVS reports nw_proto 44 where flower keeps the upper protocol (P4); send them to software.
-    if (rule.match.ipProto !== undefined && rule.protocol === EthP.IPV6 && matches.length) {
-      out.push(flow(FlowKind.TRAP, id, table, hi, [inPort, 'dl_type=0x86dd', 'vlan_tci=0x0000/0x1000', 'nw_frag=later'], `output:${portPair(ports, rule.dev)!.rep}`));
-    }
+    for (const m of ipv6LaterFragments(rule, matches)) out.push(flow(FlowKind.TRAP, id, table, hi, [inPort, ...m], toRep));
     if (out.length > ctx.maxFlowsPerRule) throw new VpfError(Errno.ENOSPC, `the rule needs ${out.length} flows, more than ${ctx.maxFlowsPerRule}`, 'match');
     result = { offloaded: true, flows: out.length };
   } catch (e) {
     if (!(e instanceof VpfError)) throw e;
     // A NIC refuses a skip_sw filter it cannot hold; so does vpf.
     if (rule.flags.skipSw) return { flows: [], result: { offloaded: false, flows: 0, refused: true, error: e } };
-    // Stays in the guest's software: a trap at its place keeps lower offloaded flows from taking its packets.
-    out = [flow(FlowKind.TRAP, id, table, hi, [inPort, ...supersetMatch(rule)], `output:${portPair(ports, rule.dev)!.rep}`)];
-    result = { offloaded: false, flows: 1, error: e };
+    // Stays in the guest's software: traps at its place over its match keep lower offloaded flows from taking
+    // its packets, and no other packet (the match is exact unless the match itself was the problem).
+    const covered = matches ?? trapMatches(rule, ctx);
+    out = [...covered, ...ipv6LaterFragments(rule, covered)].map((m) => flow(FlowKind.TRAP, id, table, hi, [inPort, ...m], toRep));
+    result = { offloaded: false, flows: out.length, error: e };
   }
   if (keep && !shared) Object.assign(memo, { sig: { table, rank, id }, flows: out, result });
   return { flows: out, result };

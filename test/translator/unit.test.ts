@@ -75,7 +75,7 @@ describe('mapping rows', () => {
   const actions = (line: string) => ruleFlows(one(line)).map((f) => f.actions);
 
   it('protocol ip matches untagged IPv4 only', () => {
-    expect(match('dev vf0 ingress prio 1 protocol ip flower action drop')).toEqual(['in_port=100,dl_type=0x800,vlan_tci=0x0000/0x1000']);
+    expect(match('dev vf0 ingress prio 1 protocol ip flower action drop')).toEqual(['in_port=100,dl_type=0x800,vlan_tci=0x0000/0xffff']);
   });
   it('ct_state trk and rpl swap bits between flower and OVS', () => {
     expect(match('dev vf0 ingress prio 1 protocol ip flower ct_state +trk+est-rpl action drop')[0]).toContain('ct_state=+est-rpl+trk');
@@ -133,12 +133,61 @@ describe('refusals and partial offload', () => {
   it('without skip_sw the rule keeps its place with a trap to the representor', () => {
     const t = one('dev vf0 ingress prio 1 protocol ip flower enc_key_id 5 action drop');
     expect(t.perRule.get(1)).toMatchObject({ offloaded: false, flows: 1 });
-    expect(ruleFlows(t)).toEqual([expect.objectContaining({ match: 'in_port=100,dl_type=0x800,vlan_tci=0x0000/0x1000', actions: 'output:200' })]);
+    expect(ruleFlows(t)).toEqual([expect.objectContaining({ match: 'in_port=100,dl_type=0x800,vlan_tci=0x0000/0xffff', actions: 'output:200' })]);
     expect(cookieKind(ruleFlows(t)[0]!.cookie)).toBe(FlowKind.TRAP);
   });
   it('a rewrite that may reach software is not offloaded (the guest would classify it again from chain 0)', () => {
     const t = one('dev vf0 ingress prio 1 protocol ip flower action pedit ex munge ip ttl set 9 pipe action pass');
-    expect(t.perRule.get(1)!.error!.message).toMatch(/chain 0 again/);
+    expect(t.perRule.get(1)!.error!.message).toMatch(/rewrites the packet.*chain 0 again/);
+  });
+  it('a mirror copy or a meter followed by a possible hand-off to software is not offloaded (software would repeat it)', () => {
+    for (const [line, what] of [
+      ['protocol ip flower action mirred egress mirror dev vf1 pipe action goto chain 1', 'mirror copy'],
+      ['protocol all flower action mirred egress mirror dev vf1', 'mirror copy'],
+      ['protocol ip flower action mirred ingress mirror dev vf1 pipe action pass', 'mirror copy'],
+      ['protocol ip flower action police rate 8mbit burst 100k conform-exceed drop/pipe action goto chain 1', 'meters'],
+    ]) {
+      const t = one(`dev vf0 ingress prio 1 ${line}`);
+      expect(t.perRule.get(1)).toMatchObject({ offloaded: false });
+      expect(t.perRule.get(1)!.error!.message).toContain(what);
+      expect(ruleFlows(t).every((f) => f.actions === 'output:200')).toBe(true);
+    }
+    // A copy and then a redirect never reaches software: offloaded.
+    expect(one('dev vf0 ingress prio 1 protocol ip flower action mirred egress mirror dev vf1 pipe action mirred egress redirect dev uplink').perRule.get(1)!.offloaded).toBe(true);
+  });
+  it('actions OVS cannot offload (pkt_mark, sample) are trapped, or refused with skip_sw, with the reason', () => {
+    for (const [act, why] of [['skbedit mark 5', /pkt_mark/], ['sample rate 10 group 5', /IPFIX collector/]] as const) {
+      const t = one(`dev vf0 ingress prio 1 protocol ip flower action ${act} pipe action mirred egress redirect dev vf1`);
+      expect(t.perRule.get(1)).toMatchObject({ offloaded: false, flows: 1 });
+      expect(t.perRule.get(1)!.error!.message).toMatch(why);
+      const s = one(`dev vf0 ingress prio 1 protocol ip flower skip_sw action ${act} pipe action mirred egress redirect dev vf1`);
+      expect(s.perRule.get(1)).toMatchObject({ refused: true });
+      expect(s.perRule.get(1)!.error!.errno).toBe(Errno.EOPNOTSUPP);
+    }
+  });
+  it("a trap covers the rule's own match, not all traffic of its protocol", () => {
+    const t = one('dev vf0 ingress prio 1 protocol ip flower ip_proto udp dst_port 80 action skbedit mark 7 pipe action mirred egress redirect dev vf1');
+    expect(ruleFlows(t).map((f) => f.match)).toEqual(['in_port=100,dl_type=0x800,vlan_tci=0x0000/0xffff,nw_proto=17,udp_dst=80']);
+  });
+  it('a trapped VLAN rule takes only tags with its VID/PCP, in forms OVS offloads (no CFI-only mask)', () => {
+    const m = (line: string) => ruleFlows(one(`dev vf0 ingress prio 1 ${line}`)).map((f) => f.match.replace('in_port=100,', ''));
+    expect(m('protocol 802.1Q flower vlan_id 5 action drop')).toEqual(['vlan_tci=0x1005/0x1fff']);
+    expect(m('protocol 802.1ad flower vlan_id 100 vlan_prio 3 vlan_ethtype ip action drop')).toEqual(['vlan_tci=0x7064/0xffff,dl_type=0x800']);
+    expect(m('protocol 802.1Q flower vlan_prio 2 action drop')).toEqual(['vlan_tci=0x5000/0xf000']);
+    expect(m('protocol 802.1Q flower action drop')).toEqual([0, 1, 2, 3, 4, 5, 6, 7].map((p) => `vlan_tci=0x${((p << 13) | 0x1000).toString(16)}/0xf000`));
+    for (const l of ['protocol 802.1Q flower action drop', 'protocol all flower num_of_vlans 1 action drop', 'protocol ip flower action drop']) {
+      expect(one(`dev vf0 ingress prio 1 ${l}`).flows.map((f) => f.match).join(' ')).not.toMatch(/vlan_tci=0x[01]000\/0x1000/);
+    }
+  });
+  it('every frame from a VF un-wildcards its whole TCI in table 0, so datapath flows carry an offloadable VLAN mask', () => {
+    const t0 = one('dev vf0 ingress prio 1 protocol ip flower action drop').flows.filter((f) => f.table === 0 && f.match.startsWith('in_port=100'));
+    expect(t0.map((f) => [f.priority, f.match, f.actions])).toEqual([[101, 'in_port=100,vlan_tci=0x0000/0xffff', t0[1]!.actions], [100, 'in_port=100', t0[1]!.actions]]);
+  });
+  it('skip_hw keeps its place with a trap and is reported not offloaded, never refused (C5)', () => {
+    const t = one('dev vf0 ingress prio 1 protocol ip flower skip_hw dst_ip 10.0.0.2 action drop');
+    expect(t.perRule.get(1)).toMatchObject({ offloaded: false, flows: 1 });
+    expect(t.perRule.get(1)!.refused).toBeFalsy();
+    expect(ruleFlows(t)).toEqual([expect.objectContaining({ match: 'in_port=100,dl_type=0x800,vlan_tci=0x0000/0xffff,nw_dst=10.0.0.2', actions: 'output:200' })]);
   });
   it('continue has no OpenFlow equivalent', () => {
     expect(one('dev vf0 ingress prio 1 protocol ip flower skip_sw action continue').perRule.get(1)!.error!.message).toMatch(/continue/);
