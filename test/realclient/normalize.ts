@@ -2,8 +2,9 @@
 // nothing else (docs/testing.md lists these):
 //  1. hardware state: the kernel run's dummies have no offload, vpfd's rules
 //     are in hardware: `in_hw in_hw_count N` / `not_in_hw` become `<hw>`;
-//  2. hardware counters: `Sent software|hardware ...` lines (and sw_*/hw_*
-//     JSON keys) are dropped; tc prints them only for nonzero hw counters;
+//  2. hardware counters: `Sent software|hardware ...` and `used_hw_stats T`
+//     lines (sw_*, hw_*, used_hw_stats JSON keys) are dropped: tc prints them
+//     only for actions whose stats came from a driver (mlx5: delayed);
 //  3. time: `installed|used|firstused N sec` (JSON installed, last_used,
 //     first_used, expires) become N / 0;
 //  4. `skip_sw` filters: the kernel ran them without skip_sw (script.ts
@@ -23,14 +24,14 @@ function text(s: string, o: NormalizeOpts): string {
     .replace(/\bnot_in_hw\b/g, '<hw>')
     .replace(/\b(installed|used|firstused) \d+ sec/g, '$1 N sec')
     .split('\n')
-    .filter((l) => !/^\s*Sent (software|hardware) \d+ bytes \d+ pkt/.test(l))
+    .filter((l) => !/^\s*Sent (software|hardware) \d+ bytes \d+ pkt/.test(l) && !/^\s*used_hw_stats \w+/.test(l))
     .join('\n');
   if (o.dropSkipSw) t = t.split('\n').filter((l) => l.trim() !== 'skip_sw').join('\n');
   return t;
 }
 
 const TIME_KEYS = new Set(['installed', 'last_used', 'first_used', 'expires']);
-const HW_COUNTER_KEYS = new Set(['sw_bytes', 'sw_packets', 'hw_bytes', 'hw_packets']);
+const HW_COUNTER_KEYS = new Set(['sw_bytes', 'sw_packets', 'hw_bytes', 'hw_packets', 'used_hw_stats']);
 
 function json(v: unknown, o: NormalizeOpts): unknown {
   if (Array.isArray(v)) return v.map((x) => json(x, o));
