@@ -13,7 +13,7 @@ import { defaultPortMap } from '../../../translator/portmap.js';
 import { arbPacket } from '../../gen/packet.js';
 import { arbRuleset, DEVS } from '../../gen/ruleset.js';
 import { printFilter } from '../../../rules/tcsyntax/index.js';
-import { encodeFrame } from './frame.js';
+import { packetToHex } from '../../offload/frame.js';
 import { arbExtraRuleset } from './rulesets.js';
 
 export interface OffloadSet {
@@ -35,7 +35,7 @@ export function sampleSets(sets: number, packets: number, seed: number): Offload
       rules: rs.map((r, j) => `${printFilter(r).join(' ')}${t.perRule.get(j + 1)!.offloaded ? '' : '  # not offloaded'}`),
       flows: t.flows.map(flowLine),
       meters: t.meters.map(meterLine),
-      packets: frames[i]!.map((p: Packet) => ({ port: DEVS.includes(p.inDev) ? p.inDev : 'vf0', hex: encodeFrame(p).toString('hex') })),
+      packets: frames[i]!.map((p: Packet) => ({ port: DEVS.includes(p.inDev) ? p.inDev : 'vf0', hex: packetToHex(p) })),
     };
   });
 }
