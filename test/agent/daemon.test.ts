@@ -12,7 +12,7 @@ import { Vpfd } from '../../agent/daemon.js';
 import { talk } from '../../agent/ctl/tc.js';
 import { Errno } from '../../rules/errors.js';
 import { NlmsgType, parseError, type NlMessage } from '../../rules/netlink/nlmsg.js';
-import { decodeFilterDump, encodeFilterRequest, encodeFilterSelect } from '../../rules/netlink/tc.js';
+import { decodeFilterDump, encodeChainRequest, encodeFilterRequest, encodeFilterSelect } from '../../rules/netlink/tc.js';
 import { parseFilter, splitArgs } from '../../rules/tcsyntax/index.js';
 import { parseDumpFlows } from '../../ovs/ctl/ofctl.js';
 import { captureBatch } from '../helpers/nlcapture.js';
@@ -107,6 +107,21 @@ describe('vpfd guest channel', () => {
     expect(errnoOf(await send('a', encodeFilterRequest(rule('dev vf5 ingress prio 1 protocol ip flower action drop')))).errno).toBe(Errno.ENODEV);
   });
 
+  it('answers a real tc replace, get and chain add as the kernel does, addressed to the requester port id', async () => {
+    const pid = 0x4242;
+    const r = rule('dev vf0 ingress prio 11 handle 2 protocol ip flower ip_proto udp action drop');
+    // `tc filter replace` sends NLM_F_CREATE without NLM_F_EXCL: an existing filter is changed, not EEXIST.
+    for (let i = 0; i < 2; i++) {
+      const [ack] = await send('a', encodeFilterRequest(r, { flags: NlmF.REQUEST | NlmF.ACK | NlmF.CREATE, pid }));
+      expect([parseError(ack!).errno, ack!.pid]).toEqual([0, pid]);
+    }
+    const get = await send('a', encodeFilterSelect('get', { dev: 'vf0', direction: 'ingress', chain: undefined, prio: 11, protocol: 0x800, handle: 99, kind: 'flower' }, { flags: NlmF.REQUEST | NlmF.ACK, pid }));
+    const miss = errnoOf(get);
+    expect([miss.errno, miss.message, get[0]!.pid]).toEqual([Errno.ENOENT, 'Specified filter handle not found', pid]);
+    expect(errnoOf(await send('a', encodeChainRequest('new', 'vf0', 'ingress', 0, { pid }))).errno).toBe(Errno.EEXIST);
+    expect(errnoOf(await send('a', encodeFilterSelect('del', { dev: 'vf0', direction: 'ingress', chain: undefined, prio: 11, protocol: 0, handle: 0, kind: undefined }))).errno).toBe(0);
+  });
+
   it('reports the datapath flows traffic created, and that none is in hardware on the userspace datapath', async () => {
     const r = await d.offload();
     expect(r.offloaded).toBe(0);
@@ -116,7 +131,9 @@ describe('vpfd guest channel', () => {
   it('dumps filters with in_hw and counters from OVS', async () => {
     const replies = await send('a', encodeFilterSelect('get', { dev: 'vf1', direction: 'ingress', chain: undefined, prio: 0, protocol: 0, handle: 0, kind: undefined }, { flags: 0x301 }));
     expect(replies.at(-1)!.type).toBe(NlmsgType.DONE);
-    const dumped = replies.slice(0, -1).map((m) => decodeFilterDump(m));
+    // tcf_chain_dump opens each tcf_proto with a bare entry (handle 0, no TCA_OPTIONS), then its filters.
+    expect(replies[0]!.payload.readUInt32LE(8)).toBe(0);
+    const dumped = replies.slice(1, -1).map((m) => decodeFilterDump(m));
     expect(dumped).toHaveLength(1);
     expect(dumped[0]!.ok && dumped[0]!.value.stats.inHw).toBe(true);
     expect(dumped[0]!.ok && dumped[0]!.value.rule.handle).toBe(9);
