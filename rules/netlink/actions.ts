@@ -747,8 +747,8 @@ function dumpOptions(w: AttrWriter, a: Action, index: number, tm: Buffer, devs: 
       const f = a.op === 'push' || a.op === 'mac_push' || a.op === 'modify' ? a : undefined;
       if (f?.label !== undefined) w.u32(MPLS.LABEL, f.label);
       if (f?.tc !== undefined) w.u8(MPLS.TC, f.tc);
-      const ttl = f?.ttl ?? (a.op === 'push' || a.op === 'mac_push' ? 255 : 0);
-      if (ttl) w.u8(MPLS.TTL, ttl);
+      const ttl = f?.ttl ?? (a.op === 'push' || a.op === 'mac_push' ? 255 : undefined);
+      if (ttl !== undefined) w.u8(MPLS.TTL, ttl);
       if (f?.bos !== undefined) w.u8(MPLS.BOS, f.bos);
       w.be16(MPLS.PROTO, a.op === 'push' || a.op === 'mac_push' || a.op === 'pop' ? a.protocol : ETH_P_MPLS_UC);
       break;

@@ -5,7 +5,8 @@
 import { Errno, VpfError } from '../errors.js';
 import { bytesToHex, hexToBytes } from '../addr.js';
 import type { Action, Control, CtAction, GeneveOpt, MplsAction, PoliceAction, SkbeditAction, TunnelKeyAction, VlanAction } from '../model.js';
-import { bad, ethProto, ethProtoName, ipOrBad, printRate, rate, size, uint, type Tokens } from './lex.js';
+import { bad, decOrHex, ethProto, ethProtoName, ipOrBad, printRate, rate, size, uint, type Tokens } from './lex.js';
+import { parseLabel } from './keys.js';
 import { parseMunge, printMunge } from './pedit.js';
 import { burstToTicks, ticksToBurst } from '../psched.js';
 
@@ -31,10 +32,10 @@ export function parseControlWord(t: Tokens, w: string): Control {
       return { kind: 'stolen' };
     case 'goto': {
       if (t.next('goto') !== 'chain') bad('"goto" must be followed by "chain"', 'goto');
-      return { kind: 'goto', chain: uint(t.next('goto chain'), 'goto chain', 0x0fffffff) };
+      return { kind: 'goto', chain: uint(t.next('goto chain'), 'goto chain', 0x0fffffff, 10) };
     }
     case 'jump':
-      return { kind: 'jump', count: uint(t.next('jump'), 'jump', 0x0fffffff) };
+      return { kind: 'jump', count: uint(t.next('jump'), 'jump', 0x0fffffff, 10) };
   }
   return bad(`bad control "${w}"`, w);
 }
@@ -60,7 +61,8 @@ const PIPE: Control = { kind: 'pipe' };
 const PASS: Control = { kind: 'pass' };
 
 function index(t: Tokens): number | undefined {
-  return t.accept('index') ? uint(t.next('index'), 'index') : undefined;
+  // tc_util.c parse_action_control / m_*.c: get_u32(&index, *argv, 10).
+  return t.accept('index') ? uint(t.next('index'), 'index', 0xffffffff, 10) : undefined;
 }
 const withIndex = <T extends Action>(a: T, i: number | undefined): T => (i ? { ...a, index: i } : a);
 
@@ -107,13 +109,16 @@ function parsePedit(t: Tokens): Action {
   return withIndex({ kind: 'pedit', keys, control: control(t, PASS) }, i);
 }
 
-const CSUM_FLAGS: [string[], number][] = [[['iph', 'ip4h'], 1], [['icmp'], 2], [['igmp'], 4], [['tcp'], 8], [['udp'], 16], [['udplite'], 32], [['sctp'], 64]];
+const CSUM_FLAGS: [string[], number][] = [[['iph', 'ip4h', 'ipv4h'], 1], [['icmp'], 2], [['igmp'], 4], [['tcp'], 8], [['udp'], 16], [['udplite'], 32], [['sctp'], 64]];
+
+/** m_csum.c parse_csum_args uses matches(): any prefix of a name, the first name in its order winning ("i" is iph, "udp" udp). */
+const csumFlag = (w: string | undefined) => (w ? CSUM_FLAGS.find(([names]) => names.some((n) => n.startsWith(w))) : undefined);
 
 function parseCsum(t: Tokens): Action {
   let flags = 0;
   for (;;) {
     const w = t.peek();
-    const f = CSUM_FLAGS.find(([names]) => w !== undefined && names.includes(w));
+    const f = w === 'and' ? undefined : csumFlag(w);
     if (f) {
       t.take();
       flags |= f[1];
@@ -144,10 +149,10 @@ function parseTunnelKey(t: Tokens): Action {
       const w = t.peek();
       if (w === 'src_ip') s.srcIp = ipOrBad((t.take(), t.next(w)), w);
       else if (w === 'dst_ip') s.dstIp = ipOrBad((t.take(), t.next(w)), w);
-      else if (w === 'id') s.id = uint((t.take(), t.next(w)), 'id');
-      else if (w === 'dst_port') s.dstPort = uint((t.take(), t.next(w)), 'dst_port', 0xffff);
-      else if (w === 'tos') s.tos = uint((t.take(), t.next(w)), 'tos', 0xff);
-      else if (w === 'ttl') s.ttl = uint((t.take(), t.next(w)), 'ttl', 0xff);
+      else if (w === 'id') s.id = uint((t.take(), t.next(w)), 'id', 0xffffffff, 10);
+      else if (w === 'dst_port') s.dstPort = uint((t.take(), t.next(w)), 'dst_port', 0xffff, 10);
+      else if (w === 'tos') s.tos = decOrHex((t.take(), t.next(w)), 'tos', 0xff);
+      else if (w === 'ttl') s.ttl = decOrHex((t.take(), t.next(w)), 'ttl', 0xff);
       else if (w === 'csum') (t.take(), (s.noCsum = false));
       else if (w === 'nocsum') (t.take(), (s.noCsum = true));
       else if (w === 'nofrag') (t.take(), (s.noFrag = true));
@@ -155,6 +160,8 @@ function parseTunnelKey(t: Tokens): Action {
       else if (w === 'vxlan_opts' || w === 'erspan_opts' || w === 'gtp_opts') throw new VpfError(Errno.EOPNOTSUPP, `tunnel_key ${w} is not supported by vpf`, w);
       else break;
     }
+    // m_tunnel_key.c: "set needs tunnel_key parameters" unless both addresses are given.
+    if (!s.srcIp || !s.dstIp) bad('tunnel_key set needs src_ip and dst_ip', 'tunnel_key');
     a = s;
   } else return bad(`tunnel_key: expected set or unset, got "${op}"`, 'tunnel_key');
   const i = index(t);
@@ -168,49 +175,50 @@ function range(s: string, what: string, one: (x: string) => string | number): [s
 
 function parseCt(t: Tokens): Action {
   const a: CtAction = { kind: 'ct', control: PIPE };
-  if (t.accept('clear')) {
-    a.clear = true;
-  } else {
-    for (;;) {
-      const w = t.peek();
-      if (w === 'commit') (t.take(), (a.commit = true));
-      else if (w === 'force') (t.take(), (a.force = true));
-      else if (w === 'zone') a.zone = uint((t.take(), t.next(w)), 'ct zone', 0xffff);
-      else if (w === 'mark') {
-        t.take();
-        const [v, m] = t.next('mark').split('/');
-        a.mark = { value: uint(v!, 'ct mark'), mask: m === undefined ? 0xffffffff : uint(m, 'ct mark mask') };
-      } else if (w === 'label') {
-        t.take();
-        const [v, m] = t.next('label').split('/');
-        const norm = (x: string) => {
-          const h = x.replace(/^0x/, '').toLowerCase();
-          if (!/^([0-9a-f]{2}){1,16}$/.test(h)) bad(`ct label: '${x}' is not 1 to 16 bytes of hex`, 'label');
-          return bytesToHex(hexToBytes(h.padEnd(32, '0')));
-        };
-        a.label = { value: norm(v!), mask: m === undefined ? 'f'.repeat(32) : norm(m) };
-      } else if (w === 'nat') {
-        t.take();
-        const type = t.accept('src', 'dst') as 'src' | 'dst' | undefined;
-        a.nat = { type: type ?? 'restore' };
-        if (type) {
-          if (t.accept('addr')) {
-            const [lo, hi] = range(t.next('addr'), 'addr', (x) => ipOrBad(x, 'nat addr'));
-            a.nat.addrMin = lo as string;
-            a.nat.addrMax = hi as string;
-          }
-          if (t.accept('port')) {
-            const [lo, hi] = range(t.next('port'), 'port', (x) => uint(x, 'nat port', 0xffff));
-            a.nat.portMin = lo as number;
-            a.nat.portMax = hi as number;
-          }
+  let clear = false;
+  for (;;) {
+    const w = t.peek();
+    if (w === 'clear') (t.take(), (clear = true));
+    else if (w === 'commit') (t.take(), (a.commit = true));
+    else if (w === 'force') (t.take(), (a.force = true));
+    else if (w === 'zone') a.zone = uint((t.take(), t.next(w)), 'ct zone', 0xffff);
+    else if (w === 'mark') {
+      t.take();
+      const [v, m] = t.next('mark').split('/');
+      a.mark = { value: uint(v!, 'ct mark'), mask: m === undefined ? 0xffffffff : uint(m, 'ct mark mask') };
+    } else if (w === 'label') {
+      t.take();
+      // m_ct.c reads labels as flower does (hex pairs, zero-filled).
+      a.label = parseLabel(t.next('label'), 'label');
+    } else if (w === 'nat') {
+      t.take();
+      const type = t.accept('src', 'dst') as 'src' | 'dst' | undefined;
+      a.nat = { type: type ?? 'restore' };
+      if (type) {
+        // m_ct.c ct_parse_nat_addr_range: src/dst need an address range, a port range is optional.
+        if (!t.accept('addr')) bad(`ct nat ${type}: "addr" is required`, 'nat');
+        const [lo, hi] = range(t.next('addr'), 'addr', (x) => ipOrBad(x, 'nat addr'));
+        a.nat.addrMin = lo as string;
+        a.nat.addrMax = hi as string;
+        if (t.accept('port')) {
+          const [plo, phi] = range(t.next('port'), 'port', (x) => uint(x, 'nat port', 0xffff));
+          a.nat.portMin = plo as number;
+          a.nat.portMax = phi as number;
         }
-      } else if (w === 'helper') throw new VpfError(Errno.EOPNOTSUPP, 'ct helpers (ALGs) cannot be offloaded', 'helper');
-      else break;
-    }
+      }
+    } else if (w === 'helper') throw new VpfError(Errno.EOPNOTSUPP, 'ct helpers (ALGs) cannot be offloaded', 'helper');
+    else break;
   }
+  // m_ct.c: clear sends nothing else; nat src/dst only with commit, and commit with nat only with src/dst.
   const i = index(t);
+  if (clear) return withIndex({ kind: 'ct', clear: true, control: control(t, PIPE) } as CtAction, i);
+  ctCheck(a);
   return withIndex({ ...a, control: control(t, PIPE) }, i);
+}
+
+function ctCheck(a: CtAction): void {
+  if (a.nat && a.nat.type !== 'restore' && !a.commit) bad('ct: src or dst is only valid if commit is set', 'nat');
+  if (a.nat && a.nat.type === 'restore' && a.commit) bad('ct: commit and nat must set src or dst', 'nat');
 }
 
 function parsePolice(t: Tokens): Action {
@@ -229,6 +237,8 @@ function parsePolice(t: Tokens): Action {
     else if (w === 'conform-exceed') {
       t.take();
       const [ex, co] = t.next('conform-exceed').split('/');
+      // m_police.c parse_action_control_slash: two plain verdicts; goto/jump need words of their own, which the slash form has not.
+      for (const c of [ex, co]) if (c === 'goto' || c === 'jump') bad(`police conform-exceed: "${c}" cannot be used in the slash form`, 'conform-exceed');
       a.exceed = parseControlWord(t, ex!);
       if (co !== undefined) a.control = parseControlWord(t, co);
     } else if (w === 'overhead' || w === 'linklayer') throw new VpfError(Errno.EOPNOTSUPP, `police ${w} is not supported by vpf`, w);
@@ -248,18 +258,31 @@ function parsePolice(t: Tokens): Action {
   return withIndex(a, idx);
 }
 
+/** tc_util.c get_tc_classid: root, none, MAJ:MIN or one hex number (no 0x needed). */
+function tcClassid(s: string, what: string): number {
+  if (s === 'root') return 0xffffffff;
+  if (s === 'none') return 0;
+  const m = /^([0-9a-f]*):([0-9a-f]+)$/i.exec(s);
+  if (m) {
+    const maj = m[1] ? parseInt(m[1], 16) : 0, min = parseInt(m[2]!, 16);
+    if (maj > 0xffff || min > 0xffff) bad(`Illegal "${what}": '${s}'`, what);
+    return ((maj << 16) | min) >>> 0;
+  }
+  return uint(s, what, 0xffffffff, 16);
+}
+
+const printClassid = (p: number) => `${(p >>> 16).toString(16)}:${(p & 0xffff).toString(16)}`;
+
 const PTYPES: Record<string, number> = { host: 0, broadcast: 1, multicast: 2, otherhost: 3 };
 
 function parseSkbedit(t: Tokens): Action {
   const a: SkbeditAction = { kind: 'skbedit', control: PIPE };
   for (;;) {
     const w = t.peek();
-    if (w === 'queue_mapping') a.queueMapping = uint((t.take(), t.next(w)), 'queue_mapping', 0xffff);
+    if (w === 'queue_mapping') a.queueMapping = uint((t.take(), t.next(w)), 'queue_mapping', 0xffff, 10);
     else if (w === 'priority') {
       t.take();
-      const v = t.next('priority');
-      const m = /^([0-9a-f]+):([0-9a-f]+)$/i.exec(v);
-      a.priority = m ? ((parseInt(m[1]!, 16) << 16) | parseInt(m[2]!, 16)) >>> 0 : uint(v, 'priority');
+      a.priority = tcClassid(t.next('priority'), 'priority');
     } else if (w === 'mark') {
       t.take();
       const [v, m] = t.next('mark').split('/');
@@ -280,9 +303,9 @@ function parseSkbedit(t: Tokens): Action {
 function parseSample(t: Tokens): Action {
   let r: number | undefined, g: number | undefined, trunc: number | undefined;
   for (;;) {
-    if (t.accept('rate')) r = uint(t.next('rate'), 'sample rate');
-    else if (t.accept('group')) g = uint(t.next('group'), 'sample group');
-    else if (t.accept('trunc')) trunc = uint(t.next('trunc'), 'sample trunc');
+    if (t.accept('rate')) r = uint(t.next('rate'), 'sample rate', 0xffffffff, 10);
+    else if (t.accept('group')) g = uint(t.next('group'), 'sample group', 0xffffffff, 10);
+    else if (t.accept('trunc')) trunc = uint(t.next('trunc'), 'sample trunc', 0xffffffff, 10);
     else break;
   }
   if (!r) return bad('sample: "rate" (non-zero) is required', 'sample');
@@ -309,6 +332,8 @@ function parseMpls(t: Tokens): Action {
     a = { kind: 'mpls', op: 'pop', protocol, control: PIPE };
   } else if (op === 'push' || op === 'mac_push') {
     if (rest.label === undefined) return bad(`mpls ${op}: "label" is required`, 'mpls');
+    // m_mpls.c: "invalid push protocol ... - use mpls_(uc|mc)".
+    if (protocol !== undefined && protocol !== 0x8847 && protocol !== 0x8848) return bad(`mpls ${op}: protocol must be mpls_uc or mpls_mc`, 'mpls');
     a = { kind: 'mpls', op, protocol: protocol ?? 0x8847, ...rest, control: PIPE };
   } else if (op === 'modify') a = { kind: 'mpls', op: 'modify', ...rest, control: PIPE };
   else if (op === 'dec_ttl') a = { kind: 'mpls', op: 'dec_ttl', control: PIPE };
@@ -380,6 +405,7 @@ export function printAction(a: Action): string[] {
       return ['csum', ...CSUM_FLAGS.filter(([, b]) => a.flags & b).map(([n]) => n[n.length - 1]!), ...idx(a), ...ctl(a, PASS)];
     case 'tunnel_key': {
       if (a.op === 'unset') return ['tunnel_key', 'unset', ...idx(a), ...ctl(a, PIPE)];
+      if (!a.srcIp || !a.dstIp) throw new VpfError(Errno.EOPNOTSUPP, 'tunnel_key set without both addresses has no tc syntax', 'tunnel_key');
       const o = ['tunnel_key', 'set'];
       if (a.srcIp) o.push('src_ip', a.srcIp);
       if (a.dstIp) o.push('dst_ip', a.dstIp);
@@ -395,6 +421,12 @@ export function printAction(a: Action): string[] {
     }
     case 'ct': {
       if (a.clear) return ['ct', 'clear', ...idx(a), ...ctl(a, PIPE)];
+      try {
+        ctCheck(a);
+      } catch (e) {
+        throw new VpfError(Errno.EOPNOTSUPP, `${(e as Error).message}: no tc syntax says this ct action`, 'ct');
+      }
+      if (a.nat && a.nat.type !== 'restore' && !a.nat.addrMin) throw new VpfError(Errno.EOPNOTSUPP, 'ct nat without an address has no tc syntax', 'ct');
       const o = ['ct'];
       if (a.commit) o.push('commit');
       if (a.force) o.push('force');
@@ -427,7 +459,7 @@ export function printAction(a: Action): string[] {
     case 'skbedit': {
       const o = ['skbedit'];
       if (a.queueMapping !== undefined) o.push('queue_mapping', String(a.queueMapping));
-      if (a.priority !== undefined) o.push('priority', String(a.priority));
+      if (a.priority !== undefined) o.push('priority', printClassid(a.priority));
       if (a.mark) o.push('mark', a.mark.mask === 0xffffffff ? String(a.mark.value) : `${a.mark.value}/0x${a.mark.mask.toString(16)}`);
       if (a.ptype !== undefined) o.push('ptype', Object.entries(PTYPES).find(([, v]) => v === a.ptype)?.[0] ?? String(a.ptype));
       return [...o, ...idx(a), ...ctl(a, PIPE)];

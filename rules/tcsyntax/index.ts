@@ -15,23 +15,23 @@ export interface ParseOptions {
 }
 
 function parseFlower(t: Tokens, rule: FlowerRule): void {
-  const match: FlowerMatch = {};
+  // f_flower.c: the filter's protocol doubles as the ethertype key unless it is "all"; keys such as ip_proto check it.
+  const match: FlowerMatch = rule.protocol !== EthP.ALL ? { ethType: rule.protocol } : {};
   const actions: Action[] = [];
   while (!t.done) {
     const w = t.take()!;
     if (w === 'skip_sw') rule.flags.skipSw = true;
     else if (w === 'skip_hw') rule.flags.skipHw = true;
     else if (w === 'verbose') rule.flags.verbose = true;
-    else if (w === 'action' || w === 'actions') {
+    else if (w === 'action') {
       // m_action.c parse_action: from here on every word belongs to the action list; `action` between actions is optional.
+      // (flower takes `action` only: real tc 6.1 answers `What is "actions"?`.)
       while (!t.done) {
         actions.push(parseAction(t));
-        t.accept('action', 'actions');
+        t.accept('action');
       }
     } else if (!parseKey(t, w, match)) bad(`flower: unknown key "${w}"`, w);
   }
-  // f_flower.c: the filter's protocol doubles as the ethertype key unless it is "all".
-  if (rule.protocol !== EthP.ALL) match.ethType = rule.protocol;
   rule.match = match;
   rule.actions = actions;
 }

@@ -25,6 +25,8 @@ const FIELDS: Field[] = [
   { htype: 'ip4', hdr: 'ip', name: 'src', off: 12, len: 4, kind: 'ip4' },
   { htype: 'ip4', hdr: 'ip', name: 'dst', off: 16, len: 4, kind: 'ip4' },
   { htype: 'ip4', hdr: 'ip', name: 'tos', off: 1, len: 1, kind: 'uint' },
+  // p_ip.c: dsfield is another name for the tos byte.
+  { htype: 'ip4', hdr: 'ip', name: 'dsfield', off: 1, len: 1, kind: 'uint' },
   { htype: 'ip4', hdr: 'ip', name: 'ttl', off: 8, len: 1, kind: 'uint', dec: true },
   { htype: 'ip4', hdr: 'ip', name: 'protocol', off: 9, len: 1, kind: 'uint' },
   { htype: 'ip6', hdr: 'ip6', name: 'src', off: 8, len: 16, kind: 'ip6' },

@@ -98,7 +98,7 @@ describe('reference classifier: keys', () => {
     const frag = udp();
     frag.ip!.frag = 'first';
     expect(classify(rs, frag).final).toBe('slowpath');
-    const zero = rules('dev vf0 ingress prio 1 protocol ip flower ip_proto udp dst_port 0 action drop');
+    const zero = rules('dev vf0 ingress prio 1 protocol ip flower ip_proto udp dst_port 0/0xffff action drop');
     expect(classify(zero, frag).final).toBe('dropped');
   });
 

@@ -5,6 +5,7 @@ import { decodeTcMessage, encodeFilterDump, encodeFilterRequest, decodeFilterDum
 import { parseMessages, NlmF, Rtm } from '../../rules/netlink/nlmsg.js';
 import { parseFilter, printFilter } from '../../rules/tcsyntax/index.js';
 import { validateRule } from '../../rules/validate.js';
+import { Errno, type VpfError } from '../../rules/errors.js';
 import { arbRule } from '../gen/rule.js';
 
 describe('codec round trips', () => {
@@ -29,10 +30,20 @@ describe('codec round trips', () => {
     );
   });
 
-  it('parse(print(r)) = r, and print is a fixed point', () => {
+  it('parse(print(r)) = r, and print is a fixed point (for every rule tc syntax can say)', () => {
+    let printable = 0;
     fc.assert(
       fc.property(arbRule(), (r) => {
-        const words = printFilter(r);
+        let words: string[];
+        try {
+          words = printFilter(r);
+        } catch (e) {
+          // What tc's own parsers cannot say (a masked enc_dst_port, a port range from 0...) is refused by name.
+          expect((e as VpfError).errno).toBe(Errno.EOPNOTSUPP);
+          expect((e as Error).message).toMatch(/no tc syntax/);
+          return;
+        }
+        printable++;
         const p = parseFilter(words);
         if (!p.ok) throw new Error(`${words.join(' ')}: ${p.error.message}`);
         expect(p.value).toEqual(r);
@@ -40,6 +51,7 @@ describe('codec round trips', () => {
       }),
       { numRuns: 1000 },
     );
+    expect(printable).toBeGreaterThan(500);
   });
 
   it('a dump entry carries the rule, its counters and in_hw back; re-encoding what was read gives the same bytes', () => {
