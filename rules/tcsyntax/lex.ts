@@ -37,18 +37,20 @@ export const bad = (msg: string, tok?: string): never => {
 };
 
 /** strtoul's digits for a base (lib/utils.c get_u32 & co. reject any trailing character). */
-const DIGITS: Record<0 | 10 | 16, RegExp> = { 0: /^(0x[0-9a-f]+|0[0-7]*|[1-9][0-9]*)$/i, 10: /^[0-9]+$/, 16: /^(0x)?[0-9a-f]+$/i };
+const DIGITS: Record<0 | 10 | 16, RegExp> = { 0: /^(0x[0-9a-f]+|0[0-7]*|[1-9][0-9]*)$/i, 10: /^([0-9]+|0x[0-9a-f]+)$/i, 16: /^(0x)?[0-9a-f]+$/i };
 
 /**
  * get_u8/u16/u32(&v, s, base): base 0 reads 0x hex, leading-0 octal and
- * decimal; base 10 only decimal ("010" is ten); base 16 hex with or without 0x.
- * Each tc keyword uses the base its parser passes (f_flower.c, m_*.c).
+ * decimal; base 10 decimal ("010" is ten); base 16 hex with or without 0x
+ * ("10" is sixteen). Each tc keyword uses the base its parser passes
+ * (f_flower.c, m_*.c). Where tc wants decimal, vpf also reads 0x hex, which
+ * tc refuses but which cannot mean anything else; printFilter never writes it.
  */
 export function uint(s: string, what: string, max = 0xffffffff, base: 0 | 10 | 16 = 0): number {
   if (!DIGITS[base].test(s)) return bad(`Illegal "${what}": '${s}'`, what);
   let v: number;
   if (base === 16) v = parseInt(s.replace(/^0x/i, ''), 16);
-  else if (base === 10) v = parseInt(s, 10);
+  else if (base === 10) v = /^0x/i.test(s) ? parseInt(s.slice(2), 16) : parseInt(s, 10);
   else if (/^0x/i.test(s)) v = parseInt(s.slice(2), 16);
   else if (s.length > 1 && s.startsWith('0')) v = parseInt(s, 8);
   else v = Number(s);
