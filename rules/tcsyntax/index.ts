@@ -112,4 +112,3 @@ export function printFilter(rule: FlowerRule): string[] {
   return o;
 }
 
-export { formatFilterShow } from './show.js';
