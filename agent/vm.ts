@@ -26,6 +26,7 @@ import { groupKey, RuleTable } from './ruletable.js';
 import { DesiredFlows, type GroupFlows } from './desired.js';
 import { GuestChannels } from './channel.js';
 import type { Metrics } from './metrics.js';
+import type { RuleHardware } from './hwfacts.js';
 import type { Quotas } from './config.js';
 import type { ExplainReport, RuleView } from './admin/api.js';
 
@@ -52,6 +53,11 @@ export interface VmOptions {
   uplinkUp?: () => boolean;
   /** A host PF whose VFs back this VM's VFs: settings go there, not to bridge flows. */
   vfBackend?: VfBackend;
+  /**
+   * What the kernel datapath did with this VM's rules (agent/hwfacts.ts), where
+   * hw-offload is on: in_hw and hardware counters then come from it.
+   */
+  hardware?: () => Promise<Map<number, RuleHardware>>;
 }
 
 export class VmState {
@@ -528,6 +534,7 @@ export class VmState {
             emulate8021ad: true,
             // translator/legacy.ts legacySupport: the bridge has no egress queues to guarantee a rate; a host NIC may.
             minTxRateSupported: !!this.opts.vfBackend,
+            rssQuerySupported: !!this.opts.vfBackend,
           });
           if (req.vf < all.length) all[req.vf] = r.settings;
           if ('error' in r) {
@@ -803,9 +810,34 @@ export class VmState {
       s.bytes += Math.max(0, f.bytes - L2_HEADER * f.packets);
       s.lastUsedMs = Math.min(s.lastUsedMs, f.idleAgeSec * 1000);
     }
-    // TCA_STATS_BASIC_HW only for a filter in hardware: its counters are the datapath's (a not_in_hw one has none).
-    for (const s of out.values()) if (s.inHw) s.hw = { packets: s.packets, bytes: s.bytes };
+    const hardware = await this.hardwareFacts();
+    for (const [id, s] of out) {
+      if (!hardware) {
+        // No NIC to ask (userspace datapath, hw-offload off): in_hw says the rule's flows are all forms OVS's tc offload takes.
+        if (s.inHw) s.hw = { packets: s.packets, bytes: s.bytes };
+        continue;
+      }
+      // A rule is in hardware while none of the datapath flows through it stayed in software; its hardware counters are the tc flows'.
+      const h = hardware.get(id);
+      if (h?.softwareFlows) s.inHw = false;
+      s.inHwCount = s.inHw ? 1 : 0;
+      // The OpenFlow counters hold tc's bytes (no L2 header) for packets tc handled: the header was taken off them once too often.
+      if (h) s.bytes += L2_HEADER * Math.min(h.tcPackets, s.packets);
+      // TCA_STATS_BASIC_HW only for a filter in hardware (a not_in_hw one has none); tc's own counters, already without L2.
+      if (s.inHw) s.hw = { packets: h?.packets ?? 0, bytes: h?.bytes ?? 0 };
+    }
     return out;
+  }
+
+  /** The datapath's word on this VM's rules; undefined when there is none to ask or it cannot be read now. */
+  private async hardwareFacts(): Promise<Map<number, RuleHardware> | undefined> {
+    if (!this.opts.hardware) return undefined;
+    try {
+      return await this.opts.hardware();
+    } catch (e) {
+      this.log.warn({ vm: this.rec.name, err: e }, 'datapath flows unreadable; in_hw falls back to what the translator offloads');
+      return undefined;
+    }
   }
 
   async rules(): Promise<RuleView[]> {

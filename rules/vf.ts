@@ -27,8 +27,12 @@ export interface VfSettings {
   maxTxRate: number;
   /** Mbps, 0 = no guarantee. */
   minTxRate: number;
-  /** query_rss: stored and reported, it has no data-plane meaning here. */
-  rssQuery: boolean;
+  /**
+   * query_rss; undefined = never set, reported as -1 (rtnl_fill_vfinfo's
+   * default, which mlx5 leaves: it has no ndo_set_vf_rss_query_en). Only a host
+   * VF backend whose NIC accepted it sets it.
+   */
+  rssQuery?: boolean;
   /**
    * The guest's receive mode for the VF (virtio-net VIRTIO_NET_CTRL_RX, seen by
    * QEMU; carried on the channel, docs/protocol.md). Honoured only when trusted,
@@ -50,7 +54,6 @@ export function defaultVfSettings(): VfSettings {
     linkState: 'auto',
     maxTxRate: 0,
     minTxRate: 0,
-    rssQuery: false,
     promisc: false,
     allmulti: false,
   };

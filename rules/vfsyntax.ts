@@ -1,8 +1,8 @@
-// `ip link set DEV vf N ...` syntax (ip/iplink.c iplink_parse_vf, iproute2 6.1)
-// and the VF line `ip link show` prints (ip/ipaddress.c print_vfinfo). Error
+// `ip link set DEV vf N ...` syntax (ip/iplink.c iplink_parse_vf, iproute2 6.1);
+// what `ip link show` prints is the real ip's (vpfctl vf show runs it). Error
 // texts are iproute2's where it has one, without its "Error: " prefix.
 import { Errno, VpfError, attempt, type Result } from './errors.js';
-import { VfLinkState, VLAN_PROTO_8021AD, VLAN_PROTO_8021Q, type VfRequest, type VfSettings, type VfStats } from './vf.js';
+import { VfLinkState, VLAN_PROTO_8021AD, VLAN_PROTO_8021Q, type VfRequest } from './vf.js';
 
 /** lib/utils.c matches(): the word may abbreviate the keyword ("ma" is "mac"). */
 const matches = (word: string, keyword: string) => keyword.startsWith(word);
@@ -193,35 +193,4 @@ export function parseVfCommand(args: string[], opts: VfParseOpts = {}): Result<V
     if (!out.length) throw incomplete();
     return out;
   });
-}
-
-const pad = (n: bigint, width: number) => `${n.toString().padStart(width)} `;
-
-/**
- * The text `ip link show` prints for one VF of our GETLINK reply (print_vfinfo,
- * non-JSON, ARPHRD_ETHER). `ip` prints it after a newline and four spaces; the
- * returned text starts at "vf". With `stats` (what `ip -s link show` adds) the
- * RX/TX lines follow, each indented as ip indents them (print_vf_stats64, plain numbers).
- */
-export function formatVfLine(vf: number, s: VfSettings, stats?: VfStats): string {
-  let out = `vf ${vf}     link/ether ${s.mac.toLowerCase()} brd ff:ff:ff:ff:ff:ff`;
-  // Our reply carries IFLA_VF_VLAN_LIST, so ip reads vlan, qos and protocol from it.
-  if (s.vlan) out += `, vlan ${s.vlan}`;
-  if (s.qos) out += `, qos ${s.qos}`;
-  if (s.vlanProto && s.vlanProto !== VLAN_PROTO_8021Q) out += `, vlan protocol ${s.vlanProto === VLAN_PROTO_8021AD ? '802.1ad' : `0x${s.vlanProto.toString(16).padStart(4, '0')}`}`;
-  // IFLA_VF_TX_RATE carries max_tx_rate, so a max rate prints twice, as on real NICs.
-  if (s.maxTxRate) out += `, tx rate ${s.maxTxRate} (Mbps)`;
-  if (s.maxTxRate) out += `, max_tx_rate ${s.maxTxRate}Mbps`;
-  if (s.minTxRate) out += `, min_tx_rate ${s.minTxRate}Mbps`;
-  out += `, spoof checking ${s.spoofchk ? 'on' : 'off'}`;
-  out += `, link-state ${s.linkState}`;
-  out += `, trust ${s.trust ? 'on' : 'off'}`;
-  out += `, query_rss ${s.rssQuery ? 'on' : 'off'}`;
-  if (stats) {
-    out += '\n    RX: bytes  packets  mcast   bcast   dropped \n    ';
-    out += pad(stats.rxBytes, 10) + pad(stats.rxPackets, 8) + pad(stats.multicast, 7) + pad(stats.broadcast, 7) + pad(stats.rxDropped, 8);
-    out += '\n    TX: bytes  packets   dropped \n    ';
-    out += pad(stats.txBytes, 10) + pad(stats.txPackets, 8) + pad(stats.txDropped, 8);
-  }
-  return out;
 }

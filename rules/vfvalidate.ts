@@ -14,6 +14,8 @@ export interface VfContext {
   emulate8021ad: boolean;
   /** Whether the backend can guarantee a minimum rate; without it min_tx_rate != 0 is EOPNOTSUPP, as on NICs lacking it (default: yes). */
   minTxRateSupported?: boolean;
+  /** Whether query_rss can be set (a host VF backend's NIC took it); without it EOPNOTSUPP, as mlx5. */
+  rssQuerySupported?: boolean;
 }
 
 export type VfApplyResult = { settings: VfSettings } | { error: VpfError; settings: VfSettings };
@@ -97,9 +99,11 @@ const steps: Step[] = [
     s.linkState = name;
     return undefined;
   },
-  // 8. IFLA_VF_RSS_QUERY_EN: stored and reported (mlx5 has no such ndo; vpf keeps it for ip link show).
-  (s, r) => {
-    if (r.rssQuery !== undefined) s.rssQuery = r.rssQuery;
+  // 8. IFLA_VF_RSS_QUERY_EN: mlx5 has no ndo_set_vf_rss_query_en, so do_setvfinfo answers a bare EOPNOTSUPP; a host VF backend's NIC may take it.
+  (s, r, ctx) => {
+    if (r.rssQuery === undefined) return undefined;
+    if (!ctx.rssQuerySupported) return err(Errno.EOPNOTSUPP, '', 'IFLA_VF_RSS_QUERY_EN');
+    s.rssQuery = r.rssQuery;
     return undefined;
   },
   // 9. IFLA_VF_TRUST

@@ -518,7 +518,7 @@ function encodeVfInfo(w: AttrWriter, vf: number, s: VfSettings, stats: VfStats |
       .raw(IFLA_VF.TX_RATE, vfStruct(vf, maxRate))
       .raw(IFLA_VF.SPOOFCHK, vfStruct(vf, s.spoofchk ? 1 : 0))
       .raw(IFLA_VF.LINK_STATE, vfStruct(vf, ({ auto: 0, enable: 1, disable: 2 } as const)[s.linkState]))
-      .raw(IFLA_VF.RSS_QUERY_EN, vfStruct(vf, s.rssQuery ? 1 : 0))
+      .raw(IFLA_VF.RSS_QUERY_EN, vfStruct(vf, s.rssQuery === undefined ? 0xffffffff : s.rssQuery ? 1 : 0))
       .raw(IFLA_VF.TRUST, vfStruct(vf, s.trust ? 1 : 0))
       .nest(IFLA_VF.VLAN_LIST, (l) => l.raw(IFLA_VF_VLAN_INFO, vlanInfoStruct(vf, s.vlan, s.qos, s.vlanProto)));
     if (!(extMask & RTEXT_FILTER.SKIP_STATS)) {
@@ -715,10 +715,12 @@ function decodeReportedVf(info: Attr): ReportedVf {
     linkState: linkStateName(setting(IFLA_VF.LINK_STATE) ?? 0) ?? 'auto',
     maxTxRate: rate ? rate.readUInt32LE(8) : (txRate?.readUInt32LE(4) ?? 0),
     minTxRate: rate ? rate.readUInt32LE(4) : 0,
-    rssQuery: reported(setting(IFLA_VF.RSS_QUERY_EN) ?? 0),
     promisc: false,
     allmulti: false,
   };
+  // -1 (or absent): the driver never reported it (mlx5 has no rss query setting).
+  const rss = setting(IFLA_VF.RSS_QUERY_EN);
+  if (rss !== undefined && rss !== 0xffffffff) out.rssQuery = rss !== 0;
   const st = m.get(IFLA_VF.STATS);
   if (st) {
     const s = new Map<number, bigint>();

@@ -239,7 +239,7 @@ describe('decodeLinkRequest refuses what the kernel refuses', () => {
 
 const stats: VfStats = { rxPackets: 1n, txPackets: 2n, rxBytes: 3n, txBytes: 4n, broadcast: 5n, multicast: 6n, rxDropped: 7n, txDropped: 2n ** 40n };
 const vf0: VfSettings = { ...defaultVfSettings(), mac: '02:00:00:00:00:01', vlan: 100, qos: 3 };
-const vf1: VfSettings = { ...defaultVfSettings(), vlan: 7, vlanProto: 0x88a8, minTxRate: 10, maxTxRate: 100, spoofchk: true, trust: true, linkState: 'disable', rssQuery: true };
+const vf1: VfSettings = { ...defaultVfSettings(), vlan: 7, vlanProto: 0x88a8, minTxRate: 10, maxTxRate: 100, spoofchk: true, trust: true, linkState: 'disable' };
 const pf = { ifindex: 1, name: 'uplink', mac: '02:aa:00:00:00:01', mtu: 1500, up: true };
 
 function vfInfos(reply: Buffer) {
@@ -275,7 +275,7 @@ describe('GETLINK reply: rtnl_fill_vfinfo layout (legacy-path.md 3.2, 3.4)', () 
     expect(b[2]!.value.toString('hex')).toBe('01000000' + '07000000' + '00000000');
     expect(b[3]!.value.toString('hex')).toBe('01000000' + '0a000000' + '64000000'); // RATE: vf, min, max
     expect(b[4]!.value.toString('hex')).toBe('01000000' + '64000000'); // TX_RATE = max
-    expect(b.slice(5, 9).map((x) => x.value.readUInt32LE(4))).toEqual([1, 2, 1, 1]); // spoofchk, link state, rss, trust
+    expect(b.slice(5, 9).map((x) => x.value.readUInt32LE(4))).toEqual([1, 2, 0xffffffff, 1]); // spoofchk, link state, rss (-1: never set, as mlx5 leaves it), trust
   });
 
   it('IFLA_VF_STATS unless RTEXT_FILTER_SKIP_STATS: 8 u64, no IFLA_VF_STATS_PAD (x86-64)', () => {
@@ -302,23 +302,6 @@ describe('GETLINK reply: rtnl_fill_vfinfo layout (legacy-path.md 3.2, 3.4)', () 
   });
 });
 
-describe('formatVfLine: ip/ipaddress.c print_vfinfo', () => {
-  it('prints what ip link show prints', () => {
-    expect(formatVfLine(0, vf0)).toBe('vf 0     link/ether 02:00:00:00:00:01 brd ff:ff:ff:ff:ff:ff, vlan 100, qos 3, spoof checking off, link-state auto, trust off, query_rss off');
-    expect(formatVfLine(1, vf1)).toBe(
-      'vf 1     link/ether 00:00:00:00:00:00 brd ff:ff:ff:ff:ff:ff, vlan 7, vlan protocol 802.1ad, tx rate 100 (Mbps), max_tx_rate 100Mbps, min_tx_rate 10Mbps, spoof checking on, link-state disable, trust on, query_rss on',
-    );
-  });
-  it('with stats, the RX/TX blocks of ip -s', () => {
-    expect(formatVfLine(0, defaultVfSettings(), stats).split('\n')).toEqual([
-      'vf 0     link/ether 00:00:00:00:00:00 brd ff:ff:ff:ff:ff:ff, spoof checking off, link-state auto, trust off, query_rss off',
-      '    RX: bytes  packets  mcast   bcast   dropped ',
-      '             3        1       6       5        7 ',
-      '    TX: bytes  packets   dropped ',
-      '             4        2 1099511627776 ',
-    ]);
-  });
-});
 
 describe('parseVfArgs: iproute2 syntax and errors', () => {
   it('abbreviations, defaults and the rate rules', () => {
@@ -393,5 +376,14 @@ describe('applyVfRequest: do_setvfinfo order, mlx5 checks', () => {
     expect(applyVfRequest(cur, { vf: 0, txRate: 30 }, legacy)).toEqual({ settings: { ...cur, maxTxRate: 30 } });
     expect('error' in applyVfRequest(cur, { vf: 0, txRate: 10 }, legacy)).toBe(true);
     expect(cur.maxTxRate).toBe(0);
+  });
+
+  it('query_rss: a bare EOPNOTSUPP as mlx5 (no ndo_set_vf_rss_query_en), kept only where a host NIC took it', () => {
+    const r = applyVfRequest(base, { vf: 0, spoofchk: true, rssQuery: true, trust: true }, legacy);
+    expect('error' in r && [r.error.errno, r.error.message]).toEqual([Errno.EOPNOTSUPP, '']);
+    // do_setvfinfo order: spoofchk (before) stays applied, trust (after) is never reached.
+    expect(r.settings).toMatchObject({ spoofchk: true, trust: false });
+    expect(r.settings.rssQuery).toBeUndefined();
+    expect(applyVfRequest(base, { vf: 0, rssQuery: false }, { ...legacy, rssQuerySupported: true })).toEqual({ settings: { ...base, rssQuery: false } });
   });
 });
