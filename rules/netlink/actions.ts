@@ -557,6 +557,8 @@ export function encodeActions(w: AttrWriter, actions: Action[], devs?: DevMap): 
 export interface ActionDumpCtx {
   /** Index of action i (tcf_idr_check_alloc's, per kind); 1 when absent. */
   index: readonly number[];
+  /** How many filters hold action i (`index N` shares one): its refcnt and bindcnt; 1 when absent. */
+  bind?: readonly number[];
   /** struct tcf_t (install, lastuse, expires, firstuse) in clock_t, 32 bytes. */
   tm: Buffer;
   bytes: number;
@@ -578,13 +580,13 @@ const TC_LINKLAYER_ETHERNET = 1;
 const POLICE_DEFAULT_MTU = 255 << 3;
 const U32_MAX = 0xffffffff;
 
-/** tc_gen as the kernel dumps it: index, capab 0, action, refcnt 1, bindcnt 1. */
-function genDump(size: number, index: number, control: Control): Buffer {
+/** tc_gen as the kernel dumps it: index, capab 0, action, refcnt and bindcnt (the filters bound to it). */
+function genDumpBound(size: number, index: number, control: Control, bind: number): Buffer {
   const b = Buffer.alloc(size);
   b.writeUInt32LE(index >>> 0, 0);
   b.writeInt32LE(controlToWire(control) | 0, 8);
-  b.writeInt32LE(1, 12);
-  b.writeInt32LE(1, 16);
+  b.writeInt32LE(bind, 12);
+  b.writeInt32LE(bind, 16);
   return b;
 }
 
@@ -604,8 +606,9 @@ function ratespec(b: Buffer, off: number, rate: number | undefined): void {
   b.writeUInt32LE(Math.min(rate, U32_MAX), off + 8);
 }
 
-function dumpOptions(w: AttrWriter, a: Action, index: number, tm: Buffer, devs: DevMap | undefined): void {
+function dumpOptions(w: AttrWriter, a: Action, index: number, bind: number, tm: Buffer, devs: DevMap | undefined): void {
   const tmAttr = TM_ATTR[a.kind] ?? 1;
+  const genDump = (size: number, i: number, c: Control) => genDumpBound(size, i, c, bind);
   switch (a.kind) {
     case 'gact':
       w.raw(GACT_PARMS, genDump(TC_GEN, index, a.control));
@@ -684,7 +687,8 @@ function dumpOptions(w: AttrWriter, a: Action, index: number, tm: Buffer, devs: 
       // act_ct.c tcf_ct_dump: clear skips straight to the parms.
       if (!a.clear) {
         if (a.mark && a.mark.mask) w.u32(CT.MARK, a.mark.value).u32(CT.MARK_MASK, a.mark.mask);
-        if (a.label) w.raw(CT.LABELS, Buffer.from(hexToBytes(a.label.value))).raw(CT.LABELS_MASK, Buffer.from(hexToBytes(a.label.mask)));
+        // tcf_ct_dump_key_val: nothing when the mask is zero (`label 102/f` keeps no label).
+        if (a.label && !/^0*$/.test(a.label.mask)) w.raw(CT.LABELS, Buffer.from(hexToBytes(a.label.value))).raw(CT.LABELS_MASK, Buffer.from(hexToBytes(a.label.mask)));
         w.u16(CT.ZONE, a.zone ?? 0);
         if (a.nat && a.nat.type !== 'restore') {
           // tcf_ct_dump_nat: a range always has both ends (max = min when one address or port was given).
@@ -715,8 +719,8 @@ function dumpOptions(w: AttrWriter, a: Action, index: number, tm: Buffer, devs: 
       b.writeUInt32LE(a.mtu ?? (a.rate ? POLICE_DEFAULT_MTU : U32_MAX), 16);
       ratespec(b, 20, a.rate);
       ratespec(b, 32, a.peakrate);
-      b.writeInt32LE(1, 44);
-      b.writeInt32LE(1, 48);
+      b.writeInt32LE(bind, 44);
+      b.writeInt32LE(bind, 48);
       w.raw(POLICE.TBF, b);
       const result = controlToWire(a.control);
       if (result) w.u32(POLICE.RESULT, result);
@@ -774,7 +778,7 @@ export function encodeActionsDump(w: AttrWriter, actions: Action[], devs: DevMap
         if (ctx.hw) y.raw(TCA_ACT.USED_HW_STATS, bitfield32(2, 3));
         if (ctx.actFlags) y.raw(TCA_ACT.FLAGS, bitfield32(ctx.actFlags, ctx.actFlags));
         y.u32(TCA_ACT.IN_HW_COUNT, 0);
-        y.nest(TCA_ACT.OPTIONS, (z) => dumpOptions(z, a, ctx.index[i] ?? 1, ctx.tm, devs));
+        y.nest(TCA_ACT.OPTIONS, (z) => dumpOptions(z, a, ctx.index[i] ?? 1, ctx.bind?.[i] ?? 1, ctx.tm, devs));
       });
     });
   });

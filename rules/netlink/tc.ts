@@ -248,6 +248,8 @@ function tcfT(stats: FilterStats): Buffer {
 export interface FilterDumpOptions {
   /** Each action's index (C6: allocated per VM and kind); else action.index, else 1. */
   actionIndex?: readonly number[];
+  /** How many filters are bound to each action (several when `index N` shares one): its ref and bind counts; 1 when absent. */
+  actionBind?: readonly number[];
 }
 
 /**
@@ -268,6 +270,7 @@ export function encodeFilterDump(rule: FlowerRule, stats: FilterStats, hdr: NlHe
     if (rule.actions.length) {
       encodeActionsDump(o, rule.actions, devs, {
         index: rule.actions.map((a, i) => opts.actionIndex?.[i] ?? a.index ?? 1),
+        ...(opts.actionBind ? { bind: opts.actionBind } : {}),
         tm: tcfT(stats),
         bytes: stats.bytes,
         packets: stats.packets,

@@ -50,6 +50,23 @@ function actionIndexes(filter: NlMessage): number[] {
   return d.value.rule.actions.map((a) => a.index ?? 0);
 }
 
+/** Where each kind keeps its tc_gen-like parms in the dump, and the offset of bindcnt there (police: struct tc_police). */
+const PARMS: Record<string, [number, number]> = { gact: [2, 16], mirred: [2, 16], vlan: [2, 16], pedit: [4, 16], csum: [1, 16], tunnel_key: [2, 16], ct: [1, 16], police: [1, 48], skbedit: [2, 16], sample: [2, 16], mpls: [2, 16] };
+
+/** The kernel's bindcnt of each action (two corpus filters naming one `index` share an action). */
+function actionBinds(filter: NlMessage): number[] {
+  const opts = parseAttrs(filter.payload.subarray(20), 'tcm').find((a) => a.type === 2)!;
+  const act = parseAttrs(opts.value, 'opts').find((a) => a.type === 3);
+  if (!act) return [];
+  return parseAttrs(act.value, 'act').map((e) => {
+    const m = new Map(parseAttrs(e.value, 'entry').map((a) => [a.type, a]));
+    const kind = m.get(1)!.value.subarray(0, -1).toString();
+    const [type, off] = PARMS[kind]!;
+    const p = parseAttrs(m.get(2)!.value, 'o').find((a) => a.type === type)!;
+    return p.value.readInt32LE(off);
+  });
+}
+
 function statsOf(filter: NlMessage): FilterStats {
   const d = decodeFilterDump(filter, devs);
   if (!d.ok) throw new Error(d.error.message);
@@ -89,7 +106,7 @@ describe(`dump entries are what Linux ${data.kernel} sends`, () => {
       const tcm = k.payload;
       const rule = { ...parsed.value, dev: 'b', direction: 'ingress' as const, prio: tcm.readUInt32LE(16) >>> 16, handle: tcm.readUInt32LE(8) };
       const hdr = { type: k.type, flags: k.flags, seq: k.seq, pid: k.pid };
-      const mine = encodeFilterDump(rule, statsOf(k), hdr, devs, { actionIndex: actionIndexes(k) });
+      const mine = encodeFilterDump(rule, statsOf(k), hdr, devs, { actionIndex: actionIndexes(k), actionBind: actionBinds(k) });
       // Each action's tcf_t was stamped when it was created: a jiffy may pass between two actions; the model has one per filter.
       const theirs = sameTm(Buffer.from(e.filter, 'hex'), mine);
       if (!mine.equals(theirs)) expect(show(mine)).toBe(show(theirs));
