@@ -4,6 +4,7 @@
 // encodeFilterDump of the rule parsed from the command text must be those bytes.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeFilterDump, encodeChainReply, encodeFilterDump, encodeFilterHead } from '../../rules/netlink/tc.js';
 import { parseMessages, parseAttrs, type NlMessage } from '../../rules/netlink/nlmsg.js';
@@ -123,5 +124,19 @@ describe(`dump entries are what Linux ${data.kernel} sends`, () => {
       const mine = encodeChainReply({ dev: 'b', direction: 'ingress', chain }, { type: m.type, flags: m.flags, seq: m.seq, pid: m.pid }, devs);
       expect(mine.toString('hex')).toBe(c);
     }
+  });
+
+  it('decodeFilterDump never throws on damaged kernel dumps (a Result either way)', () => {
+    const bufs = data.entries.map((e) => Buffer.from(e.filter, 'hex'));
+    fc.assert(
+      fc.property(fc.nat(bufs.length - 1), fc.array(fc.tuple(fc.nat(), fc.nat(255)), { minLength: 1, maxLength: 8 }), (i, flips) => {
+        const b = Buffer.from(bufs[i]!);
+        for (const [at, v] of flips) b[16 + (at % (b.length - 16))] = v;
+        const msg = { type: 44, flags: 2, seq: 1, pid: 0, payload: b.subarray(16) };
+        const r = decodeFilterDump(msg, devs);
+        expect(typeof r.ok).toBe('boolean');
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
