@@ -19,7 +19,7 @@ import { VmState } from './vm.js';
 import type { AdminBackend, ExplainReport, OffloadReport, RuleView, VmInfo, VmSpec } from './admin/api.js';
 import { datapathFeatures, type DatapathFeatures } from '../ovs/datapath.js';
 import { UnixctlClient, vswitchdCtlPath } from '../ovs/unixctl.js';
-import { DatapathLedger, recirculatingInSoftware } from './hwfacts.js';
+import { DatapathLedger, hardwareByRule, recirculatingInSoftware } from './hwfacts.js';
 import { startAdminServer } from './admin/server.js';
 import { HostPfBackend } from './physvf.js';
 import { genlChannelSocket, vmChannelSocket } from './ctl/common.js';
@@ -210,7 +210,9 @@ export class Vpfd implements AdminBackend {
     const vfBackend = hostPf && new HostPfBackend({ pf: hostPf.pf, hostVf: (n) => hostPf.vfs[n]! });
     const iface = this.uplinkIface(rec);
     const uplinkUp = () => this.bridges.linkState(iface) !== 'down';
-    const vm = new VmState(rec, bridge, installer, this.journal, this.config.quotas, this.metricsRegistry, this.log, { uplinkUp, ...(vfBackend ? { vfBackend } : {}) });
+    // in_hw from facts where a NIC could hold the flows: the kernel datapath with hw-offload on (issue 10).
+    const hardware = this.config.datapathType === 'system' && this.config.hwOffload ? async () => hardwareByRule(await this.datapath.read(), bridge) : undefined;
+    const vm = new VmState(rec, bridge, installer, this.journal, this.config.quotas, this.metricsRegistry, this.log, { uplinkUp, ...(vfBackend ? { vfBackend } : {}), ...(hardware ? { hardware } : {}) });
     this.carrier.set(rec.name, uplinkUp());
     this.vms.set(rec.name, vm);
     await vm.listen(this.channelPath(rec.name), this.genlChannelPath(rec.name));
@@ -228,11 +230,11 @@ export class Vpfd implements AdminBackend {
     return v;
   }
 
-  private info(v: VmState): VmStatus {
+  private info(v: VmState): VmInfo {
     return { name: v.rec.name, bridge: v.bridge, vfs: v.rec.vfs, ports: v.rec.ports, channel: this.channelPath(v.rec.name), rules: v.rec.rules.length, flows: v.flowCount, mode: v.mode, state: 'up' };
   }
 
-  private failedInfo(rec: VmRecord, error: string): VmStatus {
+  private failedInfo(rec: VmRecord, error: string): VmInfo {
     const mode = rec.mode ?? 'switchdev';
     return { name: rec.name, bridge: bridgeNameFor(rec.name), vfs: rec.vfs, ports: rec.ports, channel: this.channelPath(rec.name), rules: rec.rules.length, flows: 0, mode, state: 'failed', error };
   }
@@ -284,7 +286,7 @@ export class Vpfd implements AdminBackend {
   }
 
   /** Running VMs, then the ones that failed to come up (state `failed`, with the cause). */
-  listVms(): VmStatus[] {
+  listVms(): VmInfo[] {
     return [...[...this.vms.values()].map((v) => this.info(v)), ...[...this.failed.values()].map(({ rec, error }) => this.failedInfo(rec, error))];
   }
 
@@ -323,8 +325,6 @@ export class Vpfd implements AdminBackend {
   }
 }
 
-/** VmInfo plus whether the VM runs (the admin API's /vms entries). */
-export type VmStatus = VmInfo & { state: 'up' | 'failed'; error?: string };
 
 /** The uplink patch pair of a VM on the provider bridge (patch ports are not netdevs: no IFNAMSIZ limit). */
 function patchNames(vm: string): { vm: string; provider: string } {

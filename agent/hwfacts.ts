@@ -25,9 +25,14 @@ export interface RuleHardware {
   tcFlows: number;
   /** Datapath flows through this rule's flows that stayed in the kernel datapath (software). */
   softwareFlows: number;
-  /** Counters of the tc flows: what `Sent hardware` reports. */
+  /** Counters of the tc flows: what `Sent hardware` reports (tc counts no L2 header). */
   packets: number;
   bytes: number;
+  /**
+   * Packets of every tc datapath flow through the rule's flows, traps included:
+   * OVS adds tc's counters (no L2 header) to the OpenFlow flows' (full frames).
+   */
+  tcPackets: number;
 }
 
 export class DatapathLedger {
@@ -89,7 +94,8 @@ export function hardwareByRule(flows: readonly TracedFlow[], bridge: string): Ma
       rules.set(id, (rules.get(id) ?? true) && kind === FlowKind.RULE);
     }
     for (const [id, ruleFlow] of rules) {
-      const hw = out.get(id) ?? { tcFlows: 0, softwareFlows: 0, packets: 0, bytes: 0 };
+      const hw = out.get(id) ?? { tcFlows: 0, softwareFlows: 0, packets: 0, bytes: 0, tcPackets: 0 };
+      if (f.dp === 'tc') hw.tcPackets += f.packets;
       if (ruleFlow && f.dp === 'tc') {
         hw.tcFlows++;
         hw.packets += f.packets;

@@ -35,3 +35,6 @@ if [ ! -f dist/nlshim.so ] || [ agent/guest/nlshim.c -nt dist/nlshim.so ]; then
   mkdir -p dist
   gcc -shared -fPIC -O2 -Wall -Wextra -o dist/nlshim.so agent/guest/nlshim.c -ldl
 fi
+# The offload tier's VM (test/offload/): Debian's stock kernel, busybox and the
+# probe, fetched and built once into /var/cache/vpf-kernelvm.
+bash scripts/kernelvm/deps.sh >/dev/null

@@ -27,6 +27,9 @@ export interface VmInfo {
   rules: number;
   flows: number;
   mode: 'switchdev' | 'legacy';
+  /** `failed`: the VM did not come up (its cause in `error`); the others run, and it is retried. */
+  state: 'up' | 'failed';
+  error?: string;
 }
 
 export interface RuleView {

@@ -54,8 +54,8 @@ export function parseVmAdd(args: string[]): VmSpec {
 
 export function formatVmList(vms: VmInfo[]): string {
   if (vms.length === 0) return 'no VMs';
-  const rows = vms.map((v) => [v.name, v.bridge, String(v.vfs), v.mode, String(v.rules), String(v.flows), v.channel]);
-  const head = ['VM', 'BRIDGE', 'VFS', 'MODE', 'RULES', 'FLOWS', 'CHANNEL'];
+  const rows = vms.map((v) => [v.name, v.state === 'failed' ? `failed: ${v.error ?? ''}` : 'up', v.bridge, String(v.vfs), v.mode, String(v.rules), String(v.flows), v.channel]);
+  const head = ['VM', 'STATE', 'BRIDGE', 'VFS', 'MODE', 'RULES', 'FLOWS', 'CHANNEL'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   return [head, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
 }
@@ -84,6 +84,7 @@ export function run(argv: string[]): Promise<number> {
         // The NIC holds datapath flows, which traffic creates: this is the operator's view of hardware.
         const r = await adminRequest<OffloadReport>(sock, 'GET', '/offload');
         out(`${r.offloaded} of ${r.datapathFlows} datapath flows are in hardware`);
+        if (r.recircSharing === false) out(`this kernel cannot offload flows that recirculate (no tc recirculation sharing: CONFIG_NET_TC_SKB_EXT); ${r.recirculatingInSoftware} such flows are in software`);
         for (const f of r.flows) out(`  ${f.offloaded ? `offloaded (${f.dp})` : 'software'}  packets:${f.packets}  ${f.match}`);
         return 0;
       }

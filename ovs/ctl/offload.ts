@@ -28,7 +28,8 @@ export function parseDpctlFlows(text: string): DatapathFlow[] {
       match: m[1]!.replace(/^ufid:[0-9a-f-]+,\s*/, ''),
       packets: Number(m[2]),
       bytes: Number(m[3]),
-      offloaded: off === 'yes' || off === 'partial',
+      // OVS 3.1 prints no offloaded: for tc flows, only dp:tc.
+      offloaded: off === 'yes' || off === 'partial' || /\bdp:tc\b/.test(line),
       dp: /\bdp:(\w+)/.exec(line)?.[1] ?? 'ovs',
       actions: m[4]!,
     });

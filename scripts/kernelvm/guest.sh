@@ -16,41 +16,7 @@
 # software-only tc flower filter, as OVS's tests/system-offloads-traffic.at does.
 R=$1
 . $R/config
-export PATH=/usr/sbin:/usr/bin:/sbin:/bin
-export OVS_RUNDIR=/run/ovs OVS_DBDIR=/run/ovs OVS_LOGDIR=/run/ovs OVS_SYSCONFDIR=/etc
-mkdir -p /run/ovs
-up() { read -r u _ </proc/uptime; echo "$1 $u" >>$R/timing; }
-up start
-
-# no IPv6 (no DAD/MLD frames on the ports), one `ip -batch` for all links
-echo 1 >/proc/sys/net/ipv6/conf/all/disable_ipv6
-echo 1 >/proc/sys/net/ipv6/conf/default/disable_ipv6
-ip link set lo up
-: >/run/links
-listen=
-for pm in $PORTS; do
-	n=${pm%%:*} x=x${pm##*:}
-	echo "link add name $n type veth peer name $x" >>/run/links
-	echo "link set $n mtu 9000 arp off multicast off up" >>/run/links
-	echo "link set $x mtu 9000 arp off multicast off up" >>/run/links
-	listen="$listen${listen:+,}$n=$x"
-done
-ip -batch /run/links >$R/setup.out 2>&1
-
-ovsdb-tool create /run/ovs/conf.db /usr/share/openvswitch/vswitch.ovsschema >>$R/setup.out 2>&1
-ovsdb-server /run/ovs/conf.db --remote=punix:/run/ovs/db.sock --pidfile --detach --no-chdir \
-	--log-file=/run/ovs/ovsdb-server.log -vconsole:off >>$R/setup.out 2>&1
-# max-idle: datapath flows must outlive a slow set under TCG
-ovs-vsctl --no-wait init -- set Open_vSwitch . other_config:hw-offload=true \
-	other_config:tc-policy=skip_hw other_config:max-idle=600000 \
-	other_config:max-revalidator=5000 >>$R/setup.out 2>&1
-# OVS 3.1.0 counts 0 CPUs while CLOCK_MONOTONIC < 10 s (fixed upstream in
-# "ovs-thread: Fix cpus not read for the first 10s."), then runs 0 upcall
-# handlers for good: start it in a time namespace 30 s ahead.
-unshare --time --monotonic 30 ovs-vswitchd unix:/run/ovs/db.sock --pidfile --detach --no-chdir \
-	--log-file=/run/ovs/ovs-vswitchd.log -vconsole:off \
-	-vnetdev_offload_tc:file:dbg -vtc:file:dbg -vdpif_netlink:file:dbg -vnetdev_offload:file:dbg \
-	>>$R/setup.out 2>&1
+. $R/ovs-up.sh
 set -- add-br br -- set bridge br datapath_type=system fail_mode=secure \
 	protocols=OpenFlow10,OpenFlow11,OpenFlow12,OpenFlow13,OpenFlow14,OpenFlow15
 for pm in $PORTS; do
@@ -58,12 +24,6 @@ for pm in $PORTS; do
 done
 ovs-vsctl --timeout=60 "$@" >>$R/setup.out 2>&1
 echo $? >$R/setup.rc
-# every offload refusal is wanted: those modules rate-limit their messages
-ovs-appctl vlog/disable-rate-limit >>$R/setup.out 2>&1
-ovs-vswitchd --version | head -n1 >$R/ovs-version
-uname -r >$R/kernel
-up ready
-
 of() { ovs-ofctl -O OpenFlow15 "$@"; }
 logsize() { wc -c </run/ovs/ovs-vswitchd.log; }
 i=0

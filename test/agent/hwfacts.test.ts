@@ -77,9 +77,9 @@ describe('datapath flows traced to guest rules', () => {
       { ufid: 'c', match: '', actions: '3', packets: 1, bytes: 60, offloaded: false, dp: 'ovs', steps: [step(RULE8), step(DEFAULT)] },
     ];
     const hw = hardwareByRule(flows, 'br0');
-    expect(hw.get(7)).toEqual({ tcFlows: 2, softwareFlows: 0, packets: 14, bytes: 840 });
-    expect(hw.get(8)).toEqual({ tcFlows: 1, softwareFlows: 1, packets: 10, bytes: 600 });
-    expect(hw.get(9)).toEqual({ tcFlows: 0, softwareFlows: 1, packets: 0, bytes: 0 });
+    expect(hw.get(7)).toEqual({ tcFlows: 2, softwareFlows: 0, packets: 14, bytes: 840, tcPackets: 14 });
+    expect(hw.get(8)).toEqual({ tcFlows: 1, softwareFlows: 1, packets: 10, bytes: 600, tcPackets: 10 });
+    expect(hw.get(9)).toEqual({ tcFlows: 0, softwareFlows: 1, packets: 0, bytes: 0, tcPackets: 4 });
     expect(hw.has(0)).toBe(false);
   });
 });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminRequest, AdminClientError } from '../../agent/admin/client.js';
 import { talk } from '../../agent/ctl/tc.js';
-import type { VmStatus } from '../../agent/daemon.js';
+import type { VmInfo } from '../../agent/admin/api.js';
 import type { FlowerRule } from '../../rules/model.js';
 import { parseError } from '../../rules/netlink/nlmsg.js';
 import { encodeFilterRequest } from '../../rules/netlink/tc.js';
@@ -31,7 +31,7 @@ async function stop(): Promise<void> {
   vpfd = undefined;
 }
 const api = <T>(method: string, path: string, body?: unknown) => adminRequest<T>(join(state, 'vpfd.sock'), method, path, body);
-const list = () => api<VmStatus[]>('GET', '/vms');
+const list = () => api<VmInfo[]>('GET', '/vms');
 const states = async () => Object.fromEntries((await list()).map((v) => [v.name, v.state]));
 /** The guest's view: a filter add on the VM's channel is acknowledged. */
 async function guestWorks(vm: string): Promise<boolean> {

@@ -112,19 +112,11 @@ export async function runOffload(sets: OffloadSet[], opts: OffloadOptions = {}):
   const passes = opts.passes ?? 2;
   const run = mkdtempSync('/tmp/vpf-offload-');
   try {
-    // the guest's /tmp is a tmpfs: the guest script travels in the run directory
-    copyFileSync(join(KVM, 'guest.sh'), join(run, 'guest.sh'));
-    writeFileSync(join(run, 'guest'), '/tmp/vpf/guest.sh\n');
+    writeGuest(run, 'guest.sh', ports);
     writeFileSync(
       join(run, 'config'),
-      [
-        `PORTS="${[...ports].map(([n, no]) => `${n}:${no}`).join(' ')}"`,
-        `NSETS=${sets.length}`,
-        `PASSES=${passes}`,
-        `PROBE=${join(cache, 'probe')}`,
-        'SETTLE_MS=20',
-        'UPCALL_MS=1500',
-      ].join('\n') + '\n',
+      [`NSETS=${sets.length}`, `PASSES=${passes}`, `PROBE=${join(cache, 'probe')}`, 'SETTLE_MS=20', 'UPCALL_MS=1500'].join('\n') + '\n',
+      { flag: 'a' },
     );
     sets.forEach((s, i) => {
       const d = join(run, `set${i}`);
@@ -136,30 +128,8 @@ export async function runOffload(sets: OffloadSet[], opts: OffloadOptions = {}):
       writeFileSync(join(d, 'frames'), s.frames.map((f) => `${f.port} ${f.hex}\n`).join(''));
     });
     const nFrames = sets.reduce((n, s) => n + s.frames.length, 0);
-    const kernel = existsSync(join(cache, 'vmlinux')) ? join(cache, 'vmlinux') : join(cache, 'vmlinuz');
     // generous: the machine's 2 cores are shared and TCG is ~10x slower than KVM
-    const timeout = (90 + 6 * sets.length + 0.5 * nFrames * passes) * 1000;
-    const q = await execa(
-      'qemu-system-x86_64',
-      [
-        '-accel', process.env.VPF_KERNELVM_ACCEL ?? 'tcg', '-M', 'pc', '-m', '1G', '-smp', '1',
-        '-nodefaults', '-no-user-config', '-nographic', '-no-reboot', '-monitor', 'none',
-        '-serial', `file:${join(run, 'console.log')}`,
-        '-kernel', kernel, '-initrd', join(cache, 'initramfs.cpio'),
-        '-append', 'console=ttyS0 panic=-1 quiet loglevel=4 rdinit=/init',
-        '-virtfs', 'local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap,id=host',
-        '-virtfs', `local,path=${run},mount_tag=run,security_model=none,id=run`,
-      ],
-      { reject: false, timeout, stdin: 'ignore' },
-    );
-    const txt = (p: string) => (existsSync(join(run, p)) ? readFileSync(join(run, p), 'utf8') : '');
-    if (!txt('kernel') || txt('setup.rc').trim() !== '0') {
-      opts.keep = true;
-      throw new Error(
-        `offload VM failed (qemu exit ${q.exitCode}${q.timedOut ? ', timed out' : ''}); run dir ${run}\n` +
-          `${txt('guest.log').slice(-2000)}\n${txt('setup.out').slice(-2000)}\n${txt('console.log').slice(-2000)}`,
-      );
-    }
+    const txt = await bootKernelVm(cache, run, (90 + 6 * sets.length + 0.5 * nFrames * passes) * 1000, opts);
     const timing: Record<string, number> = { wall: (Date.now() - t0) / 1000 };
     for (const l of txt('timing').split('\n')) {
       const [k, v] = l.split(' ');
@@ -175,6 +145,49 @@ export async function runOffload(sets: OffloadSet[], opts: OffloadOptions = {}):
     if (opts.keep) console.error(`offload run dir kept: ${run}`);
     else rmSync(run, { recursive: true, force: true });
   }
+}
+
+/**
+ * Lays a guest script and the OVS bring-up it sources (ovs-up.sh) into the run
+ * directory (the guest's /tmp is a tmpfs: they travel in the 9p share) with
+ * the bridge ports in its config.
+ */
+export function writeGuest(run: string, script: string, ports: Map<string, number>): void {
+  for (const f of [script, 'ovs-up.sh']) copyFileSync(join(KVM, f), join(run, f));
+  writeFileSync(join(run, 'guest'), `/tmp/vpf/${script}\n`);
+  writeFileSync(join(run, 'config'), `PORTS="${[...ports].map(([n, no]) => `${n}:${no}`).join(' ')}"\nREPO=${ROOT}\n`);
+}
+
+/**
+ * Boots the stock kernel with the host's root shared read-only and `run`
+ * read-write; the guest runs the script writeGuest named. Returns a reader of
+ * the files the guest left in `run`; throws with the guest's last words when
+ * OVS did not come up.
+ */
+export async function bootKernelVm(cache: string, run: string, timeoutMs: number, opts: { keep?: boolean } = {}): Promise<(p: string) => string> {
+  const kernel = existsSync(join(cache, 'vmlinux')) ? join(cache, 'vmlinux') : join(cache, 'vmlinuz');
+  const q = await execa(
+    'qemu-system-x86_64',
+    [
+      '-accel', process.env.VPF_KERNELVM_ACCEL ?? 'tcg', '-M', 'pc', '-m', '1G', '-smp', '1',
+      '-nodefaults', '-no-user-config', '-nographic', '-no-reboot', '-monitor', 'none',
+      '-serial', `file:${join(run, 'console.log')}`,
+      '-kernel', kernel, '-initrd', join(cache, 'initramfs.cpio'),
+      '-append', 'console=ttyS0 panic=-1 quiet loglevel=4 rdinit=/init',
+      '-virtfs', 'local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap,id=host',
+      '-virtfs', `local,path=${run},mount_tag=run,security_model=none,id=run`,
+    ],
+    { reject: false, timeout: timeoutMs, stdin: 'ignore' },
+  );
+  const txt = (p: string) => (existsSync(join(run, p)) ? readFileSync(join(run, p), 'utf8') : '');
+  if (!txt('kernel') || txt('setup.rc').trim() !== '0') {
+    opts.keep = true;
+    throw new Error(
+      `offload VM failed (qemu exit ${q.exitCode}${q.timedOut ? ', timed out' : ''}); run dir ${run}\n` +
+        `${txt('guest.log').slice(-2000)}\n${txt('setup.out').slice(-2000)}\n${txt('console.log').slice(-2000)}`,
+    );
+  }
+  return txt;
 }
 
 function readSet(s: OffloadSet, txt: (p: string) => string): SetResult {

@@ -1,0 +1,48 @@
+#!/bin/sh
+# Sourced by the offload tier's guest scripts (guest.sh, vpfd-guest.sh), inside
+# the VM, chrooted into the host's root: a veth per port of $PORTS (the OVS end
+# named as the port, its peer x<ofport>), then ovsdb-server and ovs-vswitchd
+# with hw-offload=true and tc-policy=skip_hw, so that each datapath flow OVS
+# can offload becomes a software-only tc flower filter (dp:tc), as in OVS's
+# tests/system-offloads-traffic.at. Sets $listen for the probe and up().
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export OVS_RUNDIR=/run/ovs OVS_DBDIR=/run/ovs OVS_LOGDIR=/run/ovs OVS_SYSCONFDIR=/etc
+mkdir -p /run/ovs
+up() { read -r u _ </proc/uptime; echo "$1 $u" >>$R/timing; }
+up start
+
+# no IPv6 (no DAD/MLD frames on the ports), one `ip -batch` for all links
+echo 1 >/proc/sys/net/ipv6/conf/all/disable_ipv6
+echo 1 >/proc/sys/net/ipv6/conf/default/disable_ipv6
+ip link set lo up
+: >/run/links
+listen=
+for pm in $PORTS; do
+	n=${pm%%:*} x=x${pm##*:}
+	echo "link add name $n type veth peer name $x" >>/run/links
+	echo "link set $n mtu 9000 arp off multicast off up" >>/run/links
+	echo "link set $x mtu 9000 arp off multicast off up" >>/run/links
+	listen="$listen${listen:+,}$n=$x"
+done
+ip -batch /run/links >$R/setup.out 2>&1
+
+ovsdb-tool create /run/ovs/conf.db /usr/share/openvswitch/vswitch.ovsschema >>$R/setup.out 2>&1
+ovsdb-server /run/ovs/conf.db --remote=punix:/run/ovs/db.sock --pidfile --detach --no-chdir \
+	--log-file=/run/ovs/ovsdb-server.log -vconsole:off >>$R/setup.out 2>&1
+# max-idle: datapath flows must outlive a slow set under TCG
+ovs-vsctl --no-wait init -- set Open_vSwitch . other_config:hw-offload=true \
+	other_config:tc-policy=skip_hw other_config:max-idle=600000 \
+	other_config:max-revalidator=5000 >>$R/setup.out 2>&1
+# OVS 3.1.0 counts 0 CPUs while CLOCK_MONOTONIC < 10 s (fixed upstream in
+# "ovs-thread: Fix cpus not read for the first 10s."), then runs 0 upcall
+# handlers for good: start it in a time namespace 30 s ahead.
+unshare --time --monotonic 30 ovs-vswitchd unix:/run/ovs/db.sock --pidfile --detach --no-chdir \
+	--log-file=/run/ovs/ovs-vswitchd.log -vconsole:off \
+	-vnetdev_offload_tc:file:dbg -vtc:file:dbg -vdpif_netlink:file:dbg -vnetdev_offload:file:dbg \
+	>>$R/setup.out 2>&1
+# every offload refusal is wanted: those modules rate-limit their messages
+ovs-appctl vlog/disable-rate-limit >>$R/setup.out 2>&1
+ovs-vswitchd --version | head -n1 >$R/ovs-version
+uname -r >$R/kernel
+up ready
+

@@ -1,0 +1,54 @@
+#!/bin/sh
+# Runs inside the offload tier's VM (init.sh): vpfd itself on a kernel
+# datapath with tc offload, its VM's guest side driven by the real tc through
+# nlshim, as a guest would. $1 is the run directory, written by
+# test/offload/vpfd.test.ts:
+#   config      PORTS, REPO, PROBE, VM, VFS
+#   before      real-tc argument lines, run against the VM's channel before the frames
+#   frames      "PORT HEX" lines, sent twice by the probe
+#   after       the same, after the frames
+# and reads back cmd.out (each command, its exit code and output), probe,
+# dp (`dpctl/dump-flows -m`), offload.json (GET /offload), vpfd.log.
+R=$1
+. $R/config
+. $R/ovs-up.sh
+S=/run/vpf
+mkdir -p $S
+node $REPO/dist/bin/vpfd.js --state-dir $S --ovsdb unix:/run/ovs/db.sock --ovs-rundir /run/ovs \
+	--datapath system --hw-offload true --tc-policy skip_hw --reconcile-interval-ms 600000 \
+	>$R/vpfd.log 2>&1 &
+vpfd=$!
+n=0
+while [ ! -S $S/vpfd.sock ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
+attach=uplink=uplink,uplinkrep=uplinkrep
+i=0
+while [ $i -lt "$VFS" ]; do attach=$attach,vf$i=vf$i,rep$i=vf${i}rep; i=$((i + 1)); done
+node $REPO/dist/bin/vpfctl.js --state-dir $S vm add $VM --vfs $VFS --attach $attach >>$R/setup.out 2>&1
+echo $? >$R/setup.rc
+up vm
+
+# The guest's own tc: its netlink sockets are the VM's channel (agent/guest/nlshim.c).
+guest_tc() {
+	LD_PRELOAD=$REPO/dist/nlshim.so VPF_NL_ROUTE=$S/vms/$VM.sock VPF_NL_GENL=$S/vms/$VM.genl.sock tc "$@"
+}
+run_file() {
+	while read -r line; do
+		[ -n "$line" ] || continue
+		echo "### tc $line" >>$R/cmd.out
+		eval "guest_tc $line" >>$R/cmd.out 2>&1
+		echo "### rc $?" >>$R/cmd.out
+	done <$1
+}
+: >$R/cmd.out
+run_file $R/before
+up rules
+$PROBE --listen "$listen" --passes 2 --settle 20 --upcall-wait 1500 <$R/frames >$R/probe 2>$R/probe.err
+up frames
+ovs-appctl dpctl/dump-flows -m >$R/dp 2>&1
+# vpfd reads tc's counters through OVS's revalidators: let one pass run.
+sleep 2
+run_file $R/after
+node -e "require('http').get({ socketPath: '$S/vpfd.sock', path: '/offload' }, (r) => r.pipe(process.stdout))" >$R/offload.json 2>>$R/setup.out
+up end
+kill $vpfd 2>/dev/null
+wait $vpfd
