@@ -822,9 +822,14 @@ export class VmState {
       if (h?.softwareFlows) s.inHw = false;
       s.inHwCount = s.inHw ? 1 : 0;
       // The OpenFlow counters hold tc's bytes (no L2 header) for packets tc handled: the header was taken off them once too often.
+      // (Exact once OVS's revalidator has pushed tc's counters into them; until then it runs ahead by those packets' 14 bytes.)
       if (h) s.bytes += L2_HEADER * Math.min(h.tcPackets, s.packets);
+      if (!s.inHw) continue;
       // TCA_STATS_BASIC_HW only for a filter in hardware (a not_in_hw one has none); tc's own counters, already without L2.
-      if (s.inHw) s.hw = { packets: h?.packets ?? 0, bytes: h?.bytes ?? 0 };
+      s.hw = { packets: h?.packets ?? 0, bytes: h?.bytes ?? 0 };
+      // The total is never below its hardware part: tc prints software = total - hardware, unsigned.
+      s.packets = Math.max(s.packets, s.hw.packets);
+      s.bytes = Math.max(s.bytes, s.hw.bytes);
     }
     return out;
   }

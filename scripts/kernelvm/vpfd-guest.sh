@@ -45,8 +45,8 @@ up rules
 $PROBE --listen "$listen" --passes 2 --settle 20 --upcall-wait 1500 <$R/frames >$R/probe 2>$R/probe.err
 up frames
 ovs-appctl dpctl/dump-flows -m >$R/dp 2>&1
-# vpfd reads tc's counters through OVS's revalidators: let one pass run.
-sleep 2
+# The OpenFlow counters vpfd sums get tc's counts from OVS's revalidators: let them finish a pass.
+ovs-appctl revalidator/wait >/dev/null 2>&1
 run_file $R/after
 node -e "require('http').get({ socketPath: '$S/vpfd.sock', path: '/offload' }, (r) => r.pipe(process.stdout))" >$R/offload.json 2>>$R/setup.out
 up end
