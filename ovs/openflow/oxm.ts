@@ -216,6 +216,7 @@ export function oxmEntry(spec: Pick<FieldSpec, 'oxmClass' | 'oxmField'>, value: 
 }
 
 const VLAN_VID = fieldByName('vlan_vid')!;
+const VLAN_PCP = fieldByName('vlan_pcp')!;
 const PACKET_TYPE = { oxmClass: OXM_OF, oxmField: 44 };
 
 /** Emission order of nx_put_raw for OF1.5 (fields after the VLAN and register special cases). */
@@ -249,8 +250,6 @@ export function parseMatch(text: string): MatchFields {
       } else {
         const [v, m] = val.split('/');
         const value = intBytes(v!, 2, key), mask = m === undefined ? ones(2) : intBytes(m, 2, key);
-        // nx_put_raw drops the PCP bits unless the VID is matched too; we only take VID/CFI masks.
-        if (mask.readUInt16BE(0) & 0xe000) return unsupported('match vlan_tci with PCP bits', `vlan_tci=${val}: PCP bits are not encoded natively`);
         vlan = { value: and(value, mask), mask };
       }
       continue;
@@ -322,9 +321,16 @@ export function encodeMatchFields(fields: MatchFields): Buffer {
   const tci = fields.get('vlan_tci');
   if (tci && !isZero(tci.mask)) {
     putData = true;
-    // nx_put_raw: VID|CFI fully masked is an exact OXM_OF_VLAN_VID.
-    const full = tci.mask.readUInt16BE(0) === 0x1fff;
-    parts.push(oxmEntry(VLAN_VID, tci.value, full ? undefined : tci.mask));
+    // nx_put_raw (OXM): the VID|CFI bits become OXM_OF_VLAN_VID, exact when both are fully masked;
+    // the PCP bits an exact OXM_OF_VLAN_PCP, and only where a tagged VID is matched (so
+    // vlan_tci=0/0xffff goes out as VLAN_VID=0, what ovs-ofctl sends for it too).
+    const value = tci.value.readUInt16BE(0), mask = tci.mask.readUInt16BE(0);
+    const vid = value & 0x1fff, vidMask = mask & 0x1fff;
+    const u16 = (n: number) => Buffer.from([n >> 8, n & 0xff]);
+    // PCP bits alone make ovs-ofctl add a packet_type match; no translator form needs that.
+    if (!vidMask) return unsupported('match vlan_tci PCP without VID', `vlan_tci=0x${value.toString(16)}/0x${mask.toString(16)}: PCP bits without the VID are not encoded natively`);
+    if (vidMask) parts.push(oxmEntry(VLAN_VID, u16(vid), vidMask === 0x1fff ? undefined : u16(vidMask)));
+    if (vid && mask & 0xe000) parts.push(oxmEntry(VLAN_PCP, Buffer.from([value >> 13]), undefined));
   }
   ORDER_MPLS.forEach(put);
   ORDER_IP.forEach(put);

@@ -137,6 +137,10 @@ const HAND: OfFlow[] = [
   ...RARE_FORMS,
   flow(0, 100, 0x30000000b28f0c1cn, 'in_port=2', 'output:1'),
   flow(0, 0, 0x3000000000000001n, '', 'drop'),
+  // The VLAN forms OVS's tc offload takes (docs/mapping.md): untagged with every TCI bit, a tagged VID with and without its PCP.
+  flow(0, 101, 0x30000000b28f0c20n, 'in_port=1,vlan_tci=0x0000/0xffff', 'resubmit(,1)'),
+  flow(2, 5, 0x10000001b28f0c21n, 'in_port=100,vlan_tci=0x1005/0x1fff', 'output:101'),
+  flow(2, 6, 0x10000001b28f0c22n, 'in_port=100,vlan_tci=0x7005/0xffff', 'output:101'),
   flow(1, 0, 0x3000000000000002n, '', 'resubmit(,2)'),
   flow(3, 15, 0x506n, 'in_port=1,dl_type=0x800,vlan_tci=0x0000/0x1000', 'ct(commit,zone=5,nat(dst=10.0.0.1:80),table=4)'),
   flow(3, 17, 0x508n, 'in_port=1,dl_type=0x800,vlan_tci=0x0000/0x1000', 'ct(commit,zone=5,nat(src),exec(set_field:0x1/0xff->ct_mark),table=4)'),
@@ -211,6 +215,8 @@ describe('what is not encoded natively is refused, never guessed', () => {
     ['in_port=1', 'ct(commit,alg=ftp)', 'ct alg'],
     ['in_port=1', 'set_field:1->nw_proto', 'set_field ->nw_proto read-only'],
     ['in_port=1,dl_type=0x800', 'ct(commit,zone=70000)', 'ct zone argument range'],
+    // ovs-ofctl adds a packet_type match for PCP bits alone.
+    ['in_port=1,vlan_tci=0x6000/0xe000', 'output:1', 'match vlan_tci PCP without VID'],
   ];
   it.each(cases)('match %s actions %s', (match, actions, form) => {
     const r = mine(flow(1, 1, 1n, match, actions));
