@@ -195,7 +195,7 @@ describe('vpfd guest channel', () => {
     await d.addVm({ name: 'inc', vfs: 2 });
     const ops = fc.sample(fc.tuple(fc.nat(5), fc.nat(3), fc.nat(30), fc.constantFrom('add', 'replace', 'del')), { numRuns: 150, seed: 5 });
     for (const [dev, prio, port, op] of ops) {
-      const line = `dev vf${dev % 2} ingress prio ${1 + prio} handle ${1 + (port % 4)} protocol ip flower ip_proto ${port % 2 ? 'tcp' : 'udp'} ${port % 5 ? 'dst_port' : 'src_port'} ${port} action ${port % 3 ? 'drop' : 'mirred egress redirect dev vf1'}`;
+      const line = `dev vf${dev % 2} ingress prio ${1 + prio} handle ${1 + (port % 4)} protocol ip flower ip_proto ${port % 2 ? 'tcp' : 'udp'} ${port % 5 ? 'dst_port' : 'src_port'} ${port + 1} action ${port % 3 ? 'drop' : 'mirred egress redirect dev vf1'}`;
       if (op === 'del') await send('inc', encodeFilterSelect('del', { dev: `vf${dev % 2}`, direction: 'ingress', chain: undefined, prio: 1 + prio, protocol: 0, handle: 1 + (port % 4), kind: undefined }));
       else await send('inc', encodeFilterRequest(rule(line), { flags: op === 'replace' ? NlmF.REQUEST | NlmF.ACK | NlmF.CREATE | NlmF.REPLACE : undefined }));
     }
