@@ -101,8 +101,8 @@ function decodeFlowerOptions(opts: Attr, devs?: DevMap): Pick<FlowerRule, 'match
     throw new VpfError(Errno.EINVAL, `unknown TCA_FLOWER_FLAGS bits 0x${flags.toString(16)}`, 'TCA_FLOWER_FLAGS');
   }
   if ((flags & CLS_FLAGS.SKIP_HW) && (flags & CLS_FLAGS.SKIP_SW)) {
-    // tc_flags_valid(): skip_sw and skip_hw together are invalid.
-    throw new VpfError(Errno.EINVAL, 'skip_sw and skip_hw are mutually exclusive', 'TCA_FLOWER_FLAGS');
+    // fl_change: !tc_flags_valid() is a bare -EINVAL (no extack), so tc prints "RTNETLINK answers: Invalid argument".
+    throw new VpfError(Errno.EINVAL, '', 'TCA_FLOWER_FLAGS');
   }
   const act = attrs.get(F.ACT);
   return {
