@@ -311,7 +311,7 @@ export class VmState {
 
   private refuse(msg: NlMessage, e: VpfError): Buffer[] {
     this.metrics.inc('vpf_channel_errors_total', { vm: this.rec.name, errno: e.errnoName }, 1, 'Guest requests refused, by errno');
-    this.log.info({ vm: this.rec.name, errno: e.errnoName, cause: e.message, type: msg.type, seq: msg.seq }, 'guest request refused');
+    this.log.info({ vm: this.rec.name, errno: e.errnoName, cause: e.message || `${e.errnoName} at ${e.attr ?? 'the request'} (a bare errno, as the kernel answers)`, type: msg.type, seq: msg.seq }, 'guest request refused');
     return [buildError(msg, e.errno, e.message)];
   }
 
