@@ -58,10 +58,11 @@ function runAction(a: Action, p: Packet, emits: Emit[], opts: ClassifyOptions): 
       if (a.op === 'pop') p.vlans.shift();
       else if (a.op === 'push') p.vlans.unshift({ tpid: a.protocol ?? 0x8100, vid: a.id, pcp: a.prio ?? 0 });
       else if (p.vlans[0]) {
-        // act_vlan.c: modify keeps the PCP unless a priority was given.
+        // act_vlan.c (6.1): modify keeps the PCP unless a priority was given, and puts the tag back with the
+        // action's protocol, 802.1Q unless given (tcfv_push_proto), whatever the TPID was.
         p.vlans[0].vid = a.id;
         if (a.prio !== undefined) p.vlans[0].pcp = a.prio;
-        if (a.protocol !== undefined) p.vlans[0].tpid = a.protocol;
+        p.vlans[0].tpid = a.protocol ?? 0x8100;
       }
       return a.control;
     case 'pedit':

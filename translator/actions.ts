@@ -10,6 +10,7 @@ import { printMunge } from '../rules/tcsyntax/pedit.js';
 import { l3Protocol } from '../rules/validate.js';
 import type { OfMeter } from '../ovs/openflow/flow.js';
 import { portPair, type PortMap } from './portmap.js';
+import { taggedAlts, UNTAGGED } from './match.js';
 
 export interface ActionContext {
   ports: PortMap;
@@ -78,7 +79,29 @@ export interface TranslatedActions {
   sideEffectThenSoftware?: string;
 }
 
+type Tagged = 'yes' | 'no' | 'unknown';
+
 export function translateActions(rule: FlowerRule, ctx: ActionContext): TranslatedActions {
+  // VLAN presence as far as the match tells: the protocol gate makes ip/ipv6/arp/mpls untagged.
+  const tagged0: Tagged = rule.protocol === EthP.ALL ? (rule.match.numOfVlans === 0 ? 'no' : 'unknown') : 'no';
+  if (tagged0 !== 'unknown' || !rule.actions.some((a) => a.kind === 'vlan' && a.op !== 'push')) return translateList(rule, ctx, tagged0);
+  // A filter that sees tagged and untagged frames: act_vlan's pop and modify are no-ops on untagged ones
+  // (act_vlan.c tcf_vlan_act), so untagged frames get their own flows above, in the offloadable
+  // vlan_tci=0x0000/0xffff form, and tagged frames the rest. One meter per spec for both.
+  const meters = new Map<string, number>();
+  const c: ActionContext = { ...ctx, meter: (spec) => meters.get(spec) ?? meters.set(spec, ctx.meter(spec)).get(spec)! };
+  const untagged = translateList(rule, c, 'no');
+  const tagged = translateList(rule, c, 'yes');
+  // OpenFlow 1.1+ takes pop_vlan only where the match says a tag is there (OVS ofpact_check: OFPBAC_MATCH_INCONSISTENT):
+  // tagged frames are named one PCP at a time, the presence form OVS's tc offload takes.
+  const taggedVariants = tagged.variants.flatMap((v) => (v.when.length ? [v] : taggedAlts().map((when) => ({ when, actions: v.actions, specific: true }))));
+  return {
+    variants: [...untagged.variants.map((v) => ({ when: [UNTAGGED, ...v.when], actions: v.actions, specific: true })), ...taggedVariants],
+    sideEffectThenSoftware: untagged.sideEffectThenSoftware ?? tagged.sideEffectThenSoftware,
+  };
+}
+
+function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): TranslatedActions {
   const l3 = l3Protocol(rule.match);
   const ipv4 = l3 === EthP.IP, ipv6 = l3 === EthP.IPV6;
   const mpls = l3 === EthP.MPLS_UC || l3 === EthP.MPLS_MC;
@@ -89,8 +112,11 @@ export function translateActions(rule: FlowerRule, ctx: ActionContext): Translat
   const did = (what: string) => {
     effect ??= what;
   };
-  // VLAN presence as far as the match and earlier actions tell: the protocol gate makes ip/ipv6/arp/mpls untagged.
-  let tagged: 'yes' | 'no' | 'unknown' = rule.protocol === EthP.ALL ? (rule.match.numOfVlans === 0 ? 'no' : 'unknown') : 'no';
+  // VLAN presence as far as the match and earlier actions tell, and the outer tag's TPID/PCP when a push set them.
+  let tagged = tagged0;
+  let tag: { tpid: number; pcp: number } | undefined;
+  // A modify of the frame's own tag without a priority keeps its PCP: one flow per PCP value (finish()).
+  let pcpSplit = false;
   let ended: 'stop' | 'software' | undefined;
   let repeated: string | undefined;
   const handOff = () => {
@@ -141,6 +167,7 @@ export function translateActions(rule: FlowerRule, ctx: ActionContext): Translat
           if (tagged === 'yes') {
             acts.push('pop_vlan');
             tagged = 'unknown';
+            tag = undefined;
             did('rewrites the packet');
           }
         } else if (a.op === 'push') {
@@ -149,13 +176,25 @@ export function translateActions(rule: FlowerRule, ctx: ActionContext): Translat
           // OVS push_vlan starts with PCP 0, as tc's push without priority does.
           if (a.prio) acts.push(`set_field:${a.prio}->vlan_pcp`);
           tagged = 'yes';
+          tag = { tpid: a.protocol ?? EthP.VLAN_8021Q, pcp: a.prio ?? 0 };
           did('rewrites the packet');
         } else {
-          if (a.protocol !== undefined) refuse('vlan modify of the TPID: OpenFlow cannot rewrite a TPID in place', 'vlan');
-          if (tagged === 'unknown') refuse('vlan modify on a filter that sees both tagged and untagged frames', 'vlan');
+          if (tagged === 'unknown') refuse('vlan modify after a vlan pop: the frame may or may not still carry a tag', 'vlan');
           if (tagged === 'yes') {
-            acts.push(`set_field:${0x1000 | a.id}->vlan_vid`);
-            if (a.prio !== undefined) acts.push(`set_field:${a.prio}->vlan_pcp`);
+            // act_vlan.c (6.1): modify puts the tag back with the action's protocol (802.1Q unless given), the new VID,
+            // and the old PCP unless a priority is given. set_field keeps the TPID, so a TPID that may change is a pop and a push.
+            const tpid = a.protocol ?? EthP.VLAN_8021Q;
+            if (tpid !== EthP.VLAN_8021Q && tpid !== EthP.VLAN_8021AD) refuse('vlan modify to an unknown TPID', 'vlan');
+            const pcp = a.prio ?? tag?.pcp;
+            if (tag?.tpid === tpid) {
+              acts.push(`set_field:${0x1000 | a.id}->vlan_vid`);
+              if (a.prio !== undefined) acts.push(`set_field:${a.prio}->vlan_pcp`);
+            } else {
+              if (pcp === undefined && (pcpSplit || ttlDec)) refuse('vlan modify keeping the PCP combined with ttl dec or a second modify cannot be offloaded exactly', 'vlan');
+              if (pcp === undefined) pcpSplit = true;
+              acts.push('pop_vlan', `push_vlan:0x${tpid.toString(16)}`, `set_field:${0x1000 | a.id}->vlan_vid`, `set_field:${pcp ?? '@PCP@'}->vlan_pcp`);
+            }
+            tag = pcp === undefined ? undefined : { tpid, pcp };
             did('rewrites the packet');
           }
         }
@@ -173,7 +212,7 @@ export function translateActions(rule: FlowerRule, ctx: ActionContext): Translat
           else if ((f === 'ip ttl' && need(ipv4, 'protocol ip')) || (f === 'ip6 hoplimit' && need(ipv6, 'protocol ipv6'))) {
             if (op.op === 'set') acts.push(`mod_nw_ttl:${op.value}`);
             else {
-              if (ttlDec || rule.match.ipTtl) refuse('ttl dec combined with a ttl match or another dec cannot be offloaded exactly', 'pedit');
+              if (ttlDec || pcpSplit || rule.match.ipTtl) refuse('ttl dec combined with a ttl match, another dec or a PCP-keeping vlan modify cannot be offloaded exactly', 'pedit');
               ttlDec = true;
               acts.push('@TTLDEC@');
             }
@@ -280,6 +319,13 @@ export function translateActions(rule: FlowerRule, ctx: ActionContext): Translat
   function finish(): TranslatedActions {
     const text = (list: string[]) => (list.length ? list.join(',') : 'drop');
     const sideEffectThenSoftware = repeated;
+    if (pcpSplit) {
+      // The frame's own PCP, one flow per value (the tag-with-PCP form OVS's tc offload takes).
+      return {
+        variants: taggedAlts().map((when, p) => ({ when, actions: text(acts.map((x) => x.replace('@PCP@', String(p)))), specific: true })),
+        sideEffectThenSoftware,
+      };
+    }
     if (!ttlDec) return { variants: [{ when: [], actions: text(acts), specific: false }], sideEffectThenSoftware };
     // tc's ttl dec is an 8-bit add that wraps; OVS dec_ttl stops at ttl <= 1. Two exact flows cover those.
     const subst = (r: string) => acts.map((x) => (x === '@TTLDEC@' ? r : x));

@@ -81,7 +81,7 @@ const view = (port: number, p: Packet): View => ({
   port,
   dstMac: p.dstMac,
   srcMac: p.srcMac,
-  vlans: p.vlans.map((v) => `${v.vid}/${v.pcp}`).join(','),
+  vlans: p.vlans.map((v) => `${v.tpid.toString(16)}:${v.vid}/${v.pcp}`).join(','),
   ip: p.ip ? `${p.ip.src}>${p.ip.dst} ttl ${p.ip.ttl} tos ${p.ip.tos}` : '',
   l4: p.l4 && p.ip?.frag === 'no' ? `${p.l4.src}>${p.l4.dst}` : '',
 });

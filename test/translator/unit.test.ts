@@ -183,6 +183,24 @@ describe('refusals and partial offload', () => {
     const t0 = one('dev vf0 ingress prio 1 protocol ip flower action drop').flows.filter((f) => f.table === 0 && f.match.startsWith('in_port=100'));
     expect(t0.map((f) => [f.priority, f.match, f.actions])).toEqual([[101, 'in_port=100,vlan_tci=0x0000/0xffff', t0[1]!.actions], [100, 'in_port=100', t0[1]!.actions]]);
   });
+  it('vlan pop/modify on protocol all: untagged frames get their own no-op flow, tagged ones the action (act_vlan.c)', () => {
+    const pop = ruleFlows(one('dev vf0 ingress prio 1 protocol all flower action vlan pop pipe action mirred egress redirect dev vf1'));
+    // OpenFlow 1.5 takes pop_vlan only under a match that says a tag is there: one flow per PCP.
+    expect(pop.map((f) => [f.match, f.actions])).toEqual([
+      ['in_port=100,vlan_tci=0x0000/0xffff', 'output:101'],
+      ...[0, 1, 2, 3, 4, 5, 6, 7].map((p) => [`in_port=100,vlan_tci=0x${((p << 13) | 0x1000).toString(16)}/0xf000`, 'pop_vlan,output:101']),
+    ]);
+    // modify sets the TPID to its protocol (802.1Q by default) and keeps the PCP: a pop and a push per PCP value.
+    const mod = ruleFlows(one('dev vf0 ingress prio 1 protocol all flower action vlan modify id 9 pipe action mirred egress redirect dev vf1'));
+    expect(mod).toHaveLength(9);
+    expect(mod[3]!.match).toBe('in_port=100,vlan_tci=0x5000/0xf000');
+    expect(mod[3]!.actions).toBe('pop_vlan,push_vlan:0x8100,set_field:4105->vlan_vid,set_field:2->vlan_pcp,output:101');
+    // With a priority, one flow for tagged frames; a push's known TPID and PCP make a later modify exact too.
+    expect(ruleFlows(one('dev vf0 ingress prio 1 protocol all flower action vlan modify id 9 protocol 802.1ad priority 5 pipe action mirred egress redirect dev vf1'))[8]!.actions).toBe('pop_vlan,push_vlan:0x88a8,set_field:4105->vlan_vid,set_field:5->vlan_pcp,output:101');
+    expect(ruleFlows(one('dev vf0 ingress prio 1 protocol ip flower action vlan push protocol 802.1ad id 7 priority 2 pipe action vlan modify id 8 pipe action mirred egress redirect dev vf1'))[0]!.actions).toBe(
+      'push_vlan:0x88a8,set_field:4103->vlan_vid,set_field:2->vlan_pcp,pop_vlan,push_vlan:0x8100,set_field:4104->vlan_vid,set_field:2->vlan_pcp,output:101',
+    );
+  });
   it('skip_hw keeps its place with a trap and is reported not offloaded, never refused (C5)', () => {
     const t = one('dev vf0 ingress prio 1 protocol ip flower skip_hw dst_ip 10.0.0.2 action drop');
     expect(t.perRule.get(1)).toMatchObject({ offloaded: false, flows: 1 });

@@ -1,6 +1,7 @@
 // The hand-written forms of docs/mapping.md (one rule or a chain pair each,
 // frames that meet it) as input for an OVS tc-offload check, and a per-form
-// summary of its answer: the evidence of the mapping's "offloadable" column.
+// summary of its answer: the evidence of the mapping's "offloadable" column,
+// and whether the frames came out where and as the reference classifier says.
 //   npx vite-node test/translator/support/offload-forms.ts make IN.json
 //   npx vite-node test/translator/support/offload-forms.ts score OUT.json
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -9,7 +10,8 @@ import { parseFilter, splitArgs } from '../../../rules/tcsyntax/index.js';
 import { flowLine, meterLine } from '../../../ovs/openflow/flow.js';
 import { translate } from '../../../translator/index.js';
 import { defaultPortMap } from '../../../translator/portmap.js';
-import { packetToHex } from '../../offload/frame.js';
+import { frameView, packetToHex, packetView } from '../../offload/frame.js';
+import { classify } from '../../../rules/classify.js';
 
 const base: Packet = {
   inDev: 'vf0', dstMac: '02:00:00:00:00:02', srcMac: '02:00:00:00:00:01', vlans: [], ethType: 0x0800,
@@ -68,6 +70,9 @@ export const FORMS: [string, string[], Packet[]][] = [
   ['pass', ['prio 1 protocol ip flower action pass'], [udp]],
   ['goto chain (resubmit)', ['prio 1 protocol ip flower action goto chain 1', 'chain 1 prio 1 protocol ip flower dst_ip 10.0.0.2 action drop'], [udp]],
   ['vlan push', ['prio 1 protocol ip flower action vlan push id 7 priority 3 pipe action mirred egress redirect dev vf1'], [udp]],
+  ['vlan pop (protocol all)', ['prio 1 protocol all flower action vlan pop pipe action mirred egress redirect dev vf1'], mix],
+  ['vlan modify, PCP kept (protocol all)', ['prio 1 protocol all flower action vlan modify id 9 pipe action mirred egress redirect dev vf1'], mix],
+  ['vlan modify 802.1ad priority (protocol all)', ['prio 1 protocol all flower action vlan modify id 9 protocol 802.1ad priority 5 pipe action mirred egress redirect dev vf1'], mix],
   ['vlan push 802.1ad', ['prio 1 protocol ip flower action vlan push protocol 802.1ad id 7 pipe action mirred egress redirect dev vf1'], [udp]],
   ['pedit eth + ipv4 addrs', ['prio 1 protocol ip flower action pedit ex munge eth src set 02:00:00:00:00:99 munge ip dst set 10.9.9.9 pipe action mirred egress redirect dev vf1'], [udp]],
   ['pedit ipv6 addr', ['prio 1 protocol ipv6 flower action pedit ex munge ip6 dst set 2001:db8::9 pipe action mirred egress redirect dev vf1'], [v6]],
@@ -99,7 +104,15 @@ export function formSets() {
     });
     const t = translate({ rules, ports });
     const status = rules.map((r) => t.perRule.get(r.id)!).map((r) => (r.refused ? `refused: ${r.error!.message}` : r.offloaded ? 'offloaded' : `trapped: ${r.error!.message}`));
-    return { name, status, flows: t.flows.map(flowLine), meters: t.meters.map(meterLine), packets: frames.map((p) => ({ port: p.inDev, hex: packetToHex(p) })) };
+    // Where software alone puts each frame; `handed` is the frame as the representor would get it if hardware hands it
+    // over untouched (a trap, a miss, pass), after which the guest's software does exactly that.
+    const expected = frames.map((p) => ({
+      alone: classify(rules.map((r) => r.rule), p).emits.map((e) => packetView(e.to.kind === 'port' ? e.to.dev : `${e.to.dev}rep`, e.packet)),
+      handed: packetView(`${p.inDev}rep`, p),
+      // test/offload/frame.ts writes no MPLS label stack: those frames cannot be compared yet.
+      comparable: p.ethType !== 0x8847 && !lines.some((l) => l.includes('mpls')),
+    }));
+    return { name, status, expected, flows: t.flows.map(flowLine), meters: t.meters.map(meterLine), packets: frames.map((p) => ({ port: p.inDev, hex: packetToHex(p) })) };
   });
 }
 
@@ -109,10 +122,21 @@ if (cmd === 'make') {
   writeFileSync(file!, JSON.stringify({ passes: 2, sets: sets.map(({ name, flows, meters, packets }) => ({ name, flows, meters, packets, tc_dump: 'none' })) }, null, 1));
   for (const s of sets) console.log(`${s.name}: ${s.status.join('; ')}`);
 } else if (cmd === 'score') {
-  const out = JSON.parse(readFileSync(file!, 'utf8')) as { sets: { name: string; packets: { path: string }[]; offload_failures: { reasons: string[] }[] }[] };
+  const want = new Map(formSets().map((s) => [s.name, s.expected]));
+  const out = JSON.parse(readFileSync(file!, 'utf8')) as { sets: { name: string; packets: { path: string; passes: { rx: { port: string; hex: string }[] }[] }[]; offload_failures: { reasons: string[] }[] }[] };
   for (const s of out.sets) {
     const tc = s.packets.filter((p) => p.path === 'tc').length;
     const why = [...new Set(s.offload_failures.flatMap((f) => (f.reasons.length ? f.reasons : ['silent'])))].join(' | ');
-    console.log(`${tc === s.packets.length ? 'yes' : tc ? 'PART' : 'NO'}\t${tc}/${s.packets.length}\t${s.name}\t${why}`);
+    // The last pass's frames out against software alone (order-free: copies leave through different ports).
+    const key = (v: object) => JSON.stringify(v);
+    const exp = want.get(s.name)!;
+    const wrong = s.packets.filter((p, i) => {
+      const e = exp[i]!;
+      if (!e.comparable) return false;
+      const got = p.passes[p.passes.length - 1]!.rx.map((r) => key(frameView(r.port, r.hex))).sort();
+      if (got.length === 1 && got[0] === key(e.handed)) return false;
+      return key(got) !== key(e.alone.map(key).sort());
+    }).length;
+    console.log(`${tc === s.packets.length ? 'yes' : tc ? 'PART' : 'NO'}\t${tc}/${s.packets.length}\tout ${wrong ? `${wrong} WRONG` : 'ok'}\t${s.name}\t${why}`);
   }
 }

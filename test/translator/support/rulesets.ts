@@ -10,7 +10,7 @@ import { DEVS } from '../../gen/ruleset.js';
 const dev = fc.constantFrom(...DEVS);
 
 const extraLine = fc
-  .tuple(dev, dev, fc.constantFrom(0, 0, 1), fc.integer({ min: 1, max: 4 }), fc.nat(12))
+  .tuple(dev, dev, fc.constantFrom(0, 0, 1), fc.integer({ min: 1, max: 4 }), fc.nat(16))
   .map(([d, to, chain, prio, k]) => {
     const head = `dev ${d} ingress${chain ? ' chain 1' : ''} prio ${prio}`;
     const goto = chain === 0 ? 'goto chain 1' : 'pass';
@@ -28,6 +28,10 @@ const extraLine = fc
       `${head} protocol ipv6 flower ip_proto udp action mirred egress mirror dev ${to} pipe action drop`,
       `${head} protocol arp flower arp_op request action mirred egress mirror dev ${to} pipe action ${goto}`,
       `${head} protocol ip flower skip_hw dst_ip 10.0.0.2 action mirred egress redirect dev ${to}`,
+      `${head} protocol all flower action vlan pop pipe action mirred egress redirect dev ${to}`,
+      `${head} protocol all flower dst_mac 02:00:00:00:00:02 action vlan modify id 9 pipe action mirred egress redirect dev ${to}`,
+      `${head} protocol all flower action vlan modify id 9 protocol 802.1ad priority 5 pipe action mirred egress redirect dev ${to}`,
+      `${head} protocol ip flower action vlan push protocol 802.1ad id 7 pipe action vlan modify id 8 pipe action mirred egress redirect dev ${to}`,
     ][k]!;
   });
 
