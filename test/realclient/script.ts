@@ -50,7 +50,9 @@ function corpusSteps(): Step[] {
     steps.push({ group, tool: 'tc', args: ['-s', 'filter', 'show', 'dev', dev, dir] });
     steps.push({ group, tool: 'tc', args: ['-j', '-s', 'filter', 'show', 'dev', dev, dir] });
     const prio = after(form, 'prio');
-    if (prio && form[0] !== 'del') steps.push({ group, tool: 'tc', args: ['filter', 'del', 'dev', dev, dir, 'chain', after(form, 'chain') ?? '0', 'prio', prio] });
+    // The filter's own chain is named before `flower`; a `chain` after it belongs to a `goto chain` action.
+    const chain = after(form.slice(0, form.indexOf('flower')), 'chain') ?? '0';
+    if (prio && form[0] !== 'del') steps.push({ group, tool: 'tc', args: ['filter', 'del', 'dev', dev, dir, 'chain', chain, 'prio', prio] });
   });
   return steps;
 }
