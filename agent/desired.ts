@@ -6,7 +6,7 @@ import type { RuleResult, Translation } from '../translator/index.js';
 import { cookieKind, cookieRuleId, FlowKind } from '../translator/cookie.js';
 import type { OfFlow, OfMeter } from '../ovs/openflow/flow.js';
 import type { FlowDiff } from '../ovs/openflow/diff.js';
-import type { RuleEntry } from './journal.js';
+import type { RuleEntry } from './records.js';
 import { groupKey } from './ruletable.js';
 
 export interface GroupFlows {

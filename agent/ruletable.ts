@@ -6,7 +6,7 @@
 // their references (filters, goto actions, `tc chain add`), and the action
 // indexes in use per kind.
 import type { Action, FlowerRule } from '../rules/model.js';
-import type { ChainEntry, RuleEntry } from './journal.js';
+import type { ChainEntry, RuleEntry } from './records.js';
 
 type Block = Pick<FlowerRule, 'dev' | 'direction'>;
 const blockKey = (r: Block) => `${r.dev}|${r.direction}`;

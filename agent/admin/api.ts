@@ -1,7 +1,6 @@
 // The admin API's shapes, shared by the server (in vpfd) and the client (vpfctl).
 // HTTP+JSON over `<state-dir>/vpfd.sock`; docs/operations.md lists the routes.
 import type { PortMap } from '../../translator/portmap.js';
-import type { FlowerRule, FilterStats } from '../../rules/model.js';
 
 export interface VmSpec {
   name: string;
@@ -32,36 +31,9 @@ export interface VmInfo {
   error?: string;
 }
 
-export interface RuleView {
-  id: number;
-  rule: FlowerRule;
-  stats: FilterStats;
-  /** Why the rule is not in hardware, when it is not. */
-  notOffloadedReason?: string;
-}
-
-export interface ExplainedFlow {
-  /** The flow as `ovs-ofctl dump-flows` shows it (cookie, table, priority, match, actions). */
-  line: string;
-  cookie: string;
-  kind: string;
-  packets: number;
-  bytes: number;
-}
-
-export interface ExplainedRule extends RuleView {
-  /** The rule in tc syntax (args after `tc filter add`). */
-  tc: string;
-  flows: ExplainedFlow[];
-}
-
-export interface ExplainReport {
-  vm: string;
-  bridge: string;
-  rules: ExplainedRule[];
-  /** Flows that belong to no rule (defaults, legacy switch, restore). */
-  other: ExplainedFlow[];
-}
+// The rule and explain views are the agent's own values (agent/views.ts); the API carries them as they are.
+import type { ExplainReport, RuleView } from '../views.js';
+export type { ExplainedFlow, ExplainedRule, ExplainReport, RuleView } from '../views.js';
 
 /** What the admin server needs from the daemon. `Vpfd` implements it. */
 export interface AdminBackend {

@@ -5,7 +5,8 @@ import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Journal, type VmRecord } from '../../agent/journal.js';
+import { Journal } from '../../agent/journal.js';
+import type { VmRecord } from '../../agent/records.js';
 import { RuleTable } from '../../agent/ruletable.js';
 import { parseFilter, splitArgs } from '../../rules/tcsyntax/index.js';
 import type { FlowerRule } from '../../rules/model.js';

@@ -1,0 +1,244 @@
+// A VM's tc filter table as the 6.1 kernel keeps it (cls_api.c, cls_flower.c):
+// decoded requests in, rule and chain changes (or the kernel's refusal) and
+// dump replies out. Pure: no I/O, no flows; the caller translates, installs
+// and persists what changed (agent/flowsync.ts), or rolls it back.
+import { Errno, VpfError } from '../rules/errors.js';
+import type { FilterStats, FlowerRule } from '../rules/model.js';
+import { buildDone, NlmF, Rtm, type NlHeader, type NlMessage } from '../rules/netlink/nlmsg.js';
+import { encodeChainReply, encodeFilterDump, encodeFilterHead, type FilterSelector, type TcMessage } from '../rules/netlink/tc.js';
+import { portPair } from '../translator/portmap.js';
+import type { RuleEntry, VmRecord } from './records.js';
+import { RuleTable } from './ruletable.js';
+
+/** cls_api.c tc_new_tfilter: a filter without a prio is placed as if it had this one (TC_H_MAKE(0x80000000U, 0U))... */
+const ALLOC_PRIO = 0x8000;
+/** ...and tcf_auto_prio gives it one below the tcf_proto found there, or 0xC000 when there is none. */
+const AUTO_PRIO = 0xc000;
+
+/** What a rolled-back edit puts back: the record's rule state before it. */
+export type Snapshot = { rules: VmRecord['rules']; chains: VmRecord['chains']; nextRuleId: number };
+
+type ChainMsg = Extract<TcMessage, { type: 'chain' }>;
+type QdiscMsg = Extract<TcMessage, { type: 'qdisc' }>;
+
+export function zeroStats(): FilterStats {
+  return { packets: 0, bytes: 0, lastUsedMs: 0, installedMs: 0, drops: 0, inHw: false, inHwCount: 0 };
+}
+
+/** rtnetlink_rcv_msg: a GET with either NLM_F_DUMP bit is a dump. */
+export function isDump(msg: NlMessage): boolean {
+  return (msg.flags & NlmF.DUMP) !== 0;
+}
+
+/** The reply header of a request: the kernel addresses every reply to the requester (answer() stamps the port id). */
+function replyHdr(msg: NlMessage, type: number, flags: number): NlHeader {
+  return { type, flags, seq: msg.seq, pid: msg.pid };
+}
+
+export class FilterTable {
+  /** rec.rules indexed for edits; built on first use and dropped only by rollback() and clear(). */
+  private index: RuleTable | undefined;
+
+  constructor(
+    private readonly rec: VmRecord,
+    private readonly rulesPerVm: number,
+  ) {}
+
+  get table(): RuleTable {
+    return (this.index ??= new RuleTable(this.rec.rules, this.rec.chains ?? []));
+  }
+
+  snapshot(): Snapshot {
+    return { rules: this.rec.rules, chains: this.rec.chains, nextRuleId: this.rec.nextRuleId };
+  }
+
+  /** Back to a snapshot: edits go to the index and reach rec.rules as a new array (sync), so the old array is the undo. */
+  rollback(s: Snapshot): void {
+    this.rec.rules = s.rules;
+    this.rec.chains = s.chains;
+    this.rec.nextRuleId = s.nextRuleId;
+    this.index = undefined;
+  }
+
+  /** mlx5 leaving switchdev: every block, filter and chain goes. */
+  clear(): void {
+    this.rollback({ rules: [], chains: [], nextRuleId: this.rec.nextRuleId });
+  }
+
+  /** The record after edits of the index (rules in install order, chains in creation order). */
+  sync(): void {
+    this.rec.rules = this.table.toArray();
+    this.rec.chains = this.table.chainList();
+  }
+
+  /** A filter add/replace/change or delete (cls_api.c's checks, in its order); throws the kernel's refusal, having changed nothing. */
+  filterChange(m: TcMessage, flags: number): void {
+    if (m.type === 'filter' && m.op === 'new') this.addRule(m.rule, flags);
+    else if (m.type === 'filter' && m.op === 'del') this.deleteFilters(m.sel);
+    else throw new Error('not a filter change');
+  }
+
+  /** A qdisc request: true when it deletes clsact, whose two blocks then go with their filters and chains (dropBlocks). */
+  qdisc(m: QdiscMsg): boolean {
+    if (m.kind && m.kind !== 'clsact' && m.kind !== 'ingress') throw new VpfError(Errno.EOPNOTSUPP, `qdisc ${m.kind} cannot be offloaded on a representor`);
+    this.checkDev(m.dev);
+    return m.op === 'del';
+  }
+
+  /** Deleting a representor's clsact: both of its blocks go, with their filters and chains. */
+  dropBlocks(dev: string): void {
+    const table = this.table;
+    this.deleteWhere((r) => r.dev === dev);
+    for (const c of table.chainList()) if (c.dev === dev) table.setExplicit(c, c.chain, false);
+  }
+
+  /** tc_ctl_chain for RTM_NEWCHAIN / RTM_DELCHAIN: the checks, then the edit (a delete flushes the chain, then drops `tc chain add`'s reference). */
+  chainChange(m: ChainMsg, flags: number): void {
+    this.checkDev(m.dev);
+    const block = { dev: m.dev, direction: m.direction };
+    const chain = m.chain ?? 0;
+    const state = this.table.chainState(block, chain);
+    if (m.op === 'new') {
+      if (state === 'shown') throw new VpfError(Errno.EEXIST, 'Filter chain already exists');
+      if (state === 'none' && !(flags & NlmF.CREATE)) throw new VpfError(Errno.ENOENT, 'Need both RTM_NEWCHAIN and NLM_F_CREATE to create a new chain');
+      this.table.setExplicit(block, chain, true);
+      return;
+    }
+    if (state !== 'shown') throw new VpfError(Errno.EINVAL, 'Cannot find specified filter chain');
+    this.deleteWhere((r) => r.dev === m.dev && r.direction === m.direction && r.chain === chain);
+    this.table.setExplicit(block, chain, false);
+  }
+
+  /** tc_dump_chain, and RTM_GETCHAIN answered as tc_chain_notify(unicast) fills it (the request's type and flags). */
+  chainGet(msg: NlMessage, m: ChainMsg): Buffer[] {
+    const block = { dev: m.dev, direction: m.direction };
+    if (isDump(msg)) {
+      if (!m.dev || msg.payload.readUInt32LE(12) === 0) return [buildDone(msg.seq)];
+      const hdr = replyHdr(msg, Rtm.NEWCHAIN, NlmF.MULTI);
+      const shown = this.table.shownChains(block).filter((c) => m.chain === undefined || c === m.chain);
+      return [...shown.map((chain) => encodeChainReply({ ...block, chain }, hdr)), buildDone(msg.seq)];
+    }
+    this.checkDev(m.dev);
+    const chain = m.chain ?? 0;
+    if (this.table.chainState(block, chain) !== 'shown') throw new VpfError(Errno.EINVAL, 'Cannot find specified filter chain');
+    return [encodeChainReply({ ...block, chain }, replyHdr(msg, Rtm.GETCHAIN, msg.flags))];
+  }
+
+  /** Whether a filter dump of `sel` lists anything at all (no device, or parent 0, the root qdisc, which holds no block: empty). */
+  dumpable(msg: NlMessage, sel: FilterSelector): boolean {
+    return !!sel.dev && msg.payload.readUInt32LE(12) !== 0;
+  }
+
+  /** tc_dump_tfilter: one block's chains in creation order, each tcf_proto (prio ascending) as its bare entry then its filters by handle. */
+  dump(msg: NlMessage, sel: FilterSelector, stats: ReadonlyMap<number, FilterStats>): Buffer[] {
+    if (!this.dumpable(msg, sel)) return [buildDone(msg.seq)];
+    const table = this.table;
+    const hdr = replyHdr(msg, Rtm.NEWTFILTER, NlmF.MULTI);
+    const out: Buffer[] = [];
+    for (const chain of table.shownChains(sel)) {
+      if (sel.chain !== undefined && sel.chain !== chain) continue;
+      for (const tp of table.protos(sel, chain)) {
+        // tcf_chain_dump filters by tcm_info (prio, protocol) only: the handle and kind of the request are ignored.
+        if ((sel.prio && sel.prio !== tp.prio) || (sel.protocol && sel.protocol !== tp.protocol)) continue;
+        out.push(encodeFilterHead({ dev: sel.dev, direction: sel.direction, chain, prio: tp.prio, protocol: tp.protocol }, hdr));
+        for (const e of tp.rules) out.push(encodeFilterDump(e.rule, stats.get(e.id) ?? zeroStats(), hdr, undefined, { actionIndex: e.actIndex }));
+      }
+    }
+    out.push(buildDone(msg.seq));
+    return out;
+  }
+
+  /** tc_get_tfilter's lookup: the filter a get names, or the kernel's refusal. */
+  find(sel: FilterSelector): RuleEntry {
+    if (!sel.prio) throw new VpfError(Errno.ENOENT, 'Invalid filter command with priority of zero');
+    this.checkDev(sel.dev);
+    const chain = sel.chain ?? 0;
+    if (this.table.chainState(sel, chain) === 'none') throw new VpfError(Errno.EINVAL, 'Cannot find specified filter chain');
+    const e = this.findProto(sel, chain).byHandle(sel.handle);
+    if (!e) throw new VpfError(Errno.ENOENT, 'Specified filter handle not found');
+    return e;
+  }
+
+  /** tc_get_tfilter's answer: the filter with the request's flags, as tfilter_notify(unicast) fills it. */
+  encodeGot(msg: NlMessage, e: RuleEntry, stats: FilterStats | undefined): Buffer[] {
+    return [encodeFilterDump(e.rule, stats ?? zeroStats(), replyHdr(msg, Rtm.NEWTFILTER, msg.flags), undefined, { actionIndex: e.actIndex })];
+  }
+
+  private checkDev(dev: string): void {
+    if (!portPair(this.rec.ports, dev)) throw new VpfError(Errno.ENODEV, `Cannot find device "${dev}"`);
+  }
+
+  /** cls_api.c tc_new_tfilter, its checks in its order, then fl_change: a new filter, or the one at that handle changed. */
+  private addRule(rule: FlowerRule, flags: number): void {
+    this.checkDev(rule.dev);
+    for (const a of rule.actions) if (a.kind === 'mirred') this.checkDev(a.dev);
+    const table = this.table;
+    const create = (flags & NlmF.CREATE) !== 0;
+    const allocate = !rule.prio;
+    if (allocate && !create) throw new VpfError(Errno.ENOENT, 'Invalid filter command with priority of zero');
+    // tcf_chain_tp_find: an allocated prio looks at 0x8000 (which must be free); a given one must hold the same protocol.
+    const tp = table.atPrio({ ...rule, prio: allocate ? ALLOC_PRIO : rule.prio })[0];
+    if (tp && (allocate || (rule.protocol && tp.rule.protocol !== rule.protocol))) throw new VpfError(Errno.EINVAL, 'Filter with specified priority/protocol not found');
+    if (!tp) {
+      if (!rule.protocol) throw new VpfError(Errno.EINVAL, 'Filter kind and protocol must be specified');
+      if (!create) throw new VpfError(Errno.ENOENT, 'Need both RTM_NEWTFILTER and NLM_F_CREATE to create a new filter');
+      if (allocate) {
+        const above = table.prios(rule).filter((p) => p > ALLOC_PRIO);
+        rule.prio = above.length ? Math.min(...above) - 1 : AUTO_PRIO;
+      }
+    }
+    const existing = rule.handle ? table.byHandle(rule, rule.handle) : undefined;
+    if (!existing && !create) throw new VpfError(Errno.ENOENT, 'Need both RTM_NEWTFILTER and NLM_F_CREATE to create a new filter');
+    if (existing && flags & NlmF.EXCL) throw new VpfError(Errno.EEXIST, 'Filter already exists');
+    if (existing) {
+      // The new actions are allocated while the old filter still holds its own (fl_change, then the old one is freed).
+      table.replace(existing, { id: existing.id, rule, installedAt: Date.now(), actIndex: table.allocActions(rule) });
+      return;
+    }
+    if (table.size >= this.rulesPerVm) throw new VpfError(Errno.ENOSPC, `this VM already has ${this.rulesPerVm} filters (its quota)`);
+    if (!rule.handle) rule.handle = table.freeHandle(rule);
+    table.push({ id: this.rec.nextRuleId++, rule, installedAt: Date.now(), actIndex: table.allocActions(rule) });
+  }
+
+  /** cls_api.c tc_del_tfilter: a flush of a chain (prio 0), a whole tcf_proto (handle 0), or one filter. */
+  private deleteFilters(sel: FilterSelector): void {
+    if (!sel.prio && (sel.protocol || sel.handle || sel.kind !== undefined)) throw new VpfError(Errno.ENOENT, 'Cannot flush filters with protocol, handle or kind set');
+    this.checkDev(sel.dev);
+    const table = this.table;
+    // Without TCA_CHAIN the request names chain 0, as every tc command does.
+    const chain = sel.chain ?? 0;
+    if (table.chainState(sel, chain) === 'none') {
+      // "User requested flush on non-existent chain. Nothing to do."
+      if (!sel.prio) return;
+      throw new VpfError(Errno.ENOENT, 'Cannot find specified filter chain');
+    }
+    if (!sel.prio) {
+      this.deleteWhere((r) => r.dev === sel.dev && r.direction === sel.direction && r.chain === chain);
+      return;
+    }
+    const tp = this.findProto(sel, chain);
+    if (!sel.handle) {
+      for (const e of tp.rules.slice()) table.remove(e);
+      return;
+    }
+    const e = tp.byHandle(sel.handle);
+    if (!e) throw new VpfError(Errno.ENOENT, 'Specified filter handle not found');
+    table.remove(e);
+  }
+
+  /** tcf_chain_tp_find for a delete or get: the tcf_proto at the selector's prio, checked against its protocol and kind. */
+  private findProto(sel: FilterSelector, chain: number): { rules: readonly RuleEntry[]; byHandle(h: number): RuleEntry | undefined } {
+    const table = this.table;
+    const at = { dev: sel.dev, direction: sel.direction, chain, prio: sel.prio };
+    const rules = table.atPrio(at);
+    if (!rules.length) throw new VpfError(Errno.ENOENT, 'Filter with specified priority/protocol not found');
+    if (sel.protocol && rules[0]!.rule.protocol !== sel.protocol) throw new VpfError(Errno.EINVAL, 'Filter with specified priority/protocol not found');
+    if (sel.kind !== undefined && sel.kind !== 'flower') throw new VpfError(Errno.EINVAL, 'Specified filter kind does not match existing one');
+    return { rules, byHandle: (h) => (h ? table.byHandle(at, h) : undefined) };
+  }
+
+  private deleteWhere(pred: (r: FlowerRule) => boolean): void {
+    const table = this.table;
+    for (const e of table.toArray().filter(({ rule }) => pred(rule))) table.remove(e);
+  }
+}

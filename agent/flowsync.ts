@@ -1,0 +1,220 @@
+// A VM bridge's flows: what it should hold (desired) and what OVS holds
+// (installed), kept apart as ovn-controller's ofctrl.c keeps them, and made
+// equal by sending only the difference.
+//
+//   rules (FilterTable) ──translate──▶ desired (DesiredFlows, by filter group)
+//   VF settings (VfState) ──legacy──▶ desired (legacy mode)
+//                                        │ plan(): the groups an edit touched, or all
+//                                        ▼
+//        commit(): journal line ──▶ diff(desired, installed) ──▶ FlowInstaller (one bundle)
+//                                        ▲                               │
+//        installed: cookies + meters ────┘◀──────── on success ──────────┘
+//        unknown (undefined) after a failed bundle or on reconcile(): read a dump
+//
+// Cookies name flows (translator/cookie.ts), so "installed" is a set of
+// cookies; a restart reads one dump and sends nothing when nothing changed.
+import type { Logger } from 'pino';
+import { Errno, VpfError } from '../rules/errors.js';
+import { translate, translateGroup, type RuleResult, type TranslateMemo, type Translation } from '../translator/index.js';
+import type { OfFlow, OfMeter } from '../ovs/openflow/flow.js';
+import { diffFlows, diffInstalled, isEmptyDiff, type FlowDiff } from '../ovs/openflow/diff.js';
+import type { FlowInstaller } from '../ovs/ctl/ofctl.js';
+import type { Journal } from './journal.js';
+import type { RuleEntry, VmRecord } from './records.js';
+import { groupKey, type RuleTable } from './ruletable.js';
+import { DesiredFlows, type GroupFlows } from './desired.js';
+import type { Metrics } from './metrics.js';
+import type { VfState } from './vfstate.js';
+
+/** An edit's new flows: for the groups it touched only, or a whole translation. */
+export type Plan = { groups: Map<string, GroupFlows>; t?: undefined } | { t: Translation; groups?: undefined };
+
+/** What OVS holds as of the last successful install (undefined: unknown, read a dump). */
+interface Installed {
+  cookies: Set<bigint>;
+  /** The meters, as JSON. */
+  meters: string;
+}
+
+export class FlowSync {
+  /** Switchdev mode's desired flows by filter group (undefined: translate everything anew). */
+  private sw: DesiredFlows | undefined;
+  private installed: Installed | undefined;
+  private readonly memo: TranslateMemo = new WeakMap();
+  /** Flow mods that had gone through ovs-ofctl at the last install. */
+  private fallbackSeen = 0;
+  /** The layout as last written to the journal (JSON). */
+  private loggedLayout = '';
+
+  constructor(
+    private readonly rec: VmRecord,
+    private readonly vf: VfState,
+    private readonly installer: FlowInstaller,
+    private readonly journal: Journal,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+  ) {}
+
+  /** Guest ct zone -> host zone: each VM owns 256; a guest zone past them would alias another of its zones. */
+  private readonly zone = (z: number): number => {
+    if (z > 0xff) throw new VpfError(Errno.EOPNOTSUPP, `ct zone ${z}: a VM has 256 conntrack zones (0-255) on this host`, 'ct zone');
+    return this.rec.zoneBase + z;
+  };
+
+  private translate(): Translation {
+    return translate({
+      rules: this.rec.rules,
+      ports: this.rec.ports,
+      zone: this.zone,
+      layout: new Map(this.rec.layout),
+      memo: this.memo,
+      vfMaxTxRate: this.vf.settings().map((s) => s.maxTxRate),
+    });
+  }
+
+  /** Switchdev mode's desired flows (translated from the rules when not known). */
+  switchdev(): DesiredFlows {
+    return (this.sw ??= DesiredFlows.of(this.translate(), this.rec.rules));
+  }
+
+  /** The rules or VF settings changed other than by commit(): the desired flows are translated anew. */
+  desiredChanged(): void {
+    this.sw = undefined;
+  }
+
+  /** Every rule went (eswitch mode change): the table layout starts anew. */
+  rulesCleared(): void {
+    this.rec.layout = [];
+    this.sw = undefined;
+  }
+
+  /** OVS's state is unknown (restart, reconnect, failed bundle): the next install reads a dump. */
+  forgetInstalled(): void {
+    this.installed = undefined;
+  }
+
+  /** The flows and meters the bridge must hold in the current eswitch mode. */
+  private desired(): { flows: OfFlow[]; meters: OfMeter[] } {
+    if (this.vf.mode === 'legacy') return this.vf.legacy();
+    const sw = this.switchdev();
+    return { flows: sw.flows(), meters: sw.meters };
+  }
+
+  /** Desired flow count (what the bridge holds once reconciled). */
+  get flowCount(): number {
+    return this.vf.mode === 'legacy' ? this.vf.legacy().flows.length : this.switchdev().count;
+  }
+
+  /** What a rule translated to, as far as the desired flows know. */
+  result(id: number): RuleResult | undefined {
+    return this.switchdev().perRule.get(id);
+  }
+
+  /**
+   * How the rules after an edit become flows: when every group the edit
+   * touched existed before and still has rules (so the table layout stays) and
+   * none of its rules names another chain or a meter, only those groups are
+   * translated; otherwise everything is.
+   */
+  plan(table: RuleTable): Plan {
+    const sw = this.sw;
+    if (!sw || this.vf.mode !== 'switchdev') return { t: this.translate() };
+    const groups = new Map<string, GroupFlows>();
+    for (const k of table.dirtyGroups()) {
+      const members = table.group(k);
+      const first = members[0]?.rule;
+      const at = first && sw.tables.get(`${first.chain}/${first.prio}`);
+      if (!first || at === undefined || !sw.has(k) || first.direction !== 'ingress') return { t: this.translate() };
+      const g = translateGroup(members as RuleEntry[], at, { ports: this.rec.ports, zone: this.zone, memo: this.memo });
+      if (!g) return { t: this.translate() };
+      groups.set(k, g);
+    }
+    return { groups };
+  }
+
+  /** The translator's refusal of a rule the edit added or replaced (the others were accepted before), or the flow quota's. */
+  refusal(p: Plan, table: RuleTable, flowsPerVm: number): VpfError | undefined {
+    for (const e of table.changed()) {
+      const r = p.t ? p.t.perRule.get(e.id) : p.groups.get(groupKey(e.rule))?.perRule.get(e.id);
+      if (r?.refused) return r.error;
+    }
+    const count = p.t ? p.t.flows.length : this.sw!.countWith(p.groups);
+    if (count > flowsPerVm) return new VpfError(Errno.ENOSPC, `this VM's rules would need ${count} flows, more than its quota of ${flowsPerVm}`);
+    return undefined;
+  }
+
+  /** Makes a translated edit durable (one journal line), then installs it: the ack waits for both. */
+  async commit(p: Plan, table: RuleTable, what: string): Promise<void> {
+    if (p.t) this.rec.layout = [...p.t.tables];
+    // The layout changes only when a filter group comes or goes: log it then, not with every rule.
+    const layout = JSON.stringify(this.rec.layout);
+    const layoutChanged = layout !== this.loggedLayout;
+    this.loggedLayout = layout;
+    const diff = p.groups && this.sw!.replace(p.groups, table.removedIds());
+    this.journal.append(this.rec, { ...table.takeChanges(), nextRuleId: this.rec.nextRuleId, ...(layoutChanged ? { layout: this.rec.layout } : {}) });
+    if (diff && this.installed) {
+      await this.applyDiff(diff, what);
+      return;
+    }
+    if (p.t) this.sw = DesiredFlows.of(p.t, this.rec.rules);
+    await this.reconcile(what);
+  }
+
+  /** Desired vs installed by cookie (installed read from a dump when unknown); only the difference goes, in one bundle. */
+  async reconcile(reason: string): Promise<number> {
+    const t = this.desired();
+    const t0 = process.hrtime.bigint();
+    let diff: FlowDiff;
+    try {
+      // Meters first and pruned last: OVS cannot bundle meter mods, and deleting a meter deletes its flows.
+      const meters = JSON.stringify(t.meters);
+      const metersChanged = meters !== this.installed?.meters;
+      if (metersChanged) await this.installer.putMeters(t.meters);
+      let want: Set<bigint> | undefined;
+      if (this.installed) ({ want, ...diff } = diffInstalled(t.flows, this.installed.cookies));
+      else diff = diffFlows(t.flows, await this.installer.dump());
+      if (!isEmptyDiff(diff)) await this.installer.apply(diff);
+      const cookies = want ?? new Set(t.flows.map((f) => f.cookie));
+      if (metersChanged) await this.installer.pruneMeters(t.meters.map((m) => m.id));
+      this.installed = { cookies, meters };
+    } catch (e) {
+      // A failed or timed-out bundle may still have applied: the next change reads a dump.
+      this.installed = undefined;
+      throw e;
+    }
+    return this.recordInstall(diff, t0, reason);
+  }
+
+  /** Installs a difference computed from the desired groups (no dump, no full diff). */
+  private async applyDiff(diff: FlowDiff, reason: string): Promise<number> {
+    const installed = this.installed!;
+    const t0 = process.hrtime.bigint();
+    try {
+      if (!isEmptyDiff(diff)) await this.installer.apply(diff);
+    } catch (e) {
+      this.installed = undefined;
+      throw e;
+    }
+    for (const c of diff.del) installed.cookies.delete(c);
+    for (const f of diff.add) installed.cookies.add(f.cookie);
+    return this.recordInstall(diff, t0, reason);
+  }
+
+  /** Metrics and the log line of an install. */
+  private recordInstall(diff: FlowDiff, t0: bigint, reason: string): number {
+    const vm = this.rec.name;
+    const mods = diff.add.length + diff.del.length;
+    this.metrics.observe('vpf_install_seconds', { vm }, Number(process.hrtime.bigint() - t0) / 1e9, 'Time to make the bridge equal the desired flows');
+    this.metrics.set('vpf_flows', { vm }, this.flowCount, 'Desired OpenFlow flows');
+    this.metrics.set('vpf_rules', { vm }, this.rec.rules.length, 'Guest rules');
+    const c = this.installer.counters;
+    if (c) {
+      if (c.fallbackFlowMods !== this.fallbackSeen) this.log.debug({ vm, cause: this.installer.lastFallback?.message }, 'flows went through ovs-ofctl: a form the native encoder does not cover');
+      this.fallbackSeen = c.fallbackFlowMods;
+      this.metrics.setTotal('vpf_flow_mods_total', { vm, path: 'native' }, c.nativeFlowMods, 'Flow mods sent, by path');
+      this.metrics.setTotal('vpf_flow_mods_total', { vm, path: 'ovs-ofctl' }, c.fallbackFlowMods, 'Flow mods sent, by path');
+    }
+    if (mods) this.log.info({ vm, reason, added: diff.add.length, deleted: diff.del.length }, 'bridge reconciled');
+    return mods;
+  }
+}

@@ -1,0 +1,46 @@
+// What vpfd keeps of a VM, as values: the record the journal persists
+// (agent/journal.ts does the I/O) and the agent's parts share.
+import type { FlowerRule } from '../rules/model.js';
+import type { VfSettings } from '../rules/vf.js';
+import type { PortMap } from '../translator/portmap.js';
+
+export interface RuleEntry {
+  id: number;
+  rule: FlowerRule;
+  installedAt: number;
+  /** Each action's index, allocated per VM and action kind as act_api.c tcf_idr_check_alloc does (absent in older journals). */
+  actIndex?: number[];
+}
+
+/** A tc chain of one block (dev, direction), as cls_api.c keeps it in block->chain_list. */
+export interface ChainEntry {
+  dev: string;
+  direction: 'ingress' | 'egress';
+  chain: number;
+  /** Created by RTM_NEWCHAIN (`tc chain add`): it stays when its filters go. */
+  explicit?: boolean;
+}
+
+export interface VmRecord {
+  name: string;
+  vfs: number;
+  ports: PortMap;
+  attach: Record<string, string>;
+  /** Guest rules in install order (the kernel's mask order depends on it). */
+  rules: RuleEntry[];
+  nextRuleId: number;
+  /** Host conntrack zone base for this VM's guest zones. */
+  zoneBase: number;
+  /** The translator's table layout, kept so changes stay incremental across restarts. */
+  layout: [string, number][];
+  /** Eswitch mode of the VM's virtual PF (absent in journals older than the legacy path: switchdev). */
+  mode?: 'legacy' | 'switchdev';
+  /** Legacy VF settings, kept across mode changes as mlx5 keeps vport->info. */
+  vfSettings?: VfSettings[];
+  /** Host VFs backing the guest's VFs, when they are physical (agent/physvf.ts). */
+  hostPf?: { pf: string; vfs: number[] };
+  /** Every chain that exists, in creation order (absent in older journals: derived from the rules). */
+  chains?: ChainEntry[];
+  /** Which log belongs to this snapshot: `<vm>.<epoch>.log`. */
+  epoch?: number;
+}
