@@ -247,8 +247,9 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
           }
         }
         const exec: string[] = [];
-        if (a.mark) exec.push(`set_field:0x${a.mark.value.toString(16)}/0x${a.mark.mask.toString(16)}->ct_mark`);
-        if (a.label) exec.push(`set_field:0x${a.label.value}/0x${a.label.mask}->ct_label`);
+        // act_ct.c sets nothing under a zero mask (and OVS refuses a set_field with one: OFPBMC_BAD_WILDCARDS).
+        if (a.mark && a.mark.mask) exec.push(`set_field:0x${a.mark.value.toString(16)}/0x${a.mark.mask.toString(16)}->ct_mark`);
+        if (a.label && /[^0]/.test(a.label.mask)) exec.push(`set_field:0x${a.label.value}/0x${a.label.mask}->ct_label`);
         if (exec.length) {
           if (!a.commit) refuse('ct mark/label without commit', 'ct');
           args.push(`exec(${exec.join(',')})`);

@@ -114,6 +114,11 @@ describe('mapping rows', () => {
     const t = translate({ rules: [{ id: 1, rule: r }, { id: 2, rule: c1 }], ports, zone: (z) => 1000 + z });
     expect(t.flows.find((f) => cookieRuleId(f.cookie) === 1)!.actions).toBe(`ct(zone=1003,table=${t.tables.get('1/entry')})`);
   });
+  it('ct commit under a zero label or mark mask sets nothing (act_ct.c; OVS refuses a zero-mask set_field)', () => {
+    expect(actions('dev vf0 ingress prio 1 protocol ip flower action ct commit label 1 action ct commit label 102/f mark 5/0 action pass')).toEqual([
+      'ct(commit,zone=0,exec(set_field:0x00000000000000000000000000000000/0xffffffffffffffffffffffffffffffff->ct_label)),ct(commit,zone=0),output:200',
+    ]);
+  });
   it('police is a meter in front of the rest', () => {
     const t = one('dev vf0 ingress prio 1 protocol ip flower action police rate 8mbit burst 100k conform-exceed drop/pipe action mirred egress redirect dev vf1');
     expect(t.meters).toEqual([{ id: 1, spec: 'kbps burst stats bands=type=drop rate=8000 burst_size=820' }]);
