@@ -47,6 +47,11 @@ export interface Verdict {
   cause: string;
   /** Not comparable: conntrack state carries over between sends. */
   skipped?: string;
+  /**
+   * Not offloaded for a reason no flow form can change (docs/mapping.md, "Not
+   * vpf's to fix"): the frame itself is one OVS 3.1's tc offload never takes.
+   */
+  beyondOvs?: string;
   expected: FrameView[];
   actual: FrameView[];
   report: string;
@@ -92,6 +97,7 @@ export function judge(p: Prepared, res: SetResult, n: number): Verdict {
       : fr.flows.length === 0 ? `no datapath flow (path ${fr.last.path})`
       : `other (path ${fr.last.path})`;
   }
+  const beyondOvs = offloaded ? undefined : ovsNeverOffloads(pkt, fr.flows.filter((f) => f.dp !== 'tc').map((f) => f.match));
   const report = [
     `set ${p.c.name}, frame ${n + 1} on ${pkt.inDev}: ${fr.hex}`,
     'rules:',
@@ -106,5 +112,19 @@ export function judge(p: Prepared, res: SetResult, n: number): Verdict {
     ...fr.flows.map((f) => `  dp:${f.dp} ${f.match} actions:${f.actions}`),
     ...(cause ? [`not offloaded: ${cause}`] : []),
   ].join('\n');
-  return { outputOk, mustOffload, offloaded, cause, skipped, expected, actual, report };
+  return { outputOk, mustOffload, offloaded, cause, skipped, ...(beyondOvs ? { beyondOvs } : {}), expected, actual, report };
+}
+
+/**
+ * Frames OVS 3.1 does not offload whatever the flows: an IPv6 fragment
+ * (netdev-offload-tc.c: "offloading of IPv6 fragments isn't supported"), and
+ * an IPv4 first fragment under a megaflow that matches L4 ports (flower
+ * dissects a fragment's ports as 0, so the tc filter OVS installs never
+ * matches it). Judged from the frame and its software datapath flows only.
+ */
+function ovsNeverOffloads(pkt: Packet, softwareMatches: string[]): string | undefined {
+  if (pkt.ip?.version === 6 && pkt.ip.frag !== 'no') return 'IPv6 fragment';
+  const l4Masked = (m: string) => [...m.matchAll(/\b(?:tcp|udp|sctp)\(([^)]*)\)/g)].some(([, f]) => !/^src=\d+\/0,dst=\d+\/0$/.test(f!));
+  if (pkt.ip?.version === 4 && pkt.ip.frag === 'first' && softwareMatches.some(l4Masked)) return 'IPv4 first fragment under an L4-port megaflow';
+  return undefined;
 }
