@@ -141,6 +141,8 @@ const HAND: OfFlow[] = [
   flow(0, 101, 0x30000000b28f0c20n, 'in_port=1,vlan_tci=0x0000/0xffff', 'resubmit(,1)'),
   flow(2, 5, 0x10000001b28f0c21n, 'in_port=100,vlan_tci=0x1005/0x1fff', 'output:101'),
   flow(2, 6, 0x10000001b28f0c22n, 'in_port=100,vlan_tci=0x7005/0xffff', 'output:101'),
+  flow(2, 7, 0x10000001b28f0c24n, 'in_port=100,vlan_tci=0x5000/0xf000', 'output:101'),
+  flow(2, 8, 0x10000001b28f0c25n, 'in_port=100,vlan_tci=0x5000/0xf000', 'pop_vlan,push_vlan:0x88a8,set_field:4105->vlan_vid,set_field:5->vlan_pcp,output:101'),
   flow(1, 0, 0x3000000000000002n, '', 'resubmit(,2)'),
   flow(3, 15, 0x506n, 'in_port=1,dl_type=0x800,vlan_tci=0x0000/0x1000', 'ct(commit,zone=5,nat(dst=10.0.0.1:80),table=4)'),
   flow(3, 17, 0x508n, 'in_port=1,dl_type=0x800,vlan_tci=0x0000/0x1000', 'ct(commit,zone=5,nat(src),exec(set_field:0x1/0xff->ct_mark),table=4)'),
