@@ -2,7 +2,7 @@
 // channel, keeps every bridge's flows equal to what its guest asked for, and
 // serves the admin API. State lives in the journal, so a restart resumes
 // without touching flows that are already right.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
 import pino, { type Logger } from 'pino';
@@ -33,6 +33,8 @@ export class Vpfd implements AdminBackend {
   readonly metricsRegistry = new Metrics();
   private admin: Server | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** Polls ovs-vswitchd's pid file: one watcher for the host's one ovs-vswitchd, however many VMs. */
+  private watch: NodeJS.Timeout | undefined;
   /** Last seen carrier of each VM's uplink. */
   private readonly carrier = new Map<string, boolean>();
   /** VMs of the journal that did not come up: kept, listed as failed with the cause, retried on the reconcile timer. */
@@ -64,6 +66,7 @@ export class Vpfd implements AdminBackend {
     await d.ovsdb.connect();
     await d.ovsdb.monitor(BRIDGE_MONITOR);
     await d.applyOvsSettings();
+    d.watchVswitchd(join(config.ovsRundir, 'ovs-vswitchd.pid'));
     // After an OVSDB reconnect the client has resynced its cache: make every bridge right again.
     d.ovsdb.on('reconnected', () => {
       for (const vm of d.vms.values()) {
@@ -110,6 +113,34 @@ export class Vpfd implements AdminBackend {
     this.metricsRegistry.set('vpf_tc_recirc_sharing', {}, ok ? 1 : 0, 'Whether OVS can offload recirculating flows (ct, goto) into tc: the kernel datapath has OVS_DP_F_TC_RECIRC_SHARING');
     if (ok) this.log.info({ userFeatures: this.dpFeatures.userFeatures }, 'kernel datapath shares recirculation ids with tc: conntrack flows can be offloaded');
     else this.log.warn({ userFeatures: this.dpFeatures.userFeatures }, 'kernel datapath cannot share recirculation ids with tc (no CONFIG_NET_TC_SKB_EXT): flows that recirculate (ct, goto chain after ct) stay in software');
+  }
+
+  /**
+   * A restarted ovs-vswitchd has no flows; it writes a new pid into its pid
+   * file. A changed pid means "reinstall every VM now", well before the
+   * periodic reconcile would notice (the management socket's inode is often
+   * reused, so it is no signal).
+   */
+  private watchVswitchd(pidFile: string, everyMs = 250): void {
+    let pid = pidOf(pidFile);
+    this.watch = setInterval(() => {
+      const now = pidOf(pidFile);
+      if (now === pid || now === undefined) return;
+      pid = now;
+      this.log.warn({ vms: this.vms.size }, 'ovs-vswitchd restarted; reinstalling flows');
+      for (const vm of this.vms.values()) {
+        // The new ovs-vswitchd may still be setting the bridge up: retry briefly before leaving it to the timer.
+        const attempt = (n: number): void => {
+          if (this.vms.get(vm.rec.name) !== vm) return;
+          vm.reconcile('ovs-vswitchd restart').catch((e) => {
+            if (n < 40) setTimeout(() => attempt(n + 1), 100).unref();
+            else this.log.warn({ vm: vm.rec.name, err: e }, 'reinstall after restart failed; the timer will retry');
+          });
+        };
+        attempt(0);
+      }
+    }, everyMs);
+    this.watch.unref();
   }
 
   /** The global OVS settings the config names; each change is logged, never made silently. */
@@ -217,7 +248,6 @@ export class Vpfd implements AdminBackend {
     this.carrier.set(rec.name, uplinkUp());
     this.vms.set(rec.name, vm);
     await vm.listen(this.channelPath(rec.name), this.genlChannelPath(rec.name));
-    vm.watchVswitchd(join(this.config.ovsRundir, 'ovs-vswitchd.pid'));
     const mods = await vm.reconcile(why);
     this.log.info({ vm: rec.name, bridge, rules: rec.rules.length, flowMods: mods, why }, 'vm up');
     return vm;
@@ -317,6 +347,7 @@ export class Vpfd implements AdminBackend {
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
+    clearInterval(this.watch);
     for (const v of this.vms.values()) v.close();
     await new Promise((r) => (this.admin ? this.admin.close(() => r(undefined)) : r(undefined)));
     this.ovsdb.close();
@@ -330,4 +361,12 @@ export class Vpfd implements AdminBackend {
 /** The uplink patch pair of a VM on the provider bridge (patch ports are not netdevs: no IFNAMSIZ limit). */
 function patchNames(vm: string): { vm: string; provider: string } {
   return { vm: `vpf-${vm}-up`, provider: `vpf-${vm}-pv` };
+}
+
+function pidOf(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
 }

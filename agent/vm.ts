@@ -5,7 +5,6 @@
 // VM run one at a time (a promise queue), so its state changes in order. The
 // journal's fdatasync is synchronous: while one VM's change is made durable the
 // event loop, and so every other VM, waits for it (a few hundred bytes each).
-import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { FilterStats } from '../rules/model.js';
 import type { NlMessage } from '../rules/netlink/nlmsg.js';
@@ -53,7 +52,7 @@ export class VmState {
     journal: Journal,
     quotas: Quotas,
     metrics: Metrics,
-    private readonly log: Logger,
+    log: Logger,
     opts: VmOptions = {},
   ) {
     const filters = new FilterTable(rec, quotas.rulesPerVm);
@@ -121,28 +120,6 @@ export class VmState {
     this.channels.close();
     this.vf.backend?.close?.();
     void Promise.resolve(this.installer.close?.()).catch(() => undefined);
-    clearInterval(this.watch);
-  }
-
-  private watch: NodeJS.Timeout | undefined;
-
-  /** A restarted ovs-vswitchd has no flows; it writes a new pid into its pid file: reinstall. */
-  watchVswitchd(pidFile: string, everyMs = 250): void {
-    let pid = pidOf(pidFile);
-    this.watch = setInterval(() => {
-      const now = pidOf(pidFile);
-      if (now === pid || now === undefined) return;
-      pid = now;
-      this.log.warn({ vm: this.rec.name, bridge: this.bridge }, 'ovs-vswitchd restarted; reinstalling flows');
-      const attempt = (n: number): void => {
-        this.reconcile('ovs-vswitchd restart').catch((e) => {
-          if (n < 40) setTimeout(() => attempt(n + 1), 100).unref();
-          else this.log.warn({ vm: this.rec.name, err: e }, 'reinstall after restart failed; the timer will retry');
-        });
-      };
-      attempt(0);
-    }, everyMs);
-    this.watch.unref();
   }
 
   stats(installed?: InstalledFlow[]): Promise<Map<number, FilterStats>> {
@@ -155,13 +132,5 @@ export class VmState {
 
   explain(): Promise<ExplainReport> {
     return this.views.explain();
-  }
-}
-
-function pidOf(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8').trim() || undefined;
-  } catch {
-    return undefined;
   }
 }
