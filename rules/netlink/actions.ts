@@ -420,14 +420,7 @@ function encodeOptions(w: AttrWriter, a: Action, devs: DevMap | undefined): void
       break;
     }
     case 'pedit': {
-      const b = Buffer.concat([genWrite(24, a), Buffer.alloc(24 * a.keys.length)]);
-      b.writeUInt8(a.keys.length, 20);
-      a.keys.forEach((k, i) => {
-        b.writeUInt32BE(k.mask >>> 0, 24 + i * 24);
-        b.writeUInt32BE(k.value >>> 0, 28 + i * 24);
-        b.writeInt32LE(k.offset, 32 + i * 24);
-      });
-      w.raw(PEDIT.PARMS_EX, b);
+      w.raw(PEDIT.PARMS_EX, peditParms(genWrite(24, a), a.keys));
       w.nest(PEDIT.KEYS_EX, (x) => {
         for (const k of a.keys) x.nest(PEDIT.KEY_EX, (y) => y.u16(PEDIT.HTYPE, PEDIT_HTYPES.indexOf(k.htype)).u16(PEDIT.CMD, k.cmd === 'add' ? 1 : 0), true);
       }, true);
@@ -539,6 +532,18 @@ function encodeOptions(w: AttrWriter, a: Action, devs: DevMap | undefined): void
   }
 }
 
+/** struct tc_pedit_sel (its tc_gen head given) with nkeys and the tc_pedit_key array after it. */
+function peditParms(head: Buffer, keys: readonly { mask: number; value: number; offset: number }[]): Buffer {
+  const b = Buffer.concat([head, Buffer.alloc(24 * keys.length)]);
+  b.writeUInt8(keys.length, 20);
+  keys.forEach((k, i) => {
+    b.writeUInt32BE(k.mask >>> 0, 24 + i * 24);
+    b.writeUInt32BE(k.value >>> 0, 28 + i * 24);
+    b.writeInt32LE(k.offset, 32 + i * 24);
+  });
+  return b;
+}
+
 export function encodeActions(w: AttrWriter, actions: Action[], devs?: DevMap): void {
   if (actions.length > TCA_ACT_MAX_PRIO) throw new VpfError(Errno.E2BIG, `more than ${TCA_ACT_MAX_PRIO} actions`);
   w.nest(3 /* TCA_FLOWER_ACT */, (x) => {
@@ -636,14 +641,7 @@ function dumpOptions(w: AttrWriter, a: Action, index: number, bind: number, tm: 
       w.nest(PEDIT.KEYS_EX, (x) => {
         for (const k of a.keys) x.nest(PEDIT.KEY_EX, (y) => y.u16(PEDIT.HTYPE, PEDIT_HTYPES.indexOf(k.htype)).u16(PEDIT.CMD, k.cmd === 'add' ? 1 : 0));
       });
-      const b = Buffer.concat([genDump(24, index, a.control), Buffer.alloc(24 * a.keys.length)]);
-      b.writeUInt8(a.keys.length, 20);
-      a.keys.forEach((k, i) => {
-        b.writeUInt32BE(k.mask >>> 0, 24 + i * 24);
-        b.writeUInt32BE(k.value >>> 0, 28 + i * 24);
-        b.writeInt32LE(k.offset, 32 + i * 24);
-      });
-      w.raw(PEDIT.PARMS_EX, b);
+      w.raw(PEDIT.PARMS_EX, peditParms(genDump(24, index, a.control), a.keys));
       break;
     }
     case 'csum': {
