@@ -7,7 +7,7 @@ import { cookieKind, cookieRuleId, FlowKind } from '../translator/cookie.js';
 import type { OfFlow, OfMeter } from '../ovs/openflow/flow.js';
 import type { FlowDiff } from '../ovs/openflow/diff.js';
 import type { RuleEntry } from './records.js';
-import { groupKey } from './ruletable.js';
+import { groupKey } from './group.js';
 
 export interface GroupFlows {
   flows: OfFlow[];

@@ -21,7 +21,8 @@ import { diffFlows, diffInstalled, isEmptyDiff, type FlowDiff } from '../ovs/ope
 import type { FlowInstaller } from '../ovs/ctl/ofctl.js';
 import type { Journal } from './journal.js';
 import type { RuleEntry, VmRecord } from './records.js';
-import { groupKey, type RuleTable } from './ruletable.js';
+import type { RuleTable } from './ruletable.js';
+import { groupKey, layoutMap, layoutSlots, tableOf } from './group.js';
 import { DesiredFlows, type GroupFlows } from './desired.js';
 import type { Metrics } from './metrics.js';
 import type { VfState } from './vfstate.js';
@@ -66,7 +67,7 @@ export class FlowSync {
       rules: this.rec.rules,
       ports: this.rec.ports,
       zone: this.zone,
-      layout: new Map(this.rec.layout),
+      layout: layoutMap(this.rec.layout),
       memo: this.memo,
       vfMaxTxRate: this.vf.settings().map((s) => s.maxTxRate),
     });
@@ -123,7 +124,7 @@ export class FlowSync {
     for (const k of table.dirtyGroups()) {
       const members = table.group(k);
       const first = members[0]?.rule;
-      const at = first && sw.tables.get(`${first.chain}/${first.prio}`);
+      const at = first && tableOf(sw.tables, first);
       if (!first || at === undefined || !sw.has(k) || first.direction !== 'ingress') return { t: this.translate() };
       const g = translateGroup(members as RuleEntry[], at, { ports: this.rec.ports, zone: this.zone, memo: this.memo });
       if (!g) return { t: this.translate() };
@@ -145,7 +146,7 @@ export class FlowSync {
 
   /** Makes a translated edit durable (one journal line), then installs it: the ack waits for both. */
   async commit(p: Plan, table: RuleTable, what: string): Promise<void> {
-    if (p.t) this.rec.layout = [...p.t.tables];
+    if (p.t) this.rec.layout = layoutSlots(p.t.tables);
     // The layout changes only when a filter group comes or goes: log it then, not with every rule.
     const layout = JSON.stringify(this.rec.layout);
     const layoutChanged = layout !== this.loggedLayout;

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { VfSettings } from '../rules/vf.js';
 import type { ChainEntry, RuleEntry, VmRecord } from './records.js';
+import { readLayout, type TableSlot } from './group.js';
 
 /** One logged change: rules added or replaced (by id, in install order), rules removed, and the rest of the record. */
 export interface JournalDelta {
@@ -16,7 +17,7 @@ export interface JournalDelta {
   removed: number[];
   nextRuleId: number;
   /** Absent when unchanged. */
-  layout?: [string, number][];
+  layout?: TableSlot[];
   mode?: VmRecord['mode'];
   vfSettings?: VfSettings[];
   chains?: ChainEntry[];
@@ -35,7 +36,7 @@ export function applyDelta(rec: VmRecord, d: JournalDelta): void {
   }
   rec.rules = rules;
   rec.nextRuleId = d.nextRuleId;
-  if (d.layout) rec.layout = d.layout;
+  if (d.layout) rec.layout = readLayout(d.layout);
   if (d.mode) rec.mode = d.mode;
   if (d.vfSettings) rec.vfSettings = d.vfSettings;
   if (d.chains) rec.chains = d.chains;
@@ -124,6 +125,8 @@ export class Journal {
       .filter((f) => f.endsWith('.json'))
       .map((f) => {
         const rec = JSON.parse(readFileSync(join(this.dir, f), 'utf8')) as VmRecord;
+        // Records before layout slots kept the translator's [key, table] pairs.
+        rec.layout = readLayout(rec.layout);
         const path = this.logPath(rec.name, rec.epoch ?? 0);
         if (existsSync(path) && statSync(path).size) {
           for (const line of readFileSync(path, 'utf8').split('\n')) {

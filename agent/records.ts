@@ -3,6 +3,7 @@
 import type { FlowerRule } from '../rules/model.js';
 import type { VfSettings } from '../rules/vf.js';
 import type { PortMap } from '../translator/portmap.js';
+import type { TableSlot } from './group.js';
 
 export interface RuleEntry {
   id: number;
@@ -32,7 +33,7 @@ export interface VmRecord {
   /** Host conntrack zone base for this VM's guest zones. */
   zoneBase: number;
   /** The translator's table layout, kept so changes stay incremental across restarts. */
-  layout: [string, number][];
+  layout: TableSlot[];
   /** Eswitch mode of the VM's virtual PF (absent in journals older than the legacy path: switchdev). */
   mode?: 'legacy' | 'switchdev';
   /** Legacy VF settings, kept across mode changes as mlx5 keeps vport->info. */

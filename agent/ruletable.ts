@@ -1,15 +1,14 @@
 // A VM's filters in install order, indexed the way cls_api.c finds a tcf_proto:
 // by (dev, direction, chain) and then prio. Adds, replaces and exact deletes
-// cost O(1) instead of a scan of every rule, which is what keeps a guest that
+// cost O(1) (toArray(), which the caller runs once per commit, is O(N)) instead of a scan of every rule, which is what keeps a guest that
 // installs 100k filters from paying N² in the daemon. It also keeps what the
 // kernel keeps beside the filters: each block's chains in creation order with
 // their references (filters, goto actions, `tc chain add`), and the action
 // indexes in use per kind.
 import type { Action, FlowerRule } from '../rules/model.js';
 import type { ChainEntry, RuleEntry } from './records.js';
+import { blockKey, blockOfKey, chainKey, groupKey, type Block, type FilterGroup } from './group.js';
 
-type Block = Pick<FlowerRule, 'dev' | 'direction'>;
-const blockKey = (r: Block) => `${r.dev}|${r.direction}`;
 
 /** A chain's references (cls_api.c: refcnt, action_refcnt, explicitly_created). */
 interface ChainRefs {
@@ -28,9 +27,6 @@ function gotoTargets(actions: readonly Action[]): number[] {
   return out;
 }
 
-export const chainKey = (r: Pick<FlowerRule, 'dev' | 'direction' | 'chain'>) => `${r.dev}|${r.direction}|${r.chain}`;
-/** A tcf_proto: the rules of one (dev, direction, chain, prio). */
-export const groupKey = (r: Pick<FlowerRule, 'dev' | 'direction' | 'chain' | 'prio'>) => `${chainKey(r)}|${r.prio}`;
 
 export class RuleTable {
   /** Install order; removed entries leave a hole until toArray() compacts. */
@@ -140,17 +136,14 @@ export class RuleTable {
 
   /** Every block with chains (for dumps over devices). */
   blockList(): Block[] {
-    return [...this.blocks.keys()].map((k) => {
-      const [dev, direction] = k.split('|') as [string, 'ingress' | 'egress'];
-      return { dev, direction };
-    });
+    return [...this.blocks.keys()].map(blockOfKey);
   }
 
   /** Every chain that exists, for the journal. */
   chainList(): ChainEntry[] {
     const out: ChainEntry[] = [];
     for (const [k, list] of this.blocks) {
-      const [dev, direction] = k.split('|') as [string, 'ingress' | 'egress'];
+      const { dev, direction } = blockOfKey(k);
       for (const [chain, c] of list) out.push({ dev, direction, chain, ...(c.explicit ? { explicit: true } : {}) });
     }
     return out;
@@ -206,7 +199,7 @@ export class RuleTable {
     });
   }
 
-  private handlesOf(r: Pick<FlowerRule, 'dev' | 'direction' | 'chain' | 'prio'>): { byHandle: Map<number, RuleEntry>; free: number } {
+  private handlesOf(r: FilterGroup): { byHandle: Map<number, RuleEntry>; free: number } {
     const k = groupKey(r);
     let h = this.handles.get(k);
     if (!h) this.handles.set(k, (h = { byHandle: new Map(), free: 1 }));
@@ -227,12 +220,12 @@ export class RuleTable {
   }
 
   /** The rule of a group with this handle. */
-  byHandle(r: Pick<FlowerRule, 'dev' | 'direction' | 'chain' | 'prio'>, handle: number): RuleEntry | undefined {
+  byHandle(r: FilterGroup, handle: number): RuleEntry | undefined {
     return this.handles.get(groupKey(r))?.byHandle.get(handle);
   }
 
   /** cls_flower.c fl_change: a filter without a handle gets the lowest unused one from 1 (idr_alloc_u32). */
-  freeHandle(r: Pick<FlowerRule, 'dev' | 'direction' | 'chain' | 'prio'>): number {
+  freeHandle(r: FilterGroup): number {
     const h = this.handlesOf(r);
     while (h.byHandle.has(h.free)) h.free++;
     return h.free;
@@ -243,7 +236,7 @@ export class RuleTable {
     return [...(this.chains.get(chainKey(r))?.keys() ?? [])];
   }
 
-  atPrio(r: Pick<FlowerRule, 'dev' | 'direction' | 'chain' | 'prio'>): readonly RuleEntry[] {
+  atPrio(r: FilterGroup): readonly RuleEntry[] {
     return this.chains.get(chainKey(r))?.get(r.prio) ?? [];
   }
 

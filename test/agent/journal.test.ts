@@ -8,6 +8,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Journal } from '../../agent/journal.js';
 import type { VmRecord } from '../../agent/records.js';
 import { RuleTable } from '../../agent/ruletable.js';
+import { layoutMap } from '../../agent/group.js';
+import { crc32 } from 'node:zlib';
 import { parseFilter, splitArgs } from '../../rules/tcsyntax/index.js';
 import type { FlowerRule } from '../../rules/model.js';
 import { defaultPortMap } from '../../translator/portmap.js';
@@ -102,5 +104,21 @@ describe('journal', () => {
     // The epoch-1 log comes back, as if the crash hit before its removal: replaying it would undo the replace.
     writeFileSync(join(dir, 'a.1.log'), stale);
     expect(ports(new Journal(dir).loadAll()[0]!)).toEqual([5]);
+  });
+
+  it('loads a journal of the previous release, whose layout is [translator key, table] pairs', () => {
+    const dir = fresh();
+    // As the last release wrote them: snapshot and one log line, layouts as "chain/prio" and "chain/entry" keys.
+    const snap = { ...vm(), rules: [{ id: 1, rule: rule(53), installedAt: 1 }], nextRuleId: 2, layout: [['0/entry', 1], ['0/1', 2]], epoch: 1 };
+    writeFileSync(join(dir, 'a.json'), JSON.stringify(snap));
+    const body = JSON.stringify({ upsert: [{ id: 2, rule: { ...rule(54), prio: 7 }, installedAt: 2 }], removed: [], nextRuleId: 3, layout: [['0/entry', 1], ['0/1', 2], ['0/7', 3]] });
+    writeFileSync(join(dir, 'a.1.log'), `${crc32(body).toString(16).padStart(8, '0')} ${body}\n`);
+    const [rec] = new Journal(dir).loadAll();
+    expect(rec!.rules.map((e) => e.id)).toEqual([1, 2]);
+    expect(rec!.layout).toEqual([{ chain: 0, table: 1 }, { chain: 0, prio: 1, table: 2 }, { chain: 0, prio: 7, table: 3 }]);
+    // What the translator is handed is what it handed out before: tables keep their ids across the upgrade.
+    expect([...layoutMap(rec!.layout)]).toEqual([['0/entry', 1], ['0/1', 2], ['0/7', 3]]);
+    // And the record it rewrote loads again.
+    expect(new Journal(dir).loadAll()[0]!.layout).toEqual(rec!.layout);
   });
 });
