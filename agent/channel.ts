@@ -6,13 +6,12 @@
 // acknowledged as af_netlink.c netlink_rcv_skb does (answer()).
 import { createServer, type Server, type Socket } from 'node:net';
 import { chmodSync, rmSync } from 'node:fs';
+import { NlFramer } from './nlstream.js';
 import { buildError, NLMSG_HDRLEN, NlmF, NlmsgType, parseMessages, type NlMessage } from '../rules/netlink/nlmsg.js';
 
 /** NETLINK_ROUTE (tc, links) or NETLINK_GENERIC (devlink): in the guest these are separate sockets. */
 export type Proto = 'route' | 'genl';
 
-/** A stream that does not frame as netlink within this many bytes is not a guest channel. */
-const MAX_MESSAGE = 1 << 20;
 /** include/uapi/linux/netlink.h: types below this are control messages, never handed to a family. */
 const NLMSG_MIN_TYPE = 0x10;
 
@@ -104,27 +103,20 @@ export class GuestChannels {
   }
 
   private serve(sock: Socket, proto: Proto): void {
-    let buf = Buffer.alloc(0);
-    let lost = false;
+    const framer = new NlFramer();
     sock.on('error', () => sock.destroy());
     sock.on('data', (chunk: Buffer) => {
-      if (lost) return;
-      buf = Buffer.concat([buf, chunk]);
-      while (buf.length >= NLMSG_HDRLEN) {
-        const len = buf.readUInt32LE(0);
-        if (len < NLMSG_HDRLEN || len > MAX_MESSAGE) {
-          // The stream no longer frames: nothing after this point can be trusted. The requests
-          // before it are answered (netlink_rcv_skb handles a datagram's whole messages), then
-          // this connection alone is closed.
-          lost = true;
-          this.handler.framingLost(len);
-          this.inbox.push({ close: () => sock.end() });
-          break;
-        }
-        if (buf.length < len) break;
-        const msg = parseMessages(buf.subarray(0, len))[0]!;
-        buf = buf.subarray(Math.min((len + 3) & ~3, buf.length));
+      if (framer.lost !== undefined) return;
+      for (const b of framer.push(chunk)) {
+        const msg = parseMessages(b)[0]!;
         this.inbox.push({ msg, proto, reply: (parts) => !sock.destroyed && answer(msg, parts).forEach((r) => sock.write(r)) });
+      }
+      if (framer.lost !== undefined) {
+        // The stream no longer frames: nothing after this point can be trusted. The requests
+        // before it are answered (netlink_rcv_skb handles a datagram's whole messages), then
+        // this connection alone is closed.
+        this.handler.framingLost(framer.lost);
+        this.inbox.push({ close: () => sock.end() });
       }
       void this.pump();
     });

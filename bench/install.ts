@@ -6,14 +6,13 @@
 // guest's netlink socket); vpfd commits what is queued together.
 // Run as root: npx vite-node bench/install.ts [N]   (default 100000)
 import { execa } from 'execa';
-import { connect } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { DEFAULT_CONFIG } from '../agent/config.js';
 import { Vpfd } from '../agent/daemon.js';
-import { talk } from '../agent/ctl/tc.js';
+import { pipeline, talk } from '../agent/ctl/channel.js';
 import { encodeFilterRequest } from '../rules/netlink/tc.js';
 import { parseFilter, splitArgs } from '../rules/tcsyntax/index.js';
 import type { FlowerRule } from '../rules/model.js';
@@ -30,29 +29,9 @@ const rule = (i: number) =>
 const secs = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
 
 /** Writes every request on one connection and resolves when all are answered; throws on the first error reply. */
-function pipeline(path: string, requests: Buffer[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const sock = connect(path);
-    let buf = Buffer.alloc(0);
-    let acked = 0;
-    sock.on('error', reject);
-    sock.on('connect', () => {
-      for (const r of requests) sock.write(r);
-    });
-    sock.on('data', (c: Buffer) => {
-      buf = Buffer.concat([buf, c]);
-      while (buf.length >= 16 && buf.readUInt32LE(0) <= buf.length) {
-        const len = buf.readUInt32LE(0);
-        const errno = buf.readInt32LE(16);
-        if (errno !== 0) return reject(new Error(`request seq ${buf.readUInt32LE(8)} refused: errno ${-errno}`));
-        buf = buf.subarray(len);
-        if (++acked === requests.length) {
-          sock.end();
-          return resolve();
-        }
-      }
-    });
-  });
+async function pipelineOk(path: string, requests: Buffer[]): Promise<void> {
+  const bad = (await pipeline(path, requests)).find((m) => m.payload.readInt32LE(0) !== 0);
+  if (bad) throw new Error(`request seq ${bad.seq} refused: errno ${-bad.payload.readInt32LE(0)}`);
 }
 
 const ovs = await startOvs();
@@ -64,7 +43,7 @@ try {
   const rss0 = process.memoryUsage().rss;
   const requests = Array.from({ length: N }, (_, i) => encodeFilterRequest(rule(i), { seq: i }));
   const t0 = process.hrtime.bigint();
-  await pipeline(d.channelPath('bench'), requests);
+  await pipelineOk(d.channelPath('bench'), requests);
   const tChannel = secs(t0);
   const rss1 = process.memoryUsage().rss;
 

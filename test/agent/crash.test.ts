@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { talk } from '../../agent/ctl/tc.js';
+import { talk } from '../../agent/ctl/channel.js';
 import { adminRequest } from '../../agent/admin/client.js';
 import { NlmsgType, parseError } from '../../rules/netlink/nlmsg.js';
 import { encodeFilterRequest } from '../../rules/netlink/tc.js';

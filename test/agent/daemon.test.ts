@@ -9,7 +9,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG, type VpfdConfig } from '../../agent/config.js';
 import { Vpfd } from '../../agent/daemon.js';
-import { talk } from '../../agent/ctl/tc.js';
+import { talk } from '../../agent/ctl/channel.js';
 import { Errno } from '../../rules/errors.js';
 import { NlmsgType, parseError, type NlMessage } from '../../rules/netlink/nlmsg.js';
 import { decodeFilterDump, encodeChainRequest, encodeFilterRequest, encodeFilterSelect } from '../../rules/netlink/tc.js';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminRequest, AdminClientError } from '../../agent/admin/client.js';
-import { talk } from '../../agent/ctl/tc.js';
+import { talk } from '../../agent/ctl/channel.js';
 import type { VmInfo } from '../../agent/admin/api.js';
 import type { FlowerRule } from '../../rules/model.js';
 import { parseError } from '../../rules/netlink/nlmsg.js';

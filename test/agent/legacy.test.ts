@@ -11,7 +11,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG } from '../../agent/config.js';
 import { Vpfd } from '../../agent/daemon.js';
-import { talk } from '../../agent/ctl/tc.js';
+import { talk } from '../../agent/ctl/channel.js';
 import { Errno } from '../../rules/errors.js';
 import { NlmF, parseError, parseMessages, type NlMessage } from '../../rules/netlink/nlmsg.js';
 import { decodeLinkReply, encodeGetLinkRequest, encodeRxModeRequest, encodeVfSetRequest, RTEXT_FILTER } from '../../rules/netlink/link.js';

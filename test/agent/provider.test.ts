@@ -9,7 +9,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG } from '../../agent/config.js';
 import { Vpfd } from '../../agent/daemon.js';
-import { talk } from '../../agent/ctl/tc.js';
+import { talk } from '../../agent/ctl/channel.js';
 import { parseError } from '../../rules/netlink/nlmsg.js';
 import { encodeFilterRequest } from '../../rules/netlink/tc.js';
 import type { FlowerRule } from '../../rules/model.js';

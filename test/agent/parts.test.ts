@@ -1,0 +1,198 @@
+// The VM's parts alone (docs/architecture.md): the filter table without I/O,
+// the flow synchronizer against an injected installer, and the request path,
+// pipelined batches included, over a real channel socket with a stand-in bridge.
+import { connect } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FilterTable } from '../../agent/filters.js';
+import { FlowSync } from '../../agent/flowsync.js';
+import { Journal } from '../../agent/journal.js';
+import { Metrics } from '../../agent/metrics.js';
+import type { VmRecord } from '../../agent/records.js';
+import { VfState } from '../../agent/vfstate.js';
+import { VmState } from '../../agent/vm.js';
+import { NlFramer } from '../../agent/nlstream.js';
+import type { FlowInstaller } from '../../ovs/ctl/ofctl.js';
+import type { FlowDiff } from '../../ovs/openflow/diff.js';
+import { Errno, VpfError } from '../../rules/errors.js';
+import type { FlowerRule } from '../../rules/model.js';
+import { NlmF, parseError, parseMessages, type NlMessage } from '../../rules/netlink/nlmsg.js';
+import { decodeTcNlMessage, encodeFilterRequest } from '../../rules/netlink/tc.js';
+import { parseFilter, splitArgs } from '../../rules/tcsyntax/index.js';
+import { defaultPortMap } from '../../translator/portmap.js';
+
+const ADD = NlmF.REQUEST | NlmF.ACK | NlmF.EXCL | NlmF.CREATE;
+const rule = (args: string) => (parseFilter(splitArgs(args)) as { value: FlowerRule }).value;
+const udp = (port: number, extra = '') => rule(`dev vf0 ingress prio 1 ${extra} protocol ip flower ip_proto udp dst_port ${port} action drop`);
+const record = (): VmRecord => ({ name: 't', vfs: 2, ports: defaultPortMap(2), attach: {}, rules: [], nextRuleId: 1, zoneBase: 256, layout: [] });
+const silent = pino({ level: 'silent' });
+
+const dirs: string[] = [];
+afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
+const fresh = () => {
+  const d = mkdtempSync(join(tmpdir(), 'vpf-parts-'));
+  dirs.push(d);
+  return d;
+};
+
+/** A bridge that records what it is sent; `failNext` makes the next apply fail as a refused bundle would. */
+function recorder() {
+  const applied: FlowDiff[] = [];
+  let dumps = 0;
+  let held = new Map<bigint, unknown>();
+  const inst: FlowInstaller & { failNext: boolean } = {
+    failNext: false,
+    dump: async () => {
+      dumps++;
+      return [...held.values()] as never;
+    },
+    apply: async (d) => {
+      if (inst.failNext) {
+        inst.failNext = false;
+        throw new Error('bundle refused');
+      }
+      applied.push(d);
+      for (const c of d.del) held.delete(c);
+      for (const f of d.add) held.set(f.cookie, { ...f, packets: 0, bytes: 0, idleAgeSec: 0, durationSec: 0 });
+    },
+    putMeters: async () => undefined,
+    pruneMeters: async () => undefined,
+    portStats: async () => new Map(),
+  };
+  return { inst, applied, dumps: () => dumps, reset: () => (held = new Map()) };
+}
+
+describe('filter table', () => {
+  it('places a filter without prio as cls_api does, refuses a duplicate with EEXIST, and rolls back to a snapshot', () => {
+    const rec = record();
+    const t = new FilterTable(rec, 10);
+    const before = t.snapshot();
+    const auto = rule('dev vf0 ingress protocol ip flower ip_proto udp action drop');
+    t.filterChange({ type: 'filter', op: 'new', hdr: { seq: 1 } as never, rule: auto }, ADD);
+    t.sync();
+    expect(rec.rules.map((e) => [e.rule.prio, e.rule.handle])).toEqual([[0xc000, 1]]);
+    const dup = { ...auto, handle: 1 };
+    expect(() => t.filterChange({ type: 'filter', op: 'new', hdr: { seq: 2 } as never, rule: dup }, ADD)).toThrow(expect.objectContaining({ errno: Errno.EEXIST }));
+    t.rollback(before);
+    expect(rec.rules).toEqual([]);
+    expect(t.table.size).toBe(0);
+  });
+
+  it('refuses past the rule quota with ENOSPC', () => {
+    const t = new FilterTable(record(), 1);
+    t.filterChange({ type: 'filter', op: 'new', hdr: {} as never, rule: udp(1) }, ADD);
+    expect(() => t.filterChange({ type: 'filter', op: 'new', hdr: {} as never, rule: udp(2) }, ADD)).toThrow(VpfError);
+  });
+});
+
+describe('flow synchronizer', () => {
+  function setup() {
+    const rec = record();
+    const j = new Journal(join(fresh(), 'j'));
+    j.save(rec);
+    const r = recorder();
+    const filters = new FilterTable(rec, 100);
+    const sync = new FlowSync(rec, new VfState(rec), r.inst, j, new Metrics(), silent);
+    const add = async (port: number) => {
+      filters.filterChange({ type: 'filter', op: 'new', hdr: {} as never, rule: udp(port) }, ADD);
+      filters.sync();
+      const plan = sync.plan(filters.table);
+      expect(sync.refusal(plan, filters.table, 1e6)).toBeUndefined();
+      await sync.commit(plan, filters.table, 'test');
+    };
+    return { rec, r, sync, add };
+  }
+
+  it('sends only the difference once the installed flows are known, and reads one dump when they are not', async () => {
+    const { r, sync, add } = setup();
+    await sync.reconcile('start');
+    expect(r.dumps()).toBe(1);
+    await add(1);
+    await add(2);
+    // The second add sends its own flows only: nothing of the first again, no dump.
+    expect(r.dumps()).toBe(1);
+    const [, second] = r.applied.slice(-2);
+    expect(second!.del).toEqual([]);
+    const earlier = new Set(r.applied.slice(0, -1).flatMap((d) => d.add.map((f) => f.cookie)));
+    expect(second!.add.length).toBeGreaterThan(0);
+    expect(second!.add.filter((f) => earlier.has(f.cookie))).toEqual([]);
+    expect((await r.inst.dump()).length).toBe(sync.flowCount);
+  });
+
+  it('after a failed bundle the installed table is unknown: the next change reads a dump and repairs', async () => {
+    const { r, sync, add } = setup();
+    await sync.reconcile('start');
+    r.inst.failNext = true;
+    await expect(add(1)).rejects.toThrow('bundle refused');
+    await add(2);
+    expect(r.dumps()).toBe(2);
+    // Both rules' flows are on the bridge: the failed one's came back with the repair.
+    const held = new Set((await r.inst.dump()).map((f) => f.cookie));
+    expect(held.size).toBe(sync.flowCount);
+  });
+});
+
+describe('guest requests', () => {
+  /** Writes `msgs` in one write (pipelined, so they form one batch) and collects one final reply per request. */
+  function pipelined(path: string, msgs: Buffer[]): Promise<NlMessage[]> {
+    return new Promise((resolve, reject) => {
+      const f = new NlFramer();
+      const got: NlMessage[] = [];
+      const s = connect(path, () => s.write(Buffer.concat(msgs)));
+      s.on('error', reject);
+      s.on('data', (c: Buffer) => {
+        for (const b of f.push(c)) got.push(parseMessages(b)[0]!);
+        if (got.length === msgs.length) {
+          s.end();
+          resolve(got);
+        }
+      });
+    });
+  }
+
+  async function vm(msgsPerSec = 1e6) {
+    const dir = fresh();
+    const rec = record();
+    const j = new Journal(join(dir, 'j'));
+    j.save(rec);
+    const metrics = new Metrics();
+    const v = new VmState(rec, 'br', recorder().inst, j, { rulesPerVm: 100, flowsPerVm: 10_000, msgsPerSec }, metrics, silent);
+    await v.listen(join(dir, 'r.sock'), join(dir, 'g.sock'));
+    return { v, rec, metrics, path: join(dir, 'r.sock') };
+  }
+  const refusals = (m: Metrics) => m.render().split('\n').filter((l) => l.startsWith('vpf_channel_errors_total{')).map((l) => l.replace(/.*errno="(\w+)".* (\d+)$/, '$1 $2'));
+
+  it('a pipelined batch with a refusal in the middle: each request gets its own answer, the refusal counted once', async () => {
+    const { v, rec, metrics, path } = await vm();
+    const msgs = [encodeFilterRequest(udp(1, 'handle 1'), { seq: 1 }), encodeFilterRequest(udp(2, 'handle 1'), { seq: 2 }), encodeFilterRequest(udp(3, 'handle 2'), { seq: 3 })];
+    const got = await pipelined(path, msgs);
+    v.close();
+    expect(got.map((m) => [m.seq, parseError(m).errno])).toEqual([[1, 0], [2, Errno.EEXIST], [3, 0]]);
+    expect(rec.rules.map((e) => e.rule.handle)).toEqual([1, 2]);
+    expect(refusals(metrics)).toEqual(['EEXIST 1']);
+  });
+
+  it('a batch the translator refuses in the middle is retried one by one: only the culprit is refused, once, and the rate limit counts each request once', async () => {
+    // Three requests, a quota of three per second: counting the retried requests again would refuse the last with EBUSY.
+    const { v, rec, metrics, path } = await vm(3);
+    const egress = rule('dev vf0 egress prio 2 protocol ip flower ip_proto udp action drop');
+    const got = await pipelined(path, [encodeFilterRequest(udp(1), { seq: 1 }), encodeFilterRequest(egress, { seq: 2 }), encodeFilterRequest(udp(3), { seq: 3 })]);
+    v.close();
+    expect(got.map((m) => [m.seq, parseError(m).errno])).toEqual([[1, 0], [2, Errno.EOPNOTSUPP], [3, 0]]);
+    expect(rec.rules.map((e) => e.rule.direction)).toEqual(['ingress', 'ingress']);
+    expect(refusals(metrics)).toEqual(['EOPNOTSUPP 1']);
+  });
+
+  it('a rule refused alone leaves the table as it was', async () => {
+    const { v, rec, path } = await vm();
+    const msg = encodeFilterRequest(rule('dev vf0 egress prio 2 protocol ip flower ip_proto udp action drop'), { seq: 9 });
+    expect(decodeTcNlMessage(parseMessages(msg)[0]!).ok).toBe(true);
+    const [got] = await pipelined(path, [msg]);
+    v.close();
+    expect(parseError(got!).errno).toBe(Errno.EOPNOTSUPP);
+    expect(rec.rules).toEqual([]);
+  });
+});
