@@ -23,7 +23,7 @@ import { UnixctlClient, vswitchdCtlPath } from '../ovs/unixctl.js';
 import { DatapathLedger, hardwareByRule, recirculatingInSoftware } from './hwfacts.js';
 import { startAdminServer } from './admin/server.js';
 import { HostPfBackend } from './physvf.js';
-import { genlChannelSocket, vmChannelSocket } from './ctl/common.js';
+import { adminSocket, genlChannelSocket, vmChannelSocket } from './paths.js';
 
 export class Vpfd implements AdminBackend {
   private readonly vms = new Map<string, VmState>();
@@ -89,7 +89,7 @@ export class Vpfd implements AdminBackend {
     // One VM that cannot come up never keeps the others down (issue 9 item 11).
     for (const rec of d.journal.loadAll()) await d.tryBringUp(rec, 'restart');
     await d.checkDatapath();
-    d.admin = await startAdminServer(d, join(config.stateDir, 'vpfd.sock'), log);
+    d.admin = await startAdminServer(d, adminSocket(config.stateDir), log);
     d.timer = setInterval(() => {
       for (const vm of d.vms.values()) vm.reconcile('timer').catch((e) => log.warn({ vm: vm.rec.name, err: e }, 'periodic reconcile failed'));
       for (const { rec } of [...d.failed.values()]) void d.tryBringUp(rec, 'retry');

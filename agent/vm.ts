@@ -119,7 +119,7 @@ export class VmState {
   close(): void {
     this.channels.close();
     this.vf.backend?.close?.();
-    void Promise.resolve(this.installer.close?.()).catch(() => undefined);
+    void this.installer.close?.().catch(() => undefined);
   }
 
   stats(installed?: InstalledFlow[]): Promise<Map<number, FilterStats>> {

@@ -3,9 +3,7 @@
 // exports `run(args): Promise<number>` (the exit code) and its `usage`; this
 // file only dispatches, and answers --help and --version for every command
 // (before a `--`, after which the words belong to the tool being run).
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageVersion } from '../agent/config.js';
 
 type Command = { run(args: string[]): Promise<number>; usage: string };
 const commands: Record<string, () => Promise<Command>> = {
@@ -19,18 +17,6 @@ const commands: Record<string, () => Promise<Command>> = {
   eswitch: () => import('../agent/ctl/eswitch.js'),
 };
 
-/** package.json's version, found from dist/bin/ or (vite-node) bin/. */
-function version(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  for (const p of [join(here, '..', '..', 'package.json'), join(here, '..', 'package.json')]) {
-    try {
-      return (JSON.parse(readFileSync(p, 'utf8')) as { version: string }).version;
-    } catch {
-      // next candidate
-    }
-  }
-  return 'unknown';
-}
 
 async function usageText(): Promise<string> {
   const lines = await Promise.all(Object.values(commands).map(async (l) => (await l()).usage));
@@ -47,7 +33,7 @@ async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   const load = name ? commands[name] : undefined;
   if (own(argv).includes('--version')) {
-    process.stdout.write(`vpfctl (vpf) ${version()}\n`);
+    process.stdout.write(`vpfctl (vpf) ${packageVersion()}\n`);
     return 0;
   }
   if (!load) {

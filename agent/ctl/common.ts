@@ -1,6 +1,5 @@
 // What every vpfctl subcommand shares: where the daemon lives, and how a usage
 // error looks (exit code 2 and one line, like tc and ip).
-import { join } from 'node:path';
 
 export const EXIT_USAGE = 2;
 
@@ -18,10 +17,7 @@ export function takeStateDir(args: string[]): string {
   return process.env.VPF_STATE_DIR ?? '/var/lib/vpf';
 }
 
-export const adminSocket = (stateDir: string) => join(stateDir, 'vpfd.sock');
-export const vmChannelSocket = (stateDir: string, vm: string) => join(stateDir, 'vms', `${vm}.sock`);
-/** The VM's NETLINK_GENERIC (devlink) channel: a socket of its own (docs/protocol.md). */
-export const genlChannelSocket = (stateDir: string, vm: string) => join(stateDir, 'vms', `${vm}.genl.sock`);
+export { adminSocket, genlChannelSocket, vmChannelSocket } from '../paths.js';
 
 /** Runs a subcommand body, mapping UsageError to exit 2 and other errors to exit 1, one line each. */
 export async function runCommand(name: string, body: () => Promise<number>): Promise<number> {

@@ -17,7 +17,7 @@ export interface FlowInstaller {
   /** Counters of every OpenFlow port. */
   portStats(): Promise<Map<number, PortStats>>;
   /** Releases a persistent connection, if the installer keeps one. */
-  close?(): void;
+  close?(): Promise<void>;
   /** Flow mods sent over a native connection and through ovs-ofctl, when the installer has both ways. */
   readonly counters?: { nativeFlowMods: number; fallbackFlowMods: number };
   /** Why the last diff went through ovs-ofctl. */
