@@ -27,6 +27,13 @@ export interface ClassifyOptions {
    * keys are consulted: the hook states what the trap covers.
    */
   trapped?: (rule: FlowerRule, packet: Packet) => boolean;
+  /**
+   * Hardware's hand-off: what reaches the representor on a miss, trap or pass
+   * is the packet as it arrived, every rewrite undone (vpf's restore flows,
+   * docs/mapping.md), so that the guest's software can run chain 0 on it.
+   * A rewrite that cannot be undone must never precede a hand-off.
+   */
+  handOffRestores?: boolean;
 }
 
 /** cls_api.c: more than this many reclassifications drop the packet ("reclassify loop"). */
@@ -178,7 +185,7 @@ export function classify(rules: FlowerRule[], packet: Packet, opts: ClassifyOpti
   const p = clone(packet);
   const emits: Emit[] = [];
   const trace: TraceStep[] = [];
-  const slowpath = (): Outcome => ({ emits: [...emits, { to: { kind: 'rep', dev: packet.inDev }, packet: p }], final: 'slowpath', trace });
+  const slowpath = (): Outcome => ({ emits: [...emits, { to: { kind: 'rep', dev: packet.inDev }, packet: opts.handOffRestores ? { ...clone(packet), ct: p.ct } : p }], final: 'slowpath', trace });
   let chain = 0;
   let reclassify = 0;
   let hops = 0;

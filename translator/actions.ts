@@ -8,6 +8,7 @@ import { EthP } from '../rules/model.js';
 import { Tokens } from '../rules/tcsyntax/lex.js';
 import { printMunge } from '../rules/tcsyntax/pedit.js';
 import { l3Protocol } from '../rules/validate.js';
+import { ipToBytes } from '../rules/addr.js';
 import type { OfMeter } from '../ovs/openflow/flow.js';
 import { portPair, type PortMap } from './portmap.js';
 import { taggedAlts, UNTAGGED } from './match.js';
@@ -19,7 +20,30 @@ export interface ActionContext {
   zone(guestZone: number): number;
   /** Allocates a meter for a police action; returns its id. */
   meter(spec: string): number;
+  /** The rule's id: what a rewrite-then-goto leaves in its save registers (docs/mapping.md, restore). */
+  ruleId?: number;
+  /** False when some rule jumps back to chain 0, whose hand-offs do not restore: no rewrite may then precede a goto. */
+  restoreOk?: boolean;
 }
+
+/**
+ * A field a rewrite-then-goto changes and a later hand-off to software puts
+ * back: register `reg<slot>` names the rule that changed it first (reg15 bit
+ * `slot` says it is taken), and the rule's own match pins the value it had.
+ */
+export interface Saved {
+  slot: number;
+  /** set_field actions that put the field back. */
+  restore: string[];
+  /** Match fields the restore's set_field needs (OpenFlow prerequisites). */
+  prereq: string[];
+}
+
+/** Where chains other than 0 hand a packet to software: restores, then output to the representor (translate()). */
+export const HANDOFF_TABLE = 253;
+/** reg15: which save slots are taken; reg14: the slot a restore lookup in HANDOFF_TABLE is for. */
+export const SAVED_BITS_REG = 'reg15';
+export const RESTORE_SLOT_REG = 'reg14';
 
 /** One way to run the action list; `when` adds match fields that select this variant (ttl dec). */
 export interface ActionVariant {
@@ -42,7 +66,12 @@ function out(ctx: ActionContext, rule: FlowerRule, dev: string, toRep: boolean):
   return port === self.port ? 'in_port' : `output:${port}`;
 }
 
-const slowPath = (ctx: ActionContext, rule: FlowerRule) => `output:${portPair(ctx.ports, rule.dev)!.rep}`;
+/**
+ * The hand-off to software. Chain 0 is entered with the packet as it arrived, so its hand-off is a plain output;
+ * deeper chains may see a rewritten packet and go through HANDOFF_TABLE, which puts saved fields back first.
+ */
+export const handOffAction = (ports: PortMap, dev: string, chain: number) => (chain === 0 ? `output:${portPair(ports, dev)!.rep}` : `resubmit(,${HANDOFF_TABLE})`);
+const slowPath = (ctx: ActionContext, rule: FlowerRule) => handOffAction(ctx.ports, rule.dev, rule.chain);
 
 interface PeditOp {
   hdr: string;
@@ -77,6 +106,8 @@ export interface TranslatedActions {
    * hand the packet to software, which runs the guest's chain 0 on it anew.
    */
   sideEffectThenSoftware?: string;
+  /** Fields this rule rewrites before a goto and a miss after it puts back (its flows save them). */
+  saves?: Saved[];
 }
 
 type Tagged = 'yes' | 'no' | 'unknown';
@@ -98,6 +129,7 @@ export function translateActions(rule: FlowerRule, ctx: ActionContext): Translat
   return {
     variants: [...untagged.variants.map((v) => ({ when: [UNTAGGED, ...v.when], actions: v.actions, specific: true })), ...taggedVariants],
     sideEffectThenSoftware: untagged.sideEffectThenSoftware ?? tagged.sideEffectThenSoftware,
+    saves: untagged.saves ?? tagged.saves,
   };
 }
 
@@ -119,8 +151,19 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
   let pcpSplit = false;
   let ended: 'stop' | 'software' | undefined;
   let repeated: string | undefined;
-  const handOff = () => {
-    repeated ??= effect;
+  // Rewrites a hand-off can undo: the rule's match pins what they change (pinnedRestore).
+  const saves: Saved[] = [];
+  let saving = false;
+  const rewrote = (s: Saved | undefined) => {
+    if (!s) return did('rewrites the packet');
+    if (!saves.some((x) => x.slot === s.slot)) saves.push(s);
+  };
+  // A goto to a chain other than 0 may miss there: the hand-off then restores what `saves` lists, so software
+  // runs chain 0 on the packet as it arrived (no rewrite is repeated on a rewritten packet).
+  const handOff = (toChain?: number) => {
+    if (effect) repeated ??= effect;
+    else if (saves.length && toChain !== undefined && toChain !== 0 && ctx.restoreOk && ctx.ruleId !== undefined) saving = true;
+    else if (saves.length) repeated ??= 'rewrites the packet';
   };
 
   const verdict = (c: Control, i: number): boolean => {
@@ -142,7 +185,7 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
         const t = ctx.chainTable(c.chain);
         acts.push(t === undefined ? slowPath(ctx, rule) : `resubmit(,${t})`);
         ended = 'software';
-        handOff();
+        handOff(t === undefined ? undefined : c.chain);
         return true;
       }
       default:
@@ -201,7 +244,10 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
         break;
       case 'pedit':
         for (const op of peditOps(a.keys)) {
-          did('rewrites the packet');
+          const pin = pinnedRestore(rule, op);
+          // A ttl dec on a pinned ttl is a set of the known result (no wrap, no dec_ttl flows needed).
+          if (op.op === 'dec' && pin) op.value = String((Number(pin.restore[0]!.slice('mod_nw_ttl:'.length)) + 255) & 0xff), op.op = 'set';
+          rewrote(pin);
           const need = (ok: boolean, what: string) => ok || refuse(`pedit ${op.hdr} ${op.field} needs a filter that matches ${what} (OpenFlow set_field prerequisites)`, 'pedit');
           const f = `${op.hdr} ${op.field}`;
           if (f === 'eth dst') acts.push(`mod_dl_dst:${op.value}`);
@@ -263,7 +309,7 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
             acts.push(`ct(${args.join(',')})`, slowPath(ctx, rule));
           } else acts.push(`ct(${[...args, `table=${t}`].join(',')})`);
           if (a.nat && a.nat.type !== 'restore') did('rewrites the packet');
-          handOff();
+          handOff(t === undefined ? undefined : gotoChain);
           ended = 'software';
         } else {
           if (a.nat) refuse('ct nat without a following goto chain: OVS applies NAT only to the recirculated packet', 'ct nat');
@@ -320,6 +366,20 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
   function finish(): TranslatedActions {
     const text = (list: string[]) => (list.length ? list.join(',') : 'drop');
     const sideEffectThenSoftware = repeated;
+    if (saving && !sideEffectThenSoftware) {
+      // One flow per combination of slots already taken by an earlier rule (reg15 bits): the first rule to
+      // change a field names itself in the field's register, later ones leave it (the original is the first's).
+      const all = saves.reduce((m, s) => m | (1 << s.slot), 0);
+      const variants: ActionVariant[] = [];
+      for (let taken = 0; taken <= all; taken++) {
+        if ((taken & ~all) !== 0) continue;
+        const mine = all & ~taken;
+        const save = saves.filter((s) => mine & (1 << s.slot)).map((s) => `set_field:${ctx.ruleId}->reg${s.slot}`);
+        if (mine) save.push(`set_field:0x${mine.toString(16)}/0x${mine.toString(16)}->${SAVED_BITS_REG}`);
+        variants.push({ when: [`${SAVED_BITS_REG}=0x${taken.toString(16)}/0x${all.toString(16)}`], actions: text([...save, ...acts]), specific: false });
+      }
+      return { variants, saves };
+    }
     if (pcpSplit) {
       // The frame's own PCP, one flow per value (the tag-with-PCP form OVS's tc offload takes).
       return {
@@ -339,6 +399,38 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
       sideEffectThenSoftware,
     };
   }
+}
+
+const FULL_MAC = 'ff:ff:ff:ff:ff:ff';
+const fullIp = (mask: string) => ipToBytes(mask).every((b) => b === 0xff);
+
+/**
+ * The restore of one pedit field when the rule's match pins every bit of it (the value it had is then
+ * known): OVS's own megaflows, and so the tc rules a guest OVS offloads, match exactly what they rewrite
+ * (ofproto-dpif-xlate.c un-wildcards a set field). Undefined: not restorable.
+ */
+function pinnedRestore(rule: FlowerRule, op: PeditOp): Saved | undefined {
+  const m = rule.match;
+  const l3 = l3Protocol(m);
+  const dl = l3 === EthP.IP ? ['dl_type=0x800'] : l3 === EthP.IPV6 ? ['dl_type=0x86dd'] : undefined;
+  const f = `${op.hdr} ${op.field}`;
+  if (op.op === 'set' || f === 'ip ttl' || f === 'ip6 hoplimit') {
+    if (f === 'eth dst' && m.dstMac?.mask === FULL_MAC) return { slot: 0, restore: [`set_field:${m.dstMac.value}->eth_dst`], prereq: [] };
+    if (f === 'eth src' && m.srcMac?.mask === FULL_MAC) return { slot: 1, restore: [`set_field:${m.srcMac.value}->eth_src`], prereq: [] };
+    if (!dl) return undefined;
+    const ip = op.field === 'src' ? m.srcIp : op.field === 'dst' ? m.dstIp : undefined;
+    if ((f === 'ip src' || f === 'ip dst') && l3 === EthP.IP && ip && fullIp(ip.mask)) return { slot: f === 'ip src' ? 2 : 3, restore: [`set_field:${ip.value}->ip_${op.field}`], prereq: dl };
+    if ((f === 'ip6 src' || f === 'ip6 dst') && l3 === EthP.IPV6 && ip && fullIp(ip.mask)) return { slot: f === 'ip6 src' ? 4 : 5, restore: [`set_field:${ip.value}->ipv6_${op.field}`], prereq: dl };
+    if (f === 'ip tos' && l3 === EthP.IP && m.ipTos?.mask === 0xff) return { slot: 6, restore: [`set_field:${m.ipTos.value >> 2}->ip_dscp`, `set_field:${m.ipTos.value & 3}->nw_ecn`], prereq: dl };
+    if (((f === 'ip ttl' && l3 === EthP.IP) || (f === 'ip6 hoplimit' && l3 === EthP.IPV6)) && m.ipTtl?.mask === 0xff) return { slot: 7, restore: [`mod_nw_ttl:${m.ipTtl.value}`], prereq: dl };
+    if ((op.hdr === 'tcp' || op.hdr === 'udp') && m.ipProto === (op.hdr === 'tcp' ? 6 : 17)) {
+      const port = op.field === 'sport' ? m.srcPort : m.dstPort;
+      const range = op.field === 'sport' ? m.srcPortRange : m.dstPortRange;
+      const slot = (op.hdr === 'tcp' ? 8 : 10) + (op.field === 'sport' ? 0 : 1);
+      if (port?.mask === 0xffff && !range) return { slot, restore: [`set_field:${port.value}->${op.hdr}_${op.field === 'sport' ? 'src' : 'dst'}`], prereq: [...dl, `nw_proto=${m.ipProto}`] };
+    }
+  }
+  return undefined;
 }
 
 export type { OfMeter };

@@ -17,7 +17,7 @@ import { Errno, VpfError } from '../rules/errors.js';
 import type { FlowerRule } from '../rules/model.js';
 import { maskShape } from '../rules/classify/match.js';
 import type { OfFlow, OfMeter } from '../ovs/openflow/flow.js';
-import { translateActions } from './actions.js';
+import { handOffAction, HANDOFF_TABLE, RESTORE_SLOT_REG, translateActions, type Saved } from './actions.js';
 import { cookieOf, FlowKind } from './cookie.js';
 import { ipv6LaterFragments, translateMatch, trapMatches, UNTAGGED } from './match.js';
 import { portPair, repNames, type PortMap } from './portmap.js';
@@ -78,7 +78,7 @@ export interface Translation {
 }
 
 export const ENTRY_TABLE = 0;
-const MAX_TABLE = 253;
+const MAX_TABLE = HANDOFF_TABLE - 1;
 const TOP = 60000;
 export const DEFAULT_MAX_FLOWS_PER_RULE = 256;
 
@@ -166,7 +166,7 @@ export function translate(input: TranslateInput): Translation {
     flows.push(flow(FlowKind.DEFAULT, 0, chainTable(c)!, 0, [], `resubmit(,${list[0]})`));
     list.forEach((t, i) => {
       if (i + 1 < list.length) flows.push(flow(FlowKind.DEFAULT, 0, t, 0, [], `resubmit(,${list[i + 1]})`));
-      else for (const dev of repNames(ports)) flows.push(flow(FlowKind.DEFAULT, 0, t, 0, [`in_port=${portPair(ports, dev)!.port}`], `output:${portPair(ports, dev)!.rep}`));
+      else for (const dev of repNames(ports)) flows.push(flow(FlowKind.DEFAULT, 0, t, 0, [`in_port=${portPair(ports, dev)!.port}`], handOffAction(ports, dev, c)));
     });
   }
 
@@ -198,6 +198,9 @@ export function translate(input: TranslateInput): Translation {
     for (const l of masks.values()) for (const i of l) rank[i] = n++;
   }
 
+  // A rewrite before a goto is undone at a later hand-off, which chain 0 does not do: no rule may jump back there.
+  const restoreOk = !live.some(({ rule }) => rule.chain !== 0 && rule.actions.some((a) => 'control' in a && a.control.kind === 'goto' && a.control.chain === 0));
+  const slots = new Set<number>();
   const meterIds = new Map<string, number>();
   for (let i = 0; i < live.length; i++) {
     const memo = memos[i]!;
@@ -207,6 +210,7 @@ export function translate(input: TranslateInput): Translation {
       zone,
       maxFlowsPerRule,
       chainTable,
+      restoreOk,
       meter(spec) {
         // One meter per distinct police spec of the VM (a shared police index shares it too).
         const known = meterIds.get(spec);
@@ -224,13 +228,26 @@ export function translate(input: TranslateInput): Translation {
       }
     }
     for (const f of one.flows) flows.push(f);
+    for (const s of one.saves ?? []) slots.add(s.slot);
     perRule.set(live[i]!.id, one.result);
+  }
+  // The hand-off of chains other than 0: each slot a rule may have taken is looked up (reg14 = slot + 1 selects
+  // the rule's restore flows, which match its id in the slot's register), then the packet goes up its representor.
+  // Registers live in OpenFlow only: the datapath flow sees the net rewrite, none when all is put back.
+  if (chains.some((c) => c !== 0)) {
+    const restore = [...slots].sort((a, b) => a - b).flatMap((s) => [`set_field:${s + 1}->${RESTORE_SLOT_REG}`, `resubmit(,${HANDOFF_TABLE})`]);
+    for (const dev of repNames(ports)) {
+      const p = portPair(ports, dev)!;
+      flows.push(flow(FlowKind.DEFAULT, 0, HANDOFF_TABLE, 1, [`in_port=${p.port}`, `${RESTORE_SLOT_REG}=0`], [...restore, `output:${p.rep}`].join(',')));
+    }
+    flows.push(flow(FlowKind.DEFAULT, 0, HANDOFF_TABLE, 0, [], 'drop'));
   }
   return { flows, meters: [...meters, ...vfMeters], perRule, tables };
 }
 
 interface RuleContext {
   ports: PortMap;
+  restoreOk: boolean;
   zone(guestZone: number): number;
   maxFlowsPerRule: number;
   chainTable(chain: number): number | undefined;
@@ -242,7 +259,7 @@ interface RuleContext {
  * and result. Flows of a rule that names no other chain and no meter depend
  * on nothing else and are kept in its memo for the next call.
  */
-function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo, ctx: RuleContext, keep: boolean): { flows: OfFlow[]; result: RuleResult } {
+function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo, ctx: RuleContext, keep: boolean): { flows: OfFlow[]; result: RuleResult; saves?: Saved[] } {
   const { id, rule } = r;
   const { ports } = ctx;
   if (2 * rank + 2 >= TOP) return { flows: [], result: { offloaded: false, flows: 0, refused: true, error: new VpfError(Errno.ENOSPC, 'too many filters in one prio', 'prio') } };
@@ -252,7 +269,8 @@ function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo,
   const inPort = `in_port=${portPair(ports, rule.dev)!.port}`;
   let out: OfFlow[];
   let result: RuleResult;
-  const toRep = `output:${portPair(ports, rule.dev)!.rep}`;
+  const toRep = handOffAction(ports, rule.dev, rule.chain);
+  let saves: Saved[] | undefined;
   let matches: string[][] | undefined;
   try {
     if (rule.flags.skipHw) throw new VpfError(Errno.EOPNOTSUPP, 'skip_hw: the guest keeps this filter in software', 'skip_hw');
@@ -260,6 +278,8 @@ function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo,
     const acts = translateActions(rule, {
       ports,
       zone: ctx.zone,
+      ruleId: id,
+      restoreOk: ctx.restoreOk,
       chainTable: (c) => {
         shared = true;
         return ctx.chainTable(c);
@@ -281,6 +301,11 @@ function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo,
       for (const v of acts.variants) out.push(flow(FlowKind.RULE, id, table, v.specific ? hi : lo, [inPort, ...m, ...v.when], v.actions));
     }
     for (const m of ipv6LaterFragments(rule, matches)) out.push(flow(FlowKind.TRAP, id, table, hi, [inPort, ...m], toRep));
+    // What the rule saved, put back by the hand-off table when the packet misses later (docs/mapping.md, restore).
+    for (const s of acts.saves ?? []) {
+      out.push(flow(FlowKind.RULE, id, HANDOFF_TABLE, 10, [`${RESTORE_SLOT_REG}=${s.slot + 1}`, `reg${s.slot}=${id}`, ...s.prereq], s.restore.join(',')));
+    }
+    saves = acts.saves;
     if (out.length > ctx.maxFlowsPerRule) throw new VpfError(Errno.ENOSPC, `the rule needs ${out.length} flows, more than ${ctx.maxFlowsPerRule}`, 'match');
     result = { offloaded: true, flows: out.length };
   } catch (e) {
@@ -294,7 +319,7 @@ function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo,
     result = { offloaded: false, flows: out.length, error: e };
   }
   if (keep && !shared) Object.assign(memo, { sig: { table, rank, id }, flows: out, result });
-  return { flows: out, result };
+  return { flows: out, result, saves: result.offloaded ? saves : undefined };
 }
 
 /** Thrown through translateOne when a rule needs other rules' tables or meters. */
@@ -335,6 +360,7 @@ export function translateGroup(
     ports: input.ports,
     zone: input.zone ?? ((z: number) => z),
     maxFlowsPerRule: input.maxFlowsPerRule ?? DEFAULT_MAX_FLOWS_PER_RULE,
+    restoreOk: false,
     chainTable: () => {
       throw new DependsOnOthers();
     },

@@ -117,6 +117,7 @@ describe('translator on a real Open vSwitch agrees with the reference classifier
           const offloadedRules = new Set(ruleset.filter((_, i) => t.perRule.get(i + 1)!.offloaded));
           const want = classify(kept, p, {
             trapped: (r: FlowerRule, q: Packet) => (notOffloaded.has(r) && trapCovers(r, q)) || (offloadedRules.has(r) && ipv6LaterFragmentTrap(r, r.match, q)),
+            handOffRestores: true,
           });
           const expected = want.emits.map((e) => view(e.to.kind === 'port' ? portPair(ports, e.to.dev)!.port : portPair(ports, e.to.dev)!.rep, e.packet));
           const got = await trace(ovs, BR, p, portPair(ports, p.inDev)!.port, odp, ['trk,new', 'trk,new']);

@@ -327,3 +327,23 @@ describe('one group at a time (translateGroup)', () => {
     );
   });
 });
+
+describe('rewrite, then goto (issue 11 section 2)', () => {
+  const tr = (lines: string[]) => translate({ rules: lines.map((l, i) => ({ id: i + 1, rule: parseFilter(splitArgs(l)).value! })), ports });
+  const rewrite = 'dev vf0 ingress prio 1 protocol ip flower src_ip 10.0.0.1 action pedit ex munge ip src set 192.168.1.1 pipe action goto chain 1';
+  const chain1 = 'dev vf0 ingress chain 1 prio 1 protocol ip flower src_ip 192.168.1.1 action drop';
+
+  it('offloads a rewrite over a pinned field and puts the field back on the hand-off of the chain it jumps to', () => {
+    const t = tr([rewrite, chain1]);
+    expect(t.perRule.get(1)!.offloaded).toBe(true);
+    const lines = t.flows.map(flowLine);
+    expect(lines.some((l) => l.includes('reg14=3,reg2=1,dl_type=0x800,actions=set_field:10.0.0.1->ip_src'))).toBe(true);
+    expect(lines.some((l) => l.includes('in_port=100,reg14=0,actions=set_field:3->reg14,resubmit(,253),output:200'))).toBe(true);
+  });
+
+  it('traps it when the field is not pinned, a mirror copy went out, or a rule jumps back to chain 0', () => {
+    expect(tr([rewrite.replace('src_ip 10.0.0.1', 'src_ip 10.0.0.0/24'), chain1]).perRule.get(1)!.offloaded).toBe(false);
+    expect(tr([rewrite.replace('pipe action goto', 'pipe action mirred egress mirror dev vf1 pipe action goto'), chain1]).perRule.get(1)!.offloaded).toBe(false);
+    expect(tr([rewrite, chain1, 'dev vf0 ingress chain 1 prio 2 protocol all flower action goto chain 0']).perRule.get(1)!.offloaded).toBe(false);
+  });
+});

@@ -35,10 +35,34 @@ const extraLine = fc
     ][k]!;
   });
 
+// Rewrites with a goto after them (chain 0 -> 1), over matches that pin the rewritten fields (as a guest OVS's
+// megaflows do), and chain 1 rules that meet the rewritten packet, miss it or trap it: the hand-off must restore.
+const rewriteLine = fc
+  .tuple(dev, dev, fc.integer({ min: 1, max: 4 }), fc.nat(12))
+  .map(([d, to, prio, k]) => {
+    const c0 = `dev ${d} ingress prio ${prio}`, c1 = `dev ${d} ingress chain 1 prio ${prio}`;
+    return [
+      `${c0} protocol ip flower src_ip 10.0.0.1 ip_proto udp dst_port 80 action pedit ex munge ip src set 192.168.1.1 munge udp dport set 53 pipe csum ip udp pipe action goto chain 1`,
+      `${c0} protocol all flower dst_mac 02:00:00:00:00:02 src_mac 02:00:00:00:00:01 action pedit ex munge eth dst set 02:00:00:00:00:01 munge eth src set 02:00:00:00:00:02 pipe action goto chain 1`,
+      `${c0} protocol ip flower ip_ttl 64 ip_tos 0x10/0xff action pedit ex munge ip ttl dec munge ip tos set 0x28 pipe action goto chain 1`,
+      `${c0} protocol ipv6 flower dst_ip 2001:db8::2 action pedit ex munge ip6 dst set 2001:db8::1 pipe action goto chain 1`,
+      `${c0} protocol ip flower ip_proto tcp src_port 1000 action pedit ex munge tcp sport set 2000 pipe action ct zone 1 pipe action goto chain 1`,
+      `${c0} protocol ip flower dst_ip 10.0.0.2 action pedit ex munge ip dst set 10.0.0.1 pipe action mirred egress mirror dev ${to} pipe action goto chain 1`,
+      `${c1} protocol ip flower src_ip 192.168.1.1 action mirred egress redirect dev ${to}`,
+      `${c1} protocol ip flower ip_proto udp dst_port 53 action drop`,
+      `${c1} protocol all flower skip_hw dst_mac 02:00:00:00:00:01 action drop`,
+      `${c1} protocol ip flower ip_ttl 63 action pass`,
+      `${c1} protocol ipv6 flower dst_ip 2001:db8::1 action pedit ex munge ip6 src set 2001:db8::2 pipe action mirred egress redirect dev ${to}`,
+      `${c1} protocol ip flower src_ip 192.168.1.1 ip_proto udp action pedit ex munge ip src set 10.0.0.2 pipe action goto chain 2`,
+      `${c1} protocol all flower dst_mac 02:00:00:00:00:01 action goto chain 0`,
+    ][k]!;
+  });
+
 /** `base` rule sets with up to three of the extra shapes mixed in (one protocol per prio, as cls_api.c insists). */
 export function arbExtraRuleset(base: fc.Arbitrary<FlowerRule[]>): fc.Arbitrary<FlowerRule[]> {
-  return fc.tuple(base, fc.array(extraLine, { maxLength: 3 }), fc.nat()).map(([rules, lines, at]) => {
+  return fc.tuple(base, fc.array(extraLine, { maxLength: 3 }), fc.array(rewriteLine, { maxLength: 4 }), fc.nat()).map(([rules, extra, rewrites, at]) => {
     const out = [...rules];
+    const lines = [...extra, ...rewrites];
     const protoAt = new Map(out.map((r) => [`${r.dev}|${r.chain}|${r.prio}`, r.protocol]));
     for (const l of lines) {
       const r = parseFilter(splitArgs(l));
