@@ -91,6 +91,9 @@ export const FORMS: [string, string[], Packet[]][] = [
   ['mpls modify', ['prio 1 protocol mpls_uc flower action mpls modify label 200 pipe action mirred egress redirect dev vf1'], [mpls]],
   ['skbedit mark (trapped)', ['prio 1 protocol ip flower action skbedit mark 5 pipe action mirred egress redirect dev vf1'], [udp, tcp]],
   ['sample (trapped)', ['prio 1 protocol ip flower action sample rate 10 group 5 pipe action mirred egress redirect dev vf1'], [udp]],
+  ['rewrite, goto, hit in chain 1', ['prio 1 protocol ip flower src_ip 10.0.0.1 ip_proto udp dst_port 80 action pedit ex munge ip src set 192.168.1.1 munge udp dport set 53 pipe csum ip udp pipe action goto chain 1', 'chain 1 prio 1 protocol ip flower src_ip 192.168.1.1 action mirred egress redirect dev vf1'], [udp, tcp]],
+  ['rewrite, goto, miss in chain 1 (restored)', ['prio 1 protocol all flower dst_mac 02:00:00:00:00:02 action pedit ex munge eth dst set 02:00:00:00:00:77 pipe action goto chain 1', 'chain 1 prio 1 protocol ip flower dst_ip 10.9.9.9 action drop'], [udp, arp]],
+  ['rewrite, goto, trap in chain 1 (restored)', ['prio 1 protocol ip flower ip_ttl 64 action pedit ex munge ip ttl dec pipe action goto chain 1', 'chain 1 prio 1 protocol ip flower skip_hw ip_ttl 63 action drop'], [udp]],
   ['mirror then goto (trapped)', ['prio 1 protocol ip flower action mirred egress mirror dev vf1 pipe action goto chain 1', 'chain 1 prio 1 protocol ip flower action drop'], [udp, arp]],
 ];
 
