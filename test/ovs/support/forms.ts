@@ -5,6 +5,10 @@ import type { OfFlow } from '../../../ovs/openflow/flow.js';
 export const flow = (table: number, priority: number, cookie: bigint, match: string, actions: string): OfFlow => ({ table, priority, cookie, match, actions });
 
 export const RARE_FORMS: OfFlow[] = [
+  // Rewrite-then-goto's restore path (docs/mapping.md, "Misses after rewrites"): registers name the rewriting rule, table 253 restores.
+  flow(253, 10, 0x10000007000000a1n, 'reg14=3,reg2=1,dl_type=0x800', 'set_field:10.0.0.1->ip_src'),
+  flow(2, 59999, 0x10000007000000a2n, 'in_port=100,dl_type=0x800,vlan_tci=0x0000/0xffff,reg15=0x0/0x884', 'set_field:1->reg2,set_field:0x884/0x884->reg15,set_field:10.0.0.9->ip_src,resubmit(,5)'),
+  flow(253, 1, 0x30000000000000a3n, 'in_port=100,reg14=0', 'set_field:3->reg14,resubmit(,253),output:200'),
   flow(3, 10, 0x501n, 'in_port=1,dl_type=0x800,vlan_tci=0x0000/0x1000,nw_proto=6', 'mod_dl_dst:02:00:00:00:00:09,mod_dl_src:02:00:00:00:00:0a,mod_nw_src:10.1.1.1,mod_nw_dst:10.2.2.2,set_field:5->tcp_src,set_field:80->tcp_dst,output:2'),
   flow(3, 11, 0x502n, 'in_port=1,dl_type=0x800,vlan_tci=0x0000/0x1000,nw_proto=17', 'set_field:53->udp_src,set_field:5353->udp_dst,set_field:10->ip_dscp,set_field:2->nw_ecn,mod_nw_ttl:9,output:2'),
   flow(3, 12, 0x503n, 'in_port=1,dl_type=0x86dd,vlan_tci=0x0000/0x1000', 'set_field:2001:db8::9->ipv6_src,set_field:2001:db8::10->ipv6_dst,dec_ttl,output:2'),
