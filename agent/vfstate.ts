@@ -80,7 +80,7 @@ export class VfState {
         numVfs: this.rec.vfs,
         mode: this.mode,
         emulate8021ad: true,
-        // translator/legacy.ts legacySupport: the bridge has no egress queues to guarantee a rate; a host NIC may.
+        // The one place these are refused: the bridge has no egress queues to guarantee a rate; a host NIC may.
         minTxRateSupported: !!this.backend,
         rssQuerySupported: !!this.backend,
       });

@@ -14,13 +14,12 @@ export const FlowKind = {
   LEGACY: 4,
   OTHER: 5,
 } as const;
-export type FlowKindName = keyof typeof FlowKind;
 
-export const RULE_ID_BITS = 28;
-export const MAX_RULE_ID = (1 << RULE_ID_BITS) - 1;
+const RULE_ID_BITS = 28;
+const MAX_RULE_ID = (1 << RULE_ID_BITS) - 1;
 
 /** FNV-1a, 32 bits: cheap, stable across runs and machines. */
-export function fnv1a32(s: string): number {
+function fnv1a32(s: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < s.length; i++) {
     h ^= s.charCodeAt(i);
@@ -39,9 +38,4 @@ export const cookieRuleId = (c: bigint): number => Number((c >> 32n) & BigInt(MA
 export function cookieKindName(c: bigint): string {
   const k = cookieKind(c);
   return (Object.entries(FlowKind).find(([, v]) => v === k)?.[0] ?? `kind${k}`).toLowerCase();
-}
-
-/** `cookie=V/M` selecting every flow of one rule (for ovs-ofctl dump-flows and stats). */
-export function ruleCookieMatch(ruleId: number): { value: bigint; mask: bigint } {
-  return { value: BigInt(ruleId) << 32n, mask: BigInt(MAX_RULE_ID) << 32n };
 }

@@ -14,7 +14,9 @@
 //   table 2  egress ACL per destination (reg0 = its OpenFlow port): link down,
 //            port-VLAN filter and strip, output
 //   table 3  uplink promisc filter: which VFs take unknown unicast from the wire
-import { Errno, VpfError } from '../rules/errors.js';
+// What the datapath cannot honour (min_tx_rate without a host backend, query_rss)
+// is refused when the guest asks for it (rules/vfvalidate.ts), so every setting
+// that reaches here is realised.
 import { defaultVfSettings, VLAN_PROTO_8021AD, type VfSettings } from '../rules/vf.js';
 import type { OfFlow, OfMeter } from '../ovs/openflow/flow.js';
 import { cookieOf, FlowKind } from './cookie.js';
@@ -48,16 +50,11 @@ export interface LegacyPerVf {
 export interface LegacyTranslation {
   /** Sorted by table, priority (high first), match, actions; every cookie of kind LEGACY. */
   flows: OfFlow[];
-  /** One per VF with max_tx_rate, id = legacyMeterId(VF). */
-  meters: OfMeter[];
   /**
-   * OVSDB Interface ingress policing: always empty, max_tx_rate is policed by
-   * meters (docs/legacy.md: tc policing of a tap on the userspace datapath acts
-   * on the wrong direction, and meters ride in the same flow set).
+   * One per VF with max_tx_rate, id = legacyMeterId(VF). Meters, not OVSDB ingress
+   * policing: that polices a userspace-datapath tap in the wrong direction (docs/legacy.md).
    */
-  ports: { vf: number; ingressPolicingRate: number; ingressPolicingBurst: number }[];
-  /** VFs with a setting this datapath cannot honour (legacySupport); the rest of their settings is realised. */
-  unsupported: { vf: number; error: VpfError }[];
+  meters: OfMeter[];
   perVf: LegacyPerVf[];
 }
 
@@ -67,19 +64,6 @@ export const LegacyTable = { INGRESS: 0, FDB: 1, EGRESS: 2, PROMISC: 3 } as cons
 const DEST = 'reg0';
 const BCAST_MCAST = 'dl_dst=01:00:00:00:00:00/01:00:00:00:00:00';
 const ZERO_MAC = '00:00:00:00:00:00';
-
-/**
- * What the datapath cannot do, as the daemon must refuse it. min_tx_rate is a
- * bandwidth guarantee (mlx5 TSAR bw_share); the userspace datapath has no
- * egress queues to give one, so it is EOPNOTSUPP, as on NICs without it
- * (mlx5 esw qos: `min_rate && !min_rate_supported`).
- */
-export function legacySupport(settings: VfSettings): VpfError | undefined {
-  if (settings.minTxRate !== 0) {
-    return new VpfError(Errno.EOPNOTSUPP, 'min_tx_rate cannot be guaranteed on this datapath (no egress queues); only max_tx_rate is policed', 'min_tx_rate');
-  }
-  return undefined;
-}
 
 /** Carrier of the VF as its driver sees it: IFLA_VF_LINK_STATE auto follows the uplink. */
 export function vfLinkUp(s: VfSettings, uplinkUp: boolean): boolean {
@@ -131,7 +115,6 @@ export function translateLegacy(input: LegacyInput): LegacyTranslation {
   const flows: OfFlow[] = [];
   const meters: OfMeter[] = [];
   const perVf: LegacyPerVf[] = [];
-  const unsupported: { vf: number; error: VpfError }[] = [];
   const { INGRESS, FDB, EGRESS, PROMISC } = LegacyTable;
 
   // Shared flows: they depend on the port map only, so no VF setting touches them.
@@ -169,8 +152,6 @@ export function translateLegacy(input: LegacyInput): LegacyTranslation {
     const tx: OfFlow[] = [];
     const rx: OfFlow[] = [];
     const entry: LegacyPerVf = { vf, txDropCookies: [], rxDropCookies: [] };
-    const refused = legacySupport(s);
-    if (refused) unsupported.push({ vf, error: refused });
     const mac = normMac(s.mac);
     own(mac, X, vf);
 
@@ -223,7 +204,7 @@ export function translateLegacy(input: LegacyInput): LegacyTranslation {
   }
 
   flows.sort((a, b) => a.table - b.table || b.priority - a.priority || cmp(a.match, b.match) || cmp(a.actions, b.actions));
-  return { flows, meters, ports: [], unsupported, perVf };
+  return { flows, meters, perVf };
 }
 
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);

@@ -3,10 +3,9 @@
 // settings the datapath cannot honour refused up front.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Errno } from '../../rules/errors.js';
 import { defaultVfSettings, VLAN_PROTO_8021AD, VLAN_PROTO_8021Q, type VfSettings } from '../../rules/vf.js';
 import { cookieKind, cookieRuleId, FlowKind } from '../../translator/cookie.js';
-import { LegacyTable, legacyMeterId, legacySupport, translateLegacy, type LegacyInput } from '../../translator/legacy.js';
+import { LegacyTable, legacyMeterId, translateLegacy, type LegacyInput } from '../../translator/legacy.js';
 import { defaultPortMap } from '../../translator/portmap.js';
 
 const N = 4;
@@ -143,17 +142,6 @@ describe('translateLegacy: rates', () => {
     expect(allow0.actions.startsWith(`meter:${legacyMeterId(0)},`)).toBe(true);
     expect(t.perVf[0]!.meterId).toBe(legacyMeterId(0));
     expect(t.perVf[1]!.meterId).toBeUndefined();
-    expect(t.ports).toEqual([]);
-  });
-
-  it('min_tx_rate is refused with EOPNOTSUPP; everything else passes legacySupport', () => {
-    expect(legacySupport(vf(0, { minTxRate: 10, maxTxRate: 100 }))?.errno).toBe(Errno.EOPNOTSUPP);
-    expect(legacySupport(vf(0, { minTxRate: 10 }))?.attr).toBe('min_tx_rate');
-    fc.assert(fc.property(arbSettings(0), (s) => {
-      expect(legacySupport(s)).toBeUndefined();
-    }));
-    const t = translateLegacy(input([vf(0), vf(1, { minTxRate: 5 })]));
-    expect(t.unsupported.map((u) => [u.vf, u.error.errno])).toEqual([[1, Errno.EOPNOTSUPP]]);
   });
 });
 

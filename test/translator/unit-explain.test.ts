@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { cookieOf, FlowKind } from '../../translator/cookie.js';
-import { explainCookie, explainFlowLine, flowsByRule } from '../../translator/explain.js';
+import { explainCookie, explainFlowLine } from '../../translator/explain.js';
 
 describe('explain', () => {
   it('a cookie gives back its kind and rule id', () => {
@@ -11,11 +11,5 @@ describe('explain', () => {
     const c = cookieOf(FlowKind.RULE, 7, 1, 10, 'ip', 'drop');
     expect(explainFlowLine(` cookie=0x${c.toString(16)}, duration=1s, table=1, priority=10,ip actions=drop`)).toMatchObject({ kind: 'rule', ruleId: 7 });
     expect(explainFlowLine('table=0, priority=0 actions=drop')).toBeUndefined();
-  });
-  it('flows group by rule id', () => {
-    const f = (id: number, p: number) => ({ table: 1, priority: p, cookie: cookieOf(FlowKind.RULE, id, 1, p, '', 'drop'), match: '', actions: 'drop' });
-    const byRule = flowsByRule([f(1, 1), f(2, 2), f(1, 3)] as never);
-    expect([...byRule.keys()]).toEqual([1, 2]);
-    expect(byRule.get(1)!.map((x) => x.priority)).toEqual([1, 3]);
   });
 });
