@@ -21,9 +21,16 @@ mount -t sysfs sys $H/sys
 mount -t devtmpfs dev $H/dev
 mkdir -p $H/tmp/vpf
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 run $H/tmp/vpf || echo "init: 9p run failed" >/dev/console
+# The checkout (tag "repo") at its host path: under /tmp it would be hidden by the tmpfs.
+repo=$(sed -n 's/^REPO=//p' $H/tmp/vpf/config)
+if [ -n "$repo" ]; then
+	mkdir -p $H$repo 2>/dev/null
+	mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=512000 repo $H$repo || echo "init: 9p repo failed" >/dev/console
+fi
 echo "init $(cut -d' ' -f1 /proc/uptime)" >$H/tmp/vpf/timing
 chroot $H /bin/sh "$(cat $H/tmp/vpf/guest)" /tmp/vpf >$H/tmp/vpf/guest.log 2>&1
 sync
 umount $H/tmp/vpf
+[ -n "$repo" ] && umount $H$repo
 echo VPF-KERNELVM-DONE >/dev/console
 poweroff -f

@@ -176,6 +176,8 @@ export async function bootKernelVm(cache: string, run: string, timeoutMs: number
       '-append', 'console=ttyS0 panic=-1 quiet loglevel=4 rdinit=/init',
       '-virtfs', 'local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap,id=host',
       '-virtfs', `local,path=${run},mount_tag=run,security_model=none,id=run`,
+      // The checkout by itself too: a clone under /tmp is hidden by the guest's tmpfs there.
+      '-virtfs', `local,path=${ROOT},mount_tag=repo,security_model=none,readonly=on,multidevs=remap,id=repo`,
     ],
     { reject: false, timeout: timeoutMs, stdin: 'ignore' },
   );
