@@ -95,12 +95,15 @@ interface Frame {
   marker: string;
 }
 
-/** Sends `count` test frames from pod `from` and returns what each pod received (by pod index). */
-async function traffic(from: number, f: { dst: string; src?: string; tags?: string; count?: number; size?: number; gapMs?: number }, seconds = 1.2, listeners = PODS): Promise<Frame[][]> {
+/**
+ * Sends `count` test frames from pod `from` (paced: the first one's upcall must not
+ * crowd out the rest on a loaded machine) and returns what each pod received (by pod index).
+ */
+async function traffic(from: number, f: { dst: string; src?: string; tags?: string; count?: number; size?: number; gapMs?: number }, seconds = 2, listeners = PODS): Promise<Frame[][]> {
   const marker = `m${seq++}`;
   const caps = PODS.map((p) => (!listeners.includes(p) ? execa('true') : execa('ip', ['netns', 'exec', p, 'python3', 'test/helpers/frames.py', 'capture', 'eth0', String(seconds)])));
   await Promise.all(caps.map((c, i) => listeners.includes(PODS[i]!) && new Promise<void>((resolve) => c.stdout!.once('data', () => resolve()))));
-  await execa('ip', ['netns', 'exec', PODS[from]!, 'python3', 'test/helpers/frames.py', 'send', 'eth0', f.dst, f.src ?? MAC[from]!, f.tags ?? '', marker, String(f.count ?? 3), String(f.size ?? 60), String(f.gapMs ?? 0)]);
+  await execa('ip', ['netns', 'exec', PODS[from]!, 'python3', 'test/helpers/frames.py', 'send', 'eth0', f.dst, f.src ?? MAC[from]!, f.tags ?? '', marker, String(f.count ?? 3), String(f.size ?? 60), String(f.gapMs ?? 5)]);
   const outs = await Promise.all(caps);
   return outs.map((o) =>
     o.stdout
