@@ -2,7 +2,7 @@
 // rule may need several flows (ranges, unmaskable masks, ip_flags
 // nofirstfrag): the result is the cross product of per-key alternatives,
 // capped. Keys OpenFlow cannot express exactly are refused with EOPNOTSUPP.
-import { ipFamily } from '../rules/addr.js';
+import { ipFamily, ipToBytes, maskPrefixLen } from '../rules/addr.js';
 import { Errno, VpfError } from '../rules/errors.js';
 import type { FlowerMatch, FlowerRule, Masked } from '../rules/model.js';
 import { CtState, EthP, IpProto } from '../rules/model.js';
@@ -165,7 +165,10 @@ export function translateMatch(rule: FlowerRule, ctx: MatchContext, mode: MatchM
   for (const [key, f4, f6] of [[m.srcIp, 'nw_src', 'ipv6_src'], [m.dstIp, 'nw_dst', 'ipv6_dst']] as const) {
     if (!key) continue;
     const six = ipFamily(key.value) === 6;
-    fixed.push(maskedAddr(six ? f6 : f4, key, six ? 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff' : '255.255.255.255'));
+    // ovs-ofctl reads `/N` before an IPv6 mask address (packets.c ipv6_parse_masked_len), so a mask such
+    // as 8000:: would be taken for prefix length 8000: a contiguous mask is written as its length.
+    const len = six ? maskPrefixLen(ipToBytes(key.mask)) : -1;
+    fixed.push(len >= 0 && len < 128 ? `${f6}=${key.value}/${len}` : maskedAddr(six ? f6 : f4, key, six ? 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff' : '255.255.255.255'));
   }
   const l4 = l4Prefix(m);
   if (l4) {
