@@ -5,10 +5,9 @@
 import { Errno, VpfError } from '../rules/errors.js';
 import type { Action, Control, FlowerRule } from '../rules/model.js';
 import { EthP } from '../rules/model.js';
-import { Tokens } from '../rules/tcsyntax/lex.js';
 import { printMunge } from '../rules/tcsyntax/pedit.js';
 import { l3Protocol } from '../rules/validate.js';
-import { ipToBytes } from '../rules/addr.js';
+import { bytesToIp, bytesToMac, ipToBytes } from '../rules/addr.js';
 import type { OfMeter } from '../ovs/openflow/flow.js';
 import { portPair, type PortMap } from './portmap.js';
 import { taggedAlts, UNTAGGED } from './match.js';
@@ -78,23 +77,80 @@ interface PeditOp {
   field: string;
   op: 'set' | 'dec';
   value?: string;
+  /** The bits the set writes, in the field's own notation; undefined: the whole field. */
+  mask?: string;
 }
 
-/** pedit words back to named fields (the tc-syntax codec's field table is the one source of truth). */
+/**
+ * The header bytes each rewritable field occupies (act_pedit.c offsets from the header start, as
+ * TCA_PEDIT_KEY_EX_HTYPE_* place them): the fields OVS 3.1's tc offload turns a masked set into
+ * (netdev-offload-tc.c set_flower_map: eth src/dst, ipv4 src/dst/ttl/tos, ipv6 src/dst/hlimit, tcp/udp ports).
+ */
+const PEDIT_FIELDS: { htype: string; hdr: string; field: string; off: number; len: number; kind: 'mac' | 'ip' | 'uint' }[] = [
+  { htype: 'eth', hdr: 'eth', field: 'dst', off: 0, len: 6, kind: 'mac' },
+  { htype: 'eth', hdr: 'eth', field: 'src', off: 6, len: 6, kind: 'mac' },
+  { htype: 'ip4', hdr: 'ip', field: 'tos', off: 1, len: 1, kind: 'uint' },
+  { htype: 'ip4', hdr: 'ip', field: 'ttl', off: 8, len: 1, kind: 'uint' },
+  { htype: 'ip4', hdr: 'ip', field: 'src', off: 12, len: 4, kind: 'ip' },
+  { htype: 'ip4', hdr: 'ip', field: 'dst', off: 16, len: 4, kind: 'ip' },
+  { htype: 'ip6', hdr: 'ip6', field: 'hoplimit', off: 7, len: 1, kind: 'uint' },
+  { htype: 'ip6', hdr: 'ip6', field: 'src', off: 8, len: 16, kind: 'ip' },
+  { htype: 'ip6', hdr: 'ip6', field: 'dst', off: 24, len: 16, kind: 'ip' },
+  { htype: 'tcp', hdr: 'tcp', field: 'sport', off: 0, len: 2, kind: 'uint' },
+  { htype: 'tcp', hdr: 'tcp', field: 'dport', off: 2, len: 2, kind: 'uint' },
+  { htype: 'udp', hdr: 'udp', field: 'sport', off: 0, len: 2, kind: 'uint' },
+  { htype: 'udp', hdr: 'udp', field: 'dport', off: 2, len: 2, kind: 'uint' },
+];
+
+const fieldText = (kind: 'mac' | 'ip' | 'uint', b: Uint8Array): string =>
+  kind === 'mac' ? bytesToMac(b) : kind === 'ip' ? bytesToIp(b) : `0x${b.reduce((a, x) => a * 256 + x, 0).toString(16)}`;
+
+/**
+ * pedit keys as per-field sets with the bits they write (masked when partial: `retain`, a DSCP-only tos,
+ * the partial MAC/IP words a guest OVS emits) and ttl/hoplimit decs. A set key is new = (old & mask) ^ val
+ * (act_pedit.c); it is a set of the bits outside `mask` only when val has no bit inside it.
+ */
 function peditOps(keys: Parameters<typeof printMunge>[0]): PeditOp[] {
-  const words = printMunge(keys);
-  if (!words) return refuse('pedit keys that are not whole named fields cannot be offloaded', 'pedit');
-  const t = new Tokens(words);
   const ops: PeditOp[] = [];
-  while (t.accept('munge')) {
-    const hdr = t.take()!, field = t.take()!, op = t.take()!;
-    if (op === 'dec') ops.push({ hdr, field, op: 'dec' });
-    else if (op === 'set') {
-      const value = t.take()!;
-      if (t.accept('retain')) refuse(`pedit ${hdr} ${field} with retain (a partial field) cannot be offloaded`, 'pedit');
-      ops.push({ hdr, field, op: 'set', value });
-    } else refuse(`pedit ${hdr} ${field} ${op}: only set and ttl/hoplimit dec are offloaded`, 'pedit');
+  // Pending sets per header byte: bits written and their values; later keys override earlier ones.
+  const bits = new Map<string, { set: number; val: number }>();
+  const flush = () => {
+    for (const f of PEDIT_FIELDS) {
+      const m = new Uint8Array(f.len), v = new Uint8Array(f.len);
+      for (let j = 0; j < f.len; j++) {
+        const b = bits.get(`${f.htype}:${f.off + j}`);
+        if (!b) continue;
+        m[j] = b.set;
+        v[j] = b.val;
+        bits.delete(`${f.htype}:${f.off + j}`);
+      }
+      if (m.every((x) => x === 0)) continue;
+      const full = m.every((x) => x === 0xff);
+      const value = f.kind === 'uint' && full ? String(v.reduce((a, x) => a * 256 + x, 0)) : fieldText(f.kind, v);
+      ops.push({ hdr: f.hdr, field: f.field, op: 'set', value, ...(full ? {} : { mask: fieldText(f.kind, m) }) });
+    }
+    if (bits.size) refuse(`pedit of ${[...bits.keys()][0]!.replace(':', ' byte ')}: only eth src/dst, ip src/dst/tos/ttl, ip6 src/dst/hoplimit and tcp/udp ports are offloaded`, 'pedit');
+  };
+  for (const k of keys) {
+    if (k.cmd === 'add') {
+      // The one add OVS can express: iproute2's ttl/hoplimit dec (an add of 0xff on that byte alone).
+      const words = printMunge([k]);
+      if (!words || words[3] !== 'dec') return refuse('pedit add other than ip ttl / ip6 hoplimit dec cannot be offloaded', 'pedit');
+      flush();
+      ops.push({ hdr: words[1]!, field: words[2]!, op: 'dec' });
+      continue;
+    }
+    if ((k.value & k.mask) >>> 0) refuse('pedit set whose value has bits under its mask flips those bits (act_pedit.c xor): not offloaded', 'pedit');
+    for (let j = 0; j < 4; j++) {
+      const shift = 8 * (3 - j);
+      const set = ~(k.mask >>> shift) & 0xff;
+      if (!set) continue;
+      const key = `${k.htype}:${k.offset + j}`;
+      const old = bits.get(key) ?? { set: 0, val: 0 };
+      bits.set(key, { set: old.set | set, val: (old.val & ~set) | ((k.value >>> shift) & set) });
+    }
   }
+  flush();
   return ops;
 }
 
@@ -250,11 +306,22 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
           rewrote(pin);
           const need = (ok: boolean, what: string) => ok || refuse(`pedit ${op.hdr} ${op.field} needs a filter that matches ${what} (OpenFlow set_field prerequisites)`, 'pedit');
           const f = `${op.hdr} ${op.field}`;
-          if (f === 'eth dst') acts.push(`mod_dl_dst:${op.value}`);
-          else if (f === 'eth src') acts.push(`mod_dl_src:${op.value}`);
-          else if (f === 'ip src' || f === 'ip dst') need(ipv4, 'protocol ip') && acts.push(`mod_nw_${op.field}:${op.value}`);
-          else if (f === 'ip6 src' || f === 'ip6 dst') need(ipv6, 'protocol ipv6') && acts.push(`set_field:${op.value}->ipv6_${op.field}`);
-          else if (f === 'ip tos') need(ipv4, 'protocol ip') && acts.push(`set_field:${Number(op.value) >> 2}->ip_dscp`, `set_field:${Number(op.value) & 3}->nw_ecn`);
+          // A partial set is OpenFlow 1.5's masked set_field: OVS makes it a masked set action, which its tc
+          // offload writes back as pedit keys with the same mask (netdev-offload-tc.c parse_put_flow_set_masked_action).
+          const masked = (field: string) => `set_field:${op.value}${op.mask ? `/${op.mask}` : ''}->${field}`;
+          if (f === 'eth dst') acts.push(op.mask ? masked('eth_dst') : `mod_dl_dst:${op.value}`);
+          else if (f === 'eth src') acts.push(op.mask ? masked('eth_src') : `mod_dl_src:${op.value}`);
+          else if (f === 'ip src' || f === 'ip dst') need(ipv4, 'protocol ip') && acts.push(op.mask ? masked(`ip_${op.field}`) : `mod_nw_${op.field}:${op.value}`);
+          else if (f === 'ip6 src' || f === 'ip6 dst') need(ipv6, 'protocol ipv6') && acts.push(masked(`ipv6_${op.field}`));
+          else if (f === 'ip tos') {
+            need(ipv4, 'protocol ip');
+            // ip_dscp and nw_ecn are not maskable (ovs-fields(7)): a set writes all of DSCP, all of ECN, or both.
+            const m = op.mask === undefined ? 0xff : Number(op.mask), v = Number(op.value);
+            if ((m & 0xfc) !== 0 && (m & 0xfc) !== 0xfc) refuse('pedit ip tos writing part of the DSCP cannot be offloaded (ip_dscp is not maskable in OpenFlow)', 'pedit');
+            if ((m & 3) !== 0 && (m & 3) !== 3) refuse('pedit ip tos writing part of the ECN cannot be offloaded (nw_ecn is not maskable in OpenFlow)', 'pedit');
+            if (m & 0xfc) acts.push(`set_field:${v >> 2}->ip_dscp`);
+            if (m & 3) acts.push(`set_field:${v & 3}->nw_ecn`);
+          } else if (op.mask && (f === 'ip ttl' || f === 'ip6 hoplimit')) refuse(`pedit ${f} writing part of the field cannot be offloaded (nw_ttl is not maskable in OpenFlow)`, 'pedit');
           else if ((f === 'ip ttl' && need(ipv4, 'protocol ip')) || (f === 'ip6 hoplimit' && need(ipv6, 'protocol ipv6'))) {
             if (op.op === 'set') acts.push(`mod_nw_ttl:${op.value}`);
             else {
@@ -264,7 +331,7 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
             }
           } else if (op.hdr === 'tcp' || op.hdr === 'udp') {
             need(rule.match.ipProto === (op.hdr === 'tcp' ? 6 : 17), `ip_proto ${op.hdr}`);
-            acts.push(`set_field:${op.value}->${op.hdr}_${op.field === 'sport' ? 'src' : 'dst'}`);
+            acts.push(masked(`${op.hdr}_${op.field === 'sport' ? 'src' : 'dst'}`));
           } else refuse(`pedit ${f} cannot be offloaded`, 'pedit');
         }
         break;

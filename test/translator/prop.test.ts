@@ -35,6 +35,15 @@ async function install(flows: string[], meters: string[]): Promise<void> {
   await execa('ovs-ofctl', ['-O', 'OpenFlow15', '--bundle', 'replace-flows', ovs.mgmt(BR), file], { env: ovs.env });
 }
 
+/** A rule as tc syntax, or as JSON when it has none (partial pedit words a guest OVS emits over netlink). */
+const shown = (r: FlowerRule) => {
+  try {
+    return printFilter(r).join(' ');
+  } catch {
+    return JSON.stringify(r);
+  }
+};
+
 const isTpid = (t: number | undefined) => t === 0x8100 || t === 0x88a8;
 
 /**
@@ -133,7 +142,7 @@ describe('translator on a real Open vSwitch agrees with the reference classifier
             expect.fail(
               [
                 'hardware, then software from chain 0, differs from software alone:',
-                ...kept.map((r) => `  tc filter add ${printFilter(r).join(' ')}${notOffloaded.has(r) ? '   # not offloaded' : ''}`),
+                ...kept.map((r) => `  tc filter add ${shown(r)}${notOffloaded.has(r) ? '   # not offloaded' : ''}`),
                 `packet: ${JSON.stringify(p)}`,
                 `software alone: ${JSON.stringify(toView(pure.emits))}`,
                 `hw + software:  ${JSON.stringify(toView(whole))} (hw: ${want.trace.map((s) => `${s.chain}/${s.prio}:${s.verdict}`).join(' ')})`,
@@ -143,7 +152,7 @@ describe('translator on a real Open vSwitch agrees with the reference classifier
           if (JSON.stringify(actual) !== JSON.stringify(expected)) {
             const report = [
               'rules:',
-              ...kept.map((r) => `  tc filter add ${printFilter(r).join(' ')}${notOffloaded.has(r) ? '   # not offloaded' : ''}`),
+              ...kept.map((r) => `  tc filter add ${shown(r)}${notOffloaded.has(r) ? '   # not offloaded' : ''}`),
               `packet: ${JSON.stringify(p)}`,
               `classifier: ${JSON.stringify(expected)} (${want.final}; ${want.trace.map((s) => `${s.chain}/${s.prio}:${s.verdict}`).join(' ')})`,
               `ovs:        ${JSON.stringify(actual)}`,

@@ -347,3 +347,52 @@ describe('rewrite, then goto (issue 11 section 2)', () => {
     expect(tr([rewrite, chain1, 'dev vf0 ingress chain 1 prio 2 protocol all flower action goto chain 0']).perRule.get(1)!.offloaded).toBe(false);
   });
 });
+
+describe('masked pedit as masked set_field (issue 11 section 5)', () => {
+  const rule = (line: string) => parseFilter(splitArgs(line)).value!;
+  const tr = (rules: FlowerRule[]) => translate({ rules: rules.map((r, i) => ({ id: i + 1, rule: r })), ports });
+  /** Keeps `keep` bits of the pedit key at `offset` (a partial word, as a guest OVS's masked set emits). */
+  const keepBits = (r: FlowerRule, htype: string, offset: number, keep: number): FlowerRule => ({
+    ...r,
+    actions: r.actions.map((a) => (a.kind === 'pedit' ? { ...a, keys: a.keys.map((k) => (k.htype === htype && k.offset === offset ? { ...k, mask: (k.mask | keep) >>> 0, value: (k.value & ~keep) >>> 0 } : k)) } : a)),
+  });
+  const head = 'dev vf0 ingress prio 1';
+  const redirect = 'pipe action mirred egress redirect dev vf1';
+  const acts = (r: FlowerRule) => ruleFlows(tr([r])).map((f) => f.actions);
+
+  it('a DSCP-only or ECN-only tos set writes that part alone', () => {
+    expect(acts(rule(`${head} protocol ip flower action pedit ex munge ip tos set 0x28 retain 0xfc ${redirect}`))).toEqual(['set_field:10->ip_dscp,output:101']);
+    expect(acts(rule(`${head} protocol ip flower action pedit ex munge ip tos set 0x2 retain 0x3 ${redirect}`))).toEqual(['set_field:2->nw_ecn,output:101']);
+  });
+  it('a port set with retain is a masked set_field', () => {
+    expect(acts(rule(`${head} protocol ip flower ip_proto tcp action pedit ex munge tcp sport set 0x1200 retain 0xff00 ${redirect}`))).toEqual(['set_field:0x1200/0xff00->tcp_src,output:101']);
+    expect(acts(rule(`${head} protocol ip flower ip_proto udp action pedit ex munge udp dport set 53 retain 0xff ${redirect}`))).toEqual(['set_field:0x35/0xff->udp_dst,output:101']);
+  });
+  it('partial MAC, IPv4 and IPv6 words are masked set_fields', () => {
+    // eth dst bytes 0-3 are the word at 0: keeping its first three bytes leaves the last three written.
+    expect(acts(keepBits(rule(`${head} protocol all flower action pedit ex munge eth dst set 02:00:00:00:00:09 ${redirect}`), 'eth', 0, 0xffffff00))).toEqual(['set_field:00:00:00:00:00:09/00:00:00:ff:ff:ff->eth_dst,output:101']);
+    expect(acts(keepBits(rule(`${head} protocol ip flower action pedit ex munge ip src set 192.168.1.1 ${redirect}`), 'ip4', 12, 0xffff0000))).toEqual(['set_field:0.0.1.1/0.0.255.255->ip_src,output:101']);
+    const v6 = keepBits(keepBits(rule(`${head} protocol ipv6 flower action pedit ex munge ip6 dst set 2001:db8::1 ${redirect}`), 'ip6', 32, 0xffffffff), 'ip6', 36, 0xffff0000);
+    expect(acts(v6)).toEqual(['set_field:2001:db8::1/ffff:ffff:ffff:ffff::ffff->ipv6_dst,output:101']);
+  });
+  it('refuses what OpenFlow cannot mask: part of DSCP, ECN or ttl, and a value with bits under its mask (act_pedit xor)', () => {
+    for (const r of [
+      rule(`${head} protocol ip flower skip_sw action pedit ex munge ip tos set 0x20 retain 0xf0 ${redirect}`),
+      rule(`${head} protocol ip flower skip_sw action pedit ex munge ip tos set 0x1 retain 0x1 ${redirect}`),
+      rule(`${head} protocol ip flower skip_sw action pedit ex munge ip ttl set 5 retain 0xf ${redirect}`),
+      keepBits(rule(`${head} protocol ip flower skip_sw action pedit ex munge ip src set 192.168.1.1 ${redirect}`), 'ip4', 12, 0),
+    ].map((r, i) => (i === 3 ? { ...r, actions: r.actions.map((a) => (a.kind === 'pedit' ? { ...a, keys: [{ ...a.keys[0]!, mask: 0xff }] } : a)) } : r))) {
+      const t = tr([r]);
+      expect(t.perRule.get(1)).toMatchObject({ refused: true });
+      expect(t.perRule.get(1)!.error!.errno).toBe(Errno.EOPNOTSUPP);
+    }
+  });
+  it('a masked rewrite of a pinned field, then goto, is offloaded and restored on a miss', () => {
+    const t = tr([
+      rule('dev vf0 ingress prio 1 protocol ip flower ip_tos 0x10/0xff action pedit ex munge ip tos set 0x28 retain 0xfc pipe action goto chain 1'),
+      rule('dev vf0 ingress chain 1 prio 1 protocol ip flower ip_tos 0x28 action drop'),
+    ]);
+    expect(t.perRule.get(1)!.offloaded).toBe(true);
+    expect(t.flows.map(flowLine).some((l) => l.includes('actions=set_field:4->ip_dscp,set_field:0->nw_ecn'))).toBe(true);
+  });
+});

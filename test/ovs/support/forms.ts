@@ -26,4 +26,10 @@ export const RARE_FORMS: OfFlow[] = [
   flow(3, 24, 0x50fn, 'ct_state=+trk+new-inv,ct_zone=5,ct_mark=0x10/0xf0,ct_label=0x1/0x1', 'goto_table:5'),
   flow(3, 25, 0x510n, 'in_port=1', 'meter:5,push_vlan:0x8100,set_field:4106->vlan_vid,goto_table:4'),
   flow(3, 26, 0x511n, 'in_port=1,dl_type=0x800,vlan_tci=0x0000/0x1000', 'ct_clear,clone(pop_vlan,output:3),output:2'),
+  // Masked pedit (retain, partial MAC/IP masks) as OpenFlow 1.5 masked set_field (docs/mapping.md, pedit rows).
+  flow(3, 27, 0x512n, 'in_port=1', 'set_field:00:00:00:00:00:09/00:00:00:ff:ff:ff->eth_dst,set_field:02:00:00:00:00:00/ff:ff:ff:00:00:00->eth_src,output:2'),
+  flow(3, 28, 0x513n, 'in_port=1,dl_type=0x800,vlan_tci=0x0000/0xffff', 'set_field:0.0.1.1/0.0.255.255->ip_src,set_field:10.0.0.0/255.0.0.0->ip_dst,set_field:10->ip_dscp,output:2'),
+  flow(3, 29, 0x514n, 'in_port=1,dl_type=0x86dd,vlan_tci=0x0000/0xffff', 'set_field:::9/::ffff->ipv6_src,set_field:2001:db8::/ffff:ffff::->ipv6_dst,output:2'),
+  flow(3, 30, 0x515n, 'in_port=1,dl_type=0x800,vlan_tci=0x0000/0xffff,nw_proto=6', 'set_field:0x1200/0xff00->tcp_src,set_field:0x5/0xff->tcp_dst,set_field:2->nw_ecn,output:2'),
+  flow(3, 31, 0x516n, 'in_port=1,dl_type=0x800,vlan_tci=0x0000/0xffff,nw_proto=17', 'set_field:0x3500/0xff00->udp_src,set_field:0x35/0xff->udp_dst,resubmit(,4)'),
 ];

@@ -58,19 +58,52 @@ const rewriteLine = fc
     ][k]!;
   });
 
+// Masked rewrites as a guest OVS emits them (issue 11 section 5): `retain`, DSCP-only/ECN-only tos, and partial
+// MAC/IPv4/IPv6 words (tc syntax has no retain for addresses, so `keep` masks bits of a key word afterwards).
+// Some redirect, some jump over a pinned field (restored on a miss), some trap (a partial DSCP, pass at the end).
+const maskedRule = fc
+  .tuple(dev, dev, fc.integer({ min: 1, max: 4 }), fc.nat(11))
+  .map(([d, to, prio, k]) => {
+    const c0 = `dev ${d} ingress prio ${prio}`, c1 = `dev ${d} ingress chain 1 prio ${prio}`;
+    const out = `pipe action mirred egress redirect dev ${to}`;
+    const shapes: [string, [string, number, number]?][] = [
+      [`${c0} protocol ip flower ip_proto tcp action pedit ex munge ip tos set 0x28 retain 0xfc ${out}`],
+      [`${c0} protocol ip flower action pedit ex munge ip tos set 0x3 retain 0x3 pipe action pedit ex munge ip ttl dec ${out}`],
+      [`${c0} protocol ip flower ip_proto udp action pedit ex munge udp dport set 0x1234 retain 0xff00 munge udp sport set 7 retain 0xf ${out}`],
+      [`${c0} protocol all flower action pedit ex munge eth dst set 02:00:00:00:00:09 ${out}`, ['eth', 0, 0xffffff00]],
+      [`${c0} protocol all flower src_mac 02:00:00:00:00:01 action pedit ex munge eth src set 02:00:00:00:00:0a ${out}`, ['eth', 8, 0xff000000]],
+      [`${c0} protocol ip flower action pedit ex munge ip dst set 10.9.9.9 ${out}`, ['ip4', 16, 0xff000000]],
+      [`${c0} protocol ipv6 flower action pedit ex munge ip6 src set 2001:db8::9 ${out}`, ['ip6', 8, 0xffffffff]],
+      [`${c0} protocol ip flower ip_tos 0x10/0xff action pedit ex munge ip tos set 0x28 retain 0xfc pipe action goto chain 1`],
+      [`${c0} protocol ip flower dst_ip 10.0.0.2 action pedit ex munge ip dst set 192.168.0.0 pipe action goto chain 1`, ['ip4', 16, 0x0000ffff]],
+      [`${c0} protocol ip flower action pedit ex munge ip tos set 0x20 retain 0xf0 ${out}`],
+      [`${c1} protocol ip flower ip_tos 0x28/0xfc action pedit ex munge tcp dport set 0x50 retain 0xff pipe action drop`],
+      [`${c1} protocol ip flower dst_ip 192.168.0.2 action pedit ex munge ip tos set 0x1 retain 0x3 pipe action pass`],
+    ];
+    const [line, keep] = shapes[k]!;
+    const r = parseFilter(splitArgs(line));
+    if (!r.ok) throw new Error(`bad masked rule ${line}: ${r.error.message}`);
+    if (!keep) return r.value;
+    const [htype, offset, bits] = keep;
+    const actions = r.value.actions.map((a) => (a.kind === 'pedit' ? { ...a, keys: a.keys.map((x) => (x.htype === htype && x.offset === offset ? { ...x, mask: (x.mask | bits) >>> 0, value: (x.value & ~bits) >>> 0 } : x)) } : a));
+    return { ...r.value, actions };
+  });
+
 /** `base` rule sets with up to three of the extra shapes mixed in (one protocol per prio, as cls_api.c insists). */
 export function arbExtraRuleset(base: fc.Arbitrary<FlowerRule[]>): fc.Arbitrary<FlowerRule[]> {
-  return fc.tuple(base, fc.array(extraLine, { maxLength: 3 }), fc.array(rewriteLine, { maxLength: 4 }), fc.nat()).map(([rules, extra, rewrites, at]) => {
+  return fc.tuple(base, fc.array(extraLine, { maxLength: 3 }), fc.array(rewriteLine, { maxLength: 4 }), fc.array(maskedRule, { maxLength: 3 }), fc.nat()).map(([rules, extra, rewrites, masked, at]) => {
     const out = [...rules];
-    const lines = [...extra, ...rewrites];
-    const protoAt = new Map(out.map((r) => [`${r.dev}|${r.chain}|${r.prio}`, r.protocol]));
-    for (const l of lines) {
+    const parsed = [...extra, ...rewrites].map((l) => {
       const r = parseFilter(splitArgs(l));
       if (!r.ok) throw new Error(`bad extra rule ${l}: ${r.error.message}`);
-      const k = `${r.value.dev}|${r.value.chain}|${r.value.prio}`;
-      if ((protoAt.get(k) ?? r.value.protocol) !== r.value.protocol) continue;
-      protoAt.set(k, r.value.protocol);
-      out.splice(at % (out.length + 1), 0, r.value);
+      return r.value;
+    });
+    const protoAt = new Map(out.map((r) => [`${r.dev}|${r.chain}|${r.prio}`, r.protocol]));
+    for (const r of [...parsed, ...masked]) {
+      const k = `${r.dev}|${r.chain}|${r.prio}`;
+      if ((protoAt.get(k) ?? r.protocol) !== r.protocol) continue;
+      protoAt.set(k, r.protocol);
+      out.splice(at % (out.length + 1), 0, r);
     }
     return out;
   });

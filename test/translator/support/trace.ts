@@ -2,6 +2,7 @@
 // datapath would do: each output (as an OpenFlow port) with the packet as
 // rewritten by then. Datapath actions are the truth of a trace; odp port
 // numbers map back to OpenFlow ports through `dpif/show`.
+import { bytesToIp, bytesToMac, ipToBytes, macToBytes } from '../../../rules/addr.js';
 import type { Packet } from '../../../rules/packet.js';
 import type { PrivateOvs } from '../../harness/ovs.js';
 
@@ -46,14 +47,26 @@ export function packetFlow(p: Packet, inPort: number): string {
   return f.join(',');
 }
 
-function fields(s: string): Record<string, string> {
-  const out: Record<string, string> = {};
+/** A set action's key=value[/mask] pairs; a masked set (OVS's set_masked) writes only the mask's bits. */
+function fields(s: string): Record<string, { value: string; mask?: string }> {
+  const out: Record<string, { value: string; mask?: string }> = {};
   for (const kv of s.split(',')) {
     const [k, v] = kv.split('=');
-    if (k && v !== undefined) out[k.trim()] = v.split('/')[0]!;
+    if (k && v !== undefined) {
+      const [value, mask] = v.split('/');
+      out[k.trim()] = { value: value!, mask };
+    }
   }
   return out;
 }
+
+const setBytes = (old: Uint8Array, f: { value: string; mask?: string }, parse: (x: string) => Uint8Array): Uint8Array => {
+  const v = parse(f.value), m = f.mask === undefined ? undefined : parse(f.mask);
+  return m ? old.map((b, i) => (b & ~m[i]!) | (v[i]! & m[i]!)) : v;
+};
+const mac = (old: string, f: { value: string; mask?: string }) => bytesToMac(setBytes(macToBytes(old), f, macToBytes));
+const ip = (old: string, f: { value: string; mask?: string }) => bytesToIp(setBytes(ipToBytes(old), f, ipToBytes));
+const num = (old: number, f: { value: string; mask?: string }) => (f.mask === undefined ? Number(f.value) : (old & ~Number(f.mask)) | (Number(f.value) & Number(f.mask)));
 
 /** Splits a datapath action list at top-level commas. */
 export function topLevel(s: string): string[] {
@@ -90,23 +103,24 @@ export async function trace(ovs: PrivateOvs, bridge: string, p: Packet, inPort: 
       if (set) {
         const f = fields(set[2]!);
         if (set[1] === 'eth') {
-          if (f.src) pkt.srcMac = f.src;
-          if (f.dst) pkt.dstMac = f.dst;
+          if (f.src) pkt.srcMac = mac(pkt.srcMac, f.src);
+          if (f.dst) pkt.dstMac = mac(pkt.dstMac, f.dst);
         } else if ((set[1] === 'ipv4' || set[1] === 'ipv6') && pkt.ip) {
-          if (f.src) pkt.ip.src = f.src;
-          if (f.dst) pkt.ip.dst = f.dst;
-          if (f.ttl ?? f.hlimit) pkt.ip.ttl = Number(f.ttl ?? f.hlimit);
-          if (f.tos ?? f.tclass) pkt.ip.tos = Number(f.tos ?? f.tclass);
+          if (f.src) pkt.ip.src = ip(pkt.ip.src, f.src);
+          if (f.dst) pkt.ip.dst = ip(pkt.ip.dst, f.dst);
+          const ttl = f.ttl ?? f.hlimit, tos = f.tos ?? f.tclass;
+          if (ttl) pkt.ip.ttl = num(pkt.ip.ttl, ttl);
+          if (tos) pkt.ip.tos = num(pkt.ip.tos, tos);
         } else if ((set[1] === 'tcp' || set[1] === 'udp' || set[1] === 'sctp') && pkt.l4) {
-          if (f.src) pkt.l4.src = Number(f.src);
-          if (f.dst) pkt.l4.dst = Number(f.dst);
+          if (f.src) pkt.l4.src = num(pkt.l4.src, f.src);
+          if (f.dst) pkt.l4.dst = num(pkt.l4.dst, f.dst);
         }
         continue;
       }
       const push = /^push_vlan\((.*)\)$/.exec(a);
       if (push) {
         const f = fields(push[1]!);
-        pkt.vlans.unshift({ tpid: f.tpid ? Number(f.tpid) : 0x8100, vid: Number(f.vid ?? 0), pcp: Number(f.pcp ?? 0) });
+        pkt.vlans.unshift({ tpid: f.tpid ? Number(f.tpid.value) : 0x8100, vid: Number(f.vid?.value ?? 0), pcp: Number(f.pcp?.value ?? 0) });
         continue;
       }
       if (a === 'pop_vlan') {
