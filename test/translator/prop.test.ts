@@ -11,7 +11,8 @@ import { keysMatch, protocolMatches } from '../../rules/classify/match.js';
 import type { Packet } from '../../rules/packet.js';
 import { printFilter } from '../../rules/tcsyntax/index.js';
 import { flowLine, meterLine } from '../../ovs/openflow/flow.js';
-import { translate } from '../../translator/index.js';
+import { DEFAULT_MAX_FLOWS_PER_RULE, translate } from '../../translator/index.js';
+import { translateMatch } from '../../translator/match.js';
 import { defaultPortMap, portPair } from '../../translator/portmap.js';
 import { addTestBridge, startOvs, type PrivateOvs } from '../harness/ovs.js';
 import { arbPacket } from '../gen/packet.js';
@@ -59,12 +60,29 @@ const inexpressible = (r: FlowerRule) => {
   return isTpid(r.protocol) || (m.numOfVlans ?? 0) >= 1 || m.encKeyId !== undefined || !!(m.encSrcIp || m.encDstIp || m.encDstPort || m.encTos || m.encTtl || m.encOpts);
 };
 
+/** Whether the rule's trap match, as OpenFlow can state it, needs more flows than a rule may have. */
+function trapNeedsTooManyFlows(r: FlowerRule): boolean {
+  try {
+    translateMatch(r, { zone: (z) => z, maxFlowsPerRule: DEFAULT_MAX_FLOWS_PER_RULE }, 'superset');
+    return false;
+  } catch {
+    return true;
+  }
+}
+
 /**
  * What a not-offloaded rule's trap flows take: exactly its match when OpenFlow
  * can state it; else a tag with the rule's outer VID/PCP (any TPID) or its
  * protocol, and the keys OpenFlow can state.
  */
 function trapCovers(r: FlowerRule, p: Packet): boolean {
+  // A match that needs more flows than a rule may have is trapped by its protocol alone (trapMatches):
+  // broader, and harmless, since the guest's software re-runs the whole chain on what it is handed.
+  if (trapNeedsTooManyFlows(r)) {
+    if (r.protocol === 0x0003) return true;
+    if (isTpid(r.protocol)) return p.vlans.length > 0;
+    return p.vlans.length === 0 && p.ethType === r.protocol;
+  }
   if (!inexpressible(r)) return (protocolMatches(r, p) && keysMatch(r.match, p)) || ipv6LaterFragmentTrap(r, r.match, p);
   const m = r.match;
   const relaxed: FlowerMatch = { ...m, ethType: undefined, vlanId: undefined, vlanPrio: undefined, vlanEthType: undefined, cvlanId: undefined, cvlanPrio: undefined, cvlanEthType: undefined, numOfVlans: undefined, encKeyId: undefined, encSrcIp: undefined, encDstIp: undefined, encDstPort: undefined, encTos: undefined, encTtl: undefined, encOpts: undefined };
