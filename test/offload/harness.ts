@@ -211,13 +211,9 @@ function readSet(s: OffloadSet, txt: (p: string) => string): SetResult {
   return { name: s.name, loadError: errs.join('\n'), frames, dpFlows, failures: offloadFailures(log), log };
 }
 
-/** dpctl/dump-flows -m lines with their ufid (parseDpctlFlows drops it). */
+/** dpctl/dump-flows -m lines that carry a ufid (all of them with -m). */
 export function parseDpFlows(text: string): DpFlow[] {
-  return text
-    .split('\n')
-    .map((line) => ({ line, ufid: /^ufid:([0-9a-f-]+)/.exec(line.trim())?.[1], f: parseDpctlFlows(line)[0] }))
-    .filter((x) => x.ufid && x.f)
-    .map((x) => ({ ...x.f!, ufid: x.ufid! }));
+  return parseDpctlFlows(text).filter((f): f is DpFlow => f.ufid !== undefined);
 }
 
 /** probe.c's output -> passes per frame (frames numbered from 1). */
