@@ -562,8 +562,10 @@ export function encodeActions(w: AttrWriter, actions: Action[], devs?: DevMap): 
 export interface ActionDumpCtx {
   /** Index of action i (tcf_idr_check_alloc's, per kind); 1 when absent. */
   index: readonly number[];
-  /** How many filters hold action i (`index N` shares one): its refcnt and bindcnt; 1 when absent. */
+  /** How many filters hold action i (`index N` shares one): its bindcnt, and its refcnt unless `ref` says; 1 when absent. */
   bind?: readonly number[];
+  /** A shared police's refcnt when it differs from its bindcnt (`tc actions add` holds one more reference); `bind` when absent. */
+  ref?: readonly number[];
   /** struct tcf_t (install, lastuse, expires, firstuse) in clock_t, 32 bytes. */
   tm: Buffer;
   bytes: number;
@@ -611,7 +613,7 @@ function ratespec(b: Buffer, off: number, rate: number | undefined): void {
   b.writeUInt32LE(Math.min(rate, U32_MAX), off + 8);
 }
 
-function dumpOptions(w: AttrWriter, a: Action, index: number, bind: number, tm: Buffer, devs: DevMap | undefined): void {
+function dumpOptions(w: AttrWriter, a: Action, index: number, bind: number, ref: number, tm: Buffer, devs: DevMap | undefined): void {
   const tmAttr = TM_ATTR[a.kind] ?? 1;
   const genDump = (size: number, i: number, c: Control) => genDumpBound(size, i, c, bind);
   switch (a.kind) {
@@ -717,7 +719,7 @@ function dumpOptions(w: AttrWriter, a: Action, index: number, bind: number, tm: 
       b.writeUInt32LE(a.mtu ?? (a.rate ? POLICE_DEFAULT_MTU : U32_MAX), 16);
       ratespec(b, 20, a.rate);
       ratespec(b, 32, a.peakrate);
-      b.writeInt32LE(bind, 44);
+      b.writeInt32LE(ref, 44);
       b.writeInt32LE(bind, 48);
       w.raw(POLICE.TBF, b);
       const result = controlToWire(a.control);
@@ -762,24 +764,40 @@ function dumpOptions(w: AttrWriter, a: Action, index: number, bind: number, tm: 
 /** TCA_FLOWER_ACT of a dump: per action KIND, STATS, FLAGS, IN_HW_COUNT, OPTIONS (act_api.c tcf_action_dump_1), plain nests. */
 export function encodeActionsDump(w: AttrWriter, actions: Action[], devs: DevMap | undefined, ctx: ActionDumpCtx): void {
   w.nest(3 /* TCA_FLOWER_ACT */, (x) => {
-    actions.forEach((a, i) => {
-      x.nest(i + 1, (y) => {
-        y.string(TCA_ACT.KIND, a.kind);
-        y.nest(TCA_ACT.STATS, (s) => {
-          basicStats(s, STATS_ATTR.BASIC, ctx.bytes, ctx.packets);
-          basicStats(s, STATS_ATTR.BASIC_HW, ctx.hw?.bytes ?? 0, ctx.hw?.packets ?? 0);
-          const q = Buffer.alloc(20);
-          q.writeUInt32LE(ctx.drops >>> 0, 8);
-          s.raw(STATS_ATTR.QUEUE, q);
-        });
-        // Offloaded counters come from the driver, which reports them delayed (mlx5 FLOW_ACTION_HW_STATS_DELAYED).
-        if (ctx.hw) y.raw(TCA_ACT.USED_HW_STATS, bitfield32(2, 3));
-        if (ctx.actFlags) y.raw(TCA_ACT.FLAGS, bitfield32(ctx.actFlags, ctx.actFlags));
-        y.u32(TCA_ACT.IN_HW_COUNT, 0);
-        y.nest(TCA_ACT.OPTIONS, (z) => dumpOptions(z, a, ctx.index[i] ?? 1, ctx.bind?.[i] ?? 1, ctx.tm, devs));
-      });
-    });
+    actions.forEach((a, i) => x.nest(i + 1, (y) => encodeActionDump1(y, a, i, devs, ctx)));
   });
+}
+
+/** One action as act_api.c tcf_action_dump_1 fills it (its i-th index, bind and ref of ctx); the action API's replies use it too. */
+export function encodeActionDump1(y: AttrWriter, a: Action, i: number, devs: DevMap | undefined, ctx: ActionDumpCtx & { inHwCount?: number }): void {
+  y.string(TCA_ACT.KIND, a.kind);
+  actStats(y, ctx);
+  // Offloaded counters come from the driver, which reports them delayed (mlx5 FLOW_ACTION_HW_STATS_DELAYED).
+  if (ctx.hw) y.raw(TCA_ACT.USED_HW_STATS, bitfield32(2, 3));
+  if (ctx.actFlags) y.raw(TCA_ACT.FLAGS, bitfield32(ctx.actFlags, ctx.actFlags));
+  y.u32(TCA_ACT.IN_HW_COUNT, ctx.inHwCount ?? 0);
+  const bind = ctx.bind?.[i] ?? 1;
+  y.nest(TCA_ACT.OPTIONS, (z) => dumpOptions(z, a, ctx.index[i] ?? 1, bind, ctx.ref?.[i] ?? bind, ctx.tm, devs));
+}
+
+type ActCounters = Pick<ActionDumpCtx, 'bytes' | 'packets' | 'drops' | 'hw'>;
+
+/** TCA_ACT_STATS as tcf_action_copy_stats fills it: basic, basic_hw, queue (drops). */
+function actStats(y: AttrWriter, ctx: ActCounters): void {
+  y.nest(TCA_ACT.STATS, (s) => {
+    basicStats(s, STATS_ATTR.BASIC, ctx.bytes, ctx.packets);
+    basicStats(s, STATS_ATTR.BASIC_HW, ctx.hw?.bytes ?? 0, ctx.hw?.packets ?? 0);
+    const q = Buffer.alloc(20);
+    q.writeUInt32LE(ctx.drops >>> 0, 8);
+    s.raw(STATS_ATTR.QUEUE, q);
+  });
+}
+
+/** act_api.c tcf_action_dump_terse with from_act: KIND, STATS, INDEX (TCA_ACT_FLAG_TERSE_DUMP of the action API). */
+export function encodeActionTerse(y: AttrWriter, kind: string, index: number, ctx: ActCounters): void {
+  y.string(TCA_ACT.KIND, kind);
+  actStats(y, ctx);
+  y.u32(TCA_ACT.INDEX, index);
 }
 
 function bitfield32(value: number, selector: number): Buffer {
