@@ -5,7 +5,12 @@
 import { Errno, VpfError } from '../rules/errors.js';
 import type { FilterStats, FlowerRule } from '../rules/model.js';
 import { buildDone, NlmF, Rtm, type NlHeader, type NlMessage } from '../rules/netlink/nlmsg.js';
-import { encodeChainReply, encodeFilterDump, encodeFilterHead, type FilterSelector, type TcMessage } from '../rules/netlink/tc.js';
+import { encodeChainReply, encodeFilterDump, encodeFilterHead, tcfT, type FilterDumpOptions, type FilterSelector, type TcMessage } from '../rules/netlink/tc.js';
+import { TCA_ACT_FLAGS_SKIP_HW, TCA_ACT_FLAGS_SKIP_SW } from '../rules/netlink/actions.js';
+import { encodeActionDump, encodeActionGetReply, type ActionRequest, type DumpedAction } from '../rules/netlink/tcaction.js';
+import { checkAction } from '../rules/validate.js';
+import type { PoliceAction } from '../rules/model.js';
+import { refcnt, type Policer } from './policers.js';
 import { portPair } from '../translator/portmap.js';
 import type { RuleEntry, VmRecord } from './records.js';
 import { RuleTable } from './ruletable.js';
@@ -16,10 +21,11 @@ const ALLOC_PRIO = 0x8000;
 const AUTO_PRIO = 0xc000;
 
 /** What a rolled-back edit puts back: the record's rule state before it. */
-export type Snapshot = { rules: VmRecord['rules']; chains: VmRecord['chains']; nextRuleId: number };
+export type Snapshot = { rules: VmRecord['rules']; chains: VmRecord['chains']; policers: VmRecord['policers']; nextRuleId: number };
 
 type ChainMsg = Extract<TcMessage, { type: 'chain' }>;
 type QdiscMsg = Extract<TcMessage, { type: 'qdisc' }>;
+type ActionMsg = Extract<ActionRequest, { op: 'new' | 'del' | 'flush' }>;
 
 export function zeroStats(): FilterStats {
   return { packets: 0, bytes: 0, lastUsedMs: 0, installedMs: 0, drops: 0, inHw: false, inHwCount: 0 };
@@ -45,30 +51,32 @@ export class FilterTable {
   ) {}
 
   get table(): RuleTable {
-    return (this.index ??= new RuleTable(this.rec.rules, this.rec.chains ?? []));
+    return (this.index ??= new RuleTable(this.rec.rules, this.rec.chains ?? [], this.rec.policers ?? []));
   }
 
   snapshot(): Snapshot {
-    return { rules: this.rec.rules, chains: this.rec.chains, nextRuleId: this.rec.nextRuleId };
+    return { rules: this.rec.rules, chains: this.rec.chains, policers: this.rec.policers, nextRuleId: this.rec.nextRuleId };
   }
 
   /** Back to a snapshot: edits go to the index and reach rec.rules as a new array (sync), so the old array is the undo. */
   rollback(s: Snapshot): void {
     this.rec.rules = s.rules;
     this.rec.chains = s.chains;
+    this.rec.policers = s.policers;
     this.rec.nextRuleId = s.nextRuleId;
     this.index = undefined;
   }
 
   /** mlx5 leaving switchdev: every block, filter and chain goes. */
   clear(): void {
-    this.rollback({ rules: [], chains: [], nextRuleId: this.rec.nextRuleId });
+    this.rollback({ rules: [], chains: [], policers: [], nextRuleId: this.rec.nextRuleId });
   }
 
   /** The record after edits of the index (rules in install order, chains in creation order). */
   sync(): void {
     this.rec.rules = this.table.toArray();
     this.rec.chains = this.table.chainList();
+    this.rec.policers = this.table.police.entries();
   }
 
   /** A filter add/replace/change or delete (cls_api.c's checks, in its order); throws the kernel's refusal, having changed nothing. */
@@ -141,7 +149,7 @@ export class FilterTable {
         // tcf_chain_dump filters by tcm_info (prio, protocol) only: the handle and kind of the request are ignored.
         if ((sel.prio && sel.prio !== tp.prio) || (sel.protocol && sel.protocol !== tp.protocol)) continue;
         out.push(encodeFilterHead({ dev: sel.dev, direction: sel.direction, chain, prio: tp.prio, protocol: tp.protocol }, hdr));
-        for (const e of tp.rules) out.push(encodeFilterDump(e.rule, stats.get(e.id) ?? zeroStats(), hdr, undefined, { actionIndex: e.actIndex }));
+        for (const e of tp.rules) out.push(encodeFilterDump(e.rule, stats.get(e.id) ?? zeroStats(), hdr, undefined, this.dumpOpts(e)));
       }
     }
     out.push(buildDone(msg.seq));
@@ -161,7 +169,83 @@ export class FilterTable {
 
   /** tc_get_tfilter's answer: the filter with the request's flags, as tfilter_notify(unicast) fills it. */
   encodeGot(msg: NlMessage, e: RuleEntry, stats: FilterStats | undefined): Buffer[] {
-    return [encodeFilterDump(e.rule, stats ?? zeroStats(), replyHdr(msg, Rtm.NEWTFILTER, msg.flags), undefined, { actionIndex: e.actIndex })];
+    return [encodeFilterDump(e.rule, stats ?? zeroStats(), replyHdr(msg, Rtm.NEWTFILTER, msg.flags), undefined, this.dumpOpts(e))];
+  }
+
+  /** A filter's actions as its dump shows them: their indexes, and a shared police's bind and ref counts (tcf_police_dump). */
+  private dumpOpts(e: RuleEntry): FilterDumpOptions {
+    if (!e.rule.actions.some((a) => a.kind === 'police')) return { actionIndex: e.actIndex };
+    const police = (j: number) => (e.rule.actions[j]?.kind === 'police' ? this.table.police.get(e.actIndex?.[j] ?? 0) : undefined);
+    const idx = e.actIndex ?? [];
+    return { actionIndex: idx, actionBind: idx.map((_, j) => police(j)?.binds ?? 1), actionRef: idx.map((_, j) => { const p = police(j); return p ? refcnt(p) : 1; }) };
+  }
+
+  /**
+   * The action API's changes (act_api.c tcf_action_add, tca_action_gd with
+   * RTM_DELACTION, tca_action_flush), for police actions: throws the kernel's
+   * refusal having changed nothing; a replaced police reaches the filters
+   * bound to it. Returns the warning a partial flush ACKs with.
+   */
+  actionChange(m: ActionMsg): string | undefined {
+    const table = this.table;
+    if (m.op === 'new') {
+      m.actions.forEach((a, i) => {
+        shareable(a.kind);
+        checkAction(a, i);
+      });
+      for (const index of table.police.add(m.actions as PoliceAction[], m.replace, Date.now())) table.policeChanged(index);
+      return undefined;
+    }
+    if (m.op === 'flush') {
+      shareable(m.kind);
+      return table.police.flush().warning;
+    }
+    for (const r of m.refs) shareable(r.kind);
+    table.police.delete(m.refs.map((r) => r.index));
+    return undefined;
+  }
+
+  /** tcf_get_notify's answer to RTM_GETACTION: the police actions named, as tcf_police_dump fills them. */
+  actionGet(msg: NlMessage, m: Extract<ActionRequest, { op: 'get' }>, stats: ReadonlyMap<number, FilterStats>): Buffer[] {
+    for (const r of m.refs) shareable(r.kind);
+    const ps = m.refs.map((r) => this.table.police.check(r.index));
+    return [encodeActionGetReply({ seq: msg.seq, pid: msg.pid }, ps.map((p) => this.dumped(p, stats)))];
+  }
+
+  /** tc_dump_action for police: every police action in index order (a kind vpf does not share: nothing, as an unknown kind). */
+  actionDump(msg: NlMessage, m: Extract<ActionRequest, { op: 'dump' }>, stats: ReadonlyMap<number, FilterStats>): Buffer[] {
+    const list = m.kind === 'police' ? this.table.police.list() : [];
+    const now = Date.now();
+    // TCA_ROOT_TIME_DELTA: only actions used within the last N ms.
+    const shown = m.sinceMs ? list.filter((p) => this.dumped(p, stats).usedAgoMs <= m.sinceMs!) : list;
+    return [...encodeActionDump({ seq: msg.seq, pid: msg.pid }, shown.map((p) => this.dumped(p, stats, now)), m.flags), buildDone(msg.seq)];
+  }
+
+  /** A police action's counters: the sum of the filters bound to it (police is their first action, so every packet they match passes it). */
+  private dumped(p: Policer, stats: ReadonlyMap<number, FilterStats>, now = Date.now()): DumpedAction & { usedAgoMs: number } {
+    const s = { ...zeroStats(), installedMs: now - p.installedAt, lastUsedMs: now - p.installedAt };
+    let hw: { packets: number; bytes: number } | undefined;
+    for (const { e } of this.table.boundTo(p.index)) {
+      const f = stats.get(e.id);
+      if (!f) continue;
+      s.packets += f.packets;
+      s.bytes += f.bytes;
+      if (f.packets) s.lastUsedMs = Math.min(s.lastUsedMs, f.lastUsedMs);
+      if (f.hw) hw = { packets: (hw?.packets ?? 0) + f.hw.packets, bytes: (hw?.bytes ?? 0) + f.hw.bytes };
+    }
+    const actFlags = (p.skip?.hw ? TCA_ACT_FLAGS_SKIP_HW : 0) | (p.skip?.sw ? TCA_ACT_FLAGS_SKIP_SW : 0);
+    return {
+      action: p.police,
+      index: p.index,
+      ref: refcnt(p),
+      bind: p.binds,
+      counters: { bytes: s.bytes, packets: s.packets, drops: 0, ...(hw ? { hw } : {}) },
+      tm: tcfT(s),
+      // The action API hands a police to the NIC on its own (tcf_action_offload_add); a filter's rides with the filter.
+      inHwCount: p.explicit ? 1 : 0,
+      ...(actFlags ? { actFlags } : {}),
+      usedAgoMs: s.lastUsedMs,
+    };
   }
 
   private checkDev(dev: string): void {
@@ -241,4 +325,9 @@ export class FilterTable {
     const table = this.table;
     for (const e of table.toArray().filter(({ rule }) => pred(rule))) table.remove(e);
   }
+}
+
+/** vpf shares police actions only (OVS's meters); the other kinds' action API is refused with the reason. */
+function shareable(kind: string): void {
+  if (kind !== 'police') throw new VpfError(Errno.EOPNOTSUPP, `shared ${kind} actions are not supported: vpf shares police actions only (tc actions ... action police)`, 'TCA_ACT_KIND');
 }

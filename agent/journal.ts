@@ -8,7 +8,7 @@ import { closeSync, existsSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, r
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { VfSettings } from '../rules/vf.js';
-import type { ChainEntry, RuleEntry, VmRecord } from './records.js';
+import type { ChainEntry, PolicerEntry, RuleEntry, VmRecord } from './records.js';
 import { readLayout, type TableSlot } from './group.js';
 
 /** One logged change: rules added or replaced (by id, in install order), rules removed, and the rest of the record. */
@@ -21,6 +21,8 @@ export interface JournalDelta {
   mode?: VmRecord['mode'];
   vfSettings?: VfSettings[];
   chains?: ChainEntry[];
+  /** The action API's police actions, whole, when they changed. */
+  policers?: PolicerEntry[];
 }
 
 export function applyDelta(rec: VmRecord, d: JournalDelta): void {
@@ -40,6 +42,7 @@ export function applyDelta(rec: VmRecord, d: JournalDelta): void {
   if (d.mode) rec.mode = d.mode;
   if (d.vfSettings) rec.vfSettings = d.vfSettings;
   if (d.chains) rec.chains = d.chains;
+  if (d.policers) rec.policers = d.policers;
 }
 
 /** Compact once the log outgrows the snapshot (and at least this much), so replay stays cheap. */

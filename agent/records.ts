@@ -1,6 +1,6 @@
 // What vpfd keeps of a VM, as values: the record the journal persists
 // (agent/journal.ts does the I/O) and the agent's parts share.
-import type { FlowerRule } from '../rules/model.js';
+import type { FlowerRule, PoliceAction } from '../rules/model.js';
 import type { VfSettings } from '../rules/vf.js';
 import type { PortMap } from '../translator/portmap.js';
 import type { TableSlot } from './group.js';
@@ -20,6 +20,14 @@ export interface ChainEntry {
   chain: number;
   /** Created by RTM_NEWCHAIN (`tc chain add`): it stays when its filters go. */
   explicit?: boolean;
+}
+
+/** A police action the action API created (`tc actions add`, OVS's shared policers): kept by index until deleted. */
+export interface PolicerEntry {
+  index: number;
+  /** Its parameters; filters bound to it carry a copy (RuleEntry.rule), rewritten when it is replaced. */
+  police: PoliceAction;
+  installedAt: number;
 }
 
 export interface VmRecord {
@@ -42,6 +50,8 @@ export interface VmRecord {
   hostPf?: { pf: string; vfs: number[] };
   /** Every chain that exists, in creation order (absent in older journals: derived from the rules). */
   chains?: ChainEntry[];
+  /** Police actions of the action API, by index (absent in older journals: none). */
+  policers?: PolicerEntry[];
   /** Which log belongs to this snapshot: `<vm>.<epoch>.log`. */
   epoch?: number;
 }

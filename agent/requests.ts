@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { Errno, VpfError } from '../rules/errors.js';
 import { buildDone, buildError, NlmF, Rtm, type NlMessage } from '../rules/netlink/nlmsg.js';
 import { decodeTcNlMessage, type TcMessage } from '../rules/netlink/tc.js';
+import { decodeActionRequest, isActionMessage } from '../rules/netlink/tcaction.js';
 import { channelLinks, decodeLinkRequest, encodeLinkReply, lookupLink, PF_IFINDEX } from '../rules/netlink/link.js';
 import { decodeDevlinkRequest, encodeDevReply, encodeEswitchReply, encodeFamilyReply } from '../rules/netlink/devlink.js';
 import type { VfSettings } from '../rules/vf.js';
@@ -58,6 +59,7 @@ export class GuestRequests {
     const early = this.admit(msg);
     if (early) return early;
     if (msg.type >= Rtm.NEWLINK && msg.type <= Rtm.SETLINK) return this.handleLink(msg);
+    if (isActionMessage(msg.type)) return this.handleAction(msg);
     const d = this.decodeTc(msg);
     if (!('value' in d)) return d.refusal;
     const m = d.value;
@@ -98,6 +100,27 @@ export class GuestRequests {
     const done = await this.run(changes, 'filter batch');
     let i = 0;
     return replies.map((r) => r ?? done[i++]!);
+  }
+
+  /**
+   * The tc action API (shared police actions, docs/protocol.md): changes go
+   * through the transaction path like filters (a replaced police retranslates
+   * the filters bound to it), gets and dumps read the table.
+   */
+  private async handleAction(msg: NlMessage): Promise<Buffer[]> {
+    const d = decodeActionRequest(msg);
+    if (!d.ok) return this.refuse(msg, d.error);
+    const m = d.value;
+    try {
+      if (m.op === 'get') return this.d.filters.actionGet(msg, m, await this.d.views.stats());
+      if (m.op === 'dump') return this.d.filters.actionDump(msg, m, await this.d.views.stats());
+      let warning: string | undefined;
+      const [reply] = await this.run([{ msg, edit: () => void (warning = this.d.filters.actionChange(m)) }], `action ${m.op}`);
+      // tca_action_flush that stopped at a bound action: the ACK carries the extack as a warning.
+      return warning && reply!.length === 1 && reply![0]!.readInt32LE(16) === 0 ? [buildError(msg, 0, warning)] : reply!;
+    } catch (e) {
+      return this.failed([msg], e)[0]!;
+    }
   }
 
   /** The checks every NETLINK_ROUTE request passes first: the VM's message rate, and tc requests need switchdev mode. */

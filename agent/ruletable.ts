@@ -5,8 +5,9 @@
 // kernel keeps beside the filters: each block's chains in creation order with
 // their references (filters, goto actions, `tc chain add`), and the action
 // indexes in use per kind.
-import type { Action, FlowerRule } from '../rules/model.js';
-import type { ChainEntry, RuleEntry } from './records.js';
+import type { Action, FlowerRule, PoliceAction } from '../rules/model.js';
+import type { ChainEntry, PolicerEntry, RuleEntry } from './records.js';
+import { PolicerTable } from './policers.js';
 import { blockKey, blockOfKey, chainKey, groupKey, type Block, type FilterGroup } from './group.js';
 
 
@@ -44,16 +45,23 @@ export class RuleTable {
   /** Per block, its chains in creation order (a Map keeps insertion order; a chain that goes and comes back goes last). */
   private readonly blocks = new Map<string, Map<number, ChainRefs>>();
   private chainsChanged = false;
-  /** Per action kind: index -> how many actions hold it, and the lowest index that may be free. */
+  /** Per action kind but police: index -> how many actions hold it, and the lowest index that may be free. */
   private readonly actIdx = new Map<string, { used: Map<number, number>; free: number }>();
+  /** Police actions are shared by index: the filters' and the action API's (agent/policers.ts). */
+  readonly police: PolicerTable;
 
-  constructor(rules: readonly RuleEntry[], chains: readonly ChainEntry[] = []) {
+  constructor(rules: readonly RuleEntry[], chains: readonly ChainEntry[] = [], policers: readonly PolicerEntry[] = []) {
+    this.police = new PolicerTable(policers);
     for (const c of chains) this.chainRef(c, c.chain).explicit = !!c.explicit;
     this.entries = rules.slice();
     this.entries.forEach((e, i) => {
       this.pos.set(e!, i);
       this.index(e!);
-      if (e!.actIndex) e!.actIndex.forEach((n, j) => this.holdAction(e!.rule.actions[j]?.kind ?? '', n));
+      e!.actIndex?.forEach((n, j) => {
+        const a = e!.rule.actions[j];
+        if (a?.kind === 'police') this.police.bind({ ...a, index: n }, e!.installedAt, e!.rule.flags);
+        else this.holdAction(a?.kind ?? '', n);
+      });
     });
     // Entries from journals older than action indexes get theirs now, in install order.
     for (const e of this.entries) if (!e!.actIndex) e!.actIndex = this.allocActions(e!.rule);
@@ -170,10 +178,23 @@ export class RuleTable {
   /**
    * Indexes for a new filter's actions, as tcf_idr_check_alloc gives them: the
    * one the guest named (binding a shared action), else the lowest free from 1
-   * per kind. They are held until freeActions().
+   * per kind. They are held until freeActions(). A police naming an existing
+   * index binds it: the rule's action becomes that police (its parameters, as
+   * the kernel runs it), so the translator sees what the filter does. Throws
+   * the kernel's refusal (offload flags) having changed nothing.
    */
   allocActions(r: FlowerRule): number[] {
-    return r.actions.map((a) => {
+    const police = r.actions.filter((a): a is PoliceAction => a.kind === 'police');
+    const resolved = police.length ? this.police.resolve(police, r.flags) : [];
+    let p = 0;
+    const now = Date.now();
+    return r.actions.map((a, i) => {
+      if (a.kind === 'police') {
+        const b = resolved[p++]!;
+        r.actions[i] = b;
+        this.police.bind(b, now, r.flags);
+        return b.index!;
+      }
       let n = a.index ?? 0;
       if (!n) {
         const k = this.actIdx.get(a.kind);
@@ -188,7 +209,9 @@ export class RuleTable {
 
   private freeActions(e: RuleEntry): void {
     e.actIndex?.forEach((n, j) => {
-      const k = this.actIdx.get(e.rule.actions[j]?.kind ?? '');
+      const kind = e.rule.actions[j]?.kind ?? '';
+      if (kind === 'police') return this.police.unbind(n);
+      const k = this.actIdx.get(kind);
       const held = k?.used.get(n);
       if (!k || !held) return;
       if (held > 1) k.used.set(n, held - 1);
@@ -197,6 +220,28 @@ export class RuleTable {
         k.free = Math.min(k.free, n);
       }
     });
+  }
+
+  /** The filters whose police action `index` is, with where it sits in their actions. */
+  boundTo(index: number): { e: RuleEntry; at: number[] }[] {
+    const out: { e: RuleEntry; at: number[] }[] = [];
+    for (const e of this.entries) {
+      if (!e) continue;
+      const at = (e.actIndex ?? []).flatMap((n, j) => (n === index && e.rule.actions[j]?.kind === 'police' ? [j] : []));
+      if (at.length) out.push({ e, at });
+    }
+    return out;
+  }
+
+  /** The police a RTM_NEWACTION replaced reaches every filter bound to it: their rules are rewritten (same id, same indexes). */
+  policeChanged(index: number): void {
+    const p = this.police.get(index);
+    if (!p) return;
+    for (const { e, at } of this.boundTo(index)) {
+      const actions = e.rule.actions.slice();
+      for (const j of at) actions[j] = p.police;
+      this.replace(e, { ...e, rule: { ...e.rule, actions } });
+    }
   }
 
   private handlesOf(r: FilterGroup): { byHandle: Map<number, RuleEntry>; free: number } {
@@ -288,8 +333,13 @@ export class RuleTable {
   }
 
   /** What changed since the last call (the journal's delta), and forget it. */
-  takeChanges(): { upsert: RuleEntry[]; removed: number[]; chains?: ChainEntry[] } {
-    const out = { upsert: [...this.upserts.values()], removed: this.removed, ...(this.chainsChanged ? { chains: this.chainList() } : {}) };
+  takeChanges(): { upsert: RuleEntry[]; removed: number[]; chains?: ChainEntry[]; policers?: PolicerEntry[] } {
+    const out = {
+      upsert: [...this.upserts.values()],
+      removed: this.removed,
+      ...(this.chainsChanged ? { chains: this.chainList() } : {}),
+      ...(this.police.takeChanged() ? { policers: this.police.entries() } : {}),
+    };
     this.upserts = new Map();
     this.removed = [];
     this.dirty = new Set();

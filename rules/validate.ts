@@ -95,7 +95,8 @@ function checkControl(c: Control, where: string): void {
   if (c.kind === 'jump' && (c.count < 1 || c.count > 32)) fail(Errno.EINVAL, `${where}: jump count must be 1..32`, where);
 }
 
-function checkAction(a: Action, i: number): void {
+/** An action's own checks (the action API's RTM_NEWACTION runs them too). */
+export function checkAction(a: Action, i: number): void {
   const where = `action ${i + 1} (${a.kind})`;
   checkControl(a.control, where);
   switch (a.kind) {
@@ -117,7 +118,9 @@ function checkAction(a: Action, i: number): void {
       break;
     case 'police':
       checkControl(a.exceed, where);
-      if (!a.rate && !a.pktsPerSec && !a.avrate) fail(Errno.EINVAL, `${where}: needs a rate`, 'police');
+      // A police naming an index is a reference (OVS's `police index N`): the agent binds the shared action, or the
+      // kernel creates one without a rate (act_police.c: no rate table, never exceeds). Unnamed, it needs a rate.
+      if (!a.rate && !a.pktsPerSec && !a.avrate && !a.index) fail(Errno.EINVAL, `${where}: needs a rate`, 'police');
       if (a.rate && a.pktsPerSec) fail(Errno.EINVAL, 'Byte and packet rate limits cannot be combined', 'police');
       // tc_police.burst holds psched ticks in a u32.
       if (a.rate && a.burst !== undefined && burstToTicks(a.burst, a.rate) > 0xffffffff) fail(Errno.EINVAL, `${where}: burst lasts longer than the scheduler clock can hold`, 'police burst');

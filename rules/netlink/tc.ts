@@ -237,7 +237,7 @@ const USER_HZ = 100;
 const toClock = (ms: number) => BigInt(Math.max(0, Math.floor((ms * USER_HZ) / 1000)));
 
 /** struct tcf_t as tcf_tm_dump fills it: install, lastuse, expires (0), firstuse (0 until the first match). */
-function tcfT(stats: FilterStats): Buffer {
+export function tcfT(stats: FilterStats): Buffer {
   const b = Buffer.alloc(32);
   b.writeBigUInt64LE(toClock(stats.installedMs), 0);
   b.writeBigUInt64LE(toClock(stats.lastUsedMs), 8);
@@ -250,6 +250,8 @@ export interface FilterDumpOptions {
   actionIndex?: readonly number[];
   /** How many filters are bound to each action (several when `index N` shares one): its ref and bind counts; 1 when absent. */
   actionBind?: readonly number[];
+  /** Each action's refcnt where it differs from its bind count (a police `tc actions add` created holds one more); the bind count when absent. */
+  actionRef?: readonly number[];
 }
 
 /**
@@ -271,6 +273,7 @@ export function encodeFilterDump(rule: FlowerRule, stats: FilterStats, hdr: NlHe
       encodeActionsDump(o, rule.actions, devs, {
         index: rule.actions.map((a, i) => opts.actionIndex?.[i] ?? a.index ?? 1),
         ...(opts.actionBind ? { bind: opts.actionBind } : {}),
+        ...(opts.actionRef ? { ref: opts.actionRef } : {}),
         tm: tcfT(stats),
         bytes: stats.bytes,
         packets: stats.packets,

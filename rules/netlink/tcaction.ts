@@ -28,7 +28,8 @@ export interface ActionRef {
 
 export type ActionRequest =
   | { op: 'new'; hdr: NlHeader; replace: boolean; actions: Action[] }
-  | { op: 'get' | 'del'; hdr: NlHeader; refs: ActionRef[] }
+  | { op: 'get'; hdr: NlHeader; refs: ActionRef[] }
+  | { op: 'del'; hdr: NlHeader; refs: ActionRef[] }
   | { op: 'flush'; hdr: NlHeader; kind: string }
   /** A dump (GET with NLM_F_DUMP): `kind` undefined when the request names none (tc_dump_action then sends nothing). */
   | { op: 'dump'; hdr: NlHeader; kind: string | undefined; flags: number; sinceMs?: number };
@@ -91,7 +92,7 @@ function decodeOne(msg: NlMessage): ActionRequest {
     if (!k) throw new VpfError(Errno.EINVAL, 'Specified TC action kind not found', 'TCA_ACT_KIND');
     return { kind: read.string(k, 'TCA_ACT_KIND', 15), index: idx.value.readUInt32LE(0) };
   });
-  return { op: msg.type === RtmAction.DEL ? 'del' : 'get', hdr, refs };
+  return msg.type === RtmAction.DEL ? { op: 'del', hdr, refs } : { op: 'get', hdr, refs };
 }
 
 /** Decodes one framed RTM_*ACTION request. Never throws: bad input is a Result error with errno and extack text. */
@@ -153,10 +154,12 @@ export interface DumpedAction {
   tm: Buffer;
   /** TCA_ACT_IN_HW_COUNT. */
   inHwCount: number;
+  /** TCA_ACT_FLAGS skip bits (a classifier-created action has its filter's). */
+  actFlags?: number;
 }
 
 function dumpEntry(y: AttrWriter, d: DumpedAction): void {
-  encodeActionDump1(y, d.action, 0, undefined, { index: [d.index], bind: [d.bind], ref: [d.ref], tm: d.tm, actFlags: 0, inHwCount: d.inHwCount, ...d.counters });
+  encodeActionDump1(y, d.action, 0, undefined, { index: [d.index], bind: [d.bind], ref: [d.ref], tm: d.tm, actFlags: d.actFlags ?? 0, inHwCount: d.inHwCount, ...d.counters });
 }
 
 /** tcf_get_notify's reply to a get: RTM_GETACTION, flags 0, the actions numbered from 1, no TCA_ROOT_COUNT. */
