@@ -37,6 +37,9 @@ interface Installed {
   meters: string;
 }
 
+/** One turn of the event loop: the installer's queued work (encode, socket writes) runs before what follows. */
+const sent = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 export class FlowSync {
   /** Switchdev mode's desired flows by filter group (undefined: translate everything anew). */
   private sw: DesiredFlows | undefined;
@@ -152,28 +155,48 @@ export class FlowSync {
     const layoutChanged = layout !== this.loggedLayout;
     this.loggedLayout = layout;
     const diff = p.groups && this.sw!.replace(p.groups, table.removedIds());
-    this.journal.append(this.rec, { ...table.takeChanges(), nextRuleId: this.rec.nextRuleId, ...(layoutChanged ? { layout: this.rec.layout } : {}) });
+    const delta = { ...table.takeChanges(), nextRuleId: this.rec.nextRuleId, ...(layoutChanged ? { layout: this.rec.layout } : {}) };
     if (diff && this.installed) {
-      await this.applyDiff(diff, what);
+      // The bundle goes out first, so ovs-vswitchd works on it (its own process, the other
+      // core) while the journal line is written and fdatasynced here; the ack waits for both.
+      // A crash in between leaves flows of an unacknowledged change: the restart's dump
+      // diff removes them, as it removes any flow the journal does not know.
+      const installing = this.applyDiff(diff, what);
+      installing.catch(() => undefined);
+      await sent();
+      try {
+        this.journal.append(this.rec, delta);
+      } catch (e) {
+        await installing.catch(() => undefined);
+        throw e;
+      }
+      await installing;
       return;
     }
+    this.journal.append(this.rec, delta);
     if (p.t) this.sw = DesiredFlows.of(p.t, this.rec.rules);
     await this.reconcile(what);
   }
 
   /** Desired vs installed by cookie (installed read from a dump when unknown); only the difference goes, in one bundle. */
   async reconcile(reason: string): Promise<number> {
+    // The dump (ovs-ofctl, another process) starts before the desired flows are translated
+    // here, so a restart's two big steps overlap. Meter puts never remove flows, so a dump
+    // taken before them is still what the diff must start from.
+    const known = this.installed;
+    const dumping = known ? undefined : this.installer.dump();
+    dumping?.catch(() => undefined);
     const t = this.desired();
     const t0 = process.hrtime.bigint();
     let diff: FlowDiff;
     try {
       // Meters first and pruned last: OVS cannot bundle meter mods, and deleting a meter deletes its flows.
       const meters = JSON.stringify(t.meters);
-      const metersChanged = meters !== this.installed?.meters;
+      const metersChanged = meters !== known?.meters;
       if (metersChanged) await this.installer.putMeters(t.meters);
       let want: Set<bigint> | undefined;
-      if (this.installed) ({ want, ...diff } = diffInstalled(t.flows, this.installed.cookies));
-      else diff = diffFlows(t.flows, await this.installer.dump());
+      if (known) ({ want, ...diff } = diffInstalled(t.flows, known.cookies));
+      else diff = diffFlows(t.flows, await dumping!);
       if (!isEmptyDiff(diff)) await this.installer.apply(diff);
       const cookies = want ?? new Set(t.flows.map((f) => f.cookie));
       if (metersChanged) await this.installer.pruneMeters(t.meters.map((m) => m.id));
