@@ -74,6 +74,16 @@ function stampPid(b: Buffer, pid: number): void {
   for (let off = 0; off + NLMSG_HDRLEN <= b.length; off += (b.readUInt32LE(off) + 3) & ~3) b.writeUInt32LE(pid >>> 0, off + 12);
 }
 
+/**
+ * Writes a request's replies. Corked until the current tick ends, so the replies of a
+ * whole batch (answered in one synchronous loop) leave in one writev, not one write each.
+ */
+function send(sock: Socket, replies: Buffer[]): void {
+  sock.cork();
+  for (const r of replies) sock.write(r);
+  process.nextTick(() => sock.uncork());
+}
+
 export class GuestChannels {
   private readonly servers: Server[] = [];
   private readonly inbox: (Pending | Closing)[] = [];
@@ -109,7 +119,7 @@ export class GuestChannels {
       if (framer.lost !== undefined) return;
       for (const b of framer.push(chunk)) {
         const msg = parseMessages(b)[0]!;
-        this.inbox.push({ msg, proto, reply: (parts) => !sock.destroyed && answer(msg, parts).forEach((r) => sock.write(r)) });
+        this.inbox.push({ msg, proto, reply: (parts) => !sock.destroyed && send(sock, answer(msg, parts)) });
       }
       if (framer.lost !== undefined) {
         // The stream no longer frames: nothing after this point can be trusted. The requests
