@@ -244,7 +244,8 @@ function parsePolice(t: Tokens): Action {
     } else if (w === 'overhead' || w === 'linklayer') throw new VpfError(Errno.EOPNOTSUPP, `police ${w} is not supported by vpf`, w);
     else break;
   }
-  if (!a.rate && !a.pktsPerSec && !a.avrate) bad('police: "rate", "pkts_rate" or "avrate" is required', 'police');
+  // m_police.c: a police naming an index (a shared one: OVS's meters) or an mtu needs no rate.
+  if (!a.rate && !a.pktsPerSec && !a.avrate && !idx && !a.mtu) bad('police: "rate", "avrate", "mtu" or "pkts_rate" is required', 'police');
   if (a.rate && a.burst === undefined) bad('police: "burst" is required with "rate"', 'police');
   if (a.rate && a.burst !== undefined) a.burst = ticksToBurst(burstToTicks(a.burst, a.rate), a.rate);
   if (a.pktsPerSec && a.pktBurst !== undefined) a.pktBurst = ticksToBurst(burstToTicks(a.pktBurst, a.pktsPerSec), a.pktsPerSec);

@@ -110,3 +110,15 @@ describe('IPv4 as get_addr_ipv4 reads it', () => {
     );
   });
 });
+
+describe('police as OVS sends it (m_police.c act_parse_police)', () => {
+  it('a police naming a shared index needs no rate, and prints back to the same rule', () => {
+    const r = parse('dev vf0 ingress prio 1 protocol ip flower action police index 7 conform-exceed drop/pipe action mirred egress redirect dev vf1');
+    expect(r.actions[0]).toMatchObject({ kind: 'police', index: 7, exceed: { kind: 'drop' }, control: { kind: 'pipe' } });
+    expect((r.actions[0] as { rate?: number }).rate).toBeUndefined();
+    expect(parse(printFilter(r).join(' '))).toEqual(r);
+  });
+  it('an unnamed police without rate, avrate, mtu or pkts_rate is refused', () => {
+    fails('dev vf0 ingress prio 1 protocol ip flower action police conform-exceed drop/pipe');
+  });
+});
