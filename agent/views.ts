@@ -9,7 +9,7 @@ import { printFilter } from '../rules/tcsyntax/index.js';
 import { cookieKind, cookieKindName, cookieRuleId, FlowKind } from '../translator/cookie.js';
 import type { FlowInstaller } from '../ovs/ctl/ofctl.js';
 import type { InstalledFlow } from '../ovs/openflow/diff.js';
-import { flowLine } from '../ovs/openflow/flow.js';
+import { textFlowLine } from '../ovs/openflow/flow.js';
 import type { RuleHardware } from './hwfacts.js';
 import type { VmRecord } from './records.js';
 import type { FlowSync } from './flowsync.js';
@@ -177,7 +177,7 @@ export class VmViews {
 
 function flowView(f: InstalledFlow): ExplainedFlow {
   return {
-    line: flowLine({ table: f.table, priority: f.priority, cookie: f.cookie, match: f.match, actions: f.actions }),
+    line: textFlowLine(f),
     cookie: `0x${f.cookie.toString(16)}`,
     kind: cookieKindName(f.cookie),
     packets: f.packets,

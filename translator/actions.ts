@@ -5,12 +5,12 @@
 import { Errno, VpfError } from '../rules/errors.js';
 import type { Action, Control, FlowerRule } from '../rules/model.js';
 import { EthP } from '../rules/model.js';
-import { printMunge } from '../rules/tcsyntax/pedit.js';
+import type { CtNat, PeditKey } from '../rules/model.js';
 import { l3Protocol } from '../rules/validate.js';
-import { bytesToIp, bytesToMac, ipToBytes } from '../rules/addr.js';
-import type { OfMeter } from '../ovs/openflow/flow.js';
+import { hexToBytes, ipToBytes, ipv6ToBytes } from '../rules/addr.js';
+import type { FieldName, FieldValue, MatchField, OfAction, OfMeter, OfNat } from '../ovs/openflow/flow.js';
 import { portPair, type PortMap } from './portmap.js';
-import { taggedAlts, UNTAGGED } from './match.js';
+import { ipv4Num, macNum, mf, taggedAlts, UNTAGGED } from './match.js';
 
 export interface ActionContext {
   ports: PortMap;
@@ -33,9 +33,9 @@ export interface ActionContext {
 export interface Saved {
   slot: number;
   /** set_field actions that put the field back. */
-  restore: string[];
+  restore: OfAction[];
   /** Match fields the restore's set_field needs (OpenFlow prerequisites). */
-  prereq: string[];
+  prereq: MatchField[];
 }
 
 /** Where chains other than 0 hand a packet to software: restores, then output to the representor (translate()). */
@@ -43,11 +43,12 @@ export const HANDOFF_TABLE = 253;
 /** reg15: which save slots are taken; reg14: the slot a restore lookup in HANDOFF_TABLE is for. */
 export const SAVED_BITS_REG = 'reg15';
 export const RESTORE_SLOT_REG = 'reg14';
+const reg = (slot: number): FieldName => `reg${slot}`;
 
 /** One way to run the action list; `when` adds match fields that select this variant (ttl dec). */
 export interface ActionVariant {
-  when: string[];
-  actions: string;
+  when: MatchField[];
+  actions: OfAction[];
   /** Variants with a `when` must sit above the general one. */
   specific: boolean;
 }
@@ -56,29 +57,37 @@ const refuse = (msg: string, attr?: string): never => {
   throw new VpfError(Errno.EOPNOTSUPP, msg, attr);
 };
 
-function out(ctx: ActionContext, rule: FlowerRule, dev: string, toRep: boolean): string {
+/** An immediate set_field (`mod`: printed as mod_dl_* / mod_nw_*). */
+export const setField = (field: FieldName, value: FieldValue, mask?: FieldValue, mod?: boolean): OfAction => (mod ? { a: 'set_field', field, value, mask, mod } : { a: 'set_field', field, value, mask });
+export const output = (port: number): OfAction => ({ a: 'output', port });
+export const resubmit = (table: number): OfAction => ({ a: 'resubmit', table });
+const IN_PORT: OfAction = { a: 'in_port' };
+const POP_VLAN: OfAction = { a: 'pop_vlan' };
+
+function out(ctx: ActionContext, rule: FlowerRule, dev: string, toRep: boolean): OfAction {
   const pair = portPair(ctx.ports, dev);
   if (!pair) return refuse(`no port for representor ${dev} in this VM`, 'mirred dev');
   const self = portPair(ctx.ports, rule.dev)!;
   const port = toRep ? pair.rep : pair.port;
   // OpenFlow drops output to the ingress port unless it is named in_port (ovs-actions(7) output).
-  return port === self.port ? 'in_port' : `output:${port}`;
+  return port === self.port ? IN_PORT : output(port);
 }
 
 /**
  * The hand-off to software. Chain 0 is entered with the packet as it arrived, so its hand-off is a plain output;
  * deeper chains may see a rewritten packet and go through HANDOFF_TABLE, which puts saved fields back first.
  */
-export const handOffAction = (ports: PortMap, dev: string, chain: number) => (chain === 0 ? `output:${portPair(ports, dev)!.rep}` : `resubmit(,${HANDOFF_TABLE})`);
+export const handOffAction = (ports: PortMap, dev: string, chain: number): OfAction => (chain === 0 ? output(portPair(ports, dev)!.rep) : resubmit(HANDOFF_TABLE));
 const slowPath = (ctx: ActionContext, rule: FlowerRule) => handOffAction(ctx.ports, rule.dev, rule.chain);
 
 interface PeditOp {
   hdr: string;
   field: string;
   op: 'set' | 'dec';
-  value?: string;
-  /** The bits the set writes, in the field's own notation; undefined: the whole field. */
-  mask?: string;
+  /** The field's new bits: a number up to 48 bits (MAC, IPv4, uint), bytes for IPv6. */
+  value?: FieldValue;
+  /** The bits the set writes; undefined: the whole field. */
+  mask?: FieldValue;
 }
 
 /**
@@ -102,15 +111,23 @@ const PEDIT_FIELDS: { htype: string; hdr: string; field: string; off: number; le
   { htype: 'udp', hdr: 'udp', field: 'dport', off: 2, len: 2, kind: 'uint' },
 ];
 
-const fieldText = (kind: 'mac' | 'ip' | 'uint', b: Uint8Array): string =>
-  kind === 'mac' ? bytesToMac(b) : kind === 'ip' ? bytesToIp(b) : `0x${b.reduce((a, x) => a * 256 + x, 0).toString(16)}`;
+/** Field bytes as the value a set_field carries: bytes for IPv6, else the big-endian integer. */
+const fieldValue = (b: Uint8Array): FieldValue => (b.length === 16 ? b : b.reduce((a, x) => a * 256 + x, 0));
+
+/** iproute2's ttl/hoplimit dec: an add of 0xff on that byte alone (tc/p_ip.c, p_ip6.c; rules/tcsyntax/pedit.ts). */
+const isTtlDec = (k: PeditKey): { hdr: string; field: string } | undefined =>
+  k.htype === 'ip4' && k.offset === 8 && k.mask === 0x00ffffff && k.value === 0xff000000
+    ? { hdr: 'ip', field: 'ttl' }
+    : k.htype === 'ip6' && k.offset === 4 && k.mask === 0xffffff00 && k.value === 0xff
+      ? { hdr: 'ip6', field: 'hoplimit' }
+      : undefined;
 
 /**
  * pedit keys as per-field sets with the bits they write (masked when partial: `retain`, a DSCP-only tos,
  * the partial MAC/IP words a guest OVS emits) and ttl/hoplimit decs. A set key is new = (old & mask) ^ val
  * (act_pedit.c); it is a set of the bits outside `mask` only when val has no bit inside it.
  */
-function peditOps(keys: Parameters<typeof printMunge>[0]): PeditOp[] {
+function peditOps(keys: PeditKey[]): PeditOp[] {
   const ops: PeditOp[] = [];
   // Pending sets per header byte: bits written and their values; later keys override earlier ones.
   const bits = new Map<string, { set: number; val: number }>();
@@ -126,18 +143,17 @@ function peditOps(keys: Parameters<typeof printMunge>[0]): PeditOp[] {
       }
       if (m.every((x) => x === 0)) continue;
       const full = m.every((x) => x === 0xff);
-      const value = f.kind === 'uint' && full ? String(v.reduce((a, x) => a * 256 + x, 0)) : fieldText(f.kind, v);
-      ops.push({ hdr: f.hdr, field: f.field, op: 'set', value, ...(full ? {} : { mask: fieldText(f.kind, m) }) });
+      ops.push({ hdr: f.hdr, field: f.field, op: 'set', value: fieldValue(v), ...(full ? {} : { mask: fieldValue(m) }) });
     }
     if (bits.size) refuse(`pedit of ${[...bits.keys()][0]!.replace(':', ' byte ')}: only eth src/dst, ip src/dst/tos/ttl, ip6 src/dst/hoplimit and tcp/udp ports are offloaded`, 'pedit');
   };
   for (const k of keys) {
     if (k.cmd === 'add') {
       // The one add OVS can express: iproute2's ttl/hoplimit dec (an add of 0xff on that byte alone).
-      const words = printMunge([k]);
-      if (!words || words[3] !== 'dec') return refuse('pedit add other than ip ttl / ip6 hoplimit dec cannot be offloaded', 'pedit');
+      const dec = isTtlDec(k);
+      if (!dec) return refuse('pedit add other than ip ttl / ip6 hoplimit dec cannot be offloaded', 'pedit');
       flush();
-      ops.push({ hdr: words[1]!, field: words[2]!, op: 'dec' });
+      ops.push({ hdr: dec.hdr, field: dec.field, op: 'dec' });
       continue;
     }
     if ((k.value & k.mask) >>> 0) refuse('pedit set whose value has bits under its mask flips those bits (act_pedit.c xor): not offloaded', 'pedit');
@@ -193,7 +209,7 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
   const l3 = l3Protocol(rule.match);
   const ipv4 = l3 === EthP.IP, ipv6 = l3 === EthP.IPV6;
   const mpls = l3 === EthP.MPLS_UC || l3 === EthP.MPLS_MC;
-  const acts: string[] = [];
+  const acts: OfAction[] = [];
   let ttlDec = false;
   // The first effect a software re-run would repeat (docs/mapping.md, misses): rewrites, copies out, meters.
   let effect: string | undefined;
@@ -239,7 +255,7 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
       case 'goto': {
         // Any chain can miss (or trap), which hands the packet to software.
         const t = ctx.chainTable(c.chain);
-        acts.push(t === undefined ? slowPath(ctx, rule) : `resubmit(,${t})`);
+        acts.push(t === undefined ? slowPath(ctx, rule) : resubmit(t));
         ended = 'software';
         handOff(t === undefined ? undefined : c.chain);
         return true;
@@ -264,16 +280,16 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
           // act_vlan.c: popping an untagged frame is a no-op.
           if (tagged === 'unknown') refuse('vlan pop on a filter that sees both tagged and untagged frames', 'vlan');
           if (tagged === 'yes') {
-            acts.push('pop_vlan');
+            acts.push(POP_VLAN);
             tagged = 'unknown';
             tag = undefined;
             did('rewrites the packet');
           }
         } else if (a.op === 'push') {
           if (a.protocol !== undefined && a.protocol !== EthP.VLAN_8021Q && a.protocol !== EthP.VLAN_8021AD) refuse('vlan push of an unknown TPID', 'vlan');
-          acts.push(`push_vlan:0x${(a.protocol ?? EthP.VLAN_8021Q).toString(16)}`, `set_field:${0x1000 | a.id}->vlan_vid`);
+          acts.push({ a: 'push_vlan', tpid: a.protocol ?? EthP.VLAN_8021Q }, setField('vlan_vid', 0x1000 | a.id));
           // OVS push_vlan starts with PCP 0, as tc's push without priority does.
-          if (a.prio) acts.push(`set_field:${a.prio}->vlan_pcp`);
+          if (a.prio) acts.push(setField('vlan_pcp', a.prio));
           tagged = 'yes';
           tag = { tpid: a.protocol ?? EthP.VLAN_8021Q, pcp: a.prio ?? 0 };
           did('rewrites the packet');
@@ -286,12 +302,12 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
             if (tpid !== EthP.VLAN_8021Q && tpid !== EthP.VLAN_8021AD) refuse('vlan modify to an unknown TPID', 'vlan');
             const pcp = a.prio ?? tag?.pcp;
             if (tag?.tpid === tpid) {
-              acts.push(`set_field:${0x1000 | a.id}->vlan_vid`);
-              if (a.prio !== undefined) acts.push(`set_field:${a.prio}->vlan_pcp`);
+              acts.push(setField('vlan_vid', 0x1000 | a.id));
+              if (a.prio !== undefined) acts.push(setField('vlan_pcp', a.prio));
             } else {
               if (pcp === undefined && (pcpSplit || ttlDec)) refuse('vlan modify keeping the PCP combined with ttl dec or a second modify cannot be offloaded exactly', 'vlan');
               if (pcp === undefined) pcpSplit = true;
-              acts.push('pop_vlan', `push_vlan:0x${tpid.toString(16)}`, `set_field:${0x1000 | a.id}->vlan_vid`, `set_field:${pcp ?? '@PCP@'}->vlan_pcp`);
+              acts.push(POP_VLAN, { a: 'push_vlan', tpid }, setField('vlan_vid', 0x1000 | a.id), pcp === undefined ? PCP_PLACEHOLDER : setField('vlan_pcp', pcp));
             }
             tag = pcp === undefined ? undefined : { tpid, pcp };
             did('rewrites the packet');
@@ -302,36 +318,38 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
         for (const op of peditOps(a.keys)) {
           const pin = pinnedRestore(rule, op);
           // A ttl dec on a pinned ttl is a set of the known result (no wrap, no dec_ttl flows needed).
-          if (op.op === 'dec' && pin) op.value = String((Number(pin.restore[0]!.slice('mod_nw_ttl:'.length)) + 255) & 0xff), op.op = 'set';
+          const pinTtl = pin?.restore[0];
+          if (op.op === 'dec' && pinTtl?.a === 'mod_nw_ttl') op.value = (pinTtl.ttl + 255) & 0xff, op.op = 'set';
           rewrote(pin);
           const need = (ok: boolean, what: string) => ok || refuse(`pedit ${op.hdr} ${op.field} needs a filter that matches ${what} (OpenFlow set_field prerequisites)`, 'pedit');
           const f = `${op.hdr} ${op.field}`;
           // A partial set is OpenFlow 1.5's masked set_field: OVS makes it a masked set action, which its tc
           // offload writes back as pedit keys with the same mask (netdev-offload-tc.c parse_put_flow_set_masked_action).
-          const masked = (field: string) => `set_field:${op.value}${op.mask ? `/${op.mask}` : ''}->${field}`;
-          if (f === 'eth dst') acts.push(op.mask ? masked('eth_dst') : `mod_dl_dst:${op.value}`);
-          else if (f === 'eth src') acts.push(op.mask ? masked('eth_src') : `mod_dl_src:${op.value}`);
-          else if (f === 'ip src' || f === 'ip dst') need(ipv4, 'protocol ip') && acts.push(op.mask ? masked(`ip_${op.field}`) : `mod_nw_${op.field}:${op.value}`);
-          else if (f === 'ip6 src' || f === 'ip6 dst') need(ipv6, 'protocol ipv6') && acts.push(masked(`ipv6_${op.field}`));
+          // An unmasked eth/ip set keeps its mod_dl_* / mod_nw_* spelling (the same Set-Field on the wire).
+          const masked = (field: FieldName, mod?: boolean) => setField(field, op.value!, op.mask, mod && op.mask === undefined);
+          if (f === 'eth dst') acts.push(masked('eth_dst', true));
+          else if (f === 'eth src') acts.push(masked('eth_src', true));
+          else if (f === 'ip src' || f === 'ip dst') need(ipv4, 'protocol ip') && acts.push(masked(op.field === 'src' ? 'ip_src' : 'ip_dst', true));
+          else if (f === 'ip6 src' || f === 'ip6 dst') need(ipv6, 'protocol ipv6') && acts.push(masked(op.field === 'src' ? 'ipv6_src' : 'ipv6_dst'));
           else if (f === 'ip tos') {
             need(ipv4, 'protocol ip');
             // ip_dscp and nw_ecn are not maskable (ovs-fields(7)): a set writes all of DSCP, all of ECN, or both.
             const m = op.mask === undefined ? 0xff : Number(op.mask), v = Number(op.value);
             if ((m & 0xfc) !== 0 && (m & 0xfc) !== 0xfc) refuse('pedit ip tos writing part of the DSCP cannot be offloaded (ip_dscp is not maskable in OpenFlow)', 'pedit');
             if ((m & 3) !== 0 && (m & 3) !== 3) refuse('pedit ip tos writing part of the ECN cannot be offloaded (nw_ecn is not maskable in OpenFlow)', 'pedit');
-            if (m & 0xfc) acts.push(`set_field:${v >> 2}->ip_dscp`);
-            if (m & 3) acts.push(`set_field:${v & 3}->nw_ecn`);
+            if (m & 0xfc) acts.push(setField('ip_dscp', v >> 2));
+            if (m & 3) acts.push(setField('nw_ecn', v & 3));
           } else if (op.mask && (f === 'ip ttl' || f === 'ip6 hoplimit')) refuse(`pedit ${f} writing part of the field cannot be offloaded (nw_ttl is not maskable in OpenFlow)`, 'pedit');
           else if ((f === 'ip ttl' && need(ipv4, 'protocol ip')) || (f === 'ip6 hoplimit' && need(ipv6, 'protocol ipv6'))) {
-            if (op.op === 'set') acts.push(`mod_nw_ttl:${op.value}`);
+            if (op.op === 'set') acts.push({ a: 'mod_nw_ttl', ttl: op.value as number });
             else {
               if (ttlDec || pcpSplit || rule.match.ipTtl) refuse('ttl dec combined with a ttl match, another dec or a PCP-keeping vlan modify cannot be offloaded exactly', 'pedit');
               ttlDec = true;
-              acts.push('@TTLDEC@');
+              acts.push(TTLDEC_PLACEHOLDER);
             }
           } else if (op.hdr === 'tcp' || op.hdr === 'udp') {
             need(rule.match.ipProto === (op.hdr === 'tcp' ? 6 : 17), `ip_proto ${op.hdr}`);
-            acts.push(masked(`${op.hdr}_${op.field === 'sport' ? 'src' : 'dst'}`));
+            acts.push(masked(`${op.hdr as 'tcp' | 'udp'}_${op.field === 'sport' ? 'src' : 'dst'}`));
           } else refuse(`pedit ${f} cannot be offloaded`, 'pedit');
         }
         break;
@@ -342,30 +360,25 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
         break;
       case 'ct': {
         if (a.clear) {
-          acts.push('ct_clear');
+          acts.push(CT_CLEAR);
           break;
         }
         if (a.helper) refuse('ct helpers (ALGs) cannot be offloaded', 'ct helper');
         // OVS tracks IP only: ct() on a flow without dl_type ip/ipv6 is OFPBAC_MATCH_INCONSISTENT.
         if (!ipv4 && !ipv6) refuse('ct needs a filter on protocol ip or ipv6 (OVS conntrack tracks IP only)', 'ct');
-        const args: string[] = [];
-        if (a.commit) args.push(a.force ? 'commit,force' : 'commit');
-        args.push(`zone=${ctx.zone(a.zone ?? 0)}`);
-        if (a.nat) {
-          if (a.nat.type === 'restore') args.push('nat');
-          else {
-            const addr = a.nat.addrMin ? (a.nat.addrMax && a.nat.addrMax !== a.nat.addrMin ? `${a.nat.addrMin}-${a.nat.addrMax}` : a.nat.addrMin) : '';
-            const port = a.nat.portMin !== undefined ? `:${a.nat.portMin}${a.nat.portMax !== undefined && a.nat.portMax !== a.nat.portMin ? `-${a.nat.portMax}` : ''}` : '';
-            args.push(`nat(${a.nat.type}${addr || port ? `=${addr}${port}` : ''})`);
-          }
+        const ct: OfAction & { a: 'ct' } = { a: 'ct', zone: ctx.zone(a.zone ?? 0) };
+        if (a.commit) {
+          ct.commit = true;
+          if (a.force) ct.force = true;
         }
-        const exec: string[] = [];
+        if (a.nat) ct.nat = ofNat(a.nat);
+        const exec: OfAction[] = [];
         // act_ct.c sets nothing under a zero mask (and OVS refuses a set_field with one: OFPBMC_BAD_WILDCARDS).
-        if (a.mark && a.mark.mask) exec.push(`set_field:0x${a.mark.value.toString(16)}/0x${a.mark.mask.toString(16)}->ct_mark`);
-        if (a.label && /[^0]/.test(a.label.mask)) exec.push(`set_field:0x${a.label.value}/0x${a.label.mask}->ct_label`);
+        if (a.mark && a.mark.mask) exec.push(setField('ct_mark', a.mark.value >>> 0, a.mark.mask >>> 0));
+        if (a.label && /[^0]/.test(a.label.mask)) exec.push(setField('ct_label', hexToBytes(a.label.value), hexToBytes(a.label.mask)));
         if (exec.length) {
           if (!a.commit) refuse('ct mark/label without commit', 'ct');
-          args.push(`exec(${exec.join(',')})`);
+          ct.exec = exec;
         }
         // tc's ct changes the packet in place; OVS's ct() forks, and only ct(table=T) continues with the tracked packet (P7).
         const next = rule.actions[i + 1];
@@ -373,14 +386,14 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
         if (gotoChain !== undefined) {
           const t = ctx.chainTable(gotoChain);
           if (t === undefined) {
-            acts.push(`ct(${args.join(',')})`, slowPath(ctx, rule));
-          } else acts.push(`ct(${[...args, `table=${t}`].join(',')})`);
+            acts.push(ct, slowPath(ctx, rule));
+          } else acts.push({ ...ct, table: t });
           if (a.nat && a.nat.type !== 'restore') did('rewrites the packet');
           handOff(t === undefined ? undefined : gotoChain);
           ended = 'software';
         } else {
           if (a.nat) refuse('ct nat without a following goto chain: OVS applies NAT only to the recirculated packet', 'ct nat');
-          acts.push(`ct(${args.join(',')})`);
+          acts.push(ct);
           if (a.control.kind !== 'pipe') verdict(a.control, i);
         }
         if (ended) return finish();
@@ -393,7 +406,7 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
         const spec = a.pktsPerSec
           ? `pktps burst stats bands=type=drop rate=${a.pktsPerSec} burst_size=${a.pktBurst ?? 0}`
           : `kbps burst stats bands=type=drop rate=${Math.max(1, Math.ceil(((a.rate ?? 0) * 8) / 1000))} burst_size=${Math.max(1, Math.ceil(((a.burst ?? 0) * 8) / 1000))}`;
-        acts.push(`meter:${ctx.meter(spec)}`);
+        acts.push({ a: 'meter', id: ctx.meter(spec) });
         // Software would police the packet a second time, in its own bucket.
         did('meters the packet');
         break;
@@ -411,14 +424,14 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
       case 'mpls':
         if (a.op === 'push') {
           if (a.ttl === undefined || a.bos !== undefined || a.label === undefined) refuse('mpls push is offloaded with label and ttl given and bos left to the datapath', 'mpls');
-          acts.push(`push_mpls:0x${a.protocol.toString(16)}`, `set_field:${a.label}->mpls_label`, `set_field:${a.tc ?? 0}->mpls_tc`, `set_field:${a.ttl}->mpls_ttl`);
+          acts.push({ a: 'push_mpls', ethertype: a.protocol }, setField('mpls_label', a.label!), setField('mpls_tc', a.tc ?? 0), setField('mpls_ttl', a.ttl!));
         } else if (!mpls) refuse(`mpls ${a.op} needs a filter on an MPLS protocol (OpenFlow prerequisites of pop_mpls and the mpls_* fields)`, 'mpls');
-        else if (a.op === 'pop') acts.push(`pop_mpls:0x${a.protocol.toString(16)}`);
+        else if (a.op === 'pop') acts.push({ a: 'pop_mpls', ethertype: a.protocol });
         else if (a.op === 'modify') {
           if (a.bos !== undefined) refuse('mpls bos is read-only in OpenFlow', 'mpls');
-          if (a.label !== undefined) acts.push(`set_field:${a.label}->mpls_label`);
-          if (a.tc !== undefined) acts.push(`set_field:${a.tc}->mpls_tc`);
-          if (a.ttl !== undefined) acts.push(`set_field:${a.ttl}->mpls_ttl`);
+          if (a.label !== undefined) acts.push(setField('mpls_label', a.label));
+          if (a.tc !== undefined) acts.push(setField('mpls_tc', a.tc));
+          if (a.ttl !== undefined) acts.push(setField('mpls_ttl', a.ttl));
         } else refuse(`mpls ${a.op}: OVS dec_mpls_ttl stops at ttl 1 where tc wraps`, 'mpls');
         did('rewrites the packet');
         break;
@@ -431,7 +444,6 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
   return finish();
 
   function finish(): TranslatedActions {
-    const text = (list: string[]) => (list.length ? list.join(',') : 'drop');
     const sideEffectThenSoftware = repeated;
     if (saving && !sideEffectThenSoftware) {
       // One flow per combination of slots already taken by an earlier rule (reg15 bits): the first rule to
@@ -441,31 +453,49 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
       for (let taken = 0; taken <= all; taken++) {
         if ((taken & ~all) !== 0) continue;
         const mine = all & ~taken;
-        const save = saves.filter((s) => mine & (1 << s.slot)).map((s) => `set_field:${ctx.ruleId}->reg${s.slot}`);
-        if (mine) save.push(`set_field:0x${mine.toString(16)}/0x${mine.toString(16)}->${SAVED_BITS_REG}`);
-        variants.push({ when: [`${SAVED_BITS_REG}=0x${taken.toString(16)}/0x${all.toString(16)}`], actions: text([...save, ...acts]), specific: false });
+        const save = saves.filter((s) => mine & (1 << s.slot)).map((s) => setField(reg(s.slot), ctx.ruleId!));
+        if (mine) save.push(setField(SAVED_BITS_REG, mine, mine));
+        variants.push({ when: [mf(SAVED_BITS_REG, taken, all)], actions: [...save, ...acts], specific: false });
       }
       return { variants, saves };
     }
     if (pcpSplit) {
       // The frame's own PCP, one flow per value (the tag-with-PCP form OVS's tc offload takes).
       return {
-        variants: taggedAlts().map((when, p) => ({ when, actions: text(acts.map((x) => x.replace('@PCP@', String(p)))), specific: true })),
+        variants: taggedAlts().map((when, p) => ({ when, actions: acts.map((x) => (x === PCP_PLACEHOLDER ? setField('vlan_pcp', p) : x)), specific: true })),
         sideEffectThenSoftware,
       };
     }
-    if (!ttlDec) return { variants: [{ when: [], actions: text(acts), specific: false }], sideEffectThenSoftware };
+    if (!ttlDec) return { variants: [{ when: [], actions: acts, specific: false }], sideEffectThenSoftware };
     // tc's ttl dec is an 8-bit add that wraps; OVS dec_ttl stops at ttl <= 1. Two exact flows cover those.
-    const subst = (r: string) => acts.map((x) => (x === '@TTLDEC@' ? r : x));
+    const subst = (r: OfAction) => acts.map((x) => (x === TTLDEC_PLACEHOLDER ? r : x));
     return {
       variants: [
-        { when: ['nw_ttl=0'], actions: text(subst('mod_nw_ttl:255')), specific: true },
-        { when: ['nw_ttl=1'], actions: text(subst('mod_nw_ttl:0')), specific: true },
-        { when: [], actions: text(subst('dec_ttl')), specific: false },
+        { when: [mf('nw_ttl', 0)], actions: subst({ a: 'mod_nw_ttl', ttl: 255 }), specific: true },
+        { when: [mf('nw_ttl', 1)], actions: subst({ a: 'mod_nw_ttl', ttl: 0 }), specific: true },
+        { when: [], actions: subst({ a: 'dec_ttl' }), specific: false },
       ],
       sideEffectThenSoftware,
     };
   }
+}
+
+/** Stand-ins filled in by finish(): the frame's own PCP, and tc's wrapping ttl dec. */
+const PCP_PLACEHOLDER: OfAction = { a: 'set_field', field: 'vlan_pcp', value: -1 };
+const TTLDEC_PLACEHOLDER: OfAction = { a: 'dec_ttl' };
+const CT_CLEAR: OfAction = { a: 'ct_clear' };
+
+/** tc's ct nat as OVS's nat(): an address range's max only when it differs from its min (ovs-actions(7) nat). */
+function ofNat(n: CtNat): OfNat {
+  if (n.type === 'restore') return { type: 'restore' };
+  const out: OfNat = { type: n.type };
+  if (n.addrMin) out.min = ipToBytes(n.addrMin);
+  if (n.addrMin && n.addrMax && n.addrMax !== n.addrMin) out.max = ipToBytes(n.addrMax);
+  if (n.portMin !== undefined) {
+    out.portMin = n.portMin;
+    if (n.portMax !== undefined && n.portMax !== n.portMin) out.portMax = n.portMax;
+  }
+  return out;
 }
 
 const FULL_MAC = 'ff:ff:ff:ff:ff:ff';
@@ -479,22 +509,22 @@ const fullIp = (mask: string) => ipToBytes(mask).every((b) => b === 0xff);
 function pinnedRestore(rule: FlowerRule, op: PeditOp): Saved | undefined {
   const m = rule.match;
   const l3 = l3Protocol(m);
-  const dl = l3 === EthP.IP ? ['dl_type=0x800'] : l3 === EthP.IPV6 ? ['dl_type=0x86dd'] : undefined;
+  const dl = l3 === EthP.IP ? [mf('eth_type', EthP.IP)] : l3 === EthP.IPV6 ? [mf('eth_type', EthP.IPV6)] : undefined;
   const f = `${op.hdr} ${op.field}`;
   if (op.op === 'set' || f === 'ip ttl' || f === 'ip6 hoplimit') {
-    if (f === 'eth dst' && m.dstMac?.mask === FULL_MAC) return { slot: 0, restore: [`set_field:${m.dstMac.value}->eth_dst`], prereq: [] };
-    if (f === 'eth src' && m.srcMac?.mask === FULL_MAC) return { slot: 1, restore: [`set_field:${m.srcMac.value}->eth_src`], prereq: [] };
+    if (f === 'eth dst' && m.dstMac?.mask === FULL_MAC) return { slot: 0, restore: [setField('eth_dst', macNum(m.dstMac.value))], prereq: [] };
+    if (f === 'eth src' && m.srcMac?.mask === FULL_MAC) return { slot: 1, restore: [setField('eth_src', macNum(m.srcMac.value))], prereq: [] };
     if (!dl) return undefined;
     const ip = op.field === 'src' ? m.srcIp : op.field === 'dst' ? m.dstIp : undefined;
-    if ((f === 'ip src' || f === 'ip dst') && l3 === EthP.IP && ip && fullIp(ip.mask)) return { slot: f === 'ip src' ? 2 : 3, restore: [`set_field:${ip.value}->ip_${op.field}`], prereq: dl };
-    if ((f === 'ip6 src' || f === 'ip6 dst') && l3 === EthP.IPV6 && ip && fullIp(ip.mask)) return { slot: f === 'ip6 src' ? 4 : 5, restore: [`set_field:${ip.value}->ipv6_${op.field}`], prereq: dl };
-    if (f === 'ip tos' && l3 === EthP.IP && m.ipTos?.mask === 0xff) return { slot: 6, restore: [`set_field:${m.ipTos.value >> 2}->ip_dscp`, `set_field:${m.ipTos.value & 3}->nw_ecn`], prereq: dl };
-    if (((f === 'ip ttl' && l3 === EthP.IP) || (f === 'ip6 hoplimit' && l3 === EthP.IPV6)) && m.ipTtl?.mask === 0xff) return { slot: 7, restore: [`mod_nw_ttl:${m.ipTtl.value}`], prereq: dl };
+    if ((f === 'ip src' || f === 'ip dst') && l3 === EthP.IP && ip && fullIp(ip.mask)) return { slot: f === 'ip src' ? 2 : 3, restore: [setField(op.field === 'src' ? 'ip_src' : 'ip_dst', ipv4Num(ip.value))], prereq: dl };
+    if ((f === 'ip6 src' || f === 'ip6 dst') && l3 === EthP.IPV6 && ip && fullIp(ip.mask)) return { slot: f === 'ip6 src' ? 4 : 5, restore: [setField(op.field === 'src' ? 'ipv6_src' : 'ipv6_dst', ipv6ToBytes(ip.value))], prereq: dl };
+    if (f === 'ip tos' && l3 === EthP.IP && m.ipTos?.mask === 0xff) return { slot: 6, restore: [setField('ip_dscp', m.ipTos.value >> 2), setField('nw_ecn', m.ipTos.value & 3)], prereq: dl };
+    if (((f === 'ip ttl' && l3 === EthP.IP) || (f === 'ip6 hoplimit' && l3 === EthP.IPV6)) && m.ipTtl?.mask === 0xff) return { slot: 7, restore: [{ a: 'mod_nw_ttl', ttl: m.ipTtl.value }], prereq: dl };
     if ((op.hdr === 'tcp' || op.hdr === 'udp') && m.ipProto === (op.hdr === 'tcp' ? 6 : 17)) {
       const port = op.field === 'sport' ? m.srcPort : m.dstPort;
       const range = op.field === 'sport' ? m.srcPortRange : m.dstPortRange;
       const slot = (op.hdr === 'tcp' ? 8 : 10) + (op.field === 'sport' ? 0 : 1);
-      if (port?.mask === 0xffff && !range) return { slot, restore: [`set_field:${port.value}->${op.hdr}_${op.field === 'sport' ? 'src' : 'dst'}`], prereq: [...dl, `nw_proto=${m.ipProto}`] };
+      if (port?.mask === 0xffff && !range) return { slot, restore: [setField(`${op.hdr as 'tcp' | 'udp'}_${op.field === 'sport' ? 'src' : 'dst'}`, port.value)], prereq: [...dl, mf('nw_proto', m.ipProto!)] };
     }
   }
   return undefined;

@@ -7,6 +7,8 @@
 // zero flow mods (Antrea and OVN stamp a per-run round instead and must
 // rewrite everything).
 
+import { actionsText, matchText, type Match, type OfAction } from '../ovs/openflow/flow.js';
+
 export const FlowKind = {
   RULE: 1,
   TRAP: 2,
@@ -28,8 +30,8 @@ function fnv1a32(s: string): number {
   return h >>> 0;
 }
 
-export function cookieOf(kind: number, ruleId: number, table: number, priority: number, match: string, actions: string): bigint {
-  const hash = fnv1a32(`${table}|${priority}|${match}|${actions}`);
+export function cookieOf(kind: number, ruleId: number, table: number, priority: number, match: Match, actions: OfAction[]): bigint {
+  const hash = fnv1a32(`${table}|${priority}|${matchText(match)}|${actionsText(actions)}`);
   return (BigInt(kind) << 60n) | (BigInt(ruleId & MAX_RULE_ID) << 32n) | BigInt(hash);
 }
 

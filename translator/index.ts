@@ -16,10 +16,10 @@
 import { Errno, VpfError } from '../rules/errors.js';
 import type { FlowerRule } from '../rules/model.js';
 import { maskShape } from '../rules/classify/match.js';
-import type { OfFlow, OfMeter } from '../ovs/openflow/flow.js';
-import { handOffAction, HANDOFF_TABLE, RESTORE_SLOT_REG, translateActions, type Saved } from './actions.js';
+import type { Match, MatchField, OfAction, OfFlow, OfMeter } from '../ovs/openflow/flow.js';
+import { handOffAction, HANDOFF_TABLE, output, resubmit, RESTORE_SLOT_REG, setField, translateActions, type Saved } from './actions.js';
 import { cookieOf, FlowKind } from './cookie.js';
-import { ipv6LaterFragments, translateMatch, trapMatches, UNTAGGED } from './match.js';
+import { ipv6LaterFragments, mf, translateMatch, trapMatches, UNTAGGED } from './match.js';
 import { portPair, repNames, type PortMap } from './portmap.js';
 import { vfRateMeter } from './legacy.js';
 import { UPLINK, vfIndex } from '../rules/ports.js';
@@ -82,10 +82,11 @@ const MAX_TABLE = HANDOFF_TABLE - 1;
 const TOP = 60000;
 export const DEFAULT_MAX_FLOWS_PER_RULE = 256;
 
-function flow(kind: number, id: number, table: number, priority: number, match: string[], actions: string): OfFlow {
-  const m = match.join(',');
-  return { table, priority, cookie: cookieOf(kind, id, table, priority, m, actions), match: m, actions };
+function flow(kind: number, id: number, table: number, priority: number, match: Match, actions: OfAction[]): OfFlow {
+  return { table, priority, cookie: cookieOf(kind, id, table, priority, match, actions), match, actions };
 }
+const inPortIs = (port: number): MatchField => mf('in_port', port);
+const DROP: OfAction[] = [];
 
 export function translate(input: TranslateInput): Translation {
   const { ports } = input;
@@ -146,27 +147,27 @@ export function translate(input: TranslateInput): Translation {
   const vfMeters: OfMeter[] = [];
   for (const dev of repNames(ports)) {
     const p = portPair(ports, dev)!;
-    flows.push(flow(FlowKind.DEFAULT, 0, ENTRY_TABLE, 100, [`in_port=${p.rep}`], `output:${p.port}`));
+    flows.push(flow(FlowKind.DEFAULT, 0, ENTRY_TABLE, 100, [inPortIs(p.rep)], [output(p.port)]));
     const t0 = chainTable(0);
     const rate = dev === UPLINK ? 0 : input.vfMaxTxRate?.[vfIndex(dev)] ?? 0;
     const police = rate ? vfRateMeter(vfIndex(dev), rate) : undefined;
     if (police) vfMeters.push(police);
-    const classify = `${police ? `meter:${police.id},` : ''}${t0 === undefined ? `output:${p.rep}` : `resubmit(,${t0})`}`;
+    const classify: OfAction[] = [...(police ? [{ a: 'meter', id: police.id } as const] : []), t0 === undefined ? output(p.rep) : resubmit(t0)];
     // The same action once more above, for untagged frames only: the classifier then un-wildcards the whole
     // TCI of every frame from this port, so each datapath flow's VLAN mask is 0xffff, the one form OVS's
     // tc offload takes for tagged and untagged frames alike (netdev-offload-tc.c: a partial mask is refused).
-    flows.push(flow(FlowKind.DEFAULT, 0, ENTRY_TABLE, 101, [`in_port=${p.port}`, UNTAGGED], classify));
-    flows.push(flow(FlowKind.DEFAULT, 0, ENTRY_TABLE, 100, [`in_port=${p.port}`], classify));
+    flows.push(flow(FlowKind.DEFAULT, 0, ENTRY_TABLE, 101, [inPortIs(p.port), UNTAGGED], classify));
+    flows.push(flow(FlowKind.DEFAULT, 0, ENTRY_TABLE, 100, [inPortIs(p.port)], classify));
   }
-  flows.push(flow(FlowKind.DEFAULT, 0, ENTRY_TABLE, 0, [], 'drop'));
+  flows.push(flow(FlowKind.DEFAULT, 0, ENTRY_TABLE, 0, [], DROP));
 
   // A chain's entry table starts at its first prio; each prio table falls through to the next,
   // and the chain's last sends the packet up its representor.
   for (const [c, list] of chainTables) {
-    flows.push(flow(FlowKind.DEFAULT, 0, chainTable(c)!, 0, [], `resubmit(,${list[0]})`));
+    flows.push(flow(FlowKind.DEFAULT, 0, chainTable(c)!, 0, [], [resubmit(list[0]!)]));
     list.forEach((t, i) => {
-      if (i + 1 < list.length) flows.push(flow(FlowKind.DEFAULT, 0, t, 0, [], `resubmit(,${list[i + 1]})`));
-      else for (const dev of repNames(ports)) flows.push(flow(FlowKind.DEFAULT, 0, t, 0, [`in_port=${portPair(ports, dev)!.port}`], handOffAction(ports, dev, c)));
+      if (i + 1 < list.length) flows.push(flow(FlowKind.DEFAULT, 0, t, 0, [], [resubmit(list[i + 1]!)]));
+      else for (const dev of repNames(ports)) flows.push(flow(FlowKind.DEFAULT, 0, t, 0, [inPortIs(portPair(ports, dev)!.port)], [handOffAction(ports, dev, c)]));
     });
   }
 
@@ -235,12 +236,12 @@ export function translate(input: TranslateInput): Translation {
   // the rule's restore flows, which match its id in the slot's register), then the packet goes up its representor.
   // Registers live in OpenFlow only: the datapath flow sees the net rewrite, none when all is put back.
   if (chains.some((c) => c !== 0)) {
-    const restore = [...slots].sort((a, b) => a - b).flatMap((s) => [`set_field:${s + 1}->${RESTORE_SLOT_REG}`, `resubmit(,${HANDOFF_TABLE})`]);
+    const restore = [...slots].sort((a, b) => a - b).flatMap((s) => [setField(RESTORE_SLOT_REG, s + 1), resubmit(HANDOFF_TABLE)]);
     for (const dev of repNames(ports)) {
       const p = portPair(ports, dev)!;
-      flows.push(flow(FlowKind.DEFAULT, 0, HANDOFF_TABLE, 1, [`in_port=${p.port}`, `${RESTORE_SLOT_REG}=0`], [...restore, `output:${p.rep}`].join(',')));
+      flows.push(flow(FlowKind.DEFAULT, 0, HANDOFF_TABLE, 1, [inPortIs(p.port), mf(RESTORE_SLOT_REG, 0)], [...restore, output(p.rep)]));
     }
-    flows.push(flow(FlowKind.DEFAULT, 0, HANDOFF_TABLE, 0, [], 'drop'));
+    flows.push(flow(FlowKind.DEFAULT, 0, HANDOFF_TABLE, 0, [], DROP));
   }
   return { flows, meters: [...meters, ...vfMeters], perRule, tables };
 }
@@ -266,12 +267,12 @@ function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo,
   if (memo.sig && memo.sig.table === table && memo.sig.rank === rank && memo.sig.id === id) return { flows: memo.flows!, result: memo.result! };
   let shared = false;
   const hi = TOP - 2 * rank, lo = hi - 1;
-  const inPort = `in_port=${portPair(ports, rule.dev)!.port}`;
+  const inPort = inPortIs(portPair(ports, rule.dev)!.port);
   let out: OfFlow[];
   let result: RuleResult;
   const toRep = handOffAction(ports, rule.dev, rule.chain);
   let saves: Saved[] | undefined;
-  let matches: string[][] | undefined;
+  let matches: MatchField[][] | undefined;
   try {
     if (rule.flags.skipHw) throw new VpfError(Errno.EOPNOTSUPP, 'skip_hw: the guest keeps this filter in software', 'skip_hw');
     matches = translateMatch(rule, ctx);
@@ -300,10 +301,10 @@ function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo,
     for (const m of matches) {
       for (const v of acts.variants) out.push(flow(FlowKind.RULE, id, table, v.specific ? hi : lo, [inPort, ...m, ...v.when], v.actions));
     }
-    for (const m of ipv6LaterFragments(rule, matches)) out.push(flow(FlowKind.TRAP, id, table, hi, [inPort, ...m], toRep));
+    for (const m of ipv6LaterFragments(rule, matches)) out.push(flow(FlowKind.TRAP, id, table, hi, [inPort, ...m], [toRep]));
     // What the rule saved, put back by the hand-off table when the packet misses later (docs/mapping.md, restore).
     for (const s of acts.saves ?? []) {
-      out.push(flow(FlowKind.RULE, id, HANDOFF_TABLE, 10, [`${RESTORE_SLOT_REG}=${s.slot + 1}`, `reg${s.slot}=${id}`, ...s.prereq], s.restore.join(',')));
+      out.push(flow(FlowKind.RULE, id, HANDOFF_TABLE, 10, [mf(RESTORE_SLOT_REG, s.slot + 1), mf(`reg${s.slot}`, id), ...s.prereq], s.restore));
     }
     saves = acts.saves;
     if (out.length > ctx.maxFlowsPerRule) throw new VpfError(Errno.ENOSPC, `the rule needs ${out.length} flows, more than ${ctx.maxFlowsPerRule}`, 'match');
@@ -315,7 +316,7 @@ function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo,
     // Stays in the guest's software: traps at its place over its match keep lower offloaded flows from taking
     // its packets, and no other packet (the match is exact unless the match itself was the problem).
     const covered = matches ?? trapMatches(rule, ctx);
-    out = [...covered, ...ipv6LaterFragments(rule, covered)].map((m) => flow(FlowKind.TRAP, id, table, hi, [inPort, ...m], toRep));
+    out = [...covered, ...ipv6LaterFragments(rule, covered)].map((m) => flow(FlowKind.TRAP, id, table, hi, [inPort, ...m], [toRep]));
     result = { offloaded: false, flows: out.length, error: e };
   }
   if (keep && !shared) Object.assign(memo, { sig: { table, rank, id }, flows: out, result });

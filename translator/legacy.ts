@@ -18,8 +18,10 @@
 // is refused when the guest asks for it (rules/vfvalidate.ts), so every setting
 // that reaches here is realised.
 import { defaultVfSettings, VLAN_PROTO_8021AD, type VfSettings } from '../rules/vf.js';
-import type { OfFlow, OfMeter } from '../ovs/openflow/flow.js';
+import { actionsText, matchText, type Match, type OfAction, type OfFlow, type OfMeter } from '../ovs/openflow/flow.js';
+import { output, resubmit, setField } from './actions.js';
 import { cookieOf, FlowKind } from './cookie.js';
+import { macNum, mf } from './match.js';
 import type { PortMap } from './portmap.js';
 
 export interface LegacyInput {
@@ -62,7 +64,7 @@ export const LegacyTable = { INGRESS: 0, FDB: 1, EGRESS: 2, PROMISC: 3 } as cons
 
 /** The register that carries the destination port from the FDB to the egress ACL. */
 const DEST = 'reg0';
-const BCAST_MCAST = 'dl_dst=01:00:00:00:00:00/01:00:00:00:00:00';
+const BCAST_MCAST = mf('eth_dst', 0x010000000000, 0x010000000000);
 const ZERO_MAC = '00:00:00:00:00:00';
 
 /** Carrier of the VF as its driver sees it: IFLA_VF_LINK_STATE auto follows the uplink. */
@@ -93,19 +95,21 @@ const normMac = (m: string | undefined): string | undefined => {
   return x;
 };
 
-function flow(owner: number, table: number, priority: number, match: string[], actions: string[]): OfFlow {
-  const m = match.join(',');
-  const a = actions.length ? actions.join(',') : 'drop';
-  return { table, priority, cookie: cookieOf(FlowKind.LEGACY, owner, table, priority, m, a), match: m, actions: a };
+function flow(owner: number, table: number, priority: number, match: Match, actions: OfAction[]): OfFlow {
+  return { table, priority, cookie: cookieOf(FlowKind.LEGACY, owner, table, priority, match, actions), match, actions };
 }
 
-/** The actions that hand the packet to port `port`'s egress ACL (table 2). */
-const toEgress = (port: number) => [`set_field:${port}->${DEST}`, `resubmit(,${LegacyTable.EGRESS})`];
+const inPort = (port: number) => mf('in_port', port);
+const dest = (port: number) => mf(DEST, port);
+const gotoTable = (table: number): OfAction => ({ a: 'goto_table', table });
 
-function pushTag(s: VfSettings): string[] {
-  const a = [`push_vlan:0x${s.vlanProto.toString(16)}`, `set_field:${0x1000 | s.vlan}->vlan_vid`];
+/** The actions that hand the packet to port `port`'s egress ACL (table 2). */
+const toEgress = (port: number): OfAction[] => [setField(DEST, port), resubmit(LegacyTable.EGRESS)];
+
+function pushTag(s: VfSettings): OfAction[] {
+  const a: OfAction[] = [{ a: 'push_vlan', tpid: s.vlanProto }, setField('vlan_vid', 0x1000 | s.vlan)];
   // OVS push_vlan starts with PCP 0 (ofproto-dpif-xlate.c OFPACT_PUSH_VLAN).
-  if (s.qos) a.push(`set_field:${s.qos}->vlan_pcp`);
+  if (s.qos) a.push(setField('vlan_pcp', s.qos));
   return a;
 }
 
@@ -118,8 +122,8 @@ export function translateLegacy(input: LegacyInput): LegacyTranslation {
   const { INGRESS, FDB, EGRESS, PROMISC } = LegacyTable;
 
   // Shared flows: they depend on the port map only, so no VF setting touches them.
-  flows.push(flow(0, INGRESS, 100, [`in_port=${U}`], [`goto_table:${FDB}`]));
-  flows.push(flow(0, INGRESS, 100, [`in_port=${PF}`], [`goto_table:${FDB}`]));
+  flows.push(flow(0, INGRESS, 100, [inPort(U)], [gotoTable(FDB)]));
+  flows.push(flow(0, INGRESS, 100, [inPort(PF)], [gotoTable(FDB)]));
   flows.push(flow(0, INGRESS, 0, [], []));
   // Broadcast and multicast reach every port; the egress ACLs keep VLANs apart, and OpenFlow never
   // outputs to in_port, which excludes the ingress port. mlx5 delivers multicast only to vports
@@ -128,10 +132,10 @@ export function translateLegacy(input: LegacyInput): LegacyTranslation {
   flows.push(flow(0, FDB, 300, [BCAST_MCAST], all.flatMap(toEgress)));
   // Unknown unicast from the wire: only to trusted promiscuous VFs (mlx5 uplink promisc rule, table 3);
   // from anywhere else: to the wire only (the FDB has no learning and no flood of unknown unicast).
-  flows.push(flow(0, FDB, 100, [`in_port=${U}`], ports.vfs.flatMap((p) => [`set_field:${p.port}->${DEST}`, `resubmit(,${PROMISC})`])));
+  flows.push(flow(0, FDB, 100, [inPort(U)], ports.vfs.flatMap((p) => [setField(DEST, p.port), resubmit(PROMISC)])));
   flows.push(flow(0, FDB, 0, [], toEgress(U)));
-  flows.push(flow(0, EGRESS, 100, [`${DEST}=${U}`], [`output:${U}`]));
-  flows.push(flow(0, EGRESS, 100, [`${DEST}=${PF}`], [`output:${PF}`]));
+  flows.push(flow(0, EGRESS, 100, [dest(U)], [output(U)]));
+  flows.push(flow(0, EGRESS, 100, [dest(PF)], [output(PF)]));
 
   // Unicast FDB: one flow per MAC (mlx5 merges vports registering the same MAC into one entry with
   // several destinations; two OpenFlow flows with one match would replace each other).
@@ -157,40 +161,40 @@ export function translateLegacy(input: LegacyInput): LegacyTranslation {
 
     if (!vfLinkUp(s, uplinkUp)) {
       // Vport down discards both ways (mlx5 *_discard_vport_down, added to the VF drop stats).
-      tx.push(flow(id, INGRESS, 300, [`in_port=${X}`], []));
-      rx.push(flow(id, EGRESS, 300, [`${DEST}=${X}`], []));
+      tx.push(flow(id, INGRESS, 300, [inPort(X)], []));
+      rx.push(flow(id, EGRESS, 300, [dest(X)], []));
     } else {
       // Ingress ACL (ingress_lgcy.c): one allow rule (untagged if VST 802.1Q, smac if spoofchk), the rest dropped.
-      const allow = [`in_port=${X}`];
-      const acts: string[] = [];
+      const allow = [inPort(X)];
+      const acts: OfAction[] = [];
       if (s.maxTxRate > 0) {
         const m = vfRateMeter(vf, s.maxTxRate);
         meters.push(m);
-        acts.push(`meter:${m.id}`);
+        acts.push({ a: 'meter', id: m.id });
         entry.meterId = m.id;
       }
       const vst = isVst(s);
       // 802.1Q VST: mlx5 inserts only when there is no C-tag and its ACL drops guest-tagged frames;
       // 802.1ad: the S-tag goes over whatever the guest sent (QinQ).
       const untaggedOnly = vst && s.vlanProto !== VLAN_PROTO_8021AD;
-      if (untaggedOnly) allow.push('vlan_tci=0x0000/0x1000');
-      if (s.spoofchk) allow.push(`dl_src=${s.mac.toLowerCase()}`);
+      if (untaggedOnly) allow.push(mf('vlan_tci', 0, 0x1000));
+      if (s.spoofchk) allow.push(mf('eth_src', macNum(s.mac.toLowerCase())));
       if (vst) acts.push(...pushTag(s));
-      acts.push(`goto_table:${FDB}`);
+      acts.push(gotoTable(FDB));
       flows.push(flow(id, INGRESS, 200, allow, acts));
-      if (untaggedOnly || s.spoofchk) tx.push(flow(id, INGRESS, 100, [`in_port=${X}`], []));
+      if (untaggedOnly || s.spoofchk) tx.push(flow(id, INGRESS, 100, [inPort(X)], []));
 
       // Egress ACL (egress_lgcy.c): with VST only the VF's VLAN passes, outer tag stripped; clone()
       // keeps the pop from the packet that the flood hands on to the next port.
       if (vst) {
-        flows.push(flow(id, EGRESS, 200, [`${DEST}=${X}`, `dl_vlan=${s.vlan}`], [`clone(pop_vlan,output:${X})`]));
-        rx.push(flow(id, EGRESS, 100, [`${DEST}=${X}`], []));
+        flows.push(flow(id, EGRESS, 200, [dest(X), mf('dl_vlan', s.vlan)], [{ a: 'clone', actions: [{ a: 'pop_vlan' }, output(X)] }]));
+        rx.push(flow(id, EGRESS, 100, [dest(X)], []));
       } else {
-        flows.push(flow(id, EGRESS, 100, [`${DEST}=${X}`], [`output:${X}`]));
+        flows.push(flow(id, EGRESS, 100, [dest(X)], [output(X)]));
       }
     }
     // Promisc and allmulti are honoured only for trusted VFs (mlx5 esw_update_vport_rx_mode).
-    if (s.trust && s.promisc) flows.push(flow(id, PROMISC, 100, [`${DEST}=${X}`], [`resubmit(,${EGRESS})`]));
+    if (s.trust && s.promisc) flows.push(flow(id, PROMISC, 100, [dest(X)], [resubmit(EGRESS)]));
 
     flows.push(...tx, ...rx);
     entry.txDropCookies = tx.map((f) => f.cookie);
@@ -200,10 +204,11 @@ export function translateLegacy(input: LegacyInput): LegacyTranslation {
 
   for (const [mac, o] of owners) {
     const id = o.vfs.length === 1 && o.ports.length === 1 ? o.vfs[0]! + 1 : 0;
-    flows.push(flow(id, FDB, 200, [`dl_dst=${mac}`], [...o.ports].sort((a, b) => a - b).flatMap(toEgress)));
+    flows.push(flow(id, FDB, 200, [mf('eth_dst', macNum(mac))], [...o.ports].sort((a, b) => a - b).flatMap(toEgress)));
   }
 
-  flows.sort((a, b) => a.table - b.table || b.priority - a.priority || cmp(a.match, b.match) || cmp(a.actions, b.actions));
+  // A stable order for people reading a dump side by side (by the printed line: any total order would do).
+  flows.sort((a, b) => a.table - b.table || b.priority - a.priority || cmp(matchText(a.match), matchText(b.match)) || cmp(actionsText(a.actions), actionsText(b.actions)));
   return { flows, meters, perVf };
 }
 

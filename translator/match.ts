@@ -2,11 +2,12 @@
 // rule may need several flows (ranges, unmaskable masks, ip_flags
 // nofirstfrag): the result is the cross product of per-key alternatives,
 // capped. Keys OpenFlow cannot express exactly are refused with EOPNOTSUPP.
-import { ipFamily, ipToBytes, maskPrefixLen } from '../rules/addr.js';
+import { hexToBytes, ipFamily, ipv6ToBytes, maskPrefixLen } from '../rules/addr.js';
 import { Errno, VpfError } from '../rules/errors.js';
 import type { FlowerMatch, FlowerRule, Masked } from '../rules/model.js';
 import { CtState, EthP, IpProto } from '../rules/model.js';
 import { l3Protocol } from '../rules/validate.js';
+import { matchText, type FieldName, type MatchField } from '../ovs/openflow/flow.js';
 import { enumerateMasked, rangeToPrefixes } from './expand.js';
 
 export interface MatchContext {
@@ -27,6 +28,35 @@ const refuse = (msg: string, attr?: string): never => {
   throw new VpfError(Errno.EOPNOTSUPP, msg, attr);
 };
 
+/** One match field (mask only when partial: the translators never print a full mask). */
+export const mf = (field: FieldName, value: number | Uint8Array, mask?: number | Uint8Array): MatchField => ({ field, value, mask });
+
+/** A MAC (colon form, rules/addr.ts) as its 48-bit integer. */
+export function macNum(s: string): number {
+  let n = 0, part = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 58) {
+      n = n * 256 + part;
+      part = 0;
+    } else part = part * 16 + (c <= 57 ? c - 48 : (c | 0x20) - 87);
+  }
+  return n * 256 + part;
+}
+
+/** A canonical dotted quad as its 32-bit integer. */
+export function ipv4Num(s: string): number {
+  let n = 0, part = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 46) {
+      n = n * 256 + part;
+      part = 0;
+    } else part = part * 10 + c - 48;
+  }
+  return n * 256 + part;
+}
+
 /*
  * VLAN TCI forms, chosen for what OVS 3.1's tc offload takes from a datapath
  * flow's mask (netdev-offload-tc.c netdev_tc_flow_put): "no tag" only as
@@ -34,29 +64,42 @@ const refuse = (msg: string, attr?: string): never => {
  * full PCP mask; anything else, the present bit alone included, is a "partial
  * mask" it refuses without a log line.
  */
-export const UNTAGGED = 'vlan_tci=0x0000/0xffff';
+export const UNTAGGED: MatchField = mf('vlan_tci', 0, 0xffff);
+const tci = (v: number, m: number): MatchField[] => [mf('vlan_tci', 0x1000 | v, m)];
+const ANY_PCP: MatchField[][] = Array.from({ length: 8 }, (_, p) => tci(p << 13, 0xf000));
 /** A tag (any TPID: OpenFlow cannot see it), with its VID and PCP when given; else one flow per PCP. */
-export function taggedAlts(vid?: number, pcp?: number): string[][] {
-  const tci = (v: number, m: number) => [`vlan_tci=${hex(0x1000 | v)}/${hex(m)}`];
+export function taggedAlts(vid?: number, pcp?: number): MatchField[][] {
   if (vid !== undefined && pcp !== undefined) return [tci((pcp << 13) | vid, 0xffff)];
   if (vid !== undefined) return [tci(vid, 0x1fff)];
   if (pcp !== undefined) return [tci(pcp << 13, 0xf000)];
-  return Array.from({ length: 8 }, (_, p) => tci(p << 13, 0xf000));
+  return ANY_PCP;
 }
 
-const hex = (n: number) => `0x${n.toString(16)}`;
-// `>>> 0`: JavaScript's & is signed, and a 32-bit field (ct_mark) with bit 31 set would print negative.
-const masked = (field: string, v: Masked<number>, full: number) => (v.mask === full ? `${field}=${v.value}` : `${field}=${hex((v.value & v.mask) >>> 0)}/${hex(v.mask)}`);
-const maskedAddr = (field: string, v: Masked<string>, full: string) => (v.mask === full ? `${field}=${v.value}` : `${field}=${v.value}/${v.mask}`);
+// `>>> 0`: JavaScript's & is signed, and a 32-bit field (ct_mark) with bit 31 set would come out negative.
+const masked = (field: FieldName, v: Masked<number>, full: number): MatchField => (v.mask === full ? mf(field, v.value) : mf(field, (v.value & v.mask) >>> 0, v.mask));
+const FULL_MAC = 'ff:ff:ff:ff:ff:ff';
+const maskedMac = (field: FieldName, v: Masked<string>): MatchField => (v.mask === FULL_MAC ? mf(field, macNum(v.value)) : mf(field, macNum(v.value), macNum(v.mask)));
+const maskedIpv4 = (field: FieldName, v: Masked<string>): MatchField => (v.mask === '255.255.255.255' ? mf(field, ipv4Num(v.value)) : mf(field, ipv4Num(v.value), ipv4Num(v.mask)));
 
-/** flower ct_state bits -> OVS names (OVS swaps trk and rpl: ovs-fields(7) ct_state). */
-const CT_NAMES: [number, string][] = [
-  [CtState.NEW, 'new'], [CtState.ESTABLISHED, 'est'], [CtState.RELATED, 'rel'],
-  [CtState.REPLY, 'rpl'], [CtState.INVALID, 'inv'], [CtState.TRACKED, 'trk'],
+/** flower ct_state bits -> OVS's (OVS swaps trk and rpl: ovs-fields(7) ct_state). */
+const CT_BITS: [number, number][] = [
+  [CtState.NEW, 0x01], [CtState.ESTABLISHED, 0x02], [CtState.RELATED, 0x04],
+  [CtState.REPLY, 0x08], [CtState.INVALID, 0x10], [CtState.TRACKED, 0x20],
 ];
-export function ovsCtState(v: Masked<number>): string {
-  return CT_NAMES.filter(([b]) => v.mask & b).map(([b, n]) => (v.value & b ? '+' : '-') + n).join('');
+export function ovsCtState(v: Masked<number>): MatchField {
+  let value = 0, mask = 0;
+  for (const [b, o] of CT_BITS) {
+    if (!(v.mask & b)) continue;
+    mask |= o;
+    if (v.value & b) value |= o;
+  }
+  return mf('ct_state', value, mask);
 }
+
+/** ip_frag as OVS lays it out (value, mask): ANY = 1, LATER = 2 (meta-flow.h FLOW_NW_FRAG_*). */
+export const Frag = { NO: [0, 3], YES: [1, 1], FIRST: [1, 3], LATER: [3, 3] } as const;
+const frag = (f: readonly [number, number]): MatchField => mf('ip_frag', f[0], f[1]);
+const isFrag = (x: MatchField, f: readonly [number, number]) => x.field === 'ip_frag' && x.value === f[0] && x.mask === f[1];
 
 /** The protocol gate: flower's tcf_proto protocol as OpenFlow sees it (skb_protocol: untagged for non-VLAN protocols). */
 function protocolGate(rule: FlowerRule, mode: MatchMode): Alt {
@@ -74,16 +117,16 @@ function protocolGate(rule: FlowerRule, mode: MatchMode): Alt {
       return refuse('protocol 802.1Q/802.1ad: OpenFlow cannot match a VLAN TPID (ovs-fields(7): "no version of OpenFlow provides a way to match on the TPID"), so such a filter cannot be offloaded exactly', 'protocol');
     }
     // With vlan-limit 1, dl_type is the type after the outer tag: exact for vlan_ethtype unless that is a TPID itself.
-    const inner = m.vlanEthType !== undefined && m.vlanEthType !== EthP.VLAN_8021Q && m.vlanEthType !== EthP.VLAN_8021AD ? [`dl_type=${hex(m.vlanEthType)}`] : [];
+    const inner = m.vlanEthType !== undefined && m.vlanEthType !== EthP.VLAN_8021Q && m.vlanEthType !== EthP.VLAN_8021AD ? [mf('eth_type', m.vlanEthType)] : [];
     return taggedAlts(m.vlanId, m.vlanPrio).map((a) => [...a, ...inner]);
   }
-  return [[`dl_type=${hex(p)}`, UNTAGGED]];
+  return [[mf('eth_type', p), UNTAGGED]];
 }
 
 /** Alternatives for one key: each entry is a list of match fields; the flow set is their cross product. */
-type Alt = string[][];
+type Alt = MatchField[][];
 
-function l4Prefix(m: FlowerMatch): string | undefined {
+function l4Prefix(m: FlowerMatch): 'tcp' | 'udp' | 'sctp' | undefined {
   if (m.ipProto === IpProto.TCP) return 'tcp';
   if (m.ipProto === IpProto.UDP) return 'udp';
   if (m.ipProto === IpProto.SCTP) return 'sctp';
@@ -94,33 +137,33 @@ function tosAlts(v: Masked<number>, cap: number): Alt {
   const dscp = v.mask & 0xfc, ecn = v.mask & 0x03;
   const ok = (dscp === 0 || dscp === 0xfc) && (ecn === 0 || ecn === 0x03);
   if (ok) {
-    const f: string[] = [];
-    if (dscp) f.push(`ip_dscp=${(v.value & 0xfc) >> 2}`);
-    if (ecn) f.push(`nw_ecn=${v.value & 3}`);
+    const f: MatchField[] = [];
+    if (dscp) f.push(mf('ip_dscp', (v.value & 0xfc) >> 2));
+    if (ecn) f.push(mf('nw_ecn', v.value & 3));
     return [f];
   }
   const vals = enumerateMasked(v.value, v.mask, 8, cap);
   if (!vals) return refuse('ip_tos mask needs too many flows', 'ip_tos');
-  return vals.map((x) => [`ip_dscp=${x >> 2}`, `nw_ecn=${x & 3}`]);
+  return vals.map((x) => [mf('ip_dscp', x >> 2), mf('nw_ecn', x & 3)]);
 }
 
-function unmaskable(field: string, v: Masked<number>, bits: number, cap: number, attr: string): Alt {
+function unmaskable(field: FieldName, v: Masked<number>, bits: number, cap: number, attr: string): Alt {
   const full = 2 ** bits - 1;
-  if ((v.mask & full) === full) return [[`${field}=${v.value}`]];
+  if ((v.mask & full) === full) return [[mf(field, v.value)]];
   if ((v.mask & full) === 0) return [[]];
   const vals = enumerateMasked(v.value, v.mask, bits, cap);
-  if (!vals) return refuse(`${attr} mask ${hex(v.mask)} would need more than ${cap} flows (OpenFlow cannot mask ${field})`, attr);
-  return vals.map((x) => [`${field}=${x}`]);
+  if (!vals) return refuse(`${attr} mask 0x${v.mask.toString(16)} would need more than ${cap} flows (OpenFlow cannot mask ${field})`, attr);
+  return vals.map((x) => [mf(field, x)]);
 }
 
 /** ip_flags -> nw_frag (flower: bit 0 is-fragment, bit 1 first-fragment; docs/mapping.md). */
 function fragAlts(v: Masked<number>): Alt {
-  const frag = v.mask & 1 ? (v.value & 1 ? 'yes' : 'no') : 'any';
+  const isf = v.mask & 1 ? (v.value & 1 ? 'yes' : 'no') : 'any';
   const first = v.mask & 2 ? (v.value & 2 ? 'yes' : 'no') : 'any';
-  if (frag === 'no') return first === 'yes' ? [] : [['nw_frag=no']]; // nofrag/firstfrag matches nothing
-  if (frag === 'yes') return [[first === 'yes' ? 'nw_frag=first' : first === 'no' ? 'nw_frag=later' : 'nw_frag=yes']];
-  if (first === 'yes') return [['nw_frag=first']];
-  if (first === 'no') return [['nw_frag=no'], ['nw_frag=later']];
+  if (isf === 'no') return first === 'yes' ? [] : [[frag(Frag.NO)]]; // nofrag/firstfrag matches nothing
+  if (isf === 'yes') return [[frag(first === 'yes' ? Frag.FIRST : first === 'no' ? Frag.LATER : Frag.YES)]];
+  if (first === 'yes') return [[frag(Frag.FIRST)]];
+  if (first === 'no') return [[frag(Frag.NO)], [frag(Frag.LATER)]];
   return [[]];
 }
 
@@ -128,11 +171,11 @@ function fragAlts(v: Masked<number>): Alt {
  * All OpenFlow matches (without in_port) that together select exactly what
  * the rule's key selects, or in 'superset' mode at least that.
  */
-export function translateMatch(rule: FlowerRule, ctx: MatchContext, mode: MatchMode = 'exact'): string[][] {
+export function translateMatch(rule: FlowerRule, ctx: MatchContext, mode: MatchMode = 'exact'): MatchField[][] {
   const m = rule.match;
   const cap = ctx.maxFlowsPerRule;
   const alts: Alt[] = [protocolGate(rule, mode)];
-  const fixed: string[] = [];
+  const fixed: MatchField[] = [];
   // A key OpenFlow cannot state: refused when exact, no constraint in a superset.
   const inexact = (msg: string, attr: string): Alt => (mode === 'exact' ? refuse(msg, attr) : [[]]);
   if (m.indev !== undefined && m.indev !== rule.dev) return []; // skb_iif is always the representor itself here
@@ -143,14 +186,14 @@ export function translateMatch(rule: FlowerRule, ctx: MatchContext, mode: MatchM
   if (m.encKeyId !== undefined || m.encSrcIp || m.encDstIp || m.encDstPort || m.encTos || m.encTtl || m.encOpts) {
     inexact('tunnel keys (enc_*) are not offloaded yet: tunnels need per-VM tunnel ports (a later design)', 'enc_key_id');
   }
-  if (m.dstMac) fixed.push(maskedAddr('dl_dst', m.dstMac, 'ff:ff:ff:ff:ff:ff'));
-  if (m.srcMac) fixed.push(maskedAddr('dl_src', m.srcMac, 'ff:ff:ff:ff:ff:ff'));
+  if (m.dstMac) fixed.push(maskedMac('eth_dst', m.dstMac));
+  if (m.srcMac) fixed.push(maskedMac('eth_src', m.srcMac));
   const l3 = l3Protocol(m);
-  if (m.mplsLabel !== undefined) fixed.push(`mpls_label=${m.mplsLabel}`);
-  if (m.mplsTc !== undefined) fixed.push(`mpls_tc=${m.mplsTc}`);
-  if (m.mplsBos !== undefined) fixed.push(`mpls_bos=${m.mplsBos}`);
-  if (m.mplsTtl !== undefined) fixed.push(`mpls_ttl=${m.mplsTtl}`);
-  if (m.ipProto !== undefined) fixed.push(`nw_proto=${m.ipProto}`);
+  if (m.mplsLabel !== undefined) fixed.push(mf('mpls_label', m.mplsLabel));
+  if (m.mplsTc !== undefined) fixed.push(mf('mpls_tc', m.mplsTc));
+  if (m.mplsBos !== undefined) fixed.push(mf('mpls_bos', m.mplsBos));
+  if (m.mplsTtl !== undefined) fixed.push(mf('mpls_ttl', m.mplsTtl));
+  if (m.ipProto !== undefined) fixed.push(mf('nw_proto', m.ipProto));
   // A key that would need too many flows is no constraint in a superset.
   const orAny = (f: () => Alt): Alt => {
     try {
@@ -162,53 +205,60 @@ export function translateMatch(rule: FlowerRule, ctx: MatchContext, mode: MatchM
   };
   if (m.ipTos) alts.push(orAny(() => tosAlts(m.ipTos!, cap)));
   if (m.ipTtl) alts.push(orAny(() => unmaskable('nw_ttl', m.ipTtl!, 8, cap, 'ip_ttl')));
-  for (const [key, f4, f6] of [[m.srcIp, 'nw_src', 'ipv6_src'], [m.dstIp, 'nw_dst', 'ipv6_dst']] as const) {
+  for (const [key, f4, f6] of [[m.srcIp, 'ip_src', 'ipv6_src'], [m.dstIp, 'ip_dst', 'ipv6_dst']] as const) {
     if (!key) continue;
-    const six = ipFamily(key.value) === 6;
-    // ovs-ofctl reads `/N` before an IPv6 mask address (packets.c ipv6_parse_masked_len), so a mask such
-    // as 8000:: would be taken for prefix length 8000: a contiguous mask is written as its length.
-    const len = six ? maskPrefixLen(ipToBytes(key.mask)) : -1;
-    fixed.push(len >= 0 && len < 128 ? `${f6}=${key.value}/${len}` : maskedAddr(six ? f6 : f4, key, six ? 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff' : '255.255.255.255'));
+    if (ipFamily(key.value) === 6) {
+      const mask = ipv6ToBytes(key.mask);
+      fixed.push(maskPrefixLen(mask) === 128 ? mf(f6, ipv6ToBytes(key.value)) : mf(f6, ipv6ToBytes(key.value), mask));
+    } else fixed.push(maskedIpv4(f4, key));
   }
   const l4 = l4Prefix(m);
   if (l4) {
-    if (m.srcPort) fixed.push(masked(`${l4}_src`, m.srcPort, 0xffff));
-    if (m.dstPort) fixed.push(masked(`${l4}_dst`, m.dstPort, 0xffff));
-    if (m.srcPortRange) alts.push(rangeToPrefixes(m.srcPortRange.min, m.srcPortRange.max).map((p) => [masked(`${l4}_src`, p, 0xffff)]));
-    if (m.dstPortRange) alts.push(rangeToPrefixes(m.dstPortRange.min, m.dstPortRange.max).map((p) => [masked(`${l4}_dst`, p, 0xffff)]));
+    const src = `${l4}_src` as const, dst = `${l4}_dst` as const;
+    if (m.srcPort) fixed.push(masked(src, m.srcPort, 0xffff));
+    if (m.dstPort) fixed.push(masked(dst, m.dstPort, 0xffff));
+    if (m.srcPortRange) alts.push(rangeToPrefixes(m.srcPortRange.min, m.srcPortRange.max).map((p) => [masked(src, p, 0xffff)]));
+    if (m.dstPortRange) alts.push(rangeToPrefixes(m.dstPortRange.min, m.dstPortRange.max).map((p) => [masked(dst, p, 0xffff)]));
   }
-  if (m.tcpFlags) fixed.push(m.tcpFlags.mask === 0xfff ? `tcp_flags=${hex(m.tcpFlags.value)}` : `tcp_flags=${hex(m.tcpFlags.value & m.tcpFlags.mask)}/${hex(m.tcpFlags.mask)}`);
-  const icmp = m.ipProto === IpProto.ICMPV6 ? 'icmpv6' : 'icmp';
-  if (m.icmpType) alts.push(orAny(() => unmaskable(`${icmp}_type`, m.icmpType!, 8, cap, 'type')));
-  if (m.icmpCode) alts.push(orAny(() => unmaskable(`${icmp}_code`, m.icmpCode!, 8, cap, 'code')));
-  if (m.arpSip) fixed.push(maskedAddr('arp_spa', m.arpSip, '255.255.255.255'));
-  if (m.arpTip) fixed.push(maskedAddr('arp_tpa', m.arpTip, '255.255.255.255'));
+  if (m.tcpFlags) fixed.push(masked('tcp_flags', m.tcpFlags, 0xfff));
+  const six = m.ipProto === IpProto.ICMPV6;
+  if (m.icmpType) alts.push(orAny(() => unmaskable(six ? 'icmpv6_type' : 'icmp_type', m.icmpType!, 8, cap, 'type')));
+  if (m.icmpCode) alts.push(orAny(() => unmaskable(six ? 'icmpv6_code' : 'icmp_code', m.icmpCode!, 8, cap, 'code')));
+  if (m.arpSip) fixed.push(maskedIpv4('arp_spa', m.arpSip));
+  if (m.arpTip) fixed.push(maskedIpv4('arp_tpa', m.arpTip));
   if (m.arpOp) alts.push(orAny(() => unmaskable('arp_op', m.arpOp!, 8, cap, 'arp_op')));
-  if (m.arpSha) fixed.push(maskedAddr('arp_sha', m.arpSha, 'ff:ff:ff:ff:ff:ff'));
-  if (m.arpTha) fixed.push(maskedAddr('arp_tha', m.arpTha, 'ff:ff:ff:ff:ff:ff'));
+  if (m.arpSha) fixed.push(maskedMac('arp_sha', m.arpSha));
+  if (m.arpTha) fixed.push(maskedMac('arp_tha', m.arpTha));
   if (m.ipFlags) {
     if (l3 !== EthP.IP && l3 !== EthP.IPV6) alts.push(inexact('ip_flags on a filter that is not protocol ip/ipv6 also matches every non-IP frame, which OpenFlow cannot say', 'ip_flags'));
     else alts.push(fragAlts(m.ipFlags));
   }
-  if (m.ctState) fixed.push(`ct_state=${ovsCtState(m.ctState)}`);
+  if (m.ctState) fixed.push(ovsCtState(m.ctState));
   if (m.ctZone) {
     if (m.ctZone.mask !== 0xffff) inexact('a masked ct_zone cannot be offloaded: zones are remapped per VM', 'ct_zone');
-    else fixed.push(`ct_zone=${ctx.zone(m.ctZone.value)}`);
+    else fixed.push(mf('ct_zone', ctx.zone(m.ctZone.value)));
   }
   if (m.ctMark) fixed.push(masked('ct_mark', m.ctMark, 0xffffffff));
-  if (m.ctLabel) fixed.push(m.ctLabel.mask === 'f'.repeat(32) ? `ct_label=0x${m.ctLabel.value}` : `ct_label=0x${m.ctLabel.value}/0x${m.ctLabel.mask}`);
+  if (m.ctLabel) fixed.push(m.ctLabel.mask === 'f'.repeat(32) ? mf('ct_label', hexToBytes(m.ctLabel.value)) : mf('ct_label', hexToBytes(m.ctLabel.value), hexToBytes(m.ctLabel.mask)));
   // Cross product, capped.
-  let flows: string[][] = [[]];
+  let flows: MatchField[][] = [[]];
   for (const a of alts) {
-    const next: string[][] = [];
-    for (const f of flows) for (const x of a) next.push([...f, ...x]);
+    if (a.length === 1 && a[0]!.length === 0) continue;
+    const next: MatchField[][] = [];
+    for (const f of flows) for (const x of a) next.push(f.length ? [...f, ...x] : x);
     flows = next;
     if (flows.length > cap) refuse(`the rule needs more than ${cap} OpenFlow flows (ranges and masks multiply)`, 'match');
   }
-  return flows.map((f) => [...f, ...fixed]).flatMap(laterFragment);
+  const out: MatchField[][] = [];
+  for (const f of flows) {
+    const full = fixed.length ? [...f, ...fixed] : f;
+    if (full.some((x) => isFrag(x, Frag.LATER))) out.push(...laterFragment(full));
+    else out.push(full);
+  }
+  return out;
 }
 
-const L4_FIELD = /^(tcp|udp|sctp)_(src|dst)=|^tcp_flags=|^icmp(v6)?_(type|code)=/;
+const L4_FIELDS = new Set<FieldName>(['tcp_src', 'tcp_dst', 'udp_src', 'udp_dst', 'sctp_src', 'sctp_dst', 'tcp_flags', 'icmp_type', 'icmp_code', 'icmpv6_type', 'icmpv6_code']);
 
 /**
  * Later fragments carry no L4 header: OVS refuses L4 fields beside
@@ -216,16 +266,15 @@ const L4_FIELD = /^(tcp|udp|sctp)_(src|dst)=|^tcp_flags=|^icmp(v6)?_(type|code)=
  * key that selects 0 is no constraint there, and any other makes the piece
  * match nothing.
  */
-function laterFragment(flow: string[]): string[][] {
-  if (!flow.includes('nw_frag=later')) return [flow];
-  const out: string[] = [];
+function laterFragment(flow: MatchField[]): MatchField[][] {
+  if (!flow.some((x) => isFrag(x, Frag.LATER))) return [flow];
+  const out: MatchField[] = [];
   for (const f of flow) {
-    if (!L4_FIELD.test(f)) {
+    if (!L4_FIELDS.has(f.field)) {
       out.push(f);
       continue;
     }
-    const [v, m] = f.slice(f.indexOf('=') + 1).split('/');
-    if ((Number(v) & (m === undefined ? 0xffff : Number(m))) !== 0) return [];
+    if ((f.value as number) & ((f.mask as number | undefined) ?? 0xffff)) return [];
   }
   return [out];
 }
@@ -235,7 +284,7 @@ function laterFragment(flow: string[]): string[][] {
  * exactly as OpenFlow says it (keys it cannot say dropped), or, when even that
  * needs too many flows, the rule's protocol alone.
  */
-export function trapMatches(rule: FlowerRule, ctx: MatchContext): string[][] {
+export function trapMatches(rule: FlowerRule, ctx: MatchContext): MatchField[][] {
   try {
     return translateMatch(rule, ctx, 'superset');
   } catch (e) {
@@ -243,7 +292,7 @@ export function trapMatches(rule: FlowerRule, ctx: MatchContext): string[][] {
     const p = rule.protocol;
     if (p === EthP.ALL) return [[]];
     if (p === EthP.VLAN_8021Q || p === EthP.VLAN_8021AD) return taggedAlts();
-    return [[`dl_type=${hex(p)}`, UNTAGGED]];
+    return [[mf('eth_type', p), UNTAGGED]];
   }
 }
 
@@ -253,14 +302,14 @@ export function trapMatches(rule: FlowerRule, ctx: MatchContext): string[][] {
  * These matches take the later fragments each of `matches` would have taken
  * but for nw_proto (L4 keys as laterFragment treats them); they go to software.
  */
-export function ipv6LaterFragments(rule: FlowerRule, matches: string[][]): string[][] {
+export function ipv6LaterFragments(rule: FlowerRule, matches: MatchField[][]): MatchField[][] {
   if (rule.match.ipProto === undefined || l3Protocol(rule.match) !== EthP.IPV6) return [];
-  const out: string[][] = [];
+  const out: MatchField[][] = [];
   const seen = new Set<string>();
   for (const m of matches) {
-    if (m.some((f) => f.startsWith('nw_frag=') && f !== 'nw_frag=later' && f !== 'nw_frag=yes')) continue;
-    for (const piece of laterFragment([...m.filter((f) => !f.startsWith('nw_proto=') && !f.startsWith('nw_frag=')), 'nw_frag=later'])) {
-      const k = piece.join(',');
+    if (m.some((f) => f.field === 'ip_frag' && !isFrag(f, Frag.LATER) && !isFrag(f, Frag.YES))) continue;
+    for (const piece of laterFragment([...m.filter((f) => f.field !== 'nw_proto' && f.field !== 'ip_frag'), frag(Frag.LATER)])) {
+      const k = matchText(piece);
       if (!seen.has(k)) out.push(piece);
       seen.add(k);
     }

@@ -1,7 +1,7 @@
 // OpenFlow 1.5 messages vpf sends on its own connection (openflow-1.5 spec;
 // OVS include/openflow/openflow-1.{1,4,5}.h, lib/ofp-flow.c, lib/ofp-bundle.c):
-// flow mods built from an OfFlow exactly as `ovs-ofctl -O OpenFlow15` builds
-// them from the same line, plus the framing the connection needs (hello,
+// flow mods built from an OfFlow's values, byte for byte what
+// `ovs-ofctl -O OpenFlow15` builds from its printed line (flowLine), plus the framing the connection needs (hello,
 // echo, barrier, bundle control and add). Every xid here is a placeholder the
 // connection overwrites.
 import type { OfFlow } from './flow.js';

@@ -1,9 +1,11 @@
 // FlowInstaller over a persistent OpenFlow connection: a diff becomes one
 // atomic, ordered bundle (deletes by cookie, then adds), as OfctlInstaller's
-// `ovs-ofctl --bundle add-flows` does, without a process per request. A diff
-// with any flow the native encoder does not cover goes whole through the
-// ovs-ofctl installer instead (same atomicity, never a half-native bundle).
-// Dumps, meters and port stats are rare and stay with ovs-ofctl.
+// `ovs-ofctl --bundle add-flows` does, without a process per request. Flows
+// are values encoded directly (encode.ts); a diff with a flow the encoder
+// cannot encode (no translator emits one: test/ovs/encode.test.ts and
+// native.test.ts prove it) goes whole through the ovs-ofctl installer as its
+// printed lines, counted in `fallbackApplies`. Dumps, meters and port stats
+// are rare and stay with ovs-ofctl.
 import { InstallError, type FlowInstaller, type OfctlInstaller, type PortStats } from '../ctl/ofctl.js';
 import type { FlowDiff, InstalledFlow } from './diff.js';
 import type { OfMeter } from './flow.js';

@@ -1,10 +1,11 @@
-// OpenFlow 1.5 matches from ovs-ofctl match text (ovs-fields(7)): the field
+// OpenFlow 1.5 matches from a structured Match (flow.ts): the field
 // vocabulary our translators emit, encoded as OVS's own ovs-ofctl encodes it
 // for OF1.5 (lib/nx-match.c nx_put_raw: field order, OXM-over-NXM header
 // choice per nxm_field_by_mf_id, registers as 64-bit OXM_OF_PKT_REG pairs).
-// Anything outside that vocabulary throws UnsupportedFlow: the caller then
-// hands the flow to ovs-ofctl rather than risk encoding it differently.
-import { ipv4ToBytes, ipv6ToBytes, macToBytes } from '../../rules/addr.js';
+// A value that does not fit its field throws UnsupportedFlow. A value that
+// fits but OVS deems invalid (mf_is_value_valid) is sent as is: the switch
+// refuses it (OFPBMC_BAD_VALUE) as ovs-ofctl would have refused the line.
+import type { FieldValue, Match } from './flow.js';
 
 /** A flow the native encoder does not cover; `form` names the construct (for coverage reports). */
 export class UnsupportedFlow extends Error {
@@ -112,92 +113,24 @@ export interface Masked {
   mask: Buffer;
 }
 
-const ones = (n: number) => Buffer.alloc(n, 0xff);
 const isOnes = (b: Buffer) => b.every((x) => x === 0xff);
 const isZero = (b: Buffer) => b.every((x) => x === 0);
 const and = (a: Buffer, b: Buffer) => Buffer.from(a.map((x, i) => x & b[i]!));
 
-/** An unsigned integer in OVS syntax (decimal or 0x hex: lib/util.c parse_int_string) as `bytes` big-endian bytes. */
-function intBytes(text: string, bytes: number, what: string): Buffer {
-  if (!/^(0x[0-9a-fA-F]+|[0-9]+)$/.test(text)) return unsupported(`${what} value syntax`, `${what}: cannot encode value '${text}'`);
-  const v = BigInt(text);
-  if (v >> BigInt(bytes * 8) !== 0n) return unsupported(`${what} value range`, `${what}: value ${text} too large for ${bytes} bytes`);
+/** A field value as `bytes` big-endian bytes: a number (up to 48 bits) or bytes, right-aligned (a short ct_label is the integer it spells). */
+export function valueBytes(v: FieldValue, bytes: number, what: string): Buffer {
   const out = Buffer.alloc(bytes);
-  let x = v;
-  for (let i = bytes - 1; i >= 0; i--) {
-    out[i] = Number(x & 0xffn);
-    x >>= 8n;
-  }
-  return out;
-}
-
-function addr(parse: (s: string) => Uint8Array, s: string, what: string): Buffer {
-  try {
-    return Buffer.from(parse(s));
-  } catch {
-    return unsupported(`${what} value syntax`, `${what}: cannot encode address '${s}'`);
-  }
-}
-
-function prefixBytes(len: string, bytes: number, what: string): Buffer {
-  if (!/^[0-9]+$/.test(len) || Number(len) > bytes * 8) return unsupported(`${what} mask syntax`, `${what}: bad prefix /${len}`);
-  const b = Buffer.alloc(bytes);
-  for (let i = 0; i < Number(len); i++) b[i >> 3]! |= 0x80 >> (i & 7);
-  return b;
-}
-
-const CT_FLAGS: Record<string, number> = { new: 0x01, est: 0x02, rel: 0x04, rpl: 0x08, inv: 0x10, trk: 0x20, snat: 0x40, dnat: 0x80 };
-// lib/meta-flow.c mf_from_frag_string: the first row naming it wins, so "no" is 0/ANY|LATER; ANY = 1, LATER = 2.
-const FRAG: Record<string, [number, number]> = { no: [0, 3], yes: [1, 1], first: [1, 3], later: [3, 3], not_later: [0, 2] };
-
-/** Parses a field value as mf_parse does for the field's string kind; the mask is all-ones when none is given. */
-export function parseFieldValue(spec: FieldSpec, text: string): Masked {
-  const what = spec.name;
-  const n = spec.bytes;
-  const slash = text.indexOf('/');
-  const v = slash < 0 ? text : text.slice(0, slash);
-  const m = slash < 0 ? undefined : text.slice(slash + 1);
-  let out: Masked;
-  switch (spec.kind) {
-    case 'int':
-    case 'port':
-      out = { value: intBytes(v, n, what), mask: m === undefined ? ones(n) : intBytes(m, n, what) };
-      break;
-    case 'mac':
-      out = { value: addr(macToBytes, v, what), mask: m === undefined ? ones(6) : addr(macToBytes, m, what) };
-      break;
-    case 'ipv4':
-      out = { value: addr(ipv4ToBytes, v, what), mask: m === undefined ? ones(4) : m.includes('.') ? addr(ipv4ToBytes, m, what) : prefixBytes(m, 4, what) };
-      break;
-    case 'ipv6':
-      out = { value: addr(ipv6ToBytes, v, what), mask: m === undefined ? ones(16) : m.includes(':') ? addr(ipv6ToBytes, m, what) : prefixBytes(m, 16, what) };
-      break;
-    case 'frag': {
-      const fr = FRAG[text];
-      if (!fr) return unsupported(`${what} value syntax`, `${what}: unknown fragment type '${text}'`);
-      out = { value: Buffer.from([fr[0]]), mask: Buffer.from([fr[1]]) };
-      break;
+  if (typeof v === 'number') {
+    if (!Number.isInteger(v) || v < 0 || v >= 2 ** (8 * bytes)) return unsupported(`${what} value range`, `${what}: value ${v} does not fit ${bytes} bytes`);
+    let x = v;
+    for (let i = bytes - 1; i >= 0; i--) {
+      out[i] = x % 256;
+      x = Math.floor(x / 256);
     }
-    case 'ct_state': {
-      // mf_from_ct_state_string: "+trk-est" flag lists (the form our translators emit).
-      if (!/^([+-][a-z]+)+$/.test(text)) return unsupported(`${what} value syntax`, `${what}: cannot encode '${text}'`);
-      let value = 0, mask = 0;
-      for (const [, sign, name] of text.matchAll(/([+-])([a-z]+)/g)) {
-        const bit = CT_FLAGS[name!];
-        if (bit === undefined) return unsupported(`${what} value syntax`, `${what}: unknown flag '${name}'`);
-        mask |= bit;
-        if (sign === '+') value |= bit;
-      }
-      out = { value: intBytes(String(value), 4, what), mask: intBytes(String(mask), 4, what) };
-      break;
-    }
+    return out;
   }
-  if (m !== undefined && !spec.maskable) return unsupported(`${what} mask`, `${what}: field is not maskable`);
-  if (spec.bits < n * 8) {
-    let over = 0n;
-    for (const b of out.value) over = (over << 8n) | BigInt(b);
-    if (over >> BigInt(spec.bits) !== 0n) return unsupported(`${what} value range`, `${what}: ${text} is not a valid value`);
-  }
+  if (v.length > bytes) return unsupported(`${what} value range`, `${what}: ${v.length} bytes do not fit ${bytes}`);
+  out.set(v, bytes - v.length);
   return out;
 }
 
@@ -229,36 +162,34 @@ const ORDER_META = ['pkt_mark', 'ct_state', 'ct_zone', 'ct_mark', 'ct_label'];
 
 const ETH = { IP: 0x0800, IPV6: 0x86dd, ARP: 0x0806, RARP: 0x8035, MPLS: 0x8847, MPLS_MCAST: 0x8848 };
 
-/** The parsed match: field name -> masked value (value already ANDed with its mask, as match_set_*_masked does). */
+/** The match by field name -> masked value (value already ANDed with its mask, as match_set_*_masked does). */
 export type MatchFields = Map<string, Masked>;
 
-/** Parses ovs-ofctl match text ("k=v,k=v"; no shorthands) into fields; throws UnsupportedFlow outside our vocabulary. */
-export function parseMatch(text: string): MatchFields {
+/** The match's fields as bytes; a field given twice or a mask on an unmaskable field throws UnsupportedFlow. */
+export function matchFields(match: Match): MatchFields {
   const fields: MatchFields = new Map();
   let vlan: Masked | undefined;
-  for (const part of text.split(',')) {
-    if (!part) continue;
-    const eq = part.indexOf('=');
-    if (eq < 0) return unsupported(`match '${part}'`, `match: '${part}' (protocol shorthands and flags are not encoded natively)`);
-    const key = part.slice(0, eq), val = part.slice(eq + 1);
-    if (key === 'vlan_tci' || key === 'dl_vlan') {
+  for (const f of match) {
+    if (f.field === 'vlan_tci' || f.field === 'dl_vlan') {
       if (vlan) return unsupported('match vlan_tci twice', 'match: more than one VLAN TCI constraint');
-      if (key === 'dl_vlan') {
-        const vid = intBytes(val, 2, key).readUInt16BE(0);
-        if (vid > 0xfff) return unsupported('match dl_vlan range', `dl_vlan=${val} out of range`);
-        vlan = { value: intBytes(String(0x1000 | vid), 2, key), mask: intBytes('0x1fff', 2, key) };
+      if (f.field === 'dl_vlan') {
+        // dl_vlan=VID: a tag with that VID (ovs-fields(7)), i.e. vlan_tci=0x1000|VID/0x1fff.
+        const vid = valueBytes(f.value, 2, 'dl_vlan').readUInt16BE(0);
+        if (vid > 0xfff) return unsupported('match dl_vlan range', `dl_vlan=${vid} out of range`);
+        vlan = { value: valueBytes(0x1000 | vid, 2, 'dl_vlan'), mask: valueBytes(0x1fff, 2, 'dl_vlan') };
       } else {
-        const [v, m] = val.split('/');
-        const value = intBytes(v!, 2, key), mask = m === undefined ? ones(2) : intBytes(m, 2, key);
+        const value = valueBytes(f.value, 2, 'vlan_tci'), mask = f.mask === undefined ? Buffer.alloc(2, 0xff) : valueBytes(f.mask, 2, 'vlan_tci');
         vlan = { value: and(value, mask), mask };
       }
       continue;
     }
-    const spec = fieldByName(key);
-    if (!spec) return unsupported(`match field ${key}`, `match: field '${key}' is not encoded natively`);
+    const spec = fieldByName(f.field);
+    if (!spec) return unsupported(`match field ${f.field}`, `match: field '${f.field}' is not encoded natively`);
     if (fields.has(spec.name)) return unsupported(`match ${spec.name} twice`, `match: '${spec.name}' given twice`);
-    const mv = parseFieldValue(spec, val);
-    fields.set(spec.name, { value: and(mv.value, mv.mask), mask: mv.mask });
+    if (f.mask !== undefined && !spec.maskable) return unsupported(`${spec.name} mask`, `${spec.name}: field is not maskable`);
+    const value = valueBytes(f.value, spec.bytes, spec.name);
+    const mask = f.mask === undefined ? Buffer.alloc(spec.bytes, 0xff) : valueBytes(f.mask, spec.bytes, spec.name);
+    fields.set(spec.name, { value: and(value, mask), mask });
   }
   if (vlan) fields.set('vlan_tci', vlan);
   return fields;
@@ -351,8 +282,8 @@ export function encodeMatchFields(fields: MatchFields): Buffer {
 }
 
 /** struct ofp_match (OFPMT_OXM) with its TLVs, padded to 8 bytes. */
-export function encodeOfpMatch(text: string): Buffer {
-  const tlvs = encodeMatchFields(parseMatch(text));
+export function encodeOfpMatch(match: Match): Buffer {
+  const tlvs = encodeMatchFields(matchFields(match));
   const len = 4 + tlvs.length;
   const out = Buffer.alloc((len + 7) & ~7);
   out.writeUInt16BE(1, 0); // OFPMT_OXM

@@ -7,6 +7,7 @@ import { defaultVfSettings, VLAN_PROTO_8021AD, VLAN_PROTO_8021Q, type VfSettings
 import { cookieKind, cookieRuleId, FlowKind } from '../../translator/cookie.js';
 import { LegacyTable, legacyMeterId, translateLegacy, type LegacyInput } from '../../translator/legacy.js';
 import { defaultPortMap } from '../../translator/portmap.js';
+import { actionsText, flowText, matchText } from '../../ovs/openflow/flow.js';
 
 const N = 4;
 const ports = defaultPortMap(N);
@@ -42,11 +43,11 @@ describe('translateLegacy: cookies', () => {
     const t = translateLegacy(input([vf(0, { spoofchk: true, vlan: 10 }), vf(1, { trust: true, promisc: true }), vf(2, { linkState: 'disable' }), vf(3, { maxTxRate: 5 })]));
     for (const f of t.flows) {
       expect(cookieKind(f.cookie)).toBe(FlowKind.LEGACY);
-      const mentioned = ports.vfs.map((p, n) => (new RegExp(`(in_port|reg0)=${p.port}(,|$)`).test(f.match) ? n : -1)).filter((n) => n >= 0);
+      const mentioned = ports.vfs.map((p, n) => (new RegExp(`(in_port|reg0)=${p.port}(,|$)`).test(matchText(f.match)) ? n : -1)).filter((n) => n >= 0);
       if (mentioned.length === 1) expect(cookieRuleId(f.cookie)).toBe(mentioned[0]! + 1);
     }
     // A dump filtered by VF 0's cookie shows its ingress ACL, its MAC and its egress ACL.
-    const vf0 = t.flows.filter((f) => cookieRuleId(f.cookie) === 1).map((f) => `${f.table} ${f.match}`);
+    const vf0 = t.flows.filter((f) => cookieRuleId(f.cookie) === 1).map((f) => `${f.table} ${matchText(f.match)}`);
     expect(vf0).toEqual(expect.arrayContaining(['0 in_port=100,vlan_tci=0x0000/0x1000,dl_src=' + mac(0), '0 in_port=100', `1 dl_dst=${mac(0)}`, '2 reg0=100,dl_vlan=10', '2 reg0=100']));
   });
 
@@ -55,7 +56,7 @@ describe('translateLegacy: cookies', () => {
       fc.property(arbVfs, fc.boolean(), (vfs, up) => {
         // Two VFs with the PF's MAC and each other's: the FDB merges them into one flow.
         const t = translateLegacy(input([...vfs.slice(0, 2), { ...vfs[2]!, mac: vfs[1]!.mac === '00:00:00:00:00:00' ? mac(1) : vfs[1]!.mac }, { ...vfs[3]!, mac: '02:aa:00:00:00:01' }], { uplinkUp: up }));
-        const keys = t.flows.map((f) => `${f.table}|${f.priority}|${f.match}`);
+        const keys = t.flows.map((f) => `${f.table}|${f.priority}|${matchText(f.match)}`);
         expect(new Set(keys).size).toBe(keys.length);
         expect(new Set(t.flows.map((f) => f.cookie)).size).toBe(t.flows.length);
       }),
@@ -99,8 +100,8 @@ describe('translateLegacy: one VF changes, only its flows change', () => {
     const a = translateLegacy(input(base)), b = translateLegacy(input(after));
     const diff = changed(input(base), input(after));
     expect(diff).toHaveLength(3);
-    const gone = a.flows.filter((f) => diff.includes(f.cookie)).map((f) => f.match);
-    const added = b.flows.filter((f) => diff.includes(f.cookie)).map((f) => f.match);
+    const gone = a.flows.filter((f) => diff.includes(f.cookie)).map((f) => matchText(f.match));
+    const added = b.flows.filter((f) => diff.includes(f.cookie)).map((f) => matchText(f.match));
     expect(gone).toEqual(['in_port=102']);
     expect(added.sort()).toEqual(['in_port=102', `in_port=102,dl_src=${mac(2)}`]);
   });
@@ -115,7 +116,7 @@ describe('translateLegacy: one VF changes, only its flows change', () => {
 describe('translateLegacy: drops are counted per VF', () => {
   it('tx/rx drop cookies name drop flows of that VF: ingress ACL for tx, egress ACL for rx', () => {
     const t = translateLegacy(input([vf(0, { spoofchk: true }), vf(1, { vlan: 5 }), vf(2, { linkState: 'disable' }), vf(3)]));
-    const byCookie = new Map(t.flows.map((f) => [f.cookie, f]));
+    const byCookie = new Map(t.flows.map((f) => [f.cookie, flowText(f)]));
     const drops = (n: number) => t.perVf[n]!;
     for (const p of t.perVf) {
       for (const c of p.txDropCookies) expect(byCookie.get(c)).toMatchObject({ table: LegacyTable.INGRESS, match: `in_port=${ports.vfs[p.vf]!.port}`, actions: 'drop' });
@@ -127,7 +128,7 @@ describe('translateLegacy: drops are counted per VF', () => {
     expect([drops(3).txDropCookies.length, drops(3).rxDropCookies.length]).toEqual([0, 0]); // no ACL at all, as mlx5
     // A disabled VF has nothing but drops: no allow flow sends its traffic anywhere.
     const vf2 = t.flows.filter((f) => cookieRuleId(f.cookie) === 3 && f.table !== LegacyTable.FDB);
-    expect(vf2.every((f) => f.actions === 'drop')).toBe(true);
+    expect(vf2.every((f) => actionsText(f.actions) === 'drop')).toBe(true);
   });
 });
 
@@ -138,8 +139,8 @@ describe('translateLegacy: rates', () => {
       { id: legacyMeterId(0), spec: 'kbps burst stats bands=type=drop rate=250000 burst_size=25000' },
       { id: legacyMeterId(2), spec: 'kbps burst stats bands=type=drop rate=1000 burst_size=100' },
     ]);
-    const allow0 = t.flows.find((f) => f.table === 0 && f.match === 'in_port=100')!;
-    expect(allow0.actions.startsWith(`meter:${legacyMeterId(0)},`)).toBe(true);
+    const allow0 = t.flows.find((f) => f.table === 0 && matchText(f.match) === 'in_port=100')!;
+    expect(actionsText(allow0.actions).startsWith(`meter:${legacyMeterId(0)},`)).toBe(true);
     expect(t.perVf[0]!.meterId).toBe(legacyMeterId(0));
     expect(t.perVf[1]!.meterId).toBeUndefined();
   });
@@ -151,9 +152,9 @@ describe('translateLegacy: ports', () => {
       fc.property(arbVfs, (vfs) => {
         const t = translateLegacy(input(vfs));
         const reps = ports.vfs.map((p) => p.rep);
-        for (const f of t.flows) for (const r of reps) expect(f.actions).not.toMatch(new RegExp(`output:${r}\\b|->reg0.*\\b${r}\\b`));
-        for (const r of reps) expect(t.flows.some((f) => f.match.includes(`in_port=${r}`))).toBe(false);
-        expect(t.flows.find((f) => f.table === 0 && f.priority === 0)).toMatchObject({ match: '', actions: 'drop' });
+        for (const f of t.flows) for (const r of reps) expect(actionsText(f.actions)).not.toMatch(new RegExp(`output:${r}\\b|->reg0.*\\b${r}\\b`));
+        for (const r of reps) expect(t.flows.some((f) => matchText(f.match).includes(`in_port=${r}`))).toBe(false);
+        expect(flowText(t.flows.find((f) => f.table === 0 && f.priority === 0)!)).toMatchObject({ match: '', actions: 'drop' });
       }),
       { numRuns: 50 },
     );
@@ -163,6 +164,6 @@ describe('translateLegacy: ports', () => {
     const t = translateLegacy(input([], { pfMac: undefined }));
     expect(t.perVf).toHaveLength(N);
     expect(t.flows.filter((f) => f.table === LegacyTable.FDB && f.priority === 200)).toEqual([]);
-    expect(t.flows.filter((f) => f.table === 0 && f.match === 'in_port=101').map((f) => f.actions)).toEqual(['goto_table:1']);
+    expect(t.flows.filter((f) => f.table === 0 && matchText(f.match) === 'in_port=101').map((f) => actionsText(f.actions))).toEqual(['goto_table:1']);
   });
 });

@@ -7,7 +7,8 @@ import { cookieKind, cookieOf, cookieRuleId, FlowKind } from '../../translator/c
 import { enumerateMasked, rangeToPrefixes } from '../../translator/expand.js';
 import { translate, translateGroup, type TranslateMemo } from '../../translator/index.js';
 import type { FlowerRule } from '../../rules/model.js';
-import { flowLine } from '../../ovs/openflow/flow.js';
+import { actionsText, flowLine, flowText, matchText } from '../../ovs/openflow/flow.js';
+import { parseActions, parseMatch } from '../../ovs/openflow/parse.js';
 import { arbRule } from '../gen/rule.js';
 import { defaultPortMap } from '../../translator/portmap.js';
 
@@ -66,13 +67,13 @@ describe('unmaskable fields', () => {
   it('ip_ttl 0x40/0xc0 becomes 64 exact nw_ttl flows', () => {
     const t = one('dev vf0 ingress prio 1 protocol ip flower ip_ttl 0x40/0xc0 action drop');
     expect(ruleFlows(t)).toHaveLength(64);
-    expect(ruleFlows(t).map((f) => /nw_ttl=(\d+)/.exec(f.match)![1]).map(Number).sort((a, b) => a - b)[0]).toBe(64);
+    expect(ruleFlows(t).map((f) => /nw_ttl=(\d+)/.exec(matchText(f.match))![1]).map(Number).sort((a, b) => a - b)[0]).toBe(64);
   });
 });
 
 describe('mapping rows', () => {
-  const match = (line: string) => ruleFlows(one(line)).map((f) => f.match);
-  const actions = (line: string) => ruleFlows(one(line)).map((f) => f.actions);
+  const match = (line: string) => ruleFlows(one(line)).map((f) => matchText(f.match));
+  const actions = (line: string) => ruleFlows(one(line)).map((f) => actionsText(f.actions));
 
   it('protocol ip matches untagged IPv4 only', () => {
     expect(match('dev vf0 ingress prio 1 protocol ip flower action drop')).toEqual(['in_port=100,dl_type=0x800,vlan_tci=0x0000/0xffff']);
@@ -112,7 +113,7 @@ describe('mapping rows', () => {
     const r = parseFilter(splitArgs('dev vf0 ingress prio 1 protocol ip flower action ct zone 3 pipe action goto chain 1')).value!;
     const c1 = parseFilter(splitArgs('dev vf0 ingress chain 1 prio 1 protocol ip flower ct_state +trk+new action drop')).value!;
     const t = translate({ rules: [{ id: 1, rule: r }, { id: 2, rule: c1 }], ports, zone: (z) => 1000 + z });
-    expect(t.flows.find((f) => cookieRuleId(f.cookie) === 1)!.actions).toBe(`ct(zone=1003,table=${t.tables.get('1/entry')})`);
+    expect(actionsText(t.flows.find((f) => cookieRuleId(f.cookie) === 1)!.actions)).toBe(`ct(zone=1003,table=${t.tables.get('1/entry')})`);
   });
   it('ct commit under a zero label or mark mask sets nothing (act_ct.c; OVS refuses a zero-mask set_field)', () => {
     expect(actions('dev vf0 ingress prio 1 protocol ip flower action ct commit label 1 action ct commit label 102/f mark 5/0 action pass')).toEqual([
@@ -122,7 +123,7 @@ describe('mapping rows', () => {
   it('police is a meter in front of the rest', () => {
     const t = one('dev vf0 ingress prio 1 protocol ip flower action police rate 8mbit burst 100k conform-exceed drop/pipe action mirred egress redirect dev vf1');
     expect(t.meters).toEqual([{ id: 1, spec: 'kbps burst stats bands=type=drop rate=8000 burst_size=820' }]);
-    expect(ruleFlows(t)[0]!.actions).toBe('meter:1,output:101');
+    expect(actionsText(ruleFlows(t)[0]!.actions)).toBe('meter:1,output:101');
   });
 });
 
@@ -138,7 +139,7 @@ describe('refusals and partial offload', () => {
   it('without skip_sw the rule keeps its place with a trap to the representor', () => {
     const t = one('dev vf0 ingress prio 1 protocol ip flower enc_key_id 5 action drop');
     expect(t.perRule.get(1)).toMatchObject({ offloaded: false, flows: 1 });
-    expect(ruleFlows(t)).toEqual([expect.objectContaining({ match: 'in_port=100,dl_type=0x800,vlan_tci=0x0000/0xffff', actions: 'output:200' })]);
+    expect(ruleFlows(t).map(flowText)).toEqual([expect.objectContaining({ match: 'in_port=100,dl_type=0x800,vlan_tci=0x0000/0xffff', actions: 'output:200' })]);
     expect(cookieKind(ruleFlows(t)[0]!.cookie)).toBe(FlowKind.TRAP);
   });
   it('a rewrite that may reach software is not offloaded (the guest would classify it again from chain 0)', () => {
@@ -155,7 +156,7 @@ describe('refusals and partial offload', () => {
       const t = one(`dev vf0 ingress prio 1 ${line}`);
       expect(t.perRule.get(1)).toMatchObject({ offloaded: false });
       expect(t.perRule.get(1)!.error!.message).toContain(what);
-      expect(ruleFlows(t).every((f) => f.actions === 'output:200')).toBe(true);
+      expect(ruleFlows(t).every((f) => actionsText(f.actions) === 'output:200')).toBe(true);
     }
     // A copy and then a redirect never reaches software: offloaded.
     expect(one('dev vf0 ingress prio 1 protocol ip flower action mirred egress mirror dev vf1 pipe action mirred egress redirect dev uplink').perRule.get(1)!.offloaded).toBe(true);
@@ -172,37 +173,37 @@ describe('refusals and partial offload', () => {
   });
   it("a trap covers the rule's own match, not all traffic of its protocol", () => {
     const t = one('dev vf0 ingress prio 1 protocol ip flower ip_proto udp dst_port 80 action skbedit mark 7 pipe action mirred egress redirect dev vf1');
-    expect(ruleFlows(t).map((f) => f.match)).toEqual(['in_port=100,dl_type=0x800,vlan_tci=0x0000/0xffff,nw_proto=17,udp_dst=80']);
+    expect(ruleFlows(t).map((f) => matchText(f.match))).toEqual(['in_port=100,dl_type=0x800,vlan_tci=0x0000/0xffff,nw_proto=17,udp_dst=80']);
   });
   it('a trapped VLAN rule takes only tags with its VID/PCP, in forms OVS offloads (no CFI-only mask)', () => {
-    const m = (line: string) => ruleFlows(one(`dev vf0 ingress prio 1 ${line}`)).map((f) => f.match.replace('in_port=100,', ''));
+    const m = (line: string) => ruleFlows(one(`dev vf0 ingress prio 1 ${line}`)).map((f) => matchText(f.match).replace('in_port=100,', ''));
     expect(m('protocol 802.1Q flower vlan_id 5 action drop')).toEqual(['vlan_tci=0x1005/0x1fff']);
     expect(m('protocol 802.1ad flower vlan_id 100 vlan_prio 3 vlan_ethtype ip action drop')).toEqual(['vlan_tci=0x7064/0xffff,dl_type=0x800']);
     expect(m('protocol 802.1Q flower vlan_prio 2 action drop')).toEqual(['vlan_tci=0x5000/0xf000']);
     expect(m('protocol 802.1Q flower action drop')).toEqual([0, 1, 2, 3, 4, 5, 6, 7].map((p) => `vlan_tci=0x${((p << 13) | 0x1000).toString(16)}/0xf000`));
     for (const l of ['protocol 802.1Q flower action drop', 'protocol all flower num_of_vlans 1 action drop', 'protocol ip flower action drop']) {
-      expect(one(`dev vf0 ingress prio 1 ${l}`).flows.map((f) => f.match).join(' ')).not.toMatch(/vlan_tci=0x[01]000\/0x1000/);
+      expect(one(`dev vf0 ingress prio 1 ${l}`).flows.map((f) => matchText(f.match)).join(' ')).not.toMatch(/vlan_tci=0x[01]000\/0x1000/);
     }
   });
   it('every frame from a VF un-wildcards its whole TCI in table 0, so datapath flows carry an offloadable VLAN mask', () => {
-    const t0 = one('dev vf0 ingress prio 1 protocol ip flower action drop').flows.filter((f) => f.table === 0 && f.match.startsWith('in_port=100'));
-    expect(t0.map((f) => [f.priority, f.match, f.actions])).toEqual([[101, 'in_port=100,vlan_tci=0x0000/0xffff', t0[1]!.actions], [100, 'in_port=100', t0[1]!.actions]]);
+    const t0 = one('dev vf0 ingress prio 1 protocol ip flower action drop').flows.filter((f) => f.table === 0 && matchText(f.match).startsWith('in_port=100'));
+    expect(t0.map((f) => [f.priority, matchText(f.match), actionsText(f.actions)])).toEqual([[101, 'in_port=100,vlan_tci=0x0000/0xffff', actionsText(t0[1]!.actions)], [100, 'in_port=100', actionsText(t0[1]!.actions)]]);
   });
   it('vlan pop/modify on protocol all: untagged frames get their own no-op flow, tagged ones the action (act_vlan.c)', () => {
     const pop = ruleFlows(one('dev vf0 ingress prio 1 protocol all flower action vlan pop pipe action mirred egress redirect dev vf1'));
     // OpenFlow 1.5 takes pop_vlan only under a match that says a tag is there: one flow per PCP.
-    expect(pop.map((f) => [f.match, f.actions])).toEqual([
+    expect(pop.map((f) => [matchText(f.match), actionsText(f.actions)])).toEqual([
       ['in_port=100,vlan_tci=0x0000/0xffff', 'output:101'],
       ...[0, 1, 2, 3, 4, 5, 6, 7].map((p) => [`in_port=100,vlan_tci=0x${((p << 13) | 0x1000).toString(16)}/0xf000`, 'pop_vlan,output:101']),
     ]);
     // modify sets the TPID to its protocol (802.1Q by default) and keeps the PCP: a pop and a push per PCP value.
     const mod = ruleFlows(one('dev vf0 ingress prio 1 protocol all flower action vlan modify id 9 pipe action mirred egress redirect dev vf1'));
     expect(mod).toHaveLength(9);
-    expect(mod[3]!.match).toBe('in_port=100,vlan_tci=0x5000/0xf000');
-    expect(mod[3]!.actions).toBe('pop_vlan,push_vlan:0x8100,set_field:4105->vlan_vid,set_field:2->vlan_pcp,output:101');
+    expect(matchText(mod[3]!.match)).toBe('in_port=100,vlan_tci=0x5000/0xf000');
+    expect(actionsText(mod[3]!.actions)).toBe('pop_vlan,push_vlan:0x8100,set_field:4105->vlan_vid,set_field:2->vlan_pcp,output:101');
     // With a priority, one flow for tagged frames; a push's known TPID and PCP make a later modify exact too.
-    expect(ruleFlows(one('dev vf0 ingress prio 1 protocol all flower action vlan modify id 9 protocol 802.1ad priority 5 pipe action mirred egress redirect dev vf1'))[8]!.actions).toBe('pop_vlan,push_vlan:0x88a8,set_field:4105->vlan_vid,set_field:5->vlan_pcp,output:101');
-    expect(ruleFlows(one('dev vf0 ingress prio 1 protocol ip flower action vlan push protocol 802.1ad id 7 priority 2 pipe action vlan modify id 8 pipe action mirred egress redirect dev vf1'))[0]!.actions).toBe(
+    expect(actionsText(ruleFlows(one('dev vf0 ingress prio 1 protocol all flower action vlan modify id 9 protocol 802.1ad priority 5 pipe action mirred egress redirect dev vf1'))[8]!.actions)).toBe('pop_vlan,push_vlan:0x88a8,set_field:4105->vlan_vid,set_field:5->vlan_pcp,output:101');
+    expect(actionsText(ruleFlows(one('dev vf0 ingress prio 1 protocol ip flower action vlan push protocol 802.1ad id 7 priority 2 pipe action vlan modify id 8 pipe action mirred egress redirect dev vf1'))[0]!.actions)).toBe(
       'push_vlan:0x88a8,set_field:4103->vlan_vid,set_field:2->vlan_pcp,pop_vlan,push_vlan:0x8100,set_field:4104->vlan_vid,set_field:2->vlan_pcp,output:101',
     );
   });
@@ -210,7 +211,7 @@ describe('refusals and partial offload', () => {
     const t = one('dev vf0 ingress prio 1 protocol ip flower skip_hw dst_ip 10.0.0.2 action drop');
     expect(t.perRule.get(1)).toMatchObject({ offloaded: false, flows: 1 });
     expect(t.perRule.get(1)!.refused).toBeFalsy();
-    expect(ruleFlows(t)).toEqual([expect.objectContaining({ match: 'in_port=100,dl_type=0x800,vlan_tci=0x0000/0xffff,nw_dst=10.0.0.2', actions: 'output:200' })]);
+    expect(ruleFlows(t).map(flowText)).toEqual([expect.objectContaining({ match: 'in_port=100,dl_type=0x800,vlan_tci=0x0000/0xffff,nw_dst=10.0.0.2', actions: 'output:200' })]);
   });
   it('continue has no OpenFlow equivalent', () => {
     expect(one('dev vf0 ingress prio 1 protocol ip flower skip_sw action continue').perRule.get(1)!.error!.message).toMatch(/continue/);
@@ -242,10 +243,10 @@ describe('incremental changes', () => {
 
 describe('cookies', () => {
   it('carry kind and rule id, and change with the flow', () => {
-    const c = cookieOf(FlowKind.RULE, 12345, 3, 59999, 'in_port=100', 'drop');
+    const c = cookieOf(FlowKind.RULE, 12345, 3, 59999, parseMatch('in_port=100'), []);
     expect(cookieKind(c)).toBe(FlowKind.RULE);
     expect(cookieRuleId(c)).toBe(12345);
-    expect(cookieOf(FlowKind.RULE, 12345, 3, 59999, 'in_port=100', 'output:1')).not.toBe(c);
+    expect(cookieOf(FlowKind.RULE, 12345, 3, 59999, parseMatch('in_port=100'), parseActions('output:1'))).not.toBe(c);
   });
   it('are stable across runs: the same rules give the same flows', () => {
     const a = one('dev vf0 ingress prio 1 protocol ip flower ip_proto tcp dst_port 1000-1999 action drop', 7);
@@ -293,7 +294,7 @@ describe('what OVS would refuse is refused here first', () => {
 
   it('a ct_mark with bit 31 set prints as OVS reads it', () => {
     const t = one('dev vf0 ingress prio 1 protocol ip flower ct_state +trk+est ct_mark 0x80000001/0x80000001 action drop');
-    expect(ruleFlows(t).map((f) => f.match).join(' ')).toContain('ct_mark=0x80000001/0x80000001');
+    expect(ruleFlows(t).map((f) => matchText(f.match)).join(' ')).toContain('ct_mark=0x80000001/0x80000001');
   });
 });
 
@@ -358,7 +359,7 @@ describe('masked pedit as masked set_field (issue 11 section 5)', () => {
   });
   const head = 'dev vf0 ingress prio 1';
   const redirect = 'pipe action mirred egress redirect dev vf1';
-  const acts = (r: FlowerRule) => ruleFlows(tr([r])).map((f) => f.actions);
+  const acts = (r: FlowerRule) => ruleFlows(tr([r])).map((f) => actionsText(f.actions));
 
   it('a DSCP-only or ECN-only tos set writes that part alone', () => {
     expect(acts(rule(`${head} protocol ip flower action pedit ex munge ip tos set 0x28 retain 0xfc ${redirect}`))).toEqual(['set_field:10->ip_dscp,output:101']);

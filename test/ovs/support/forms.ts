@@ -1,8 +1,10 @@
 // Flow forms the translators emit that random rules rarely reach (pedit rewrites,
 // NAT, mpls, sample, ...): the native encoder's tests install and compare them.
 import type { OfFlow } from '../../../ovs/openflow/flow.js';
+import { parseFlow } from '../../../ovs/openflow/parse.js';
 
-export const flow = (table: number, priority: number, cookie: bigint, match: string, actions: string): OfFlow => ({ table, priority, cookie, match, actions });
+/** A hand-written flow in ovs-ofctl text, as the flow value it reads as. */
+export const flow = parseFlow;
 
 export const RARE_FORMS: OfFlow[] = [
   // Rewrite-then-goto's restore path (docs/mapping.md, "Misses after rewrites"): registers name the rewriting rule, table 253 restores.
