@@ -63,6 +63,10 @@ export class Vpfd implements AdminBackend {
   static async start(config: VpfdConfig, log: Logger = pino({ level: config.logLevel })): Promise<Vpfd> {
     mkdirSync(join(config.stateDir, 'vms'), { recursive: true, mode: 0o700 });
     const d = new Vpfd(config, log);
+    // The journal first: replaying a large one keeps the event loop busy for seconds, long
+    // enough for ovsdb-server's inactivity probe (5 s, then 5 s more) to drop a connection
+    // that cannot answer its echo requests.
+    const recs = d.journal.loadAll();
     await d.ovsdb.connect();
     await d.ovsdb.monitor(BRIDGE_MONITOR);
     await d.applyOvsSettings();
@@ -87,7 +91,7 @@ export class Vpfd implements AdminBackend {
       }
     });
     // One VM that cannot come up never keeps the others down (issue 9 item 11).
-    for (const rec of d.journal.loadAll()) await d.tryBringUp(rec, 'restart');
+    for (const rec of recs) await d.tryBringUp(rec, 'restart');
     await d.checkDatapath();
     d.admin = await startAdminServer(d, adminSocket(config.stateDir), log);
     d.timer = setInterval(() => {

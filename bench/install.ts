@@ -141,6 +141,8 @@ try {
   const { value: d2, where: whereRestart } = await profiled('restart', () => Vpfd.start(config, pino({ level: 'silent' })));
   d = d2;
   const tResync = secs(t2);
+  const down = d.listVms().filter((v) => v.state !== 'up');
+  if (down.length) throw new Error(`after the restart, VMs not up: ${down.map((v) => `${v.name}: ${v.error}`).join('; ')}`);
   const after = parseDumpFlows(await ovs.ofctl('dump-flows', 'vpf-bench'));
   const fresh = after.filter((f) => !before.has(f.cookie) || f.durationSec < before.get(f.cookie)!).length;
   await d.stop();
