@@ -248,6 +248,33 @@ describe('cookies', () => {
     expect(cookieRuleId(c)).toBe(12345);
     expect(cookieOf(FlowKind.RULE, 12345, 3, 59999, parseMatch('in_port=100'), parseActions('output:1'))).not.toBe(c);
   });
+  it('hash the flow content: any change of table, priority, field, value, mask or action argument changes them; a spelling does not', () => {
+    const base = (): Parameters<typeof cookieOf> => [FlowKind.RULE, 7, 3, 100, parseMatch('in_port=100,dl_type=0x800,nw_dst=10.0.0.0/255.255.255.0,ct_label=0x1/0x3'), parseActions('ct(commit,zone=5,nat(src=10.0.0.1-10.0.0.9:1000-2000),exec(set_field:0x1/0xff->ct_mark),table=4),set_field:0x1200/0xff00->tcp_src,output:2')];
+    const c = cookieOf(...base());
+    expect(cookieOf(...base())).toBe(c);
+    const changed: ((a: Parameters<typeof cookieOf>) => void)[] = [
+      (a) => (a[2] = 4),
+      (a) => (a[3] = 101),
+      (a) => (a[4][2]!.field = 'ip_src'),
+      (a) => (a[4][2]!.value = 0x0a000100),
+      (a) => (a[4][2]!.mask = 0xffff0000),
+      (a) => delete a[4][2]!.mask,
+      (a) => (a[4][3]!.mask = Uint8Array.of(7)),
+      (a) => a[4].reverse(),
+      (a) => a[5].pop(),
+      (a) => ((a[5][0] as { zone: number }).zone = 6),
+      (a) => ((a[5][0] as { nat: { portMax?: number } }).nat.portMax = 2001),
+      (a) => ((a[5][0] as { exec: { value: number }[] }).exec[0]!.value = 2),
+      (a) => ((a[5][1] as { mask: number }).mask = 0xf000),
+    ];
+    for (const change of changed) {
+      const a = base();
+      change(a);
+      expect(cookieOf(...a), String(change)).not.toBe(c);
+    }
+    // mod_dl_dst:X and set_field:X->eth_dst are one Set-Field on the wire: one cookie, whatever the printer says.
+    expect(cookieOf(FlowKind.RULE, 7, 3, 100, [], parseActions('mod_dl_dst:02:00:00:00:00:01'))).toBe(cookieOf(FlowKind.RULE, 7, 3, 100, [], parseActions('set_field:02:00:00:00:00:01->eth_dst')));
+  });
   it('are stable across runs: the same rules give the same flows', () => {
     const a = one('dev vf0 ingress prio 1 protocol ip flower ip_proto tcp dst_port 1000-1999 action drop', 7);
     const b = one('dev vf0 ingress prio 1 protocol ip flower ip_proto tcp dst_port 1000-1999 action drop', 7);
