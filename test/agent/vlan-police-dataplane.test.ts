@@ -1,0 +1,165 @@
+// Real frames through vpfd's flows for vlan pop/modify and police actions:
+// the tag stack a pod receives after `vlan pop`/`vlan modify` is what Linux
+// 6.1's act_vlan leaves, and a police limits what gets through, one token
+// bucket per police index however many filters bind it (act_police.c: the
+// index is the action; filters bind it, they do not copy it).
+import { execa } from 'execa';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_CONFIG } from '../../agent/config.js';
+import { Vpfd } from '../../agent/daemon.js';
+import { talk } from '../../agent/ctl/channel.js';
+import type { FlowerRule } from '../../rules/model.js';
+import { NlmF, parseError } from '../../rules/netlink/nlmsg.js';
+import { encodeFilterRequest } from '../../rules/netlink/tc.js';
+import { encodeActionRequest, RtmAction } from '../../rules/netlink/tcaction.js';
+import { parseFilter, splitArgs } from '../../rules/tcsyntax/index.js';
+import { parseAction } from '../../rules/tcsyntax/actions.js';
+import { Tokens } from '../../rules/tcsyntax/lex.js';
+import { startOvs, type PrivateOvs } from '../harness/ovs.js';
+import { traffic } from '../helpers/frames.js';
+import { addPod, delPods } from '../helpers/pods.js';
+
+// vp0 behind vf0, vp1 behind vf1 (where every rule here redirects), vp2 behind vf2.
+const PODS = ['vp0', 'vp1', 'vp2'];
+const MAC = ['02:00:00:00:0b:00', '02:00:00:00:0b:01', '02:00:00:00:0b:02'];
+let ovs: PrivateOvs;
+let d: Vpfd;
+let state: string;
+let seq = 1;
+
+beforeAll(async () => {
+  ovs = await startOvs();
+  state = mkdtempSync(join(tmpdir(), 'vpf-vlanpol-'));
+  for (const [i, p] of PODS.entries()) await addPod(ovs, p, { mac: MAC[i]! });
+  d = await Vpfd.start({ ...DEFAULT_CONFIG, stateDir: state, ovsdb: `unix:${ovs.dbSock}`, ovsRundir: ovs.rundir, datapathType: 'netdev' }, pino({ level: 'silent' }));
+  await d.addVm({ name: 'vp', vfs: 3, attach: { vf0: 'vp0-dp', vf1: 'vp1-dp', vf2: 'vp2-dp' } });
+}, 60_000);
+
+afterAll(async () => {
+  await d?.stop();
+  await delPods(PODS);
+  await ovs?.stop();
+  rmSync(state, { recursive: true, force: true });
+});
+
+/** `tc filter add <line>` as the guest sends it; must be accepted. */
+async function filter(line: string): Promise<void> {
+  const r = parseFilter(splitArgs(line));
+  if (!r.ok) throw new Error(r.error.message);
+  const e = parseError((await talk(d.channelPath('vp'), encodeFilterRequest(r.value as FlowerRule, { seq: seq++ }))).at(-1)!);
+  expect(e.errno, line).toBe(0);
+}
+
+/** `tc actions add action <words>` as the guest sends it (m_action.c); must be accepted. */
+async function action(words: string): Promise<void> {
+  const a = parseAction(new Tokens(splitArgs(words)));
+  const req = encodeActionRequest({ op: 'new', hdr: { type: RtmAction.NEW, flags: NlmF.REQUEST | NlmF.ACK | NlmF.CREATE | NlmF.EXCL, seq: seq++, pid: 0 }, replace: false, actions: [a] });
+  const e = parseError((await talk(d.channelPath('vp'), req)).at(-1)!);
+  expect(e.errno, words).toBe(0);
+}
+
+/** Frames sent from vp0 (or `from`) to `dst` with `tags`: the tag stacks vp1 received. */
+async function tagsAtVf1(dst: string, tags: string, from = 0) {
+  const got = await traffic(PODS[from]!, { dst, src: MAC[from]!, tags }, [PODS[1]!]);
+  return got[0]!.map((f) => f.tags);
+}
+
+/** How many of `count` 1000-byte frames from pod `from` to `dst` vp1 received. */
+async function through(from: number, dst: string, count: number): Promise<number> {
+  const got = await traffic(PODS[from]!, { dst, src: MAC[from]!, count, size: 1000, gapMs: 2 }, [PODS[1]!], 1 + (count * 2) / 1000 + 1);
+  return got[0]!.length;
+}
+
+const Q = 0x8100;
+const AD = 0x88a8;
+
+describe('vlan pop and modify on protocol all, frames read off the wire', () => {
+  // Each rule takes its own destination MAC, so the rules of one test never see another's frames.
+  it('vlan pop: a tagged frame arrives untagged, an untagged one unchanged, 802.1ad+802.1Q keeps the inner 802.1Q tag', async () => {
+    const dst = '02:00:00:00:aa:01';
+    await filter(`dev vf0 ingress prio 1 protocol all flower dst_mac ${dst} action vlan pop pipe action mirred egress redirect dev vf1`);
+    expect(await tagsAtVf1(dst, '8100:100:3')).toEqual([[], [], []]);
+    // act_vlan.c tcf_vlan_act: pop of an untagged frame is a no-op (skb_vlan_pop returns 0 with no tag).
+    expect(await tagsAtVf1(dst, '')).toEqual([[], [], []]);
+    // skb_vlan_pop removes the outer tag and moves the next one up, whatever its TPID.
+    expect(await tagsAtVf1(dst, '88a8:20:2,8100:100:5')).toEqual(Array(3).fill([{ tpid: Q, vid: 100, pcp: 5 }]));
+  }, 60_000);
+
+  it('vlan modify id 7 rewrites an 802.1ad tag to 802.1Q (the action protocol), keeping its PCP; untagged frames pass unchanged', async () => {
+    const dst = '02:00:00:00:aa:02';
+    await filter(`dev vf0 ingress prio 2 protocol all flower dst_mac ${dst} action vlan modify id 7 pipe action mirred egress redirect dev vf1`);
+    // Linux 6.1 act_vlan.c TCA_VLAN_ACT_MODIFY: __vlan_hwaccel_put_tag(skb, p->tcfv_push_proto, tci) with the old PCP.
+    expect(await tagsAtVf1(dst, '88a8:20:5')).toEqual(Array(3).fill([{ tpid: Q, vid: 7, pcp: 5 }]));
+    expect(await tagsAtVf1(dst, '8100:30:6')).toEqual(Array(3).fill([{ tpid: Q, vid: 7, pcp: 6 }]));
+    expect(await tagsAtVf1(dst, '')).toEqual([[], [], []]);
+  }, 60_000);
+
+  it('vlan modify id 9 protocol 802.1ad priority 1 on 802.1ad+802.1Q rewrites only the outer tag', async () => {
+    const dst = '02:00:00:00:aa:03';
+    await filter(`dev vf0 ingress prio 3 protocol all flower dst_mac ${dst} action vlan modify id 9 protocol 802.1ad priority 1 pipe action mirred egress redirect dev vf1`);
+    expect(await tagsAtVf1(dst, '88a8:20:5,8100:100:3')).toEqual(Array(3).fill([{ tpid: AD, vid: 9, pcp: 1 }, { tpid: Q, vid: 100, pcp: 3 }]));
+  }, 60_000);
+});
+
+describe('police actions limit real traffic', () => {
+  // Userspace-datapath meters are token buckets (dpif-netdev): the bounds are wide, the unpoliced control exact.
+  it('a filter police at 1 Mbit/s lets through about rate x time + burst of a 4 Mbit/s burst', async () => {
+    const dst = '02:00:00:00:bb:01';
+    await filter(`dev vf0 ingress prio 10 protocol all flower dst_mac ${dst} action mirred egress redirect dev vf1`);
+    const free = await through(0, dst, 400);
+    const policed = '02:00:00:00:bb:02';
+    await filter(`dev vf0 ingress prio 11 protocol all flower dst_mac ${policed} action police rate 1mbit burst 10k conform-exceed drop/pipe action mirred egress redirect dev vf1`);
+    // 400 frames of 1000 bytes over 0.8 s: 1 Mbit/s passes about 100 of them, the 10 KiB burst about 10 more.
+    const got = await through(0, policed, 400);
+    expect(free).toBeGreaterThan(350);
+    expect(got).toBeGreaterThan(20);
+    expect(got).toBeLessThan(220);
+  }, 60_000);
+
+  // A slow rate (1 kbit/s: one 1000-byte frame per 8 s) and a 20 KiB burst: what passes is the bucket's content,
+  // so a second sender on the same bucket finds it empty, on a bucket of its own finds it full.
+  it('filters on two VFs bound to the same index share one bucket', async () => {
+    await action('police rate 1kbit burst 20k conform-exceed drop/pipe index 21');
+    const dst = '02:00:00:00:cc:01';
+    await filter(`dev vf0 ingress prio 20 protocol all flower dst_mac ${dst} action police index 21 conform-exceed drop/pipe action mirred egress redirect dev vf1`);
+    // Binding an existing index ignores the filter's own parameters (act_police.c tcf_police_init: exists && bind).
+    await filter(`dev vf2 ingress prio 20 protocol all flower dst_mac ${dst} action police rate 2mbit burst 50k conform-exceed drop/pipe index 21 action mirred egress redirect dev vf1`);
+    const first = await through(0, dst, 100);
+    const second = await through(2, dst, 100);
+    // 20 KiB = 20 frames of 1000 bytes (plus their headers' worth of rounding).
+    expect(first).toBeGreaterThan(10);
+    expect(first).toBeLessThan(40);
+    expect(second).toBeLessThan(5);
+  }, 60_000);
+
+  // enabled by the translator's meter-per-index change
+  it.skip('two indices with identical parameters are two buckets', async () => {
+    await action('police rate 1kbit burst 30k conform-exceed drop/pipe index 31');
+    await action('police rate 1kbit burst 30k conform-exceed drop/pipe index 32');
+    const dst = '02:00:00:00:dd:01';
+    await filter(`dev vf0 ingress prio 30 protocol all flower dst_mac ${dst} action police index 31 conform-exceed drop/pipe action mirred egress redirect dev vf1`);
+    await filter(`dev vf2 ingress prio 30 protocol all flower dst_mac ${dst} action police index 32 conform-exceed drop/pipe action mirred egress redirect dev vf1`);
+    const first = await through(0, dst, 100);
+    const second = await through(2, dst, 100);
+    expect(first).toBeGreaterThan(15);
+    expect(first).toBeLessThan(50);
+    expect(second).toBeGreaterThan(15);
+    expect(second).toBeLessThan(50);
+  }, 60_000);
+
+  // enabled by the translator's meter-per-index change
+  it.skip('two filters each with a police of their own (no index: each gets a fresh one) are two buckets', async () => {
+    const dst = '02:00:00:00:ee:01';
+    for (const dev of ['vf0', 'vf2']) await filter(`dev ${dev} ingress prio 40 protocol all flower dst_mac ${dst} action police rate 2kbit burst 40k conform-exceed drop/pipe action mirred egress redirect dev vf1`);
+    const first = await through(0, dst, 100);
+    const second = await through(2, dst, 100);
+    expect(first).toBeGreaterThan(25);
+    expect(first).toBeLessThan(60);
+    expect(second).toBeGreaterThan(25);
+    expect(second).toBeLessThan(60);
+  }, 60_000);
+});
