@@ -20,6 +20,7 @@ import { VmState } from './vm.js';
 import type { AdminBackend, ExplainReport, OffloadReport, RuleView, VmInfo, VmSpec } from './admin/api.js';
 import { datapathFeatures, type DatapathFeatures } from '../ovs/datapath.js';
 import { UnixctlClient, vswitchdCtlPath } from '../ovs/unixctl.js';
+import { ZonePool } from './zones.js';
 import { DatapathLedger, hardwareByRule, recirculatingInSoftware } from './hwfacts.js';
 import { startAdminServer } from './admin/server.js';
 import { HostPfBackend } from './physvf.js';
@@ -41,6 +42,8 @@ export class Vpfd implements AdminBackend {
   private readonly failed = new Map<string, { rec: VmRecord; error: string }>();
   /** ovs-vswitchd's control connection: datapath flows and their traces (one per host, like the kernel datapath). */
   private readonly vswitchd: UnixctlClient;
+  /** Host conntrack zones, claimed per VM on first use (agent/zones.ts). */
+  private readonly zones = new ZonePool();
   readonly datapath: DatapathLedger;
   /** What the kernel datapath lets tc offload do; read once a system bridge exists. */
   private dpFeatures: DatapathFeatures | undefined;
@@ -248,7 +251,7 @@ export class Vpfd implements AdminBackend {
     const uplinkUp = () => this.bridges.linkState(iface) !== 'down';
     // in_hw from facts where a NIC could hold the flows: the kernel datapath with hw-offload on (issue 10).
     const hardware = this.config.datapathType === 'system' && this.config.hwOffload ? async () => hardwareByRule(await this.datapath.read(), bridge) : undefined;
-    const vm = new VmState(rec, bridge, installer, this.journal, this.config.quotas, this.metricsRegistry, this.log, { uplinkUp, ...(vfBackend ? { vfBackend } : {}), ...(hardware ? { hardware } : {}) });
+    const vm = new VmState(rec, bridge, installer, this.journal, this.config.quotas, this.metricsRegistry, this.log, { uplinkUp, zones: this.zones, ...(vfBackend ? { vfBackend } : {}), ...(hardware ? { hardware } : {}) });
     this.carrier.set(rec.name, uplinkUp());
     this.vms.set(rec.name, vm);
     await vm.listen(this.channelPath(rec.name), this.genlChannelPath(rec.name));
@@ -287,12 +290,8 @@ export class Vpfd implements AdminBackend {
     if (this.vms.has(spec.name) || this.failed.has(spec.name)) throw new VpfError(Errno.EEXIST, `VM ${spec.name} exists`);
     this.checkNames(spec.name);
     const ports: PortMap = spec.ports ?? defaultPortMap(spec.vfs);
-    const used = new Set([...this.vms.values()].map((v) => v.rec.zoneBase));
-    let zoneBase = 256;
-    while (used.has(zoneBase)) zoneBase += 256;
-    if (zoneBase > 0xff00) throw new VpfError(Errno.ENOSPC, 'no conntrack zone range left for another VM');
     if (spec.hostPf && spec.hostPf.vfs.length !== spec.vfs) throw new VpfError(Errno.EINVAL, `hostPf maps ${spec.hostPf.vfs.length} VFs, the VM has ${spec.vfs}`);
-    const rec: VmRecord = { name: spec.name, vfs: spec.vfs, ports, attach: spec.attach ?? {}, rules: [], nextRuleId: 1, zoneBase, layout: [], ...(spec.hostPf ? { hostPf: spec.hostPf } : {}) };
+    const rec: VmRecord = { name: spec.name, vfs: spec.vfs, ports, attach: spec.attach ?? {}, rules: [], nextRuleId: 1, zones: [], layout: [], ...(spec.hostPf ? { hostPf: spec.hostPf } : {}) };
     this.journal.save(rec);
     try {
       const info = this.info(await this.bringUp(rec, 'vm add'));
@@ -317,7 +316,19 @@ export class Vpfd implements AdminBackend {
     await this.bridges.deleteBridge(bridgeNameFor(name), this.providerOf(rec).provider);
     this.carrier.delete(name);
     this.journal.remove(name);
+    await this.releaseZones(name);
     this.log.info({ vm: name }, 'vm deleted');
+  }
+
+  /**
+   * Frees a deleted VM's host conntrack zones and flushes their entries
+   * (dpctl/flush-conntrack zone=N), so the VM that gets a zone next starts
+   * with none of this one's connections.
+   */
+  private async releaseZones(vm: string): Promise<void> {
+    for (const zone of this.zones.release(vm)) {
+      await this.vswitchd.call('dpctl/flush-conntrack', `zone=${zone}`).catch((err) => this.log.warn({ vm, zone, err }, 'flushing a released conntrack zone failed'));
+    }
   }
 
   /** Running VMs, then the ones that failed to come up (state `failed`, with the cause). */

@@ -26,6 +26,7 @@ import { groupKey, layoutMap, layoutSlots, tableOf } from './group.js';
 import { DesiredFlows, type GroupFlows } from './desired.js';
 import type { Metrics } from './metrics.js';
 import type { VfState } from './vfstate.js';
+import { ZonePool, zonesOfRecord } from './zones.js';
 
 /** An edit's new flows: for the groups it touched only, or a whole translation. */
 export type Plan = { groups: Map<string, GroupFlows>; t?: undefined } | { t: Translation; groups?: undefined };
@@ -57,12 +58,30 @@ export class FlowSync {
     private readonly journal: Journal,
     private readonly metrics: Metrics,
     private readonly log: Logger,
-  ) {}
+    /** The host's conntrack zones, shared by every VM of this vpfd (agent/zones.ts). */
+    private readonly zonePool: ZonePool = new ZonePool(),
+  ) {
+    this.zoneMap = zonesOfRecord(rec);
+    zonePool.restore(rec.name, this.zoneMap);
+  }
 
-  /** Guest ct zone -> host zone: each VM owns 256; a guest zone past them would alias another of its zones. */
+  /** Guest ct zone -> host zone, as this VM's record holds them. */
+  private readonly zoneMap: Map<number, number>;
+
+  /**
+   * Guest ct zone -> host zone. A zone no rule named before is claimed from the
+   * host's pool now and logged at once (before the flows that use it exist), so
+   * a restart maps it to the same host zone and its connections survive. A
+   * full pool throws: the translator leaves that rule to the guest's software.
+   */
   private readonly zone = (z: number): number => {
-    if (z > 0xff) throw new VpfError(Errno.EOPNOTSUPP, `ct zone ${z}: a VM has 256 conntrack zones (0-255) on this host`, 'ct zone');
-    return this.rec.zoneBase + z;
+    const known = this.zoneMap.get(z);
+    if (known !== undefined) return known;
+    this.zonePool.claim(this.rec.name, this.zoneMap, [z]);
+    this.rec.zones = [...this.zoneMap];
+    this.journal.append(this.rec, { upsert: [], removed: [], nextRuleId: this.rec.nextRuleId, zones: this.rec.zones });
+    this.log.info({ vm: this.rec.name, guestZone: z, hostZone: this.zoneMap.get(z) }, 'conntrack zone claimed');
+    return this.zoneMap.get(z)!;
   };
 
   private translate(): Translation {

@@ -23,6 +23,8 @@ export interface JournalDelta {
   chains?: ChainEntry[];
   /** The action API's police actions, whole, when they changed. */
   policers?: PolicerEntry[];
+  /** Guest ct zone -> host zone, whole, when a zone was claimed. */
+  zones?: [number, number][];
 }
 
 export function applyDelta(rec: VmRecord, d: JournalDelta): void {
@@ -43,6 +45,7 @@ export function applyDelta(rec: VmRecord, d: JournalDelta): void {
   if (d.vfSettings) rec.vfSettings = d.vfSettings;
   if (d.chains) rec.chains = d.chains;
   if (d.policers) rec.policers = d.policers;
+  if (d.zones) rec.zones = d.zones;
 }
 
 /** Compact once the log outgrows the snapshot (and at least this much), so replay stays cheap. */

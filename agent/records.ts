@@ -38,8 +38,10 @@ export interface VmRecord {
   /** Guest rules in install order (the kernel's mask order depends on it). */
   rules: RuleEntry[];
   nextRuleId: number;
-  /** Host conntrack zone base for this VM's guest zones. */
-  zoneBase: number;
+  /** Guest ct zone -> the host zone claimed for it (agent/zones.ts); absent in older journals. */
+  zones?: [number, number][];
+  /** Older journals: the fixed block of 256 host zones the VM had (host = zoneBase + guest). */
+  zoneBase?: number;
   /** The translator's table layout, kept so changes stay incremental across restarts. */
   layout: TableSlot[];
   /** Eswitch mode of the VM's virtual PF (absent in journals older than the legacy path: switchdev). */

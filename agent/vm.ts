@@ -22,6 +22,7 @@ import { GuestChannels } from './channel.js';
 import type { Metrics } from './metrics.js';
 import type { RuleHardware } from './hwfacts.js';
 import type { Quotas } from './config.js';
+import type { ZonePool } from './zones.js';
 
 export type { VfBackend };
 
@@ -35,6 +36,8 @@ export interface VmOptions {
    * hw-offload is on: in_hw and hardware counters then come from it.
    */
   hardware?: () => Promise<Map<number, RuleHardware>>;
+  /** The host's conntrack zones, shared by every VM of the daemon (default: a pool of this VM's own). */
+  zones?: ZonePool;
 }
 
 export class VmState {
@@ -57,7 +60,7 @@ export class VmState {
   ) {
     const filters = new FilterTable(rec, quotas.rulesPerVm);
     this.vf = new VfState(rec, opts.uplinkUp, opts.vfBackend);
-    this.sync = new FlowSync(rec, this.vf, installer, journal, metrics, log);
+    this.sync = new FlowSync(rec, this.vf, installer, journal, metrics, log, opts.zones);
     this.views = new VmViews(rec, bridge, installer, this.sync, this.vf, log, opts.hardware);
     this.requests = new GuestRequests({ rec, filters, vf: this.vf, sync: this.sync, views: this.views, journal, quotas, metrics, log, resync: () => void this.reconcile('error') });
     this.channels = new GuestChannels({
