@@ -21,6 +21,12 @@ import type { AdminBackend, ExplainReport, OffloadReport, RuleView, VmInfo, VmSp
 import { datapathFeatures, type DatapathFeatures } from '../ovs/datapath.js';
 import { UnixctlClient, vswitchdCtlPath } from '../ovs/unixctl.js';
 import { ZonePool } from './zones.js';
+import { tpidViolations } from './tpidaudit.js';
+
+const TPIDS = { '802.1Q': 0x8100, '802.1ad': 0x88a8 } as const;
+const tpidName = (t: number) => (t === TPIDS['802.1ad'] ? '802.1ad' : '802.1Q');
+const tpidInfo = (rec: VmRecord): Pick<VmInfo, 'outerTpid' | 'outerTpidBroken'> =>
+  rec.outerTpid === undefined ? {} : { outerTpid: tpidName(rec.outerTpid), ...(rec.outerTpidBroken ? { outerTpidBroken: rec.outerTpidBroken } : {}) };
 import { DatapathLedger, hardwareByRule, recirculatingInSoftware } from './hwfacts.js';
 import { startAdminServer } from './admin/server.js';
 import { HostPfBackend } from './physvf.js';
@@ -99,6 +105,7 @@ export class Vpfd implements AdminBackend {
     d.admin = await startAdminServer(d, adminSocket(config.stateDir), log);
     d.timer = setInterval(() => {
       for (const vm of d.vms.values()) vm.reconcile('timer').catch((e) => log.warn({ vm: vm.rec.name, err: e }, 'periodic reconcile failed'));
+      d.auditOuterTpids().catch((e) => log.warn({ err: e }, 'outer TPID audit failed; the timer will retry'));
       for (const { rec } of [...d.failed.values()]) void d.tryBringUp(rec, 'retry');
     }, config.reconcileIntervalMs);
     log.info({ stateDir: config.stateDir, vms: d.vms.size, failed: d.failed.size, datapath: config.datapathType }, 'vpfd started');
@@ -269,7 +276,7 @@ export class Vpfd implements AdminBackend {
   }
 
   private info(v: VmState): VmInfo {
-    return { name: v.rec.name, bridge: v.bridge, vfs: v.rec.vfs, ports: v.rec.ports, channel: this.channelPath(v.rec.name), rules: v.rec.rules.length, flows: v.flowCount, mode: v.mode, state: 'up' };
+    return { name: v.rec.name, bridge: v.bridge, vfs: v.rec.vfs, ports: v.rec.ports, channel: this.channelPath(v.rec.name), rules: v.rec.rules.length, flows: v.flowCount, mode: v.mode, state: 'up', ...tpidInfo(v.rec) };
   }
 
   private failedInfo(rec: VmRecord, error: string): VmInfo {
@@ -291,7 +298,8 @@ export class Vpfd implements AdminBackend {
     this.checkNames(spec.name);
     const ports: PortMap = spec.ports ?? defaultPortMap(spec.vfs);
     if (spec.hostPf && spec.hostPf.vfs.length !== spec.vfs) throw new VpfError(Errno.EINVAL, `hostPf maps ${spec.hostPf.vfs.length} VFs, the VM has ${spec.vfs}`);
-    const rec: VmRecord = { name: spec.name, vfs: spec.vfs, ports, attach: spec.attach ?? {}, rules: [], nextRuleId: 1, zones: [], layout: [], ...(spec.hostPf ? { hostPf: spec.hostPf } : {}) };
+    if (spec.outerTpid !== undefined && !(spec.outerTpid in TPIDS)) throw new VpfError(Errno.EINVAL, `outerTpid ${spec.outerTpid}: want 802.1Q or 802.1ad`);
+    const rec: VmRecord = { name: spec.name, vfs: spec.vfs, ports, attach: spec.attach ?? {}, rules: [], nextRuleId: 1, zones: [], layout: [], ...(spec.hostPf ? { hostPf: spec.hostPf } : {}), ...(spec.outerTpid ? { outerTpid: TPIDS[spec.outerTpid] } : {}) };
     this.journal.save(rec);
     try {
       const info = this.info(await this.bringUp(rec, 'vm add'));
@@ -318,6 +326,24 @@ export class Vpfd implements AdminBackend {
     this.journal.remove(name);
     await this.releaseZones(name);
     this.log.info({ vm: name }, 'vm deleted');
+  }
+
+  /**
+   * Checks each VM's declared outer TPID against the datapath's flows
+   * (agent/tpidaudit.ts); a VM whose frames broke it has its VLAN filters
+   * trapped again, and the operator is told which frame did it.
+   */
+  async auditOuterTpids(): Promise<void> {
+    const declared = [...this.vms.values()].filter((v) => v.rec.outerTpid !== undefined && !v.rec.outerTpidBroken);
+    if (!declared.length) return;
+    const flows = await this.datapath.read();
+    for (const vm of declared) {
+      const [broken] = tpidViolations(flows, vm.bridge, vm.rec.outerTpid!);
+      if (!broken) continue;
+      this.log.error({ vm: vm.rec.name, reason: broken.reason, datapathFlow: broken.match }, 'declared outer TPID broken: VLAN filters go back to the guest\'s software');
+      this.metricsRegistry.inc('vpf_outer_tpid_broken_total', { vm: vm.rec.name });
+      await vm.outerTpidBroken(`${broken.reason} (datapath flow ${broken.match})`);
+    }
   }
 
   /**

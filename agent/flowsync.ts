@@ -45,7 +45,7 @@ export class FlowSync {
   /** Switchdev mode's desired flows by filter group (undefined: translate everything anew). */
   private sw: DesiredFlows | undefined;
   private installed: Installed | undefined;
-  private readonly memo: TranslateMemo = new WeakMap();
+  private memo: TranslateMemo = new WeakMap();
   /** Flow mods that had gone through ovs-ofctl at the last install. */
   private fallbackSeen = 0;
   /** The layout as last written to the journal (JSON). */
@@ -98,6 +98,22 @@ export class FlowSync {
   /** Switchdev mode's desired flows (translated from the rules when not known). */
   switchdev(): DesiredFlows {
     return (this.sw ??= DesiredFlows.of(this.translate(), this.rec.rules));
+  }
+
+  /**
+   * The outer TPID the translator may rely on: the VM's declaration, until a
+   * datapath flow broke it (agent/tpidaudit.ts).
+   */
+  get outerTpid(): number | undefined {
+    return this.rec.outerTpidBroken ? undefined : this.rec.outerTpid;
+  }
+
+  /** The declared outer TPID was broken: logged, and every rule is translated anew without it (VLAN filters trapped). */
+  outerTpidBroken(reason: string): void {
+    this.rec.outerTpidBroken = reason;
+    this.journal.append(this.rec, { upsert: [], removed: [], nextRuleId: this.rec.nextRuleId, outerTpidBroken: reason });
+    this.memo = new WeakMap();
+    this.sw = undefined;
   }
 
   /** The rules or VF settings changed other than by commit(): the desired flows are translated anew. */

@@ -25,6 +25,8 @@ export interface JournalDelta {
   policers?: PolicerEntry[];
   /** Guest ct zone -> host zone, whole, when a zone was claimed. */
   zones?: [number, number][];
+  /** Set once the VM's declared outer TPID was broken. */
+  outerTpidBroken?: string;
 }
 
 export function applyDelta(rec: VmRecord, d: JournalDelta): void {
@@ -46,6 +48,7 @@ export function applyDelta(rec: VmRecord, d: JournalDelta): void {
   if (d.chains) rec.chains = d.chains;
   if (d.policers) rec.policers = d.policers;
   if (d.zones) rec.zones = d.zones;
+  if (d.outerTpidBroken) rec.outerTpidBroken = d.outerTpidBroken;
 }
 
 /** Compact once the log outgrows the snapshot (and at least this much), so replay stays cheap. */

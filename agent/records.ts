@@ -40,6 +40,10 @@ export interface VmRecord {
   nextRuleId: number;
   /** Guest ct zone -> the host zone claimed for it (agent/zones.ts); absent in older journals. */
   zones?: [number, number][];
+  /** Declared outer TPID of the VM's tagged frames (VmSpec.outerTpid), 0x8100 or 0x88a8. */
+  outerTpid?: number;
+  /** Why the declaration no longer holds (the datapath saw a frame that broke it): VLAN filters are trapped again. */
+  outerTpidBroken?: string;
   /** Older journals: the fixed block of 256 host zones the VM had (host = zoneBase + guest). */
   zoneBase?: number;
   /** The translator's table layout, kept so changes stay incremental across restarts. */

@@ -105,6 +105,14 @@ export class VmState {
     return this.serial(async () => (this.mode === 'legacy' ? this.sync.reconcile('uplink carrier') : 0));
   }
 
+  /** The datapath saw a frame that breaks the declared outer TPID: VLAN filters go back to the guest's software. */
+  outerTpidBroken(reason: string): Promise<number> {
+    return this.serial(() => {
+      this.sync.outerTpidBroken(reason);
+      return this.sync.reconcile('outer TPID broken');
+    });
+  }
+
   /** Desired vs installed by cookie, read from a fresh dump; only the difference goes, in one bundle. */
   reconcile(reason: string): Promise<number> {
     return this.serial(() => {

@@ -10,6 +10,12 @@ export interface VmSpec {
   attach?: Record<string, string>;
   /** Host VFs backing the guest's VFs (vDPA over a VF): VF settings go to the host PF `pf`, guest VF n -> host VF vfs[n]. */
   hostPf?: HostPf;
+  /**
+   * The outer TPID of every tagged frame this VM's VFs and wire carry. With it,
+   * filters on that VLAN protocol are offloaded (OpenFlow cannot see a TPID);
+   * vpfd audits it from the datapath and traps them again if a frame breaks it.
+   */
+  outerTpid?: '802.1Q' | '802.1ad';
 }
 
 export interface HostPf {
@@ -29,6 +35,9 @@ export interface VmInfo {
   /** `failed`: the VM did not come up (its cause in `error`); the others run, and it is retried. */
   state: 'up' | 'failed';
   error?: string;
+  /** The declared outer TPID, and why vpfd stopped trusting it (a frame that broke it), if it did. */
+  outerTpid?: '802.1Q' | '802.1ad';
+  outerTpidBroken?: string;
 }
 
 // The rule and explain views are the agent's own values (agent/views.ts); the API carries them as they are.

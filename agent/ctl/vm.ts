@@ -5,7 +5,7 @@ import type { OffloadReport, VmInfo, VmSpec } from '../admin/api.js';
 import { parsePortMap } from '../../translator/portmap.js';
 import { adminSocket, out, runCommand, takeStateDir, UsageError } from './common.js';
 
-export const usage = 'vm add NAME --vfs N [--ports FILE] [--attach vf0=IFNAME,rep0=IFNAME,...] [--host-pf PF --host-vfs H0,H1,...] | vm del NAME | vm list | vm offload';
+export const usage = 'vm add NAME --vfs N [--ports FILE] [--attach vf0=IFNAME,rep0=IFNAME,...] [--host-pf PF --host-vfs H0,H1,...] [--outer-tpid 802.1Q|802.1ad] | vm del NAME | vm list | vm offload';
 
 function parseAttach(spec: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -42,7 +42,10 @@ export function parseVmAdd(args: string[]): VmSpec {
       if (hv.some((n) => !Number.isInteger(n) || n < 0)) throw new UsageError('--host-vfs takes host VF indexes: 0,1,...');
       spec.hostPf = { pf: spec.hostPf?.pf ?? '', vfs: hv };
     }
-    else throw new UsageError(`unknown option ${flag}`);
+    else if (flag === '--outer-tpid') {
+      if (v !== '802.1Q' && v !== '802.1ad') throw new UsageError('--outer-tpid takes 802.1Q or 802.1ad');
+      spec.outerTpid = v;
+    } else throw new UsageError(`unknown option ${flag}`);
   }
   if (vfs === undefined) vfs = spec.ports?.vfs.length;
   if (vfs === undefined) throw new UsageError('vm add needs --vfs N (or --ports FILE)');
