@@ -9,7 +9,14 @@ export const IP4 = ['10.0.0.1', '10.0.0.2', '192.168.1.1'];
 export const IP6 = ['2001:db8::1', '2001:db8::2'];
 export const PORTS = [53, 80, 1000, 1999, 2000];
 
-export function arbPacket(): fc.Arbitrary<Packet> {
+export interface PacketOptions {
+  /** Every tagged frame carries this outer TPID (a VM's declared outer TPID); default: 0x8100 or 0x88a8. */
+  outerTpid?: number;
+}
+
+export function arbPacket(opts: PacketOptions = {}): fc.Arbitrary<Packet> {
+  const tpids = opts.outerTpid !== undefined ? [opts.outerTpid] : [0x8100, 0x88a8];
+  const tag = (tpid: fc.Arbitrary<number>) => fc.tuple(tpid, fc.constantFrom(5, 100), fc.integer({ min: 0, max: 7 })).map(([t, vid, pcp]) => ({ tpid: t, vid, pcp }));
   const base = fc.record({
     inDev: fc.constantFrom(...REPS),
     dstMac: fc.constantFrom(...MACS),
@@ -17,7 +24,9 @@ export function arbPacket(): fc.Arbitrary<Packet> {
     vlans: fc.oneof(
       fc.constant([]),
       fc.constant([]),
-      fc.tuple(fc.constantFrom(0x8100, 0x88a8), fc.constantFrom(5, 100), fc.integer({ min: 0, max: 7 })).map(([tpid, vid, pcp]) => [{ tpid, vid, pcp }]),
+      tag(fc.constantFrom(...tpids)).map((t) => [t]),
+      // Double-tagged: QinQ (802.1ad over 802.1Q) or stacked 802.1Q; OVS with vlan-limit 1 sees the inner TPID as dl_type.
+      fc.tuple(tag(fc.constantFrom(...tpids)), tag(fc.constantFrom(0x8100, 0x88a8))).map(([o, i]) => [o, i]),
     ),
     ct: fc.record({ state: fc.constantFrom(0, 0x08 | 0x01, 0x08 | 0x02, 0x08 | 0x02 | 0x20), zone: fc.constantFrom(0, 1, 5), mark: fc.constantFrom(0, 0x10), label: fc.constant('0'.repeat(32)) }),
   });

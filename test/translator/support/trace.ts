@@ -29,7 +29,10 @@ export function packetFlow(p: Packet, inPort: number): string {
   const f = [`in_port=${inPort}`, `dl_src=${p.srcMac}`, `dl_dst=${p.dstMac}`];
   const tag = p.vlans[0];
   if (tag) f.push(`dl_vlan=${tag.vid}`, `dl_vlan_pcp=${tag.pcp}`);
-  f.push(`dl_type=0x${p.ethType.toString(16)}`);
+  // With vlan-limit 1 (the default), OVS parses one tag: the next tag's TPID is dl_type and nothing after it is parsed.
+  const inner = p.vlans[1];
+  f.push(`dl_type=0x${(inner ? inner.tpid : p.ethType).toString(16)}`);
+  if (inner) return f.join(',');
   if (p.ip) {
     const v6 = p.ip.version === 6;
     f.push(v6 ? `ipv6_src=${p.ip.src}` : `nw_src=${p.ip.src}`, v6 ? `ipv6_dst=${p.ip.dst}` : `nw_dst=${p.ip.dst}`);
