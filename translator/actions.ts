@@ -2,7 +2,7 @@
 // where the list ends: redirect/drop stop, pass/trap/pipe-at-end hand the
 // packet to the representor (slow path), goto resubmits to the chain's table.
 // What OpenFlow cannot do exactly is refused with EOPNOTSUPP and the reason.
-import { Errno, VpfError } from '../rules/errors.js';
+import { refuse } from './refuse.js';
 import type { Action, Control, FlowerRule } from '../rules/model.js';
 import { EthP } from '../rules/model.js';
 import type { CtNat, PeditKey } from '../rules/model.js';
@@ -53,9 +53,6 @@ export interface ActionVariant {
   specific: boolean;
 }
 
-const refuse = (msg: string, attr?: string): never => {
-  throw new VpfError(Errno.EOPNOTSUPP, msg, attr);
-};
 
 /** An immediate set_field (`mod`: printed as mod_dl_* / mod_nw_*). */
 export const setField = (field: FieldName, value: FieldValue, mask?: FieldValue, mod?: boolean): OfAction => (mod ? { a: 'set_field', field, value, mask, mod } : { a: 'set_field', field, value, mask });

@@ -152,8 +152,17 @@ export function flowHash(table: number, priority: number, match: Match, acts: Of
   return h >>> 0;
 }
 
+// The high word of the last (kind, rule id): a rule's flows come one after another, so one BigInt serves them all.
+let lastHigh = -1;
+let lastHighBig = 0n;
+
 export function cookieOf(kind: number, ruleId: number, table: number, priority: number, match: Match, actions: OfAction[]): bigint {
-  return (BigInt(kind) << 60n) | (BigInt(ruleId & MAX_RULE_ID) << 32n) | BigInt(flowHash(table, priority, match, actions));
+  const high = ((kind << 28) | (ruleId & MAX_RULE_ID)) >>> 0;
+  if (high !== lastHigh) {
+    lastHigh = high;
+    lastHighBig = BigInt(high) << 32n;
+  }
+  return lastHighBig | BigInt(flowHash(table, priority, match, actions));
 }
 
 export const cookieKind = (c: bigint): number => Number(c >> 60n);

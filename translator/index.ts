@@ -14,12 +14,13 @@
 // its packets and every other packet stays offloaded; with skip_sw it is
 // refused instead, as a NIC refuses it. skip_hw rules are trapped (C5).
 import { Errno, VpfError } from '../rules/errors.js';
+import { refusal } from './refuse.js';
 import type { FlowerRule } from '../rules/model.js';
 import { maskShape } from '../rules/classify/match.js';
 import type { Match, MatchField, OfAction, OfFlow, OfMeter } from '../ovs/openflow/flow.js';
 import { handOffAction, HANDOFF_TABLE, output, resubmit, RESTORE_SLOT_REG, setField, translateActions, type Saved } from './actions.js';
 import { cookieOf, FlowKind } from './cookie.js';
-import { ipv6LaterFragments, mf, translateMatch, trapMatches, UNTAGGED } from './match.js';
+import { ipv6LaterFragments, mf, ruleView, translateMatch, trapMatches, UNTAGGED } from './match.js';
 import { portPair, repNames, type PortMap } from './portmap.js';
 import { vfRateMeter } from './legacy.js';
 import { UPLINK, vfIndex } from '../rules/ports.js';
@@ -86,6 +87,15 @@ function flow(kind: number, id: number, table: number, priority: number, match: 
   return { table, priority, cookie: cookieOf(kind, id, table, priority, match, actions), match, actions };
 }
 const inPortIs = (port: number): MatchField => mf('in_port', port);
+const NONE: MatchField[] = [];
+/** [port, ...m, ...when] in one exact-size array (a flow's match; spreads grew theirs step by step). */
+function withPort(port: MatchField, m: MatchField[], when: MatchField[]): Match {
+  const out = new Array<MatchField>(1 + m.length + when.length);
+  out[0] = port;
+  for (let i = 0; i < m.length; i++) out[1 + i] = m[i]!;
+  for (let i = 0; i < when.length; i++) out[1 + m.length + i] = when[i]!;
+  return out;
+}
 const DROP: OfAction[] = [];
 
 export function translate(input: TranslateInput): Translation {
@@ -100,9 +110,9 @@ export function translate(input: TranslateInput): Translation {
   const live: RuleInput[] = [];
   for (const r of input.rules) {
     if (r.rule.direction !== 'ingress') {
-      perRule.set(r.id, { offloaded: false, flows: 0, refused: true, error: new VpfError(Errno.EOPNOTSUPP, 'egress filters on a representor cannot be offloaded', 'egress') });
+      perRule.set(r.id, { offloaded: false, flows: 0, refused: true, error: refusal(Errno.EOPNOTSUPP, 'egress filters on a representor cannot be offloaded', 'egress') });
     } else if (!portPair(ports, r.rule.dev)) {
-      perRule.set(r.id, { offloaded: false, flows: 0, refused: true, error: new VpfError(Errno.ENODEV, `this VM has no representor ${r.rule.dev}`, 'dev') });
+      perRule.set(r.id, { offloaded: false, flows: 0, refused: true, error: refusal(Errno.ENODEV, `this VM has no representor ${r.rule.dev}`, 'dev') });
     } else live.push(r);
   }
 
@@ -136,7 +146,7 @@ export function translate(input: TranslateInput): Translation {
   for (const k of wanted) {
     if (tables.has(k)) continue;
     while (used.has(free)) free++;
-    if (free > MAX_TABLE) throw new VpfError(Errno.ENOSPC, `more than ${MAX_TABLE} chains and (chain, prio) pairs in one VM`, 'prio');
+    if (free > MAX_TABLE) throw refusal(Errno.ENOSPC, `more than ${MAX_TABLE} chains and (chain, prio) pairs in one VM`, 'prio');
     tables.set(k, free);
     used.add(free);
   }
@@ -261,10 +271,11 @@ interface RuleContext {
  * on nothing else and are kept in its memo for the next call.
  */
 function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo, ctx: RuleContext, keep: boolean): { flows: OfFlow[]; result: RuleResult; saves?: Saved[] } {
-  const { id, rule } = r;
+  const { id } = r;
   const { ports } = ctx;
-  if (2 * rank + 2 >= TOP) return { flows: [], result: { offloaded: false, flows: 0, refused: true, error: new VpfError(Errno.ENOSPC, 'too many filters in one prio', 'prio') } };
+  if (2 * rank + 2 >= TOP) return { flows: [], result: { offloaded: false, flows: 0, refused: true, error: refusal(Errno.ENOSPC, 'too many filters in one prio', 'prio') } };
   if (memo.sig && memo.sig.table === table && memo.sig.rank === rank && memo.sig.id === id) return { flows: memo.flows!, result: memo.result! };
+  const rule = ruleView(r.rule);
   let shared = false;
   const hi = TOP - 2 * rank, lo = hi - 1;
   const inPort = inPortIs(portPair(ports, rule.dev)!.port);
@@ -274,7 +285,7 @@ function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo,
   let saves: Saved[] | undefined;
   let matches: MatchField[][] | undefined;
   try {
-    if (rule.flags.skipHw) throw new VpfError(Errno.EOPNOTSUPP, 'skip_hw: the guest keeps this filter in software', 'skip_hw');
+    if (rule.flags.skipHw) throw refusal(Errno.EOPNOTSUPP, 'skip_hw: the guest keeps this filter in software', 'skip_hw');
     matches = translateMatch(rule, ctx);
     const acts = translateActions(rule, {
       ports,
@@ -291,7 +302,7 @@ function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo,
       },
     });
     if (acts.sideEffectThenSoftware) {
-      throw new VpfError(
+      throw refusal(
         Errno.EOPNOTSUPP,
         `the rule ${acts.sideEffectThenSoftware} and may then hand the packet to software, which classifies it from chain 0 again and would repeat that (docs/mapping.md, misses)`,
         'action',
@@ -299,15 +310,16 @@ function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo,
     }
     out = [];
     for (const m of matches) {
-      for (const v of acts.variants) out.push(flow(FlowKind.RULE, id, table, v.specific ? hi : lo, [inPort, ...m, ...v.when], v.actions));
+      for (const v of acts.variants) out.push(flow(FlowKind.RULE, id, table, v.specific ? hi : lo, withPort(inPort, m, v.when), v.actions));
     }
-    for (const m of ipv6LaterFragments(rule, matches)) out.push(flow(FlowKind.TRAP, id, table, hi, [inPort, ...m], [toRep]));
+    const trapActs = [toRep];
+    for (const m of ipv6LaterFragments(rule, matches)) out.push(flow(FlowKind.TRAP, id, table, hi, withPort(inPort, m, NONE), trapActs));
     // What the rule saved, put back by the hand-off table when the packet misses later (docs/mapping.md, restore).
     for (const s of acts.saves ?? []) {
       out.push(flow(FlowKind.RULE, id, HANDOFF_TABLE, 10, [mf(RESTORE_SLOT_REG, s.slot + 1), mf(`reg${s.slot}`, id), ...s.prereq], s.restore));
     }
     saves = acts.saves;
-    if (out.length > ctx.maxFlowsPerRule) throw new VpfError(Errno.ENOSPC, `the rule needs ${out.length} flows, more than ${ctx.maxFlowsPerRule}`, 'match');
+    if (out.length > ctx.maxFlowsPerRule) throw refusal(Errno.ENOSPC, `the rule needs ${out.length} flows, more than ${ctx.maxFlowsPerRule}`, 'match');
     result = { offloaded: true, flows: out.length };
   } catch (e) {
     if (!(e instanceof VpfError)) throw e;
@@ -316,7 +328,8 @@ function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo,
     // Stays in the guest's software: traps at its place over its match keep lower offloaded flows from taking
     // its packets, and no other packet (the match is exact unless the match itself was the problem).
     const covered = matches ?? trapMatches(rule, ctx);
-    out = [...covered, ...ipv6LaterFragments(rule, covered)].map((m) => flow(FlowKind.TRAP, id, table, hi, [inPort, ...m], [toRep]));
+    const trapActs = [toRep];
+    out = [...covered, ...ipv6LaterFragments(rule, covered)].map((m) => flow(FlowKind.TRAP, id, table, hi, withPort(inPort, m, NONE), trapActs));
     result = { offloaded: false, flows: out.length, error: e };
   }
   if (keep && !shared) Object.assign(memo, { sig: { table, rank, id }, flows: out, result });

@@ -3,7 +3,8 @@
 // nofirstfrag): the result is the cross product of per-key alternatives,
 // capped. Keys OpenFlow cannot express exactly are refused with EOPNOTSUPP.
 import { hexToBytes, ipFamily, ipv6ToBytes, maskPrefixLen } from '../rules/addr.js';
-import { Errno, VpfError } from '../rules/errors.js';
+import { VpfError } from '../rules/errors.js';
+import { refuse } from './refuse.js';
 import type { FlowerMatch, FlowerRule, Masked } from '../rules/model.js';
 import { CtState, EthP, IpProto } from '../rules/model.js';
 import { l3Protocol } from '../rules/validate.js';
@@ -24,9 +25,67 @@ export interface MatchContext {
  */
 export type MatchMode = 'exact' | 'superset';
 
-const refuse = (msg: string, attr?: string): never => {
-  throw new VpfError(Errno.EOPNOTSUPP, msg, attr);
-};
+
+/** A match with every key present (most undefined): one hidden class for all rules. */
+const blankMatch = (): FlowerMatch => ({
+  indev: undefined,
+  ethType: undefined,
+  dstMac: undefined,
+  srcMac: undefined,
+  numOfVlans: undefined,
+  vlanId: undefined,
+  vlanPrio: undefined,
+  vlanEthType: undefined,
+  cvlanId: undefined,
+  cvlanPrio: undefined,
+  cvlanEthType: undefined,
+  mplsLabel: undefined,
+  mplsTc: undefined,
+  mplsBos: undefined,
+  mplsTtl: undefined,
+  ipProto: undefined,
+  ipTos: undefined,
+  ipTtl: undefined,
+  srcIp: undefined,
+  dstIp: undefined,
+  srcPort: undefined,
+  dstPort: undefined,
+  srcPortRange: undefined,
+  dstPortRange: undefined,
+  tcpFlags: undefined,
+  icmpType: undefined,
+  icmpCode: undefined,
+  arpSip: undefined,
+  arpTip: undefined,
+  arpOp: undefined,
+  arpSha: undefined,
+  arpTha: undefined,
+  ipFlags: undefined,
+  ctState: undefined,
+  ctZone: undefined,
+  ctMark: undefined,
+  ctLabel: undefined,
+  encKeyId: undefined,
+  encSrcIp: undefined,
+  encDstIp: undefined,
+  encDstPort: undefined,
+  encTos: undefined,
+  encTtl: undefined,
+  encOpts: undefined,
+});
+
+/**
+ * The rule as the translators read it: its match copied into one fixed shape.
+ * Rules from the codecs each carry only their own keys, so every match has its
+ * own hidden class and each of the ~40 key reads per rule missed V8's inline
+ * caches (megamorphic): about 6 us per rule, most of a translation.
+ */
+export function ruleView(rule: FlowerRule): FlowerRule {
+  const m = blankMatch() as Record<string, unknown>;
+  const src = rule.match as Record<string, unknown>;
+  for (const k in src) m[k] = src[k];
+  return { dev: rule.dev, direction: rule.direction, chain: rule.chain, prio: rule.prio, handle: rule.handle, protocol: rule.protocol, flags: rule.flags, match: m as FlowerMatch, actions: rule.actions };
+}
 
 /** One match field (mask only when partial: the translators never print a full mask). */
 export const mf = (field: FieldName, value: number | Uint8Array, mask?: number | Uint8Array): MatchField => ({ field, value, mask });
@@ -120,7 +179,15 @@ function protocolGate(rule: FlowerRule, mode: MatchMode): Alt {
     const inner = m.vlanEthType !== undefined && m.vlanEthType !== EthP.VLAN_8021Q && m.vlanEthType !== EthP.VLAN_8021AD ? [mf('eth_type', m.vlanEthType)] : [];
     return taggedAlts(m.vlanId, m.vlanPrio).map((a) => [...a, ...inner]);
   }
-  return [[mf('eth_type', p), UNTAGGED]];
+  return untaggedGate(p);
+}
+
+// The gate of an untagged protocol, one per protocol (values are never changed once made).
+const GATES = new Map<number, Alt>();
+function untaggedGate(p: number): Alt {
+  let g = GATES.get(p);
+  if (!g) GATES.set(p, (g = [[mf('eth_type', p), UNTAGGED]]));
+  return g;
 }
 
 /** Alternatives for one key: each entry is a list of match fields; the flow set is their cross product. */
@@ -154,6 +221,12 @@ function unmaskable(field: FieldName, v: Masked<number>, bits: number, cap: numb
   const vals = enumerateMasked(v.value, v.mask, bits, cap);
   if (!vals) return refuse(`${attr} mask 0x${v.mask.toString(16)} would need more than ${cap} flows (OpenFlow cannot mask ${field})`, attr);
   return vals.map((x) => [mf(field, x)]);
+}
+
+function ipField(key: Masked<string>, f4: FieldName, f6: FieldName): MatchField {
+  if (ipFamily(key.value) !== 6) return maskedIpv4(f4, key);
+  const mask = ipv6ToBytes(key.mask);
+  return maskPrefixLen(mask) === 128 ? mf(f6, ipv6ToBytes(key.value)) : mf(f6, ipv6ToBytes(key.value), mask);
 }
 
 /** ip_flags -> nw_frag (flower: bit 0 is-fragment, bit 1 first-fragment; docs/mapping.md). */
@@ -205,13 +278,8 @@ export function translateMatch(rule: FlowerRule, ctx: MatchContext, mode: MatchM
   };
   if (m.ipTos) alts.push(orAny(() => tosAlts(m.ipTos!, cap)));
   if (m.ipTtl) alts.push(orAny(() => unmaskable('nw_ttl', m.ipTtl!, 8, cap, 'ip_ttl')));
-  for (const [key, f4, f6] of [[m.srcIp, 'ip_src', 'ipv6_src'], [m.dstIp, 'ip_dst', 'ipv6_dst']] as const) {
-    if (!key) continue;
-    if (ipFamily(key.value) === 6) {
-      const mask = ipv6ToBytes(key.mask);
-      fixed.push(maskPrefixLen(mask) === 128 ? mf(f6, ipv6ToBytes(key.value)) : mf(f6, ipv6ToBytes(key.value), mask));
-    } else fixed.push(maskedIpv4(f4, key));
-  }
+  if (m.srcIp) fixed.push(ipField(m.srcIp, 'ip_src', 'ipv6_src'));
+  if (m.dstIp) fixed.push(ipField(m.dstIp, 'ip_dst', 'ipv6_dst'));
   const l4 = l4Prefix(m);
   if (l4) {
     const src = `${l4}_src` as const, dst = `${l4}_dst` as const;
@@ -245,16 +313,24 @@ export function translateMatch(rule: FlowerRule, ctx: MatchContext, mode: MatchM
   for (const a of alts) {
     if (a.length === 1 && a[0]!.length === 0) continue;
     const next: MatchField[][] = [];
-    for (const f of flows) for (const x of a) next.push(f.length ? [...f, ...x] : x);
+    for (const f of flows) for (const x of a) next.push(f.length ? concat(f, x) : x);
     flows = next;
     if (flows.length > cap) refuse(`the rule needs more than ${cap} OpenFlow flows (ranges and masks multiply)`, 'match');
   }
   const out: MatchField[][] = [];
   for (const f of flows) {
-    const full = fixed.length ? [...f, ...fixed] : f;
+    const full = fixed.length ? concat(f, fixed) : f;
     if (full.some((x) => isFrag(x, Frag.LATER))) out.push(...laterFragment(full));
     else out.push(full);
   }
+  return out;
+}
+
+/** a then b in one exact-size array. */
+function concat(a: MatchField[], b: MatchField[]): MatchField[] {
+  const out = new Array<MatchField>(a.length + b.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i]!;
+  for (let i = 0; i < b.length; i++) out[a.length + i] = b[i]!;
   return out;
 }
 
@@ -292,7 +368,7 @@ export function trapMatches(rule: FlowerRule, ctx: MatchContext): MatchField[][]
     const p = rule.protocol;
     if (p === EthP.ALL) return [[]];
     if (p === EthP.VLAN_8021Q || p === EthP.VLAN_8021AD) return taggedAlts();
-    return [[mf('eth_type', p), UNTAGGED]];
+    return untaggedGate(p);
   }
 }
 

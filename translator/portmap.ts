@@ -24,12 +24,23 @@ export function defaultPortMap(numVfs: number): PortMap {
 /** The pair for representor `dev` ('uplink' | 'vfN'), or undefined if the VM has no such port. */
 export function portPair(map: PortMap, dev: string): PortPair | undefined {
   if (dev === UPLINK) return map.uplink;
-  try {
-    return map.vfs[vfIndex(dev)];
-  } catch {
-    return undefined;
+  // Every rule asks several times: the last map's answers are kept (a map is not changed once built).
+  if (map !== lastMap) {
+    lastMap = map;
+    lastPairs = new Map();
   }
+  if (lastPairs.has(dev)) return lastPairs.get(dev);
+  let pair: PortPair | undefined;
+  try {
+    pair = map.vfs[vfIndex(dev)];
+  } catch {
+    pair = undefined;
+  }
+  lastPairs.set(dev, pair);
+  return pair;
 }
+let lastMap: PortMap | undefined;
+let lastPairs = new Map<string, PortPair | undefined>();
 
 /** Every representor name of the map, uplink first. */
 export function repNames(map: PortMap): string[] {
