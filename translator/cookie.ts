@@ -131,8 +131,24 @@ function actions(list: OfAction[]): void {
   word(END);
 }
 
+// A rule's flows mostly share one action list: its hash (a function of its content alone) is kept for the next flow.
+let lastList: OfAction[] | undefined;
+let lastListHash = 0;
+function listHash(list: OfAction[]): number {
+  if (list !== lastList) {
+    const outer = h;
+    h = 0;
+    actions(list);
+    lastListHash = h;
+    lastList = list;
+    h = outer;
+  }
+  return lastListHash;
+}
+
 /** The content hash of one flow (the cookie's low 32 bits). */
 export function flowHash(table: number, priority: number, match: Match, acts: OfAction[]): number {
+  const listWord = listHash(acts);
   h = 0;
   word(table);
   word(priority);
@@ -142,7 +158,7 @@ export function flowHash(table: number, priority: number, match: Match, acts: Of
     value(f.mask);
   }
   word(END);
-  actions(acts);
+  word(listWord);
   // fmix32: every input bit reaches every output bit.
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);

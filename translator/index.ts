@@ -204,7 +204,8 @@ export function translate(input: TranslateInput): Translation {
   const rank = new Int32Array(live.length);
   for (const g of groups.values()) {
     const masks = new Map<string, number[]>();
-    for (const i of g) pushTo(masks, (memos[i]!.shape ??= maskShape(live[i]!.rule.match)), i);
+    // A shape is kept only in a caller's memo: without one it would live (and be copied by the GC) to the end.
+    for (const i of g) pushTo(masks, memos[i]!.shape ?? (input.memo ? (memos[i]!.shape = maskShape(live[i]!.rule.match)) : maskShape(live[i]!.rule.match)), i);
     let n = 0;
     for (const l of masks.values()) for (const i of l) rank[i] = n++;
   }
