@@ -24,13 +24,15 @@ const rules: RuleInput[] = Array.from({ length: N }, (_, i) => {
 
 /** Top self-time buckets of a CPU profile of this bench (see the header for how to take one); refreshed by hand. */
 const WHERE_THE_TIME_GOES = `where the time went (self time, node --cpu-prof of this bench, whole process, 2026-12-02, 2 shared cores):
-  37%  garbage collection: ~530k flows (~300 B each: flow, match array, cookie BigInt) survive and are copied out of the young generation
-  12%  translateOne (flow objects, their match arrays, cookies)     8%  translate (rank grouping, perRule map, flows array)
-   5%  translateList + 2% translateActions (closures per rule)      4%  translateMatch    2%  ruleView (one-shape match copy)
-   2%  maskShape (rules/classify: sorts keys, JSON.stringify of masks)   2%  flowHash (cookie content hash)
-  before: ~6 us/rule of megamorphic reads of the rule's ~40 optional match keys (fixed by ruleView), ~5% Error stack
+  38%  garbage collection: ~530k flows (~300 B each: flow, match array, cookie BigInt) survive and are copied out of the young generation
+  11%  translateOne: mostly allocating flow objects and their match arrays (and the GC work that triggers)
+   8%  translate: the perRule map and the flows array growing (write barriers, rehash/copy)
+   5%  translateList + 2% translateActions (closures per rule)      5%  translateMatch    2%  ruleView (one-shape match copy)
+   2%  maskShape (rules/classify: sorts keys, JSON.stringify of masks)   3%  flowHash and its helpers (cookie content hash)
+  before this work: ~6 us/rule of megamorphic reads of the rule's ~40 optional match keys (fixed by ruleView), ~5% Error stack
   capture for refusals (refuse.ts), string building and FNV over the printed text for every flow.
-  baseline of this change (e338216, same bench, same load): 29k rules/s, 11x JSON.stringify.`;
+  e338216 (before flows as values), this bench, same load: 27.5-29k rules/s; fd5368e: 41-46k rules/s. Goal 300k not reached:
+  past GC, the floor is allocating the flows themselves.`;
 
 function time(f: () => void): number {
   const t0 = process.hrtime.bigint();
