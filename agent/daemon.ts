@@ -72,9 +72,9 @@ export class Vpfd implements AdminBackend {
   static async start(config: VpfdConfig, log: Logger = pino({ level: config.logLevel })): Promise<Vpfd> {
     mkdirSync(join(config.stateDir, 'vms'), { recursive: true, mode: 0o700 });
     const d = new Vpfd(config, log);
-    // The journal first: replaying a large one keeps the event loop busy for seconds, long
-    // enough for ovsdb-server's inactivity probe (5 s, then 5 s more) to drop a connection
-    // that cannot answer its echo requests.
+    // The journal first: replaying a large one keeps the event loop busy for seconds, and
+    // the OVSDB client takes two echo periods (10 s) without a word heard as a dead
+    // connection, even when the silence was its own blocked loop.
     const recs = d.journal.loadAll();
     await d.ovsdb.connect();
     await d.ovsdb.monitor(BRIDGE_MONITOR);
