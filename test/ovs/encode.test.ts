@@ -162,6 +162,9 @@ const HAND: OfFlow[] = [
   flow(3, 35, 0x51an, 'in_port=1,dl_type=0x8847', 'push_mpls:0x8848,set_field:0x10->mpls_ttl,output:2'),
   flow(3, 36, 0x51bn, 'in_port=1,dl_type=0x86dd,ipv6_src=2001:db8::/32,ipv6_dst=::/0,nw_frag=yes', 'output:2'),
   flow(3, 37, 0x51cn, 'in_port=1,dl_type=0x800,vlan_tci=0x0000/0x1000', 'ct(commit,zone=5,nat(src=10.0.0.1:5-6,persistent,random),table=4)'),
+  // An IPv6 NAT range with ports is printed bracketed (ovs-actions(7)); unbracketed, ovs-ofctl would read the port as part of the address.
+  flow(3, 40, 0x51fn, 'in_port=1,dl_type=0x86dd,vlan_tci=0x0000/0x1000', 'ct(commit,zone=5,nat(src=[2001:db8::1]-[2001:db8::5]:1000-2000),table=4)'),
+  flow(3, 41, 0x520n, 'in_port=1,dl_type=0x86dd,vlan_tci=0x0000/0x1000', 'ct(commit,zone=5,nat(dst=[2001:db8::1]:80),table=4)'),
   flow(3, 38, 0x51dn, 'in_port=1,dl_type=0x800,vlan_tci=0x0000/0x1000,nw_frag=later', 'output:2'),
   flow(3, 39, 0x51en, 'in_port=1,dl_type=0x800,vlan_tci=0x0000/0x1000,nw_frag=no,nw_proto=17,udp_src=0x100/0xff00', 'output:2'),
   flow(2, 200, 0x40000001348db632n, 'reg0=100,dl_vlan=10', 'clone(pop_vlan,output:100)'),
