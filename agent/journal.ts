@@ -4,7 +4,7 @@
 // few hundred bytes on disk whatever the VM's size. kill -9 at any moment leaves
 // the snapshot whole and the log readable up to its last whole line; a torn
 // last line belongs to a request that was never acknowledged.
-import { closeSync, existsSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { VfSettings } from '../rules/vf.js';
@@ -29,26 +29,51 @@ export interface JournalDelta {
   outerTpidBroken?: string;
 }
 
-export function applyDelta(rec: VmRecord, d: JournalDelta): void {
-  const removed = new Set(d.removed);
-  const rules = removed.size ? rec.rules.filter((e) => !removed.has(e.id)) : rec.rules;
-  const at = new Map(rules.map((e, i) => [e.id, i]));
-  for (const u of d.upsert) {
-    const i = at.get(u.id);
-    if (i === undefined) {
-      at.set(u.id, rules.length);
-      rules.push(u);
-    } else rules[i] = u;
+/**
+ * A log replayed onto a record: one rules array and one id -> index map for the
+ * whole log (a removal leaves a hole, compacted once at the end), so a restart
+ * costs O(lines + rules), not a rebuild of the rules per line.
+ */
+class Replay {
+  private readonly rules: (RuleEntry | undefined)[];
+  private readonly at: Map<number, number>;
+  private holes = 0;
+
+  constructor(private readonly rec: VmRecord) {
+    this.rules = rec.rules;
+    this.at = new Map(rec.rules.map((e, i) => [e.id, i]));
   }
-  rec.rules = rules;
-  rec.nextRuleId = d.nextRuleId;
-  if (d.layout) rec.layout = readLayout(d.layout);
-  if (d.mode) rec.mode = d.mode;
-  if (d.vfSettings) rec.vfSettings = d.vfSettings;
-  if (d.chains) rec.chains = d.chains;
-  if (d.policers) rec.policers = d.policers;
-  if (d.zones) rec.zones = d.zones;
-  if (d.outerTpidBroken) rec.outerTpidBroken = d.outerTpidBroken;
+
+  apply(d: JournalDelta): void {
+    const { rec, rules, at } = this;
+    // Removals first, then upserts: an id removed and added again in one line goes last.
+    for (const id of d.removed) {
+      const i = at.get(id);
+      if (i === undefined) continue;
+      rules[i] = undefined;
+      at.delete(id);
+      this.holes++;
+    }
+    for (const u of d.upsert) {
+      const i = at.get(u.id);
+      if (i === undefined) {
+        at.set(u.id, rules.length);
+        rules.push(u);
+      } else rules[i] = u;
+    }
+    rec.nextRuleId = d.nextRuleId;
+    if (d.layout) rec.layout = readLayout(d.layout);
+    if (d.mode) rec.mode = d.mode;
+    if (d.vfSettings) rec.vfSettings = d.vfSettings;
+    if (d.chains) rec.chains = d.chains;
+    if (d.policers) rec.policers = d.policers;
+    if (d.zones) rec.zones = d.zones;
+    if (d.outerTpidBroken) rec.outerTpidBroken = d.outerTpidBroken;
+  }
+
+  finish(): void {
+    this.rec.rules = this.holes ? this.rules.filter((e): e is RuleEntry => e !== undefined) : (this.rules as RuleEntry[]);
+  }
 }
 
 /** Compact once the log outgrows the snapshot (and at least this much), so replay stays cheap. */
@@ -128,25 +153,40 @@ export class Journal {
     for (const vm of [...this.logs.keys()]) this.closeLog(vm);
   }
 
-  /** Every VM: its snapshot with its log replayed up to the last whole, checksummed line. */
+  /**
+   * Every VM: its snapshot with its log replayed up to the last whole, checksummed line.
+   * A log that is whole to its end is kept and appended to; one with a torn or bad tail
+   * is folded into a new snapshot, so the tail is dropped.
+   */
   loadAll(): VmRecord[] {
     return readdirSync(this.dir)
       .filter((f) => f.endsWith('.json'))
       .map((f) => {
-        const rec = JSON.parse(readFileSync(join(this.dir, f), 'utf8')) as VmRecord;
+        const text = readFileSync(join(this.dir, f), 'utf8');
+        const rec = JSON.parse(text) as VmRecord;
         // Records before layout slots kept the translator's [key, table] pairs.
         rec.layout = readLayout(rec.layout);
         const path = this.logPath(rec.name, rec.epoch ?? 0);
-        if (existsSync(path) && statSync(path).size) {
-          for (const line of readFileSync(path, 'utf8').split('\n')) {
-            const sp = line.indexOf(' ');
-            const body = line.slice(sp + 1);
-            if (sp !== 8 || parseInt(line.slice(0, 8), 16) !== crc32(body)) break;
-            applyDelta(rec, JSON.parse(body) as JournalDelta);
-          }
+        const exists = existsSync(path);
+        const log = exists ? readFileSync(path, 'utf8') : '';
+        const replay = new Replay(rec);
+        let used = 0;
+        for (let start = 0; start < log.length; ) {
+          const nl = log.indexOf('\n', start);
+          const end = nl < 0 ? log.length : nl;
+          const line = log.slice(start, end);
+          const sp = line.indexOf(' ');
+          const body = line.slice(sp + 1);
+          if (sp !== 8 || parseInt(line.slice(0, 8), 16) !== crc32(body)) break;
+          replay.apply(JSON.parse(body) as JournalDelta);
+          start = used = end + 1;
         }
-        // Replayed state becomes the new snapshot, so the next run starts from one file.
-        this.save(rec);
+        replay.finish();
+        // A last line without its newline (replayed if its checksum holds) must not have more appended to it.
+        if (exists && used === log.length) {
+          // Every line is whole: appending to this log is as durable as a new snapshot, without rewriting it.
+          this.logs.set(rec.name, { fd: openSync(path, 'a', 0o600), bytes: log.length, snapshotBytes: text.length });
+        } else this.save(rec);
         return rec;
       });
   }
