@@ -114,11 +114,15 @@ export class OfctlInstaller implements FlowInstaller {
     await this.ofctl(['--bundle', 'add-flows', this.target, '-'], lines.join('\n') + '\n');
   }
 
+  /** The bridge's meters, id -> spec as meterLine writes it (dump-meters prints each band on a line of its own). */
   private async meterIds(): Promise<Map<number, string>> {
     const have = new Map<number, string>();
-    for (const line of (await this.ofctl(['dump-meters', this.target])).split('\n')) {
-      const m = /meter=(\d+)\s+(.*)$/.exec(line.trim());
-      if (m) have.set(Number(m[1]), m[2]!);
+    let id: number | undefined;
+    for (const raw of (await this.ofctl(['dump-meters', this.target])).split('\n')) {
+      const line = raw.trim();
+      const m = /^meter=(\d+)\s+(.*)$/.exec(line);
+      if (m) have.set((id = Number(m[1])), m[2]!);
+      else if (id !== undefined && line.startsWith('type=')) have.set(id, `${have.get(id)!}${have.get(id)!.endsWith('=') ? '' : ' '}${line}`);
     }
     return have;
   }
@@ -126,7 +130,9 @@ export class OfctlInstaller implements FlowInstaller {
   async putMeters(meters: OfMeter[]): Promise<void> {
     if (!meters.length) return;
     const have = await this.meterIds();
-    for (const m of meters) await this.ofctl([have.has(m.id) ? 'mod-meter' : 'add-meter', this.target, meterLine(m)]);
+    // A mod-meter refills the meter's buckets and zeroes its counters (dpif-netdev and the kernel datapath
+    // replace the meter): a meter that is already as wanted is left alone, or every reconcile would reset it.
+    for (const m of meters) if (have.get(m.id) !== m.spec) await this.ofctl([have.has(m.id) ? 'mod-meter' : 'add-meter', this.target, meterLine(m)]);
   }
 
   async pruneMeters(keep: number[]): Promise<void> {
