@@ -17,8 +17,12 @@ export interface ActionContext {
   /** First table of chain N, or undefined when the chain has no filters (a goto there misses). */
   chainTable(chain: number): number | undefined;
   zone(guestZone: number): number;
-  /** Allocates a meter for a police action; returns its id. */
-  meter(spec: string): number;
+  /**
+   * The meter of a police action, by `key`: one per police index (act_police.c:
+   * the index is the action, filters bind it), so filters sharing an index share
+   * one bucket and two indexes with equal rates are two. Returns its id.
+   */
+  meter(spec: string, key: string): number;
   /** The rule's id: what a rewrite-then-goto leaves in its save registers (docs/mapping.md, restore). */
   ruleId?: number;
   /** False when some rule jumps back to chain 0, whose hand-offs do not restore: no rewrite may then precede a goto. */
@@ -189,7 +193,7 @@ export function translateActions(rule: FlowerRule, ctx: ActionContext): Translat
   // (act_vlan.c tcf_vlan_act), so untagged frames get their own flows above, in the offloadable
   // vlan_tci=0x0000/0xffff form, and tagged frames the rest. One meter per spec for both.
   const meters = new Map<string, number>();
-  const c: ActionContext = { ...ctx, meter: (spec) => meters.get(spec) ?? meters.set(spec, ctx.meter(spec)).get(spec)! };
+  const c: ActionContext = { ...ctx, meter: (spec, key) => meters.get(key) ?? meters.set(key, ctx.meter(spec, key)).get(key)! };
   const untagged = translateList(rule, c, 'no');
   const tagged = translateList(rule, c, 'yes');
   // OpenFlow 1.1+ takes pop_vlan only where the match says a tag is there (OVS ofpact_check: OFPBAC_MATCH_INCONSISTENT):
@@ -397,13 +401,20 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
         continue;
       }
       case 'police': {
-        if (i !== 0 || acts.length) refuse('police must be the first action: an OpenFlow meter has to come first (ovs-actions(7) meter)', 'police');
-        if (a.exceed.kind !== 'drop') refuse(`police exceed verdict "${a.exceed.kind}": only drop maps to a meter band`, 'police');
         if (a.peakrate || a.avrate) refuse('police peakrate/avrate have no meter equivalent', 'police');
+        if (!a.rate && !a.pktsPerSec) {
+          // A police without a rate (6.1 creates one for `police index N` naming no action yet) never exceeds,
+          // unless an mtu bounds it (act_police.c tcf_police_act): it only passes the conform verdict on.
+          if (a.mtu && a.mtu < 0xffffffff) refuse('police mtu without a rate has no meter equivalent', 'police');
+          break;
+        }
+        if (a.exceed.kind !== 'drop') refuse(`police exceed verdict "${a.exceed.kind}": only drop maps to a meter band`, 'police');
         const spec = a.pktsPerSec
           ? `pktps burst stats bands=type=drop rate=${a.pktsPerSec} burst_size=${a.pktBurst ?? 0}`
           : `kbps burst stats bands=type=drop rate=${Math.max(1, Math.ceil(((a.rate ?? 0) * 8) / 1000))} burst_size=${Math.max(1, Math.ceil(((a.burst ?? 0) * 8) / 1000))}`;
-        acts.push({ a: 'meter', id: ctx.meter(spec) });
+        // OpenFlow 1.5's meter is an action in the list (ovs-actions(7) meter), so it keeps the police's place: a
+        // rewrite before it, an output after it (OVS's own meters come out of tc as `police index N` anywhere).
+        acts.push({ a: 'meter', id: ctx.meter(spec, a.index ? `index ${a.index}` : `rule ${ctx.ruleId ?? 0} action ${i}`) });
         // Software would police the packet a second time, in its own bucket.
         did('meters the packet');
         break;

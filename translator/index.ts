@@ -216,18 +216,18 @@ export function translate(input: TranslateInput): Translation {
   const meterIds = new Map<string, number>();
   for (let i = 0; i < live.length; i++) {
     const memo = memos[i]!;
-    const localMeters: OfMeter[] = [];
+    const localMeters: (OfMeter & { key: string })[] = [];
     const one = translateOne(live[i]!, tables.get(memo.tableKey!)!, rank[i]!, memo, {
       ports,
       zone,
       maxFlowsPerRule,
       chainTable,
       restoreOk,
-      meter(spec) {
-        // One meter per distinct police spec of the VM (a shared police index shares it too).
-        const known = meterIds.get(spec);
+      meter(spec, key) {
+        // One meter per police action: per index when it has one (shared across filters), else per rule and place.
+        const known = meterIds.get(key) ?? localMeters.find((m) => m.key === key)?.id;
         if (known) return known;
-        const m = { id: meterIds.size + 1 + localMeters.length, spec };
+        const m = { id: meterIds.size + 1 + localMeters.length, spec, key };
         localMeters.push(m);
         return m.id;
       },
@@ -235,8 +235,8 @@ export function translate(input: TranslateInput): Translation {
     // A rule's meters exist only if the rule made it into hardware.
     if (one.result.offloaded) {
       for (const m of localMeters) {
-        meterIds.set(m.spec, m.id);
-        meters.push(m);
+        meterIds.set(m.key, m.id);
+        meters.push({ id: m.id, spec: m.spec });
       }
     }
     for (const f of one.flows) flows.push(f);
@@ -263,7 +263,7 @@ interface RuleContext {
   zone(guestZone: number): number;
   maxFlowsPerRule: number;
   chainTable(chain: number): number | undefined;
-  meter(spec: string): number;
+  meter(spec: string, key: string): number;
 }
 
 /**
@@ -297,9 +297,9 @@ function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo,
         shared = true;
         return ctx.chainTable(c);
       },
-      meter: (spec) => {
+      meter: (spec, key) => {
         shared = true;
-        return ctx.meter(spec);
+        return ctx.meter(spec, key);
       },
     });
     if (acts.sideEffectThenSoftware) {

@@ -125,6 +125,30 @@ describe('mapping rows', () => {
     expect(t.meters).toEqual([{ id: 1, spec: 'kbps burst stats bands=type=drop rate=8000 burst_size=820' }]);
     expect(actionsText(ruleFlows(t)[0]!.actions)).toBe('meter:1,output:101');
   });
+  it('police keeps its place in the list, as OVS emits it after a rewrite (an OpenFlow 1.5 meter action)', () => {
+    const t = one('dev vf0 ingress prio 1 protocol ip flower action pedit ex munge ip tos set 0x28 retain 0xfc pipe action police rate 8mbit burst 100k index 3 conform-exceed drop/pipe action mirred egress redirect dev vf1');
+    expect(ruleFlows(t).map((f) => actionsText(f.actions))).toEqual(['set_field:10->ip_dscp,meter:1,output:101']);
+  });
+  it('one meter per police index: filters naming one index share a bucket, equal rates under two indexes or unnamed are two', () => {
+    const police = (i: string) => `action police rate 8mbit burst 100k ${i} conform-exceed drop/pipe action mirred egress redirect dev vf1`;
+    const rules = [
+      `dev vf0 ingress prio 1 protocol ip flower ${police('index 5')}`,
+      `dev vf1 ingress prio 1 protocol ip flower ${police('index 5')}`,
+      `dev vf0 ingress prio 2 protocol ip flower ${police('index 6')}`,
+      `dev vf0 ingress prio 3 protocol ip flower ${police('')}`,
+      `dev vf1 ingress prio 3 protocol ip flower ${police('')}`,
+    ].map((l, i) => ({ id: i + 1, rule: parseFilter(splitArgs(l)).ok ? (parseFilter(splitArgs(l)) as { value: FlowerRule }).value : (undefined as never) }));
+    const t = translate({ rules, ports: defaultPortMap(2) });
+    const meterOf = (id: number) => /meter:(\d+)/.exec(t.flows.filter((f) => cookieRuleId(f.cookie) === id && cookieKind(f.cookie) === FlowKind.RULE).map((f) => actionsText(f.actions)).join(' '))![1];
+    expect(meterOf(1)).toBe(meterOf(2));
+    expect(new Set([meterOf(1), meterOf(3), meterOf(4), meterOf(5)]).size).toBe(4);
+    expect(t.meters).toHaveLength(4);
+  });
+  it('a police without a rate (the one 6.1 creates for an index no action had) meters nothing and passes its conform verdict on', () => {
+    const t = one('dev vf0 ingress prio 1 protocol ip flower action police index 9 conform-exceed drop/pipe action mirred egress redirect dev vf1');
+    expect(t.meters).toEqual([]);
+    expect(ruleFlows(t).map((f) => actionsText(f.actions))).toEqual(['output:101']);
+  });
 });
 
 describe('refusals and partial offload', () => {
