@@ -89,6 +89,7 @@ export class FlowSync {
       rules: this.rec.rules,
       ports: this.rec.ports,
       zone: this.zone,
+      ...(this.outerTpid !== undefined ? { outerTpid: this.outerTpid } : {}),
       layout: layoutMap(this.rec.layout),
       memo: this.memo,
       vfMaxTxRate: this.vf.settings().map((s) => s.maxTxRate),
@@ -164,7 +165,7 @@ export class FlowSync {
       const first = members[0]?.rule;
       const at = first && tableOf(sw.tables, first);
       if (!first || at === undefined || !sw.has(k) || first.direction !== 'ingress') return { t: this.translate() };
-      const g = translateGroup(members as RuleEntry[], at, { ports: this.rec.ports, zone: this.zone, memo: this.memo });
+      const g = translateGroup(members as RuleEntry[], at, { ports: this.rec.ports, zone: this.zone, memo: this.memo, ...(this.outerTpid !== undefined ? { outerTpid: this.outerTpid } : {}) });
       if (!g) return { t: this.translate() };
       groups.set(k, g);
     }

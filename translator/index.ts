@@ -37,11 +37,13 @@ export interface TranslateInput {
   /** Guest ct zone -> host ct zone for this VM (VMs must never share conntrack state). Default: identity. */
   zone?: (guestZone: number) => number;
   maxFlowsPerRule?: number;
+  /** The VM's declared outer TPID (0x8100/0x88a8), when it has one that still holds (docs/mapping.md, VLAN matches). */
+  outerTpid?: number;
   /** The previous translation's `tables`: kept ids make single-rule changes touch few flows. */
   layout?: Map<string, number>;
   /**
    * Per-rule results of earlier calls, owned by the caller and valid for one
-   * (ports, zone, maxFlowsPerRule): an unchanged rule object at the same table
+   * (ports, zone, maxFlowsPerRule, outerTpid): an unchanged rule object at the same table
    * and rank reuses its flows, so translating N rules after one change costs
    * little more than a lookup each. The output is the same with or without it.
    */
@@ -221,6 +223,7 @@ export function translate(input: TranslateInput): Translation {
       ports,
       zone,
       maxFlowsPerRule,
+      ...(input.outerTpid !== undefined ? { outerTpid: input.outerTpid } : {}),
       chainTable,
       restoreOk,
       meter(spec, key) {
@@ -262,6 +265,7 @@ interface RuleContext {
   restoreOk: boolean;
   zone(guestZone: number): number;
   maxFlowsPerRule: number;
+  outerTpid?: number;
   chainTable(chain: number): number | undefined;
   meter(spec: string, key: string): number;
 }
@@ -350,7 +354,7 @@ class DependsOnOthers extends Error {}
 export function translateGroup(
   members: RuleInput[],
   table: number,
-  input: Pick<TranslateInput, 'ports' | 'zone' | 'maxFlowsPerRule' | 'memo'>,
+  input: Pick<TranslateInput, 'ports' | 'zone' | 'maxFlowsPerRule' | 'memo' | 'outerTpid'>,
 ): { flows: OfFlow[]; perRule: Map<number, RuleResult> } | undefined {
   const memoOf = (rule: FlowerRule): RuleMemo => {
     let m = input.memo?.get(rule);
@@ -375,6 +379,7 @@ export function translateGroup(
     ports: input.ports,
     zone: input.zone ?? ((z: number) => z),
     maxFlowsPerRule: input.maxFlowsPerRule ?? DEFAULT_MAX_FLOWS_PER_RULE,
+    ...(input.outerTpid !== undefined ? { outerTpid: input.outerTpid } : {}),
     restoreOk: false,
     chainTable: () => {
       throw new DependsOnOthers();

@@ -16,6 +16,11 @@ export interface MatchContext {
   zone(guestZone: number): number;
   /** Flows one rule may expand to. */
   maxFlowsPerRule: number;
+  /**
+   * The VM's declared outer TPID (0x8100 or 0x88a8; docs/mapping.md, VLAN
+   * matches): with it, filters on a VLAN protocol are exact; without, trapped.
+   */
+  outerTpid?: number;
 }
 
 /**
@@ -161,7 +166,7 @@ const frag = (f: readonly [number, number]): MatchField => mf('ip_frag', f[0], f
 const isFrag = (x: MatchField, f: readonly [number, number]) => x.field === 'ip_frag' && x.value === f[0] && x.mask === f[1];
 
 /** The protocol gate: flower's tcf_proto protocol as OpenFlow sees it (skb_protocol: untagged for non-VLAN protocols). */
-function protocolGate(rule: FlowerRule, mode: MatchMode): Alt {
+function protocolGate(rule: FlowerRule, mode: MatchMode, ctx: MatchContext): Alt {
   const p = rule.protocol;
   const m = rule.match;
   if (p === EthP.ALL) {
@@ -172,14 +177,39 @@ function protocolGate(rule: FlowerRule, mode: MatchMode): Alt {
     return taggedAlts(m.vlanId, m.vlanPrio);
   }
   if (p === EthP.VLAN_8021Q || p === EthP.VLAN_8021AD) {
-    if (mode === 'exact') {
-      return refuse('protocol 802.1Q/802.1ad: OpenFlow cannot match a VLAN TPID (ovs-fields(7): "no version of OpenFlow provides a way to match on the TPID"), so such a filter cannot be offloaded exactly', 'protocol');
-    }
+    if (mode === 'exact') return declaredVlanGate(rule, ctx.outerTpid);
     // With vlan-limit 1, dl_type is the type after the outer tag: exact for vlan_ethtype unless that is a TPID itself.
     const inner = m.vlanEthType !== undefined && m.vlanEthType !== EthP.VLAN_8021Q && m.vlanEthType !== EthP.VLAN_8021AD ? [mf('eth_type', m.vlanEthType)] : [];
     return taggedAlts(m.vlanId, m.vlanPrio).map((a) => [...a, ...inner]);
   }
   return untaggedGate(p);
+}
+
+const isTpid = (t: number | undefined) => t === EthP.VLAN_8021Q || t === EthP.VLAN_8021AD;
+
+/**
+ * A filter on a VLAN protocol under the VM's declared outer TPID: every tagged
+ * frame has that TPID outside, so the protocol is a tag test, and with OVS's
+ * vlan-limit 1 `dl_type` is what follows the outer tag (flower's vlan_ethtype,
+ * the inner TPID included). The other protocol matches no frame: no flow.
+ */
+function declaredVlanGate(rule: FlowerRule, declared: number | undefined): Alt {
+  const m = rule.match;
+  if (declared === undefined) {
+    return refuse('protocol 802.1Q/802.1ad: OpenFlow cannot match a VLAN TPID (ovs-fields(7): "no version of OpenFlow provides a way to match on the TPID"), and this VM declares no outer TPID (vpfctl vm add --outer-tpid; docs/mapping.md, VLAN matches)', 'protocol');
+  }
+  if (m.cvlanId !== undefined || m.cvlanPrio !== undefined || m.cvlanEthType !== undefined) {
+    return refuse('cvlan_id/cvlan_prio/cvlan_ethtype: OVS parses one VLAN tag (vlan-limit 1), so the inner tag cannot be matched', 'cvlan_id');
+  }
+  const n = m.numOfVlans;
+  // Zero tags under a VLAN protocol selects nothing; one tag is what a non-TPID vlan_ethtype already says.
+  if (n === 0) return [];
+  if (n !== undefined && !(n === 1 && m.vlanEthType !== undefined && !isTpid(m.vlanEthType))) {
+    return refuse('num_of_vlans: with vlan-limit 1 OpenFlow sees two VLAN tags and three alike (dl_type is the second TPID)', 'num_of_vlans');
+  }
+  if (rule.protocol !== declared) return [];
+  const inner = m.vlanEthType !== undefined ? [mf('eth_type', m.vlanEthType)] : [];
+  return taggedAlts(m.vlanId, m.vlanPrio).map((a) => [...a, ...inner]);
 }
 
 // The gate of an untagged protocol, one per protocol (values are never changed once made).
@@ -247,12 +277,14 @@ function fragAlts(v: Masked<number>): Alt {
 export function translateMatch(rule: FlowerRule, ctx: MatchContext, mode: MatchMode = 'exact'): MatchField[][] {
   const m = rule.match;
   const cap = ctx.maxFlowsPerRule;
-  const alts: Alt[] = [protocolGate(rule, mode)];
+  const alts: Alt[] = [protocolGate(rule, mode, ctx)];
+  // Under a declared outer TPID the gate states the VLAN keys of a VLAN protocol exactly (or refused them).
+  const vlanInGate = mode === 'exact' && ctx.outerTpid !== undefined && isTpid(rule.protocol);
   const fixed: MatchField[] = [];
   // A key OpenFlow cannot state: refused when exact, no constraint in a superset.
   const inexact = (msg: string, attr: string): Alt => (mode === 'exact' ? refuse(msg, attr) : [[]]);
   if (m.indev !== undefined && m.indev !== rule.dev) return []; // skb_iif is always the representor itself here
-  if (m.vlanId !== undefined || m.vlanPrio !== undefined || m.vlanEthType !== undefined || m.cvlanId !== undefined || m.cvlanPrio !== undefined || m.cvlanEthType !== undefined) {
+  if (!vlanInGate && (m.vlanId !== undefined || m.vlanPrio !== undefined || m.vlanEthType !== undefined || m.cvlanId !== undefined || m.cvlanPrio !== undefined || m.cvlanEthType !== undefined)) {
     // In a superset the gate already holds the outer VID/PCP; cvlan keys are dropped.
     inexact('vlan keys: OpenFlow cannot match the VLAN TPID flower compares', 'vlan_id');
   }

@@ -57,7 +57,7 @@ export function parseVmAdd(args: string[]): VmSpec {
 
 export function formatVmList(vms: VmInfo[]): string {
   if (vms.length === 0) return 'no VMs';
-  const rows = vms.map((v) => [v.name, v.state === 'failed' ? `failed: ${v.error ?? ''}` : 'up', v.bridge, String(v.vfs), v.mode, String(v.rules), String(v.flows), v.channel]);
+  const rows = vms.map((v) => [v.name, v.state === 'failed' ? `failed: ${v.error ?? ''}` : v.outerTpidBroken ? `up, outer TPID ${v.outerTpid} broken` : 'up', v.bridge, String(v.vfs), v.mode, String(v.rules), String(v.flows), v.channel]);
   const head = ['VM', 'STATE', 'BRIDGE', 'VFS', 'MODE', 'RULES', 'FLOWS', 'CHANNEL'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   return [head, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');

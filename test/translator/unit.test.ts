@@ -151,6 +151,35 @@ describe('mapping rows', () => {
   });
 });
 
+describe('VLAN filters under a declared outer TPID (docs/mapping.md, VLAN matches)', () => {
+  const under = (line: string, outerTpid?: number) => {
+    const r = parseFilter(splitArgs(line));
+    if (!r.ok) throw new Error(r.error.message);
+    return translate({ rules: [{ id: 1, rule: r.value }], ports: defaultPortMap(2), ...(outerTpid ? { outerTpid } : {}) });
+  };
+  const head = 'dev vf0 ingress prio 1';
+  it('the declared protocol is a tag test, vlan_ethtype is dl_type (an inner TPID too)', () => {
+    const t = under(`${head} protocol 802.1Q flower vlan_id 100 vlan_ethtype ip dst_ip 10.0.0.2 action drop`, 0x8100);
+    expect(t.perRule.get(1)!.offloaded).toBe(true);
+    expect(ruleFlows(t).map((f) => matchText(f.match))).toEqual(['in_port=100,vlan_tci=0x1064/0x1fff,dl_type=0x800,nw_dst=10.0.0.2']);
+    const qinq = under(`${head} protocol 802.1ad flower vlan_id 20 vlan_prio 5 vlan_ethtype 802.1Q action drop`, 0x88a8);
+    expect(ruleFlows(qinq).map((f) => matchText(f.match))).toEqual(['in_port=100,vlan_tci=0xb014/0xffff,dl_type=0x8100']);
+  });
+  it('the other protocol can match no frame of the VM: offloaded, with no flow', () => {
+    const t = under(`${head} protocol 802.1ad flower vlan_id 100 action drop`, 0x8100);
+    expect(t.perRule.get(1)!.offloaded).toBe(true);
+    expect(ruleFlows(t)).toEqual([]);
+  });
+  it('stays trapped without a declaration, for inner-tag keys and for tag counts OpenFlow cannot tell apart', () => {
+    const reason = (line: string, tpid?: number) => under(line, tpid).perRule.get(1)!;
+    expect(reason(`${head} protocol 802.1Q flower vlan_id 100 action drop`).offloaded).toBe(false);
+    expect(reason(`${head} protocol 802.1Q flower vlan_id 100 action drop`).error!.message).toMatch(/declares no outer TPID/);
+    expect(reason(`${head} protocol 802.1ad flower vlan_id 20 vlan_ethtype 802.1Q cvlan_id 5 action drop`, 0x88a8).error!.message).toMatch(/inner tag/);
+    expect(reason(`${head} protocol 802.1Q flower num_of_vlans 2 vlan_ethtype 802.1Q action drop`, 0x8100).error!.message).toMatch(/two VLAN tags and three/);
+    expect(reason(`${head} protocol 802.1Q flower num_of_vlans 1 vlan_ethtype ip action drop`, 0x8100).offloaded).toBe(true);
+  });
+});
+
 describe('refusals and partial offload', () => {
   it('skip_sw that cannot be offloaded is refused with EOPNOTSUPP and a reason', () => {
     const t = one('dev vf0 ingress prio 1 protocol 802.1Q flower skip_sw vlan_id 5 action drop');

@@ -1,0 +1,91 @@
+// A VM's declared outer TPID, with real frames: filters on the declared VLAN
+// protocol are offloaded and take exactly that protocol's frames; a frame
+// with another outer TPID, once the datapath has seen it, makes vpfd trap
+// the VM's VLAN filters again (the guest's software then decides), says why,
+// and keeps saying it across a restart.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_CONFIG, type VpfdConfig } from '../../agent/config.js';
+import { Vpfd } from '../../agent/daemon.js';
+import { talk } from '../../agent/ctl/channel.js';
+import type { FlowerRule } from '../../rules/model.js';
+import { parseError } from '../../rules/netlink/nlmsg.js';
+import { encodeFilterRequest } from '../../rules/netlink/tc.js';
+import { parseFilter, splitArgs } from '../../rules/tcsyntax/index.js';
+import { startOvs, type PrivateOvs } from '../harness/ovs.js';
+import { traffic } from '../helpers/frames.js';
+import { addPod, delPods } from '../helpers/pods.js';
+
+// tp0 behind vf0 sends; tp1 behind vf1 is where the VLAN filter redirects.
+const PODS = ['tp0', 'tp1'];
+const MAC = ['02:00:00:00:0c:00', '02:00:00:00:0c:01'];
+const DST = '02:00:00:00:cc:01';
+let ovs: PrivateOvs;
+let d: Vpfd;
+let state: string;
+let config: VpfdConfig;
+let seq = 1;
+
+beforeAll(async () => {
+  ovs = await startOvs();
+  state = mkdtempSync(join(tmpdir(), 'vpf-tpid-'));
+  for (const [i, p] of PODS.entries()) await addPod(ovs, p, { mac: MAC[i]! });
+  config = { ...DEFAULT_CONFIG, stateDir: state, ovsdb: `unix:${ovs.dbSock}`, ovsRundir: ovs.rundir, datapathType: 'netdev', reconcileIntervalMs: 3_600_000 };
+  d = await Vpfd.start(config, pino({ level: 'silent' }));
+  await d.addVm({ name: 'tp', vfs: 2, attach: { vf0: 'tp0-dp', vf1: 'tp1-dp' }, outerTpid: '802.1Q' });
+}, 60_000);
+
+afterAll(async () => {
+  await d?.stop();
+  await delPods(PODS);
+  await ovs?.stop();
+  rmSync(state, { recursive: true, force: true });
+});
+
+async function filter(line: string): Promise<void> {
+  const r = parseFilter(splitArgs(line));
+  if (!r.ok) throw new Error(r.error.message);
+  const e = parseError((await talk(d.channelPath('tp'), encodeFilterRequest(r.value as FlowerRule, { seq: seq++ }))).at(-1)!);
+  expect(e.errno, line).toBe(0);
+}
+
+/** How many of 3 frames with `tags` sent from tp0 reached tp1. */
+async function atVf1(tags: string): Promise<number> {
+  const got = await traffic(PODS[0]!, { dst: DST, src: MAC[0]!, tags }, [PODS[1]!]);
+  return got[0]!.length;
+}
+
+const offloaded = async () => (await d.vmRules('tp')).map((r) => ({ prio: r.rule.prio, inHw: r.stats.inHw, why: r.notOffloadedReason }));
+
+describe('declared outer TPID 802.1Q', () => {
+  it('offloads filters on protocol 802.1Q and 802.1ad; each takes only its own TPID\'s frames', async () => {
+    await filter(`dev vf0 ingress prio 1 protocol 802.1Q flower dst_mac ${DST} vlan_id 100 vlan_ethtype 0x88b5 action mirred egress redirect dev vf1`);
+    // Under the declaration no frame of this VM carries 802.1ad outside: this filter can never match.
+    await filter(`dev vf0 ingress prio 2 protocol 802.1ad flower dst_mac ${DST} action drop`);
+    expect(await offloaded()).toEqual([{ prio: 1, inHw: true, why: undefined }, { prio: 2, inHw: true, why: undefined }]);
+    expect(await atVf1('8100:100:3')).toBe(3);
+    // Another VID, no tag, or a second tag (dl_type is then its TPID): the filter does not take them.
+    expect(await atVf1('8100:101:3')).toBe(0);
+    expect(await atVf1('')).toBe(0);
+    expect(await atVf1('8100:100:3,8100:7:0')).toBe(0);
+  }, 60_000);
+
+  it('a frame whose outer TPID breaks the declaration sends the VLAN filters back to the guest, for good', async () => {
+    // The window a declaration leaves: until the audit reads the datapath, OpenFlow cannot tell this tag from 802.1Q.
+    await atVf1('88a8:100:3');
+    await d.auditOuterTpids();
+    const after = await offloaded();
+    expect(after.map((r) => r.inHw)).toEqual([false, false]);
+    expect(after[0]!.why).toMatch(/TPID/);
+    expect(d.listVms().find((v) => v.name === 'tp')!.outerTpidBroken).toMatch(/outer TPID 0x88a8 where 0x8100 was declared/);
+    // Trapped: the frame goes to the representor for the guest's software, no longer straight to vf1.
+    expect(await atVf1('8100:100:3')).toBe(0);
+    await d.stop();
+    d = await Vpfd.start(config, pino({ level: 'silent' }));
+    expect((await offloaded()).map((r) => r.inHw)).toEqual([false, false]);
+    expect(d.listVms().find((v) => v.name === 'tp')!.outerTpidBroken).toBeDefined();
+  }, 90_000);
+});
