@@ -13,7 +13,7 @@ import type { PoliceAction } from '../rules/model.js';
 import { refcnt, type Policer } from './policers.js';
 import { portPair } from '../translator/portmap.js';
 import type { RuleEntry, VmRecord } from './records.js';
-import { RuleTable } from './ruletable.js';
+import { RuleTable, undoRules, type RulesUndo } from './ruletable.js';
 
 /** cls_api.c tc_new_tfilter: a filter without a prio is placed as if it had this one (TC_H_MAKE(0x80000000U, 0U))... */
 const ALLOC_PRIO = 0x8000;
@@ -44,6 +44,9 @@ function replyHdr(msg: NlMessage, type: number, flags: number): NlHeader {
 export class FilterTable {
   /** rec.rules indexed for edits; built on first use and dropped only by rollback() and clear(). */
   private index: RuleTable | undefined;
+  /** The latest snapshot, and what each sync() since it changed in rec.rules (in place), for rollback(). */
+  private last: Snapshot | undefined;
+  private undo: RulesUndo[] = [];
 
   constructor(
     private readonly rec: VmRecord,
@@ -55,11 +58,18 @@ export class FilterTable {
   }
 
   snapshot(): Snapshot {
-    return { rules: this.rec.rules, chains: this.rec.chains, policers: this.rec.policers, nextRuleId: this.rec.nextRuleId };
+    this.undo = [];
+    return (this.last = { rules: this.rec.rules, chains: this.rec.chains, policers: this.rec.policers, nextRuleId: this.rec.nextRuleId });
   }
 
-  /** Back to a snapshot: edits go to the index and reach rec.rules as a new array (sync), so the old array is the undo. */
+  /**
+   * Back to the latest snapshot (or to a given state, as clear() does): sync() changed
+   * rec.rules in place, so its undo records put the array back; the index is rebuilt.
+   */
   rollback(s: Snapshot): void {
+    if (s === this.last && s.rules === this.rec.rules) for (const u of this.undo.reverse()) undoRules(s.rules, u);
+    this.undo = [];
+    this.last = undefined;
     this.rec.rules = s.rules;
     this.rec.chains = s.chains;
     this.rec.policers = s.policers;
@@ -72,9 +82,11 @@ export class FilterTable {
     this.rollback({ rules: [], chains: [], policers: [], nextRuleId: this.rec.nextRuleId });
   }
 
-  /** The record after edits of the index (rules in install order, chains in creation order). */
+  /** The record after edits of the index (rules in install order, changed in place; chains in creation order). */
   sync(): void {
-    this.rec.rules = this.table.toArray();
+    const u = this.table.syncTo(this.rec.rules);
+    // Kept only while a snapshot may be rolled back to; without one (a test's bare sync) nothing can use it.
+    if (this.last) this.undo.push(u);
     this.rec.chains = this.table.chainList();
     this.rec.policers = this.table.police.entries();
   }

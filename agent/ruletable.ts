@@ -1,7 +1,8 @@
 // A VM's filters in install order, indexed the way cls_api.c finds a tcf_proto:
 // by (dev, direction, chain) and then prio. Adds, replaces and exact deletes
-// cost O(1) (toArray(), which the caller runs once per commit, is O(N)) instead of a scan of every rule, which is what keeps a guest that
-// installs 100k filters from paying N² in the daemon. It also keeps what the
+// cost O(1) instead of a scan of every rule, and syncTo() brings the caller's
+// array up to date in place (O(changes), O(N) only after a removal), which is
+// what keeps a guest that installs 100k filters from paying N² in the daemon. It also keeps what the
 // kernel keeps beside the filters: each block's chains in creation order with
 // their references (filters, goto actions, `tc chain add`), and the action
 // indexes in use per kind.
@@ -28,6 +29,20 @@ function gotoTargets(actions: readonly Action[]): number[] {
   return out;
 }
 
+/** What a syncTo() changed in its target: the old length, the old entries from `from` on, and the ones replaced below it. */
+export interface RulesUndo {
+  length: number;
+  from: number;
+  tail: RuleEntry[];
+  replaced: [number, RuleEntry][];
+}
+
+/** Puts a syncTo()'s target back as it was before that call. */
+export function undoRules(target: RuleEntry[], u: RulesUndo): void {
+  target.length = u.from;
+  for (const e of u.tail) target.push(e);
+  for (const [i, e] of u.replaced) target[i] = e;
+}
 
 export class RuleTable {
   /** Install order; removed entries leave a hole until toArray() compacts. */
@@ -35,6 +50,11 @@ export class RuleTable {
   private readonly pos = new Map<RuleEntry, number>();
   private readonly chains = new Map<string, Map<number, RuleEntry[]>>();
   private holes = 0;
+  /** entries.length at the last syncTo() (or construction): the entries below it are the caller's array, index for index. */
+  private synced: number;
+  /** Indexes below `synced` replaced or removed since the last syncTo(), and the lowest removed one. */
+  private touched: number[] = [];
+  private firstHole = Infinity;
   /** Changes since the last takeChanges(): entries added or replaced (in install order of their first appearance) and ids removed. */
   private upserts = new Map<number, RuleEntry>();
   private removed: number[] = [];
@@ -54,6 +74,7 @@ export class RuleTable {
     this.police = new PolicerTable(policers);
     for (const c of chains) this.chainRef(c, c.chain).explicit = !!c.explicit;
     this.entries = rules.slice();
+    this.synced = this.entries.length;
     this.entries.forEach((e, i) => {
       this.pos.set(e!, i);
       this.index(e!);
@@ -301,6 +322,7 @@ export class RuleTable {
   replace(old: RuleEntry, next: RuleEntry): void {
     const i = this.pos.get(old)!;
     this.pos.delete(old);
+    if (i < this.synced) this.touched.push(i);
     this.entries[i] = next;
     this.pos.set(next, i);
     // Same place in its prio's list too: a group's list is its rules in install order.
@@ -326,6 +348,8 @@ export class RuleTable {
     this.unindex(e);
     this.entries[i] = undefined;
     this.holes++;
+    if (i < this.synced) this.touched.push(i);
+    this.firstHole = Math.min(this.firstHole, i);
     this.freeActions(e);
     this.upserts.delete(e.id);
     this.removed.push(e.id);
@@ -372,6 +396,46 @@ export class RuleTable {
   candidates(sel: { dev?: string; direction: FlowerRule['direction']; chain?: number; prio?: number }): RuleEntry[] {
     if (sel.dev && sel.chain !== undefined && sel.prio) return this.atPrio({ dev: sel.dev, direction: sel.direction, chain: sel.chain, prio: sel.prio }).slice();
     return this.toArray();
+  }
+
+  /**
+   * Brings `target`, the array of the last syncTo() (or the one the table was
+   * built from), to the entries in install order, in place: replaced entries
+   * are set, added ones pushed, and after a removal the rest is compacted (in
+   * here too). Returns what undoRules() needs to put `target` back.
+   */
+  syncTo(target: RuleEntry[]): RulesUndo {
+    const { entries } = this;
+    const length = this.synced;
+    if (target.length !== length) throw new Error(`rule table out of step with its array (${target.length} != ${length})`);
+    const from = Math.min(this.firstHole, length);
+    const replaced: [number, RuleEntry][] = [];
+    for (const i of this.touched) if (i < from && target[i] !== entries[i]) {
+      replaced.push([i, target[i]!]);
+      target[i] = entries[i]!;
+    }
+    const tail = target.slice(from);
+    if (this.firstHole === Infinity) for (let i = length; i < entries.length; i++) target.push(entries[i]!);
+    else {
+      // From the first index that is new or moves: added entries before the first hole are copied too.
+      let w = from;
+      for (let r = w; r < entries.length; r++) {
+        const e = entries[r];
+        if (!e) continue;
+        if (w !== r) {
+          entries[w] = e;
+          this.pos.set(e, w);
+        }
+        target[w++] = e;
+      }
+      entries.length = w;
+      target.length = w;
+      this.holes = 0;
+    }
+    this.synced = entries.length;
+    this.touched = [];
+    this.firstHole = Infinity;
+    return { length, from, tail, replaced };
   }
 
   toArray(): RuleEntry[] {
