@@ -9,6 +9,9 @@
 // only with the VM, when its entries are flushed so the next owner starts empty.
 import { Errno, VpfError } from '../rules/errors.js';
 import type { FlowerRule } from '../rules/model.js';
+import { guestZones } from '../rules/ctzone.js';
+
+export { guestZones };
 
 /** Host zones vpf may hand out. Zone 0 is the host's default zone and never one of them. */
 export interface ZoneRange {
@@ -18,15 +21,6 @@ export interface ZoneRange {
 export const DEFAULT_ZONE_RANGE: ZoneRange = { min: 256, max: 0xffff };
 /** Zones one VM may hold: a guest naming every 16-bit zone must not exhaust the host for the others. */
 export const DEFAULT_ZONES_PER_VM = 1024;
-
-/** The guest zones a rule names: its ct actions' zones and an exact ct_zone match (cls_flower's ct_zone key). */
-export function guestZones(rule: FlowerRule): number[] {
-  const out = new Set<number>();
-  for (const a of rule.actions) if (a.kind === 'ct' && !a.clear) out.add(a.zone ?? 0);
-  const m = rule.match.ctZone;
-  if (m && m.mask === 0xffff) out.add(m.value);
-  return [...out];
-}
 
 /**
  * Which host zone belongs to which VM, for the whole host. Allocation is the

@@ -20,6 +20,7 @@ import { maskShape } from '../rules/classify/match.js';
 import type { Match, MatchField, OfAction, OfFlow, OfMeter } from '../ovs/openflow/flow.js';
 import { handOffAction, HANDOFF_TABLE, output, resubmit, RESTORE_SLOT_REG, setField, translateActions, type Saved } from './actions.js';
 import { cookieOf, FlowKind } from './cookie.js';
+import { guestZones } from '../rules/ctzone.js';
 import { ipv6LaterFragments, mf, ruleView, translateMatch, trapMatches, UNTAGGED } from './match.js';
 import { portPair, repNames, type PortMap } from './portmap.js';
 import { vfRateMeter } from './legacy.js';
@@ -216,6 +217,8 @@ export function translate(input: TranslateInput): Translation {
   const restoreOk = !live.some(({ rule }) => rule.chain !== 0 && rule.actions.some((a) => 'control' in a && a.control.kind === 'goto' && a.control.chain === 0));
   const slots = new Set<number>();
   const meterIds = new Map<string, number>();
+  const ones: ReturnType<typeof translateOne>[] = new Array(live.length);
+  const ctx0 = { ports, zone, maxFlowsPerRule, ...(input.outerTpid !== undefined ? { outerTpid: input.outerTpid } : {}), restoreOk };
   for (let i = 0; i < live.length; i++) {
     const memo = memos[i]!;
     const localMeters: (OfMeter & { key: string })[] = [];
@@ -242,6 +245,11 @@ export function translate(input: TranslateInput): Translation {
         meters.push({ id: m.id, spec: m.spec });
       }
     }
+    ones[i] = one;
+  }
+  splitZones(live, ones, tables, memos, rank, ctx0);
+  for (let i = 0; i < live.length; i++) {
+    const one = ones[i]!;
     for (const f of one.flows) flows.push(f);
     for (const s of one.saves ?? []) slots.add(s.slot);
     perRule.set(live[i]!.id, one.result);
@@ -275,7 +283,7 @@ interface RuleContext {
  * and result. Flows of a rule that names no other chain and no meter depend
  * on nothing else and are kept in its memo for the next call.
  */
-function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo, ctx: RuleContext, keep: boolean): { flows: OfFlow[]; result: RuleResult; saves?: Saved[] } {
+function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo, ctx: RuleContext, keep: boolean, forced?: VpfError): { flows: OfFlow[]; result: RuleResult; saves?: Saved[] } {
   const { id } = r;
   const { ports } = ctx;
   if (2 * rank + 2 >= TOP) return { flows: [], result: { offloaded: false, flows: 0, refused: true, error: refusal(Errno.ENOSPC, 'too many filters in one prio', 'prio') } };
@@ -290,11 +298,14 @@ function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo,
   let saves: Saved[] | undefined;
   let matches: MatchField[][] | undefined;
   try {
+    if (forced) throw forced;
     if (rule.flags.skipHw) throw refusal(Errno.EOPNOTSUPP, 'skip_hw: the guest keeps this filter in software', 'skip_hw');
-    matches = translateMatch(rule, ctx);
+    // A rule in a conntrack zone depends on the zone's other rules (splitZones): never kept in the memo.
+    const zoned: RuleContext = { ...ctx, zone: (z) => ((shared = true), ctx.zone(z)) };
+    matches = translateMatch(rule, zoned);
     const acts = translateActions(rule, {
       ports,
-      zone: ctx.zone,
+      zone: zoned.zone,
       ruleId: id,
       restoreOk: ctx.restoreOk,
       chainTable: (c) => {
@@ -341,6 +352,43 @@ function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo,
   return { flows: out, result, saves: result.offloaded ? saves : undefined };
 }
 
+/**
+ * A conntrack zone is offloaded whole or not at all: host and guest conntrack
+ * are two tables, so a zone whose connections were tracked partly by the host
+ * (offloaded rules) and partly by the guest (a rule left to its software)
+ * would see each connection half: replies +new or +inv, NAT bindings on one
+ * side only. When any rule naming a zone stays in software, every rule naming
+ * it goes there too, with the reason (docs/mapping.md, Conntrack zones).
+ */
+function splitZones(
+  live: RuleInput[],
+  ones: ReturnType<typeof translateOne>[],
+  tables: Map<string, number>,
+  memos: RuleMemo[],
+  rank: ArrayLike<number>,
+  ctx: Omit<RuleContext, 'chainTable' | 'meter'>,
+): void {
+  const inSoftware = new Map<number, number>();
+  const zonesOf = live.map((r) => guestZones(r.rule));
+  for (let i = 0; i < live.length; i++) {
+    const res = ones[i]!.result;
+    if (res.offloaded || res.refused) continue;
+    for (const z of zonesOf[i]!) if (!inSoftware.has(z)) inSoftware.set(z, live[i]!.id);
+  }
+  if (!inSoftware.size) return;
+  for (let i = 0; i < live.length; i++) {
+    // skip_sw asks for hardware or nothing: the guest chose that split itself.
+    if (!ones[i]!.result.offloaded || live[i]!.rule.flags.skipSw) continue;
+    const z = zonesOf[i]!.find((x) => inSoftware.has(x));
+    if (z === undefined) continue;
+    const why = refusal(Errno.EOPNOTSUPP, `ct zone ${z} is not offloaded: another filter naming it (rule ${inSoftware.get(z)}) runs in the guest's software, and one zone's connections cannot be tracked half by the host, half by the guest`, 'ct zone');
+    const noMore = () => {
+      throw why;
+    };
+    ones[i] = translateOne(live[i]!, tables.get(memos[i]!.tableKey!)!, rank[i]!, {}, { ...ctx, chainTable: noMore, meter: noMore }, false, why);
+  }
+}
+
 /** Thrown through translateOne when a rule needs other rules' tables or meters. */
 class DependsOnOthers extends Error {}
 
@@ -377,7 +425,10 @@ export function translateGroup(
   for (const l of byShape.values()) for (const r of l) rank.set(r, n++);
   const ctx: RuleContext = {
     ports: input.ports,
-    zone: input.zone ?? ((z: number) => z),
+    // A zone's rules are offloaded together or not at all (splitZones): a conntrack rule needs the whole set.
+    zone: () => {
+      throw new DependsOnOthers();
+    },
     maxFlowsPerRule: input.maxFlowsPerRule ?? DEFAULT_MAX_FLOWS_PER_RULE,
     ...(input.outerTpid !== undefined ? { outerTpid: input.outerTpid } : {}),
     restoreOk: false,

@@ -180,6 +180,28 @@ describe('VLAN filters under a declared outer TPID (docs/mapping.md, VLAN matche
   });
 });
 
+describe('a conntrack zone is offloaded whole or not at all', () => {
+  const rulesOf = (...lines: string[]) => lines.map((l, i) => ({ id: i + 1, rule: (parseFilter(splitArgs(l)) as { value: FlowerRule }).value }));
+  it('a filter of zone 5 left to software takes the zone\'s other filters with it; zone 6 stays offloaded', () => {
+    const t = translate({
+      ports: defaultPortMap(2),
+      rules: rulesOf(
+        'dev vf0 ingress prio 1 protocol ip flower ip_proto tcp action ct zone 5 commit pipe action mirred egress redirect dev vf1',
+        'dev vf1 ingress prio 1 protocol ip flower skip_hw ip_proto tcp action ct zone 5 pipe action mirred egress redirect dev vf0',
+        'dev vf0 ingress prio 2 protocol ip flower ip_proto udp action ct zone 6 commit pipe action mirred egress redirect dev vf1',
+      ),
+    });
+    expect([1, 2, 3].map((id) => t.perRule.get(id)!.offloaded)).toEqual([false, false, true]);
+    expect(t.perRule.get(1)!.error!.message).toMatch(/ct zone 5 is not offloaded: another filter naming it \(rule 2\)/);
+    // The trapped rule keeps its place with trap flows, as any rule left to software.
+    expect(t.flows.filter((f) => cookieRuleId(f.cookie) === 1).every((f) => cookieKind(f.cookie) === FlowKind.TRAP)).toBe(true);
+  });
+  it('a one-group change touching a zone is translated with the whole rule set', () => {
+    const [a] = rulesOf('dev vf0 ingress prio 1 protocol ip flower ip_proto tcp action ct zone 5 commit pipe action mirred egress redirect dev vf1');
+    expect(translateGroup([a!], 1, { ports: defaultPortMap(2) })).toBeUndefined();
+  });
+});
+
 describe('refusals and partial offload', () => {
   it('skip_sw that cannot be offloaded is refused with EOPNOTSUPP and a reason', () => {
     const t = one('dev vf0 ingress prio 1 protocol 802.1Q flower skip_sw vlan_id 5 action drop');
@@ -379,7 +401,7 @@ describe('what OVS would refuse is refused here first', () => {
 });
 
 describe('one group at a time (translateGroup)', () => {
-  it("gives a (dev, chain, prio) group exactly the flows translate() gives its rules, or declines for rules that name other chains or meters", () => {
+  it("gives a (dev, chain, prio) group exactly the flows translate() gives its rules, or declines for rules that name other chains, meters or zones", () => {
     fc.assert(
       fc.property(fc.array(fc.tuple(arbRule(), fc.nat()), { minLength: 1, maxLength: 20 }), (xs) => {
         const rules = xs.map(([rule, pick], i) => ({ id: i + 1, rule: { ...rule, dev: `vf${pick % 2}`, chain: 0, prio: 1 + (pick % 3) } }));
@@ -395,7 +417,8 @@ describe('one group at a time (translateGroup)', () => {
           const g = translateGroup(members, whole.tables.get(`0/${members[0]!.rule.prio}`)!, { ports });
           const ids = new Set(members.map((m) => m.id));
           const expected = whole.flows.filter((f) => cookieKind(f.cookie) !== FlowKind.DEFAULT && ids.has(cookieRuleId(f.cookie)));
-          const dependent = members.some((m) => m.rule.actions.some((a) => a.kind === 'police' || ('control' in a && a.control.kind === 'goto')));
+          // Rules that name other chains, meters or conntrack zones depend on the whole set.
+          const dependent = members.some((m) => m.rule.actions.some((a) => a.kind === 'police' || (a.kind === 'ct' && !a.clear) || ('control' in a && a.control.kind === 'goto')) || m.rule.match.ctZone !== undefined);
           if (g === undefined) {
             expect(dependent).toBe(true);
             continue;
