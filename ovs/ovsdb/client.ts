@@ -7,6 +7,7 @@
 // cache holds rows in the plain monitor's JSON encoding.
 import { EventEmitter } from 'node:events';
 import { connect, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { JsonSplitter } from './framing.js';
 
@@ -84,7 +85,8 @@ export class OvsdbClient extends EventEmitter {
   private closed = false;
   private backoffMs = 100;
   private echoTimer: NodeJS.Timeout | undefined;
-  private lastHeard = Date.now();
+  /** When the server was last heard from, or this process last started listening again after its loop was blocked (monotonic ms). */
+  private lastHeard = performance.now();
   /** Per connection: a restarted server may run another version or schema. */
   private schemas = new Map<string, Promise<DbTypes>>();
   private noMonitorCond = false;
@@ -107,14 +109,14 @@ export class OvsdbClient extends EventEmitter {
       sock.once('connect', () => {
         this.sock = sock;
         this.backoffMs = 100;
-        this.lastHeard = Date.now();
+        this.lastHeard = performance.now();
         this.schemas.clear();
         this.noMonitorCond = false;
         this.startEcho();
         resolve();
       });
       sock.on('data', (chunk: string) => {
-        this.lastHeard = Date.now();
+        this.lastHeard = performance.now();
         let texts: string[];
         try {
           texts = splitter.push(chunk);
@@ -168,13 +170,24 @@ export class OvsdbClient extends EventEmitter {
 
   private startEcho(): void {
     const every = this.opts.echoMs ?? 5000;
+    let due = performance.now() + every;
     this.echoTimer = setInterval(() => {
-      // No word from the server for two periods: the connection is dead even if the socket is not.
-      if (Date.now() - this.lastHeard > 2 * every) {
-        this.sock?.destroy();
-        return;
-      }
-      this.request('echo', []).catch(() => undefined);
+      const tick = due;
+      due = performance.now() + every;
+      // Timers run before the loop polls sockets: the check waits for what the server sent meanwhile (setImmediate runs after the poll).
+      setImmediate(() => {
+        if (this.closed) return;
+        const now = performance.now();
+        // Checked this late, our own loop was blocked (a long synchronous stretch, before the tick or
+        // after it): we neither asked nor listened, so that silence says nothing about the server.
+        if (now - tick > every / 2) this.lastHeard = Math.max(this.lastHeard, now);
+        // No word from the server for two periods: the connection is dead even if the socket is not.
+        else if (now - this.lastHeard > 2 * every) {
+          this.sock?.destroy();
+          return;
+        }
+        if (this.sock) this.request('echo', []).catch(() => undefined);
+      });
     }, every);
     this.echoTimer.unref();
   }
@@ -268,10 +281,15 @@ export class OvsdbClient extends EventEmitter {
   request(method: string, params: unknown[], onResult?: (result: unknown) => void): Promise<unknown> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new OvsdbError(`ovsdb ${method} timed out`));
-      }, this.opts.timeoutMs ?? 10_000);
+      // Judged after the loop has read the socket (setImmediate): a reply that came while our own loop was blocked is not a timeout.
+      const timer = setTimeout(
+        () =>
+          setImmediate(() => {
+            if (!this.pending.delete(id)) return;
+            reject(new OvsdbError(`ovsdb ${method} timed out`));
+          }),
+        this.opts.timeoutMs ?? 10_000,
+      );
       this.pending.set(id, { resolve, reject, timer, onResult });
       try {
         this.send({ method, params, id });

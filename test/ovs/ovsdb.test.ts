@@ -1,6 +1,10 @@
 // Our OVSDB client against a real ovsdb-server + ovs-vswitchd.
 import fc from 'fast-check';
+import { spawn } from 'node:child_process';
 import { createServer, connect as netConnect, type Server } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import pino from 'pino';
@@ -401,4 +405,140 @@ describe('monitor_cond (update2): the cache stays equal to the database', () => 
       await delBridges(c, ['ra', 'rb']);
     }
   }, 30_000);
+});
+
+describe("the client's liveness checks against its own blocked event loop", () => {
+  /**
+   * A stand-in ovsdb-server in its own process (a blocked loop here must not block it, as it does not
+   * block ovsdb-server): answers echo and list_dbs unless silent, and reports each connection and close.
+   */
+  async function fakeServer(silent: boolean) {
+    const dir = mkdtempSync(join(tmpdir(), 'vpf-ovsdb-'));
+    const path = join(dir, 'db.sock');
+    const script = `
+      const net = require('node:net');
+      let n = 0;
+      net.createServer((s) => {
+        const id = ++n;
+        process.stdout.write('open ' + id + '\\n');
+        s.on('close', () => process.stdout.write('close ' + id + '\\n'));
+        s.on('error', () => {});
+        // RFC 7047 messages are bare JSON objects back to back: split them by brace depth.
+        let buf = '', depth = 0, str = false, esc = false, from = 0;
+        s.setEncoding('utf8');
+        s.on('data', (chunk) => {
+          for (let i = buf.length, all = (buf += chunk); i < all.length; i++) {
+            const ch = all[i];
+            if (str) { if (esc) esc = false; else if (ch === '\\\\') esc = true; else if (ch === '"') str = false; continue; }
+            if (ch === '"') str = true;
+            else if (ch === '{') depth++;
+            else if (ch === '}' && --depth === 0) {
+              const m = JSON.parse(all.slice(from, i + 1));
+              from = i + 1;
+              if (${silent} || m.id === undefined || m.id === null) continue;
+              if (m.method === 'echo') s.write(JSON.stringify({ id: m.id, result: m.params, error: null }));
+              if (m.method === 'list_dbs') s.write(JSON.stringify({ id: m.id, result: ['Open_vSwitch'], error: null }));
+            }
+          }
+        });
+      }).listen(process.argv[1], () => process.stdout.write('ready\\n'));`;
+    const child = spawn(process.execPath, ['-e', script, path], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const events: string[] = [];
+    let out = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (c: string) => {
+      out += c;
+      const lines = out.split('\n');
+      out = lines.pop()!;
+      events.push(...lines);
+    });
+    while (!events.includes('ready')) await sleep(10);
+    return {
+      path,
+      opened: () => events.filter((e) => e.startsWith('open')).length,
+      closed: () => events.filter((e) => e.startsWith('close')).length,
+      close: () => {
+        child.kill();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  }
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  /** A long synchronous stretch (a journal replay, a big translation): nothing else runs. */
+  const block = (ms: number) => {
+    const end = performance.now() + ms;
+    while (performance.now() < end);
+  };
+
+  it('a blocked loop longer than the echo check is not a dead server: the connection stays, and a reply read late is no timeout', async () => {
+    const srv = await fakeServer(false);
+    const c = new OvsdbClient(`unix:${srv.path}`, pino({ level: 'silent' }), { echoMs: 100, timeoutMs: 300 });
+    try {
+      await c.connect();
+      await sleep(150);
+      for (let i = 0; i < 3; i++) {
+        block(700);
+        await sleep(250);
+      }
+      // The reply to this request arrives while the loop is blocked past its timeout; the stretch ends in the
+      // check phase (setImmediate), so the next loop iteration runs its timers before it polls the socket.
+      const asked = await new Promise<{ p: Promise<unknown> }>((resolve) =>
+        setImmediate(() => {
+          const p = c.request('list_dbs', []);
+          block(700);
+          resolve({ p });
+        }),
+      );
+      await expect(asked.p).resolves.toEqual(['Open_vSwitch']);
+      await sleep(50);
+      expect([srv.opened(), srv.closed()]).toEqual([1, 0]);
+    } finally {
+      c.close();
+      srv.close();
+    }
+  });
+
+  // Same period, armed just after the client's: each of the test's ticks runs right after the client's,
+  // in the same timers phase (as the daemon's reconcile timer may) or right after the client's check
+  // (setImmediate). Blocked 1.25 periods: the client's next tick is late by a quarter period only, and
+  // the answer to its last echo has been waiting in the socket.
+  for (const where of ['timers', 'check'] as const)
+    it(`a stretch that starts right after an echo check (${where} phase) is not the server's silence either`, async () => {
+      const srv = await fakeServer(false);
+      const every = 200;
+      const c = new OvsdbClient(`unix:${srv.path}`, pino({ level: 'silent' }), { echoMs: every });
+      try {
+        await c.connect();
+        let ticks = 0;
+        const blocks = setInterval(() => {
+          if (++ticks % 3) return;
+          if (where === 'timers') block(every * 1.25);
+          else setImmediate(() => block(every * 1.25));
+        }, every);
+        await sleep(every * 10);
+        clearInterval(blocks);
+        expect(ticks).toBeGreaterThanOrEqual(6);
+        await sleep(50);
+        expect([srv.opened(), srv.closed()]).toEqual([1, 0]);
+      } finally {
+        c.close();
+        srv.close();
+      }
+    });
+
+  it('a server that stops answering is still found dead within a few echo periods', async () => {
+    const srv = await fakeServer(true);
+    const c = new OvsdbClient(`unix:${srv.path}`, pino({ level: 'silent' }), { echoMs: 100 });
+    try {
+      await c.connect();
+      const t0 = performance.now();
+      while (!srv.closed() && performance.now() - t0 < 2000) await sleep(10);
+      // Two periods of silence, judged at the next tick: about 300 ms.
+      expect(srv.closed()).toBe(1);
+      expect(performance.now() - t0).toBeLessThan(1000);
+    } finally {
+      c.close();
+      srv.close();
+    }
+  });
 });
