@@ -12,6 +12,9 @@ import type { FieldName, FieldValue, MatchField, OfAction, OfMeter, OfNat } from
 import { portPair, type PortMap } from './portmap.js';
 import { ipv4Num, macNum, mf, taggedAlts, UNTAGGED } from './match.js';
 
+/** Actions that only change the packet: a meter may go ahead of them unchanged in effect. */
+const REWRITES = new Set<OfAction['a']>(['set_field', 'push_vlan', 'pop_vlan', 'push_mpls', 'pop_mpls', 'mod_nw_ttl', 'dec_ttl']);
+
 export interface ActionContext {
   ports: PortMap;
   /** First table of chain N, or undefined when the chain has no filters (a goto there misses). */
@@ -412,9 +415,11 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
         const spec = a.pktsPerSec
           ? `pktps burst stats bands=type=drop rate=${a.pktsPerSec} burst_size=${a.pktBurst ?? 0}`
           : `kbps burst stats bands=type=drop rate=${Math.max(1, Math.ceil(((a.rate ?? 0) * 8) / 1000))} burst_size=${Math.max(1, Math.ceil(((a.burst ?? 0) * 8) / 1000))}`;
-        // OpenFlow 1.5's meter is an action in the list (ovs-actions(7) meter), so it keeps the police's place: a
-        // rewrite before it, an output after it (OVS's own meters come out of tc as `police index N` anywhere).
-        acts.push({ a: 'meter', id: ctx.meter(spec, a.index ? `index ${a.index}` : `rule ${ctx.ruleId ?? 0} action ${i}`) });
+        // OVS 3.1 takes a meter only as the first instruction ("meter must appear before apply_actions"). Ahead of
+        // rewrites it is the same police (a dropped packet's rewrite is never seen; only a size change, vlan
+        // push/pop, is counted differently); ahead of a copy out or a ct commit it would drop what tc let go.
+        if (acts.some((x) => !REWRITES.has(x.a))) refuse('police after an output or ct: OVS takes a meter only before every other action', 'police');
+        acts.unshift({ a: 'meter', id: ctx.meter(spec, a.index ? `index ${a.index}` : `rule ${ctx.ruleId ?? 0} action ${i}`) });
         // Software would police the packet a second time, in its own bucket.
         did('meters the packet');
         break;

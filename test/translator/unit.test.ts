@@ -125,9 +125,12 @@ describe('mapping rows', () => {
     expect(t.meters).toEqual([{ id: 1, spec: 'kbps burst stats bands=type=drop rate=8000 burst_size=820' }]);
     expect(actionsText(ruleFlows(t)[0]!.actions)).toBe('meter:1,output:101');
   });
-  it('police keeps its place in the list, as OVS emits it after a rewrite (an OpenFlow 1.5 meter action)', () => {
+  it('police after a rewrite meters first (OVS 3.1 takes a meter only before the other actions); after a copy out it is trapped', () => {
     const t = one('dev vf0 ingress prio 1 protocol ip flower action pedit ex munge ip tos set 0x28 retain 0xfc pipe action police rate 8mbit burst 100k index 3 conform-exceed drop/pipe action mirred egress redirect dev vf1');
-    expect(ruleFlows(t).map((f) => actionsText(f.actions))).toEqual(['set_field:10->ip_dscp,meter:1,output:101']);
+    expect(ruleFlows(t).map((f) => actionsText(f.actions))).toEqual(['meter:1,set_field:10->ip_dscp,output:101']);
+    const m = one('dev vf0 ingress prio 1 protocol ip flower action mirred egress mirror dev vf1 pipe action police rate 8mbit burst 100k conform-exceed drop/pipe action mirred egress redirect dev uplink');
+    expect(m.perRule.get(1)!.offloaded).toBe(false);
+    expect(m.perRule.get(1)!.error!.message).toMatch(/only before every other action/);
   });
   it('one meter per police index: filters naming one index share a bucket, equal rates under two indexes or unnamed are two', () => {
     const police = (i: string) => `action police rate 8mbit burst 100k ${i} conform-exceed drop/pipe action mirred egress redirect dev vf1`;
