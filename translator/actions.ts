@@ -190,7 +190,8 @@ type Tagged = 'yes' | 'no' | 'unknown';
 
 export function translateActions(rule: FlowerRule, ctx: ActionContext): TranslatedActions {
   // VLAN presence as far as the match tells: the protocol gate makes ip/ipv6/arp/mpls untagged.
-  const tagged0: Tagged = rule.protocol === EthP.ALL ? (rule.match.numOfVlans === 0 ? 'no' : 'unknown') : 'no';
+  const tagged0: Tagged =
+    rule.protocol === EthP.ALL ? (rule.match.numOfVlans === 0 ? 'no' : 'unknown') : rule.protocol === EthP.VLAN_8021Q || rule.protocol === EthP.VLAN_8021AD ? 'yes' : 'no';
   if (tagged0 !== 'unknown' || !rule.actions.some((a) => a.kind === 'vlan' && a.op !== 'push')) return translateList(rule, ctx, tagged0);
   // A filter that sees tagged and untagged frames: act_vlan's pop and modify are no-ops on untagged ones
   // (act_vlan.c tcf_vlan_act), so untagged frames get their own flows above, in the offloadable
@@ -222,7 +223,8 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
   };
   // VLAN presence as far as the match and earlier actions tell, and the outer tag's TPID/PCP when a push set them.
   let tagged = tagged0;
-  let tag: { tpid: number; pcp: number } | undefined;
+  // A filter on a VLAN protocol (offloaded under a declared outer TPID) sees frames tagged with it.
+  let tag: { tpid: number; pcp: number } | undefined = tagged0 === 'yes' && rule.match.vlanPrio !== undefined ? { tpid: rule.protocol, pcp: rule.match.vlanPrio } : undefined;
   // A modify of the frame's own tag without a priority keeps its PCP: one flow per PCP value (finish()).
   let pcpSplit = false;
   let ended: 'stop' | 'software' | undefined;

@@ -21,7 +21,7 @@ import type { Match, MatchField, OfAction, OfFlow, OfMeter } from '../ovs/openfl
 import { handOffAction, HANDOFF_TABLE, output, resubmit, RESTORE_SLOT_REG, setField, translateActions, type Saved } from './actions.js';
 import { cookieOf, FlowKind } from './cookie.js';
 import { guestZones } from '../rules/ctzone.js';
-import { ipv6LaterFragments, mf, ruleView, translateMatch, trapMatches, UNTAGGED } from './match.js';
+import { deeperTags, ipv6LaterFragments, mf, ruleView, translateMatch, trapMatches, UNTAGGED } from './match.js';
 import { portPair, repNames, type PortMap } from './portmap.js';
 import { vfRateMeter } from './legacy.js';
 import { UPLINK, vfIndex } from '../rules/ports.js';
@@ -330,6 +330,7 @@ function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo,
     }
     const trapActs = [toRep];
     for (const m of ipv6LaterFragments(rule, matches)) out.push(flow(FlowKind.TRAP, id, table, hi, withPort(inPort, m, NONE), trapActs));
+    for (const m of deeperTags(rule, ctx)) out.push(flow(FlowKind.TRAP, id, table, hi, withPort(inPort, m, NONE), trapActs));
     // What the rule saved, put back by the hand-off table when the packet misses later (docs/mapping.md, restore).
     for (const s of acts.saves ?? []) {
       out.push(flow(FlowKind.RULE, id, HANDOFF_TABLE, 10, [mf(RESTORE_SLOT_REG, s.slot + 1), mf(`reg${s.slot}`, id), ...s.prereq], s.restore));

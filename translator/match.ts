@@ -190,8 +190,11 @@ const isTpid = (t: number | undefined) => t === EthP.VLAN_8021Q || t === EthP.VL
 /**
  * A filter on a VLAN protocol under the VM's declared outer TPID: every tagged
  * frame has that TPID outside, so the protocol is a tag test, and with OVS's
- * vlan-limit 1 `dl_type` is what follows the outer tag (flower's vlan_ethtype,
- * the inner TPID included). The other protocol matches no frame: no flow.
+ * vlan-limit 1 `dl_type` is what follows the outer tag. A TPID vlan_ethtype is
+ * flower's second tag's TPID (cvlan.vlan_tpid): exactly dl_type. Any other
+ * vlan_ethtype is flower's n_proto, the type after every tag: dl_type for one
+ * tag, unseen by OpenFlow under two (deeperTags traps those). The other
+ * protocol matches no frame: no flow.
  */
 function declaredVlanGate(rule: FlowerRule, declared: number | undefined): Alt {
   const m = rule.match;
@@ -210,6 +213,19 @@ function declaredVlanGate(rule: FlowerRule, declared: number | undefined): Alt {
   if (rule.protocol !== declared) return [];
   const inner = m.vlanEthType !== undefined ? [mf('eth_type', m.vlanEthType)] : [];
   return taggedAlts(m.vlanId, m.vlanPrio).map((a) => [...a, ...inner]);
+}
+
+/**
+ * Frames with two or more tags that a filter on the declared VLAN protocol
+ * with a non-TPID vlan_ethtype may take: flower reads that type after every
+ * tag (n_proto), OpenFlow sees only the second tag's TPID. They go to the
+ * guest's software at the rule's place, so the rule stays exact; its
+ * one-tag frames stay offloaded.
+ */
+export function deeperTags(rule: FlowerRule, ctx: MatchContext): MatchField[][] {
+  const m = rule.match;
+  if (ctx.outerTpid === undefined || rule.protocol !== ctx.outerTpid || m.vlanEthType === undefined || isTpid(m.vlanEthType) || m.numOfVlans !== undefined) return [];
+  return taggedAlts(m.vlanId, m.vlanPrio).flatMap((a) => [EthP.VLAN_8021Q, EthP.VLAN_8021AD].map((t) => [...a, mf('eth_type', t)]));
 }
 
 // The gate of an untagged protocol, one per protocol (values are never changed once made).

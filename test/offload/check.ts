@@ -8,6 +8,7 @@ import { classify } from '../../rules/classify.js';
 import { keysMatch, protocolMatches } from '../../rules/classify/match.js';
 import { printFilter } from '../../rules/tcsyntax/index.js';
 import { flowLine, meterLine } from '../../ovs/openflow/flow.js';
+import { deeperTagTrap } from '../translator/support/traps.js';
 import { translate } from '../../translator/index.js';
 import type { PortMap } from '../../translator/portmap.js';
 import { frameView, packetToHex, packetView, type FrameView } from './frame.js';
@@ -17,6 +18,8 @@ export interface Case {
   name: string;
   rules: FlowerRule[];
   packets: Packet[];
+  /** The VM's declared outer TPID (docs/mapping.md, VLAN matches): its packets carry only that one outside. */
+  outerTpid?: number;
 }
 
 export interface Prepared {
@@ -27,8 +30,17 @@ export interface Prepared {
   flows: string[];
 }
 
+/** A rule as tc syntax, or as JSON when it has none (partial pedit words a guest OVS emits over netlink). */
+function shown(r: FlowerRule): string {
+  try {
+    return printFilter(r).join(' ');
+  } catch {
+    return JSON.stringify(r);
+  }
+}
+
 export function prepare(c: Case, ports: PortMap): Prepared {
-  const t = translate({ rules: c.rules.map((rule, i) => ({ id: i + 1, rule })), ports });
+  const t = translate({ rules: c.rules.map((rule, i) => ({ id: i + 1, rule })), ports, ...(c.outerTpid !== undefined ? { outerTpid: c.outerTpid } : {}) });
   // refused rules (skip_sw that cannot be offloaded) are refused in the guest too: they do not exist
   const kept = c.rules.filter((_, i) => !t.perRule.get(i + 1)!.refused);
   const notOffloaded = new Set(c.rules.filter((_, i) => !t.perRule.get(i + 1)!.offloaded));
@@ -67,8 +79,10 @@ export function judge(p: Prepared, res: SetResult, n: number): Verdict {
   // IPv6 later fragments of ip_proto rules go to software too (OVS sees nw_proto 44 there).
   const trapped = (r: FlowerRule, q: Packet) =>
     (p.notOffloaded.has(r) && protocolMatches(r, q) && keysMatch(r.match, q)) ||
-    (r.protocol === 0x86dd && r.match.ipProto !== undefined && q.ip?.version === 6 && q.ip.frag === 'later' && q.vlans.length === 0);
-  const want = classify(p.kept, pkt, { trapped });
+    (r.protocol === 0x86dd && r.match.ipProto !== undefined && q.ip?.version === 6 && q.ip.frag === 'later' && q.vlans.length === 0) ||
+    (!p.notOffloaded.has(r) && deeperTagTrap(r, q, p.c.outerTpid));
+  // A hand-off after a rewrite-then-goto gives software the packet as it arrived (docs/mapping.md, restore).
+  const want = classify(p.kept, pkt, { trapped, handOffRestores: true });
   const expected = want.emits.map((e) => packetView(e.to.kind === 'port' ? e.to.dev : `${e.to.dev}rep`, e.packet));
   const fr: FrameResult = res.frames[n]!;
   const actual = fr.last.out.map((o) => frameView(o.port, o.hex));
@@ -101,7 +115,7 @@ export function judge(p: Prepared, res: SetResult, n: number): Verdict {
   const report = [
     `set ${p.c.name}, frame ${n + 1} on ${pkt.inDev}: ${fr.hex}`,
     'rules:',
-    ...p.kept.map((r) => `  tc filter add ${printFilter(r).join(' ')}${p.notOffloaded.has(r) ? '   # not offloaded' : ''}`),
+    ...p.kept.map((r) => `  tc filter add ${shown(r)}${p.notOffloaded.has(r) ? '   # not offloaded' : ''}`),
     `classifier: ${want.final}; ${want.trace.map((s) => `${s.chain}/${s.prio}:${s.verdict}`).join(' ')}`,
     `expected: ${JSON.stringify(expected)}`,
     `actual:   ${JSON.stringify(actual)}`,

@@ -19,6 +19,7 @@ import { arbPacket } from '../gen/packet.js';
 import { arbRuleset, DEVS } from '../gen/ruleset.js';
 import { arbExtraRuleset } from './support/rulesets.js';
 import { odpToOfport, trace } from './support/trace.js';
+import { deeperTagTrap } from './support/traps.js';
 
 const BR = 'br0';
 const ports = defaultPortMap(2);
@@ -148,7 +149,8 @@ async function property(runs: number, outerTpid?: number): Promise<void> {
           const p: Packet = { ...raw, inDev: DEVS.includes(raw.inDev) ? raw.inDev : 'vf0', ct: { state: 0, zone: 0, mark: 0, label: '0'.repeat(32) } };
           const offloadedRules = new Set(ruleset.filter((_, i) => t.perRule.get(i + 1)!.offloaded));
           const want = classify(kept, p, {
-            trapped: (r: FlowerRule, q: Packet) => (notOffloaded.has(r) && trapCovers(r, q)) || (offloadedRules.has(r) && ipv6LaterFragmentTrap(r, r.match, q)),
+            trapped: (r: FlowerRule, q: Packet) =>
+              (notOffloaded.has(r) && trapCovers(r, q)) || (offloadedRules.has(r) && (ipv6LaterFragmentTrap(r, r.match, q) || deeperTagTrap(r, q, outerTpid))),
             handOffRestores: true,
           });
           const expected = want.emits.map((e) => view(e.to.kind === 'port' ? portPair(ports, e.to.dev)!.port : portPair(ports, e.to.dev)!.rep, e.packet));

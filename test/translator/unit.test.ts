@@ -161,10 +161,13 @@ describe('VLAN filters under a declared outer TPID (docs/mapping.md, VLAN matche
     return translate({ rules: [{ id: 1, rule: r.value }], ports: defaultPortMap(2), ...(outerTpid ? { outerTpid } : {}) });
   };
   const head = 'dev vf0 ingress prio 1';
-  it('the declared protocol is a tag test, vlan_ethtype is dl_type (an inner TPID too)', () => {
+  it('the declared protocol is a tag test; vlan_ethtype is dl_type for one tag, and frames of two tags go to software', () => {
     const t = under(`${head} protocol 802.1Q flower vlan_id 100 vlan_ethtype ip dst_ip 10.0.0.2 action drop`, 0x8100);
     expect(t.perRule.get(1)!.offloaded).toBe(true);
-    expect(ruleFlows(t).map((f) => matchText(f.match))).toEqual(['in_port=100,vlan_tci=0x1064/0x1fff,dl_type=0x800,nw_dst=10.0.0.2']);
+    const text = (kind: number) => ruleFlows(t).filter((f) => cookieKind(f.cookie) === kind).map((f) => `${matchText(f.match)} ${actionsText(f.actions)}`);
+    expect(text(FlowKind.RULE)).toEqual(['in_port=100,vlan_tci=0x1064/0x1fff,dl_type=0x800,nw_dst=10.0.0.2 drop']);
+    // flower's vlan_ethtype is the type after every tag (n_proto); OpenFlow sees the second tag's TPID instead.
+    expect(text(FlowKind.TRAP)).toEqual(['in_port=100,vlan_tci=0x1064/0x1fff,dl_type=0x8100 output:200', 'in_port=100,vlan_tci=0x1064/0x1fff,dl_type=0x88a8 output:200']);
     const qinq = under(`${head} protocol 802.1ad flower vlan_id 20 vlan_prio 5 vlan_ethtype 802.1Q action drop`, 0x88a8);
     expect(ruleFlows(qinq).map((f) => matchText(f.match))).toEqual(['in_port=100,vlan_tci=0xb014/0xffff,dl_type=0x8100']);
   });
