@@ -6,11 +6,13 @@ import { startOvs, type PrivateOvs } from '../harness/ovs.js';
 import { UnixctlClient } from '../../ovs/unixctl.js';
 import { DatapathLedger, hardwareByRule, type TracedFlow } from '../../agent/hwfacts.js';
 import { cookieOf, FlowKind } from '../../translator/cookie.js';
+import { parseActions, parseMatch } from '../../ovs/openflow/parse.js';
 
-const RULE7 = cookieOf(FlowKind.RULE, 7, 0, 10, 'in_port=100', 'resubmit(,3)');
-const RULE8 = cookieOf(FlowKind.RULE, 8, 3, 10, 'ip', 'output:101');
-const TRAP9 = cookieOf(FlowKind.TRAP, 9, 3, 5, 'arp', 'output:200');
-const DEFAULT = cookieOf(FlowKind.DEFAULT, 0, 3, 0, '', 'drop');
+const cookie = (kind: number, id: number, table: number, prio: number, match: string, actions: string) => cookieOf(kind, id, table, prio, parseMatch(match), parseActions(actions));
+const RULE7 = cookie(FlowKind.RULE, 7, 0, 10, 'in_port=100', 'resubmit(,3)');
+const RULE8 = cookie(FlowKind.RULE, 8, 3, 10, 'dl_type=0x0800', 'output:101');
+const TRAP9 = cookie(FlowKind.TRAP, 9, 3, 5, 'dl_type=0x0806', 'output:200');
+const DEFAULT = cookie(FlowKind.DEFAULT, 0, 3, 0, '', 'drop');
 
 describe('datapath flows traced to guest rules', () => {
   let ovs: PrivateOvs;
