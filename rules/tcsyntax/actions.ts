@@ -446,7 +446,9 @@ export function printAction(a: Action): string[] {
     }
     case 'police': {
       const o = ['police'];
-      if (a.rate) o.push('rate', printRate(a.rate), 'burst', String(a.burst ?? 0));
+      // m_police.c wants a nonzero burst with a rate: a zero one (possible over netlink) has no tc syntax.
+      if (a.rate && !a.burst) throw new VpfError(Errno.EOPNOTSUPP, 'police with a rate and burst 0 has no tc syntax', 'police');
+      if (a.rate) o.push('rate', printRate(a.rate), 'burst', String(a.burst));
       if (a.mtu) o.push('mtu', String(a.mtu));
       if (a.peakrate) o.push('peakrate', printRate(a.peakrate));
       if (a.avrate) o.push('avrate', printRate(a.avrate));
@@ -473,6 +475,8 @@ export function printAction(a: Action): string[] {
       if (a.op === 'push' || a.op === 'mac_push' || a.op === 'modify') {
         if (a.label !== undefined) o.push('label', String(a.label));
         if (a.tc !== undefined) o.push('tc', String(a.tc));
+        // m_mpls.c: "ttl must be >0 and <=255"; ttl 0 exists only over netlink.
+        if (a.ttl === 0) throw new VpfError(Errno.EOPNOTSUPP, 'mpls ttl 0 has no tc syntax', 'mpls');
         if (a.ttl !== undefined) o.push('ttl', String(a.ttl));
         if (a.bos !== undefined) o.push('bos', String(a.bos));
       }
