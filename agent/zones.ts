@@ -11,8 +11,6 @@ import { Errno, VpfError } from '../rules/errors.js';
 import type { FlowerRule } from '../rules/model.js';
 import { guestZones } from '../rules/ctzone.js';
 
-export { guestZones };
-
 /** Host zones vpf may hand out. Zone 0 is the host's default zone and never one of them. */
 export interface ZoneRange {
   min: number;

@@ -1,7 +1,8 @@
 // Conntrack zones per VM (agent/zones.ts): the guest's 16-bit zones land on
 // distinct host zones, stay put across restarts and upgrades, and are bounded.
 import { describe, expect, it } from 'vitest';
-import { guestZones, ZonePool, zonesOfRecord } from '../../agent/zones.js';
+import { ZonePool, zonesOfRecord } from '../../agent/zones.js';
+import { guestZones } from '../../rules/ctzone.js';
 import { parseFilter, splitArgs } from '../../rules/tcsyntax/index.js';
 import type { FlowerRule } from '../../rules/model.js';
 

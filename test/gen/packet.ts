@@ -1,7 +1,7 @@
 // fast-check packets whose fields come from small pools, so random rules built
 // from the same pools both hit and miss them.
 import fc from 'fast-check';
-import type { Packet } from '../../rules/packet.js';
+import type { Packet, VlanTag } from '../../rules/packet.js';
 import { REPS } from './rule.js';
 
 export const MACS = ['02:00:00:00:00:01', '02:00:00:00:00:02', 'ff:ff:ff:ff:ff:ff'];
@@ -16,14 +16,14 @@ export interface PacketOptions {
 
 export function arbPacket(opts: PacketOptions = {}): fc.Arbitrary<Packet> {
   const tpids = opts.outerTpid !== undefined ? [opts.outerTpid] : [0x8100, 0x88a8];
-  const tag = (tpid: fc.Arbitrary<number>) => fc.tuple(tpid, fc.constantFrom(5, 100), fc.integer({ min: 0, max: 7 })).map(([t, vid, pcp]) => ({ tpid: t, vid, pcp }));
+  const tag = (tpid: fc.Arbitrary<number>): fc.Arbitrary<VlanTag> => fc.tuple(tpid, fc.constantFrom(5, 100), fc.integer({ min: 0, max: 7 })).map(([t, vid, pcp]) => ({ tpid: t, vid, pcp }));
   const base = fc.record({
     inDev: fc.constantFrom(...REPS),
     dstMac: fc.constantFrom(...MACS),
     srcMac: fc.constantFrom(...MACS),
     vlans: fc.oneof(
-      fc.constant([]),
-      fc.constant([]),
+      fc.constant<VlanTag[]>([]),
+      fc.constant<VlanTag[]>([]),
       tag(fc.constantFrom(...tpids)).map((t) => [t]),
       // Double-tagged: QinQ (802.1ad over 802.1Q) or stacked 802.1Q; OVS with vlan-limit 1 sees the inner TPID as dl_type.
       fc.tuple(tag(fc.constantFrom(...tpids)), tag(fc.constantFrom(0x8100, 0x88a8))).map(([o, i]) => [o, i]),

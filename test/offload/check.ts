@@ -6,9 +6,9 @@ import type { FlowerRule } from '../../rules/model.js';
 import type { Packet } from '../../rules/packet.js';
 import { classify } from '../../rules/classify.js';
 import { keysMatch, protocolMatches } from '../../rules/classify/match.js';
-import { printFilter } from '../../rules/tcsyntax/index.js';
 import { flowLine, meterLine } from '../../ovs/openflow/flow.js';
 import { deeperTagTrap } from '../translator/support/traps.js';
+import { shown } from '../helpers/shown.js';
 import { translate } from '../../translator/index.js';
 import type { PortMap } from '../../translator/portmap.js';
 import { frameView, packetToHex, packetView, type FrameView } from './frame.js';
@@ -28,15 +28,6 @@ export interface Prepared {
   kept: FlowerRule[];
   notOffloaded: Set<FlowerRule>;
   flows: string[];
-}
-
-/** A rule as tc syntax, or as JSON when it has none (partial pedit words a guest OVS emits over netlink). */
-function shown(r: FlowerRule): string {
-  try {
-    return printFilter(r).join(' ');
-  } catch {
-    return JSON.stringify(r);
-  }
 }
 
 export function prepare(c: Case, ports: PortMap): Prepared {

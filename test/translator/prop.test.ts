@@ -9,7 +9,6 @@ import { classify } from '../../rules/classify.js';
 import type { FlowerMatch, FlowerRule } from '../../rules/model.js';
 import { keysMatch, protocolMatches } from '../../rules/classify/match.js';
 import type { Packet } from '../../rules/packet.js';
-import { printFilter } from '../../rules/tcsyntax/index.js';
 import { flowLine, meterLine } from '../../ovs/openflow/flow.js';
 import { DEFAULT_MAX_FLOWS_PER_RULE, translate } from '../../translator/index.js';
 import { translateMatch } from '../../translator/match.js';
@@ -20,6 +19,7 @@ import { arbRuleset, DEVS } from '../gen/ruleset.js';
 import { arbExtraRuleset } from './support/rulesets.js';
 import { odpToOfport, trace } from './support/trace.js';
 import { deeperTagTrap } from './support/traps.js';
+import { shown } from '../helpers/shown.js';
 
 const BR = 'br0';
 const ports = defaultPortMap(2);
@@ -38,14 +38,6 @@ async function install(flows: string[], meters: string[]): Promise<void> {
   await execa('ovs-ofctl', ['-O', 'OpenFlow15', '--bundle', 'replace-flows', ovs.mgmt(BR), file], { env: ovs.env });
 }
 
-/** A rule as tc syntax, or as JSON when it has none (partial pedit words a guest OVS emits over netlink). */
-const shown = (r: FlowerRule) => {
-  try {
-    return printFilter(r).join(' ');
-  } catch {
-    return JSON.stringify(r);
-  }
-};
 
 const isTpid = (t: number | undefined) => t === 0x8100 || t === 0x88a8;
 
