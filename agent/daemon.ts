@@ -22,15 +22,16 @@ import { datapathFeatures, type DatapathFeatures } from '../ovs/datapath.js';
 import { UnixctlClient, vswitchdCtlPath } from '../ovs/unixctl.js';
 import { ZonePool } from './zones.js';
 import { tpidViolations } from './tpidaudit.js';
-
-const TPIDS = { '802.1Q': 0x8100, '802.1ad': 0x88a8 } as const;
-const tpidName = (t: number) => (t === TPIDS['802.1ad'] ? '802.1ad' : '802.1Q');
-const tpidInfo = (rec: VmRecord): Pick<VmInfo, 'outerTpid' | 'outerTpidBroken'> =>
-  rec.outerTpid === undefined ? {} : { outerTpid: tpidName(rec.outerTpid), ...(rec.outerTpidBroken ? { outerTpidBroken: rec.outerTpidBroken } : {}) };
 import { DatapathLedger, hardwareByRule, recirculatingInSoftware } from './hwfacts.js';
 import { startAdminServer } from './admin/server.js';
 import { HostPfBackend } from './physvf.js';
 import { adminSocket, genlChannelSocket, vmChannelSocket } from './paths.js';
+
+/** The outer TPIDs a VM may declare (VmSpec.outerTpid), by their tc names. */
+const TPIDS = { '802.1Q': 0x8100, '802.1ad': 0x88a8 } as const;
+const tpidName = (t: number) => (t === TPIDS['802.1ad'] ? '802.1ad' : '802.1Q');
+const tpidInfo = (rec: VmRecord): Pick<VmInfo, 'outerTpid' | 'outerTpidBroken'> =>
+  rec.outerTpid === undefined ? {} : { outerTpid: tpidName(rec.outerTpid), ...(rec.outerTpidBroken ? { outerTpidBroken: rec.outerTpidBroken } : {}) };
 
 export class Vpfd implements AdminBackend {
   private readonly vms = new Map<string, VmState>();
