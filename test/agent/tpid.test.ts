@@ -3,62 +3,32 @@
 // with another outer TPID, once the datapath has seen it, makes vpfd trap
 // the VM's VLAN filters again (the guest's software then decides), says why,
 // and keeps saying it across a restart.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_CONFIG, type VpfdConfig } from '../../agent/config.js';
-import { Vpfd } from '../../agent/daemon.js';
-import { talk } from '../../agent/ctl/channel.js';
-import type { FlowerRule } from '../../rules/model.js';
-import { parseError } from '../../rules/netlink/nlmsg.js';
-import { encodeFilterRequest } from '../../rules/netlink/tc.js';
-import { parseFilter, splitArgs } from '../../rules/tcsyntax/index.js';
-import { startOvs, type PrivateOvs } from '../harness/ovs.js';
 import { traffic } from '../helpers/frames.js';
-import { addPod, delPods } from '../helpers/pods.js';
+import { PodBed } from '../helpers/podbed.js';
 
 // tp0 behind vf0 sends; tp1 behind vf1 is where the VLAN filter redirects.
-const PODS = ['tp0', 'tp1'];
 const MAC = ['02:00:00:00:0c:00', '02:00:00:00:0c:01'];
 const DST = '02:00:00:00:cc:01';
-let ovs: PrivateOvs;
-let d: Vpfd;
-let state: string;
-let config: VpfdConfig;
-let seq = 1;
+let bed: PodBed;
 
 beforeAll(async () => {
-  ovs = await startOvs();
-  state = mkdtempSync(join(tmpdir(), 'vpf-tpid-'));
-  for (const [i, p] of PODS.entries()) await addPod(ovs, p, { mac: MAC[i]! });
-  config = { ...DEFAULT_CONFIG, stateDir: state, ovsdb: `unix:${ovs.dbSock}`, ovsRundir: ovs.rundir, datapathType: 'netdev', reconcileIntervalMs: 3_600_000 };
-  d = await Vpfd.start(config, pino({ level: 'silent' }));
-  await d.addVm({ name: 'tp', vfs: 2, attach: { vf0: 'tp0-dp', vf1: 'tp1-dp' }, outerTpid: '802.1Q' });
+  bed = await PodBed.start('tp', MAC, { reconcileIntervalMs: 3_600_000 }, { outerTpid: '802.1Q' });
 }, 60_000);
 
 afterAll(async () => {
-  await d?.stop();
-  await delPods(PODS);
-  await ovs?.stop();
-  rmSync(state, { recursive: true, force: true });
+  await bed?.stop();
 });
 
-async function filter(line: string): Promise<void> {
-  const r = parseFilter(splitArgs(line));
-  if (!r.ok) throw new Error(r.error.message);
-  const e = parseError((await talk(d.channelPath('tp'), encodeFilterRequest(r.value as FlowerRule, { seq: seq++ }))).at(-1)!);
-  expect(e.errno, line).toBe(0);
-}
+const filter = (line: string) => bed.filter(line);
 
 /** How many of 3 frames with `tags` sent from tp0 reached tp1. */
 async function atVf1(tags: string): Promise<number> {
-  const got = await traffic(PODS[0]!, { dst: DST, src: MAC[0]!, tags }, [PODS[1]!]);
+  const got = await traffic(bed.pods[0]!, { dst: DST, src: MAC[0]!, tags }, [bed.pods[1]!]);
   return got[0]!.length;
 }
 
-const offloaded = async () => (await d.vmRules('tp')).map((r) => ({ prio: r.rule.prio, inHw: r.stats.inHw, why: r.notOffloadedReason }));
+const offloaded = async () => (await bed.d.vmRules('tp')).map((r) => ({ prio: r.rule.prio, inHw: r.stats.inHw, why: r.notOffloadedReason }));
 
 describe('declared outer TPID 802.1Q', () => {
   it('offloads filters on protocol 802.1Q and 802.1ad; each takes only its own TPID\'s frames', async () => {
@@ -78,16 +48,15 @@ describe('declared outer TPID 802.1Q', () => {
     // frame would ride the megaflow an 802.1Q frame made (the kernel datapath, where offload happens, keeps it
     // exact: flow_netlink.c "VLAN frames must have an exact match on the TPID").
     await atVf1('88a8:200:3');
-    await d.auditOuterTpids();
+    await bed.d.auditOuterTpids();
     const after = await offloaded();
     expect(after.map((r) => r.inHw)).toEqual([false, false]);
     expect(after[0]!.why).toMatch(/TPID/);
-    expect(d.listVms().find((v) => v.name === 'tp')!.outerTpidBroken).toMatch(/outer TPID 0x88a8 where 0x8100 was declared/);
+    expect(bed.d.listVms().find((v) => v.name === 'tp')!.outerTpidBroken).toMatch(/outer TPID 0x88a8 where 0x8100 was declared/);
     // Trapped: the frame goes to the representor for the guest's software, no longer straight to vf1.
     expect(await atVf1('8100:100:3')).toBe(0);
-    await d.stop();
-    d = await Vpfd.start(config, pino({ level: 'silent' }));
+    await bed.restart();
     expect((await offloaded()).map((r) => r.inHw)).toEqual([false, false]);
-    expect(d.listVms().find((v) => v.name === 'tp')!.outerTpidBroken).toBeDefined();
+    expect(bed.d.listVms().find((v) => v.name === 'tp')!.outerTpidBroken).toBeDefined();
   }, 90_000);
 });

@@ -3,75 +3,48 @@
 // 6.1's act_vlan leaves, and a police limits what gets through, one token
 // bucket per police index however many filters bind it (act_police.c: the
 // index is the action; filters bind it, they do not copy it).
-import { execa } from 'execa';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_CONFIG } from '../../agent/config.js';
-import { Vpfd } from '../../agent/daemon.js';
 import { talk } from '../../agent/ctl/channel.js';
-import type { FlowerRule } from '../../rules/model.js';
 import { NlmF, parseError } from '../../rules/netlink/nlmsg.js';
-import { encodeFilterRequest } from '../../rules/netlink/tc.js';
 import { encodeActionRequest, RtmAction } from '../../rules/netlink/tcaction.js';
-import { parseFilter, splitArgs } from '../../rules/tcsyntax/index.js';
+import { splitArgs } from '../../rules/tcsyntax/index.js';
 import { parseAction } from '../../rules/tcsyntax/actions.js';
 import { Tokens } from '../../rules/tcsyntax/lex.js';
-import { startOvs, type PrivateOvs } from '../harness/ovs.js';
 import { traffic } from '../helpers/frames.js';
-import { addPod, delPods } from '../helpers/pods.js';
+import { PodBed } from '../helpers/podbed.js';
 
 // vp0 behind vf0, vp1 behind vf1 (where every rule here redirects), vp2 behind vf2.
-const PODS = ['vp0', 'vp1', 'vp2'];
 const MAC = ['02:00:00:00:0b:00', '02:00:00:00:0b:01', '02:00:00:00:0b:02'];
-let ovs: PrivateOvs;
-let d: Vpfd;
-let state: string;
-let seq = 1;
+let bed: PodBed;
 
 beforeAll(async () => {
-  ovs = await startOvs();
   // Reconciles every 0.7 s, so several run while frames flow: one must never refill a police's bucket.
-  state = mkdtempSync(join(tmpdir(), 'vpf-vlanpol-'));
-  for (const [i, p] of PODS.entries()) await addPod(ovs, p, { mac: MAC[i]! });
-  d = await Vpfd.start({ ...DEFAULT_CONFIG, stateDir: state, ovsdb: `unix:${ovs.dbSock}`, ovsRundir: ovs.rundir, datapathType: 'netdev', reconcileIntervalMs: 700 }, pino({ level: 'silent' }));
-  await d.addVm({ name: 'vp', vfs: 3, attach: { vf0: 'vp0-dp', vf1: 'vp1-dp', vf2: 'vp2-dp' } });
+  bed = await PodBed.start('vp', MAC, { reconcileIntervalMs: 700 });
 }, 60_000);
 
 afterAll(async () => {
-  await d?.stop();
-  await delPods(PODS);
-  await ovs?.stop();
-  rmSync(state, { recursive: true, force: true });
+  await bed?.stop();
 });
 
-/** `tc filter add <line>` as the guest sends it; must be accepted. */
-async function filter(line: string): Promise<void> {
-  const r = parseFilter(splitArgs(line));
-  if (!r.ok) throw new Error(r.error.message);
-  const e = parseError((await talk(d.channelPath('vp'), encodeFilterRequest(r.value as FlowerRule, { seq: seq++ }))).at(-1)!);
-  expect(e.errno, line).toBe(0);
-}
+const filter = (line: string) => bed.filter(line);
 
 /** `tc actions add action <words>` as the guest sends it (m_action.c); must be accepted. */
 async function action(words: string): Promise<void> {
   const a = parseAction(new Tokens(splitArgs(words)));
-  const req = encodeActionRequest({ op: 'new', hdr: { type: RtmAction.NEW, flags: NlmF.REQUEST | NlmF.ACK | NlmF.CREATE | NlmF.EXCL, seq: seq++, pid: 0 }, replace: false, actions: [a] });
-  const e = parseError((await talk(d.channelPath('vp'), req)).at(-1)!);
+  const req = encodeActionRequest({ op: 'new', hdr: { type: RtmAction.NEW, flags: NlmF.REQUEST | NlmF.ACK | NlmF.CREATE | NlmF.EXCL, seq: bed.nextSeq(), pid: 0 }, replace: false, actions: [a] });
+  const e = parseError((await talk(bed.channel, req)).at(-1)!);
   expect(e.errno, words).toBe(0);
 }
 
 /** Frames sent from vp0 (or `from`) to `dst` with `tags`: the tag stacks vp1 received. */
 async function tagsAtVf1(dst: string, tags: string, from = 0) {
-  const got = await traffic(PODS[from]!, { dst, src: MAC[from]!, tags }, [PODS[1]!]);
+  const got = await traffic(bed.pods[from]!, { dst, src: MAC[from]!, tags }, [bed.pods[1]!]);
   return got[0]!.map((f) => f.tags);
 }
 
 /** How many of `count` 1000-byte frames from pod `from` to `dst` vp1 received. */
 async function through(from: number, dst: string, count: number): Promise<number> {
-  const got = await traffic(PODS[from]!, { dst, src: MAC[from]!, count, size: 1000, gapMs: 2 }, [PODS[1]!], 1 + (count * 2) / 1000 + 1);
+  const got = await traffic(bed.pods[from]!, { dst, src: MAC[from]!, count, size: 1000, gapMs: 2 }, [bed.pods[1]!], 1 + (count * 2) / 1000 + 1);
   return got[0]!.length;
 }
 
