@@ -333,6 +333,21 @@ static int wait_rx(double ms)
 	return poll(p, nports, ms < 1 ? 1 : (int)ms) > 0;
 }
 
+/* 1 if a counter in b grew since a */
+static int snap_moved(const struct snap *a, const struct snap *b)
+{
+	for (int i = 0; i < b->n; i++)
+		if (b->c[i].pk > snap_get(a, b->c[i].id))
+			return 1;
+	return 0;
+}
+
+static void nap_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
 static int count_flows(int ifindex, struct snap *tc)
 {
 	struct ovs_dp_stats d;
@@ -419,21 +434,35 @@ int main(int argc, char **argv)
 				printf("S error=%s\n", strerror(errno));
 				continue;
 			}
-			dp_stats(&d1);
+			/* sendto only queues the frame on the veth peer's backlog; under TCG on a
+			 * loaded host the softirq (or ksoftirqd) may take it later, so wait
+			 * until a counter says the datapath handled it (a tc filter, a hit, a
+			 * miss or a loss) before judging it. */
+			double tq = now_ms();
+			for (;;) {
+				dp_stats(&d1);
+				if (d1.n_hit != d0.n_hit || d1.n_missed != d0.n_missed || d1.n_lost != d0.n_lost)
+					break;
+				tc_snap(in->ifindex, &tc1);
+				if (snap_moved(&tc0, &tc1) || now_ms() - tq >= upcall_wait)
+					break;
+				nap_ms(1);
+			}
+			double t0 = now_ms(), quiet = 0;
 			if (d1.n_missed > d0.n_missed) {
-				/* the upcall: wait for its flow, then for quiet */
-				double t0 = now_ms(), quiet = 0;
+				/* the upcall: wait for its flow */
 				static struct snap tmp;
 				while (now_ms() - t0 < upcall_wait && count_flows(in->ifindex, &tmp) <= flows0)
 					wait_rx(2);
-				while (now_ms() - t0 < upcall_wait && quiet < settle) {
-					double q0 = now_ms();
-					quiet = wait_rx(settle) ? 0 : quiet + now_ms() - q0;
-					if (quiet == 0)
-						drain(1);
-				}
-			} else
-				wait_rx(3);
+			}
+			/* then for quiet: what comes out can lag the counter when the softirq
+			 * work is deferred to ksoftirqd */
+			while (now_ms() - t0 < upcall_wait && quiet < settle) {
+				double q0 = now_ms();
+				quiet = wait_rx(settle) ? 0 : quiet + now_ms() - q0;
+				if (quiet == 0)
+					drain(1);
+			}
 			drain(1);
 			dp_stats(&d1);
 			tc_snap(in->ifindex, &tc1);
