@@ -16,6 +16,8 @@ export interface FlowInstaller {
   pruneMeters(keep: number[]): Promise<void>;
   /** Counters of every OpenFlow port. */
   portStats(): Promise<Map<number, PortStats>>;
+  /** OFPMP_METER_STATS of every meter, by meter id (optional: an installer without meters has none). */
+  meterStats?(): Promise<Map<number, MeterStats>>;
   /** Releases a persistent connection, if the installer keeps one. */
   close?(): Promise<void>;
   /** Flow mods sent over a native connection and through ovs-ofctl, when the installer has both ways. */
@@ -48,6 +50,32 @@ export function parseDumpPorts(text: string): Map<number, PortStats> {
       Object.assign(cur, { txPackets: num(line, 'pkts'), txBytes: num(line, 'bytes'), txDropped: num(line, 'drop') });
       cur = undefined;
     }
+  }
+  return out;
+}
+
+/** OFPMP_METER_STATS (OpenFlow 1.5 section 7.3.5.12): what entered the meter, and per band what it took. */
+export interface MeterStats {
+  packets: number;
+  bytes: number;
+  bands: { packets: number; bytes: number }[];
+}
+
+/**
+ * Parses `ovs-ofctl meter-stats` (lib/ofp-meter.c ofputil_format_meter_stats:
+ * "meter:1 flow_count:1 packet_in_count:5 byte_in_count:500 duration:1.2s bands:"
+ * then one "0: packet_count:2 byte_count:200" line per band).
+ */
+export function parseMeterStats(text: string): Map<number, MeterStats> {
+  const out = new Map<number, MeterStats>();
+  let cur: MeterStats | undefined;
+  const num = (line: string, k: string) => Number(new RegExp(`\\b${k}:(\\d+)`).exec(line)?.[1] ?? 0);
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    const m = /^meter:(\d+)\s/.exec(line);
+    if (m) out.set(Number(m[1]), (cur = { packets: num(line, 'packet_in_count'), bytes: num(line, 'byte_in_count'), bands: [] }));
+    else if (cur && /^\d+:\s*packet_count:/.test(line)) cur.bands.push({ packets: num(line, 'packet_count'), bytes: num(line, 'byte_count') });
+    else cur = undefined;
   }
   return out;
 }
@@ -142,5 +170,9 @@ export class OfctlInstaller implements FlowInstaller {
 
   async portStats(): Promise<Map<number, PortStats>> {
     return parseDumpPorts(await this.ofctl(['dump-ports', this.target]));
+  }
+
+  async meterStats(): Promise<Map<number, MeterStats>> {
+    return parseMeterStats(await this.ofctl(['meter-stats', this.target]));
   }
 }

@@ -4,9 +4,9 @@
 // are values encoded directly (encode.ts); a diff with a flow the encoder
 // cannot encode (no translator emits one: test/ovs/encode.test.ts and
 // native.test.ts prove it) goes whole through the ovs-ofctl installer as its
-// printed lines, counted in `fallbackApplies`. Dumps, meters and port stats
+// printed lines, counted in `fallbackApplies`. Dumps, meters, port and meter stats
 // are rare and stay with ovs-ofctl.
-import { InstallError, type FlowInstaller, type OfctlInstaller, type PortStats } from '../ctl/ofctl.js';
+import { InstallError, type FlowInstaller, type MeterStats, type OfctlInstaller, type PortStats } from '../ctl/ofctl.js';
 import type { FlowDiff, InstalledFlow } from './diff.js';
 import type { OfMeter } from './flow.js';
 import { ConnectionLost, OpenFlowConnection, OpenFlowError, type ConnectionOptions } from './conn.js';
@@ -87,6 +87,10 @@ export class NativeInstaller implements FlowInstaller {
 
   portStats(): Promise<Map<number, PortStats>> {
     return this.fallback.portStats();
+  }
+
+  meterStats(): Promise<Map<number, MeterStats>> {
+    return this.fallback.meterStats();
   }
 
   /** Closes the OpenFlow connection (the daemon calls it when the VM goes). */
