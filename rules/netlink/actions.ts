@@ -571,7 +571,11 @@ export interface ActionDumpCtx {
   bytes: number;
   packets: number;
   drops: number;
+  /** gnet_stats_queue.overlimits (act_police counts each exceeding packet); 0 when absent. */
+  overlimits?: number;
   hw?: { packets: number; bytes: number };
+  /** Action i's own counters where they are not the filter's (a shared police counts every filter bound to it). */
+  own?: readonly (ActCounters | undefined)[];
   /** TCA_ACT_FLAGS_SKIP_HW / _SKIP_SW bits the filter's flags give its actions (cls_api.c tcf_exts_validate_ex). */
   actFlags: number;
 }
@@ -771,24 +775,26 @@ export function encodeActionsDump(w: AttrWriter, actions: Action[], devs: DevMap
 /** One action as act_api.c tcf_action_dump_1 fills it (its i-th index, bind and ref of ctx); the action API's replies use it too. */
 export function encodeActionDump1(y: AttrWriter, a: Action, i: number, devs: DevMap | undefined, ctx: ActionDumpCtx & { inHwCount?: number }): void {
   y.string(TCA_ACT.KIND, a.kind);
-  actStats(y, ctx);
+  const counters = ctx.own?.[i] ?? ctx;
+  actStats(y, counters);
   // Offloaded counters come from the driver, which reports them delayed (mlx5 FLOW_ACTION_HW_STATS_DELAYED).
-  if (ctx.hw) y.raw(TCA_ACT.USED_HW_STATS, bitfield32(2, 3));
+  if (counters.hw) y.raw(TCA_ACT.USED_HW_STATS, bitfield32(2, 3));
   if (ctx.actFlags) y.raw(TCA_ACT.FLAGS, bitfield32(ctx.actFlags, ctx.actFlags));
   y.u32(TCA_ACT.IN_HW_COUNT, ctx.inHwCount ?? 0);
   const bind = ctx.bind?.[i] ?? 1;
   y.nest(TCA_ACT.OPTIONS, (z) => dumpOptions(z, a, ctx.index[i] ?? 1, bind, ctx.ref?.[i] ?? bind, ctx.tm, devs));
 }
 
-type ActCounters = Pick<ActionDumpCtx, 'bytes' | 'packets' | 'drops' | 'hw'>;
+export type ActCounters = Pick<ActionDumpCtx, 'bytes' | 'packets' | 'drops' | 'overlimits' | 'hw'>;
 
-/** TCA_ACT_STATS as tcf_action_copy_stats fills it: basic, basic_hw, queue (drops). */
+/** TCA_ACT_STATS as tcf_action_copy_stats fills it: basic, basic_hw, queue (qlen, backlog, drops, requeues, overlimits). */
 function actStats(y: AttrWriter, ctx: ActCounters): void {
   y.nest(TCA_ACT.STATS, (s) => {
     basicStats(s, STATS_ATTR.BASIC, ctx.bytes, ctx.packets);
     basicStats(s, STATS_ATTR.BASIC_HW, ctx.hw?.bytes ?? 0, ctx.hw?.packets ?? 0);
     const q = Buffer.alloc(20);
     q.writeUInt32LE(ctx.drops >>> 0, 8);
+    q.writeUInt32LE((ctx.overlimits ?? 0) >>> 0, 16);
     s.raw(STATS_ATTR.QUEUE, q);
   });
 }

@@ -7,7 +7,7 @@ import type { FilterStats, FlowerRule } from '../model.js';
 import { EthP } from '../model.js';
 import { devIfindex, devName, type DevMap } from '../ports.js';
 import { validateRule } from '../validate.js';
-import { decodeActions, encodeActions, encodeActionsDump, TCA_ACT, TCA_ACT_FLAGS_SKIP_HW, TCA_ACT_FLAGS_SKIP_SW, tmAttrOf } from './actions.js';
+import { decodeActions, encodeActions, encodeActionsDump, TCA_ACT, type ActCounters, TCA_ACT_FLAGS_SKIP_HW, TCA_ACT_FLAGS_SKIP_SW, tmAttrOf } from './actions.js';
 import { decodeKeys, encodeKeys, encodeKeysDump, F, KEY_ATTRS } from './flowerKeys.js';
 import { AttrWriter, attrMap, buildMessage, NlmF, parseAttrs, parseMessages, read, Rtm, type Attr, type NlHeader, type NlMessage } from './nlmsg.js';
 
@@ -245,6 +245,11 @@ export function tcfT(stats: FilterStats): Buffer {
   return b;
 }
 
+/** A filter's counters as a dump shows them: the filter's, and action i's own where it keeps them (a police counts its meter's). */
+export interface DumpStats extends FilterStats {
+  actions?: readonly (ActCounters | undefined)[];
+}
+
 export interface FilterDumpOptions {
   /** Each action's index (C6: allocated per VM and kind); else action.index, else 1. */
   actionIndex?: readonly number[];
@@ -260,7 +265,7 @@ export interface FilterDumpOptions {
  * KIND, CHAIN, then OPTIONS with the keys as fl_dump_key puts them, FLAGS
  * (with in_hw/not_in_hw), IN_HW_COUNT and the actions with their stats.
  */
-export function encodeFilterDump(rule: FlowerRule, stats: FilterStats, hdr: NlHeader, devs?: DevMap, opts: FilterDumpOptions = {}): Buffer {
+export function encodeFilterDump(rule: FlowerRule, stats: DumpStats, hdr: NlHeader, devs?: DevMap, opts: FilterDumpOptions = {}): Buffer {
   const w = new AttrWriter();
   w.string(TCA.KIND, 'flower');
   w.u32(TCA.CHAIN, rule.chain);
@@ -279,6 +284,7 @@ export function encodeFilterDump(rule: FlowerRule, stats: FilterStats, hdr: NlHe
         packets: stats.packets,
         drops: stats.drops,
         ...(stats.hw ? { hw: stats.hw } : {}),
+        ...(stats.actions ? { own: stats.actions } : {}),
         actFlags: (rule.flags.skipHw ? TCA_ACT_FLAGS_SKIP_HW : 0) | (rule.flags.skipSw ? TCA_ACT_FLAGS_SKIP_SW : 0),
       });
     }
@@ -310,7 +316,7 @@ const ACT_DUMP_ONLY = new Set<number>([TCA_ACT.STATS, TCA_ACT.FLAGS, TCA_ACT.HW_
  * kernel holds, kernel defaults included (a vlan push's priority 0, ct's
  * zone 0, police's mtu...), so encodeFilterDump of it gives the same bytes.
  */
-export function decodeFilterDump(msg: NlMessage, devs?: DevMap): Result<{ rule: FlowerRule; stats: FilterStats }> {
+export function decodeFilterDump(msg: NlMessage, devs?: DevMap): Result<{ rule: FlowerRule; stats: DumpStats }> {
   return attempt(() => {
     const t = readTcmsg(msg.payload);
     const attrs = attrMap(parseAttrs(msg.payload.subarray(TCMSG_LEN), 'tcmsg attributes'));
@@ -319,7 +325,8 @@ export function decodeFilterDump(msg: NlMessage, devs?: DevMap): Result<{ rule: 
     const o = attrMap(parseAttrs(optsA.value, 'TCA_OPTIONS'));
     const flags = o.get(F.FLAGS) ? read.u32(o.get(F.FLAGS)!, 'TCA_FLOWER_FLAGS') : 0;
     const hwCount = o.get(F.IN_HW_COUNT) ? read.u32(o.get(F.IN_HW_COUNT)!, 'TCA_FLOWER_IN_HW_COUNT') : 0;
-    const stats: FilterStats = { packets: 0, bytes: 0, lastUsedMs: 0, installedMs: 0, drops: 0, inHw: !!(flags & CLS_FLAGS.IN_HW), inHwCount: hwCount };
+    const stats: DumpStats = { packets: 0, bytes: 0, lastUsedMs: 0, installedMs: 0, drops: 0, inHw: !!(flags & CLS_FLAGS.IN_HW), inHwCount: hwCount };
+    const own: ActCounters[] = [];
     const act = o.get(F.ACT);
     const clean = new AttrWriter();
     for (const [type, a] of o) {
@@ -333,7 +340,7 @@ export function decodeFilterDump(msg: NlMessage, devs?: DevMap): Result<{ rule: 
           const tm = tmAttrOf(kindOf(e));
           x.nest(e.type, (y) => {
             for (const a of parseAttrs(e.value, 'act entry')) {
-              if (a.type === TCA_ACT.STATS) readActStats(a, stats);
+              if (a.type === TCA_ACT.STATS) own.push(readActStats(a, stats));
               else if (a.type === TCA_ACT.OPTIONS) {
                 y.nest(TCA_ACT.OPTIONS, (z) => {
                   for (const inner of parseAttrs(a.value, 'opts')) {
@@ -351,6 +358,8 @@ export function decodeFilterDump(msg: NlMessage, devs?: DevMap): Result<{ rule: 
         }
       });
     }
+    // Each action's own counters, where one differs from the filter's (a shared police's are its own: act_police.c).
+    if (own.some((c) => !sameCounters(c, stats))) stats.actions = own;
     const body = decodeFlowerOptions({ type: TCA.OPTIONS, nested: true, value: clean.toBuffer(), offset: 0 }, devs);
     const chainA = attrs.get(TCA.CHAIN);
     const protocol = swap16(t.info & 0xffff);
@@ -369,22 +378,39 @@ export function decodeFilterDump(msg: NlMessage, devs?: DevMap): Result<{ rule: 
   });
 }
 
-/** Counters of one action (the filter's are the same on every action; the largest wins, as OVS lib/tc.c reads them). */
-function readActStats(a: Attr, stats: FilterStats): void {
+/**
+ * Counters of one action, returned; the filter's are the largest over its actions, as OVS lib/tc.c reads them
+ * (every action but a shared police counts the filter's packets).
+ */
+function readActStats(a: Attr, stats: FilterStats): ActCounters {
   const s = attrMap(parseAttrs(a.value, 'TCA_ACT_STATS'));
   const basic = (type: number) => {
     const b = s.get(type);
     return b && b.value.length >= 12 ? { bytes: Number(b.value.readBigUInt64LE(0)), packets: b.value.readUInt32LE(8) } : undefined;
   };
+  const own: ActCounters = { bytes: 0, packets: 0, drops: 0 };
   const sw = basic(STATS.BASIC);
   if (sw) {
+    Object.assign(own, sw);
     stats.bytes = Math.max(stats.bytes, sw.bytes);
     stats.packets = Math.max(stats.packets, sw.packets);
   }
   const hw = basic(STATS.BASIC_HW);
-  if (hw && (hw.bytes || hw.packets)) stats.hw = { bytes: Math.max(stats.hw?.bytes ?? 0, hw.bytes), packets: Math.max(stats.hw?.packets ?? 0, hw.packets) };
+  if (hw && (hw.bytes || hw.packets)) {
+    own.hw = hw;
+    stats.hw = { bytes: Math.max(stats.hw?.bytes ?? 0, hw.bytes), packets: Math.max(stats.hw?.packets ?? 0, hw.packets) };
+  }
   const q = s.get(STATS.QUEUE);
-  if (q && q.value.length >= 12) stats.drops = Math.max(stats.drops, q.value.readUInt32LE(8));
+  if (q && q.value.length >= 12) {
+    own.drops = q.value.readUInt32LE(8);
+    stats.drops = Math.max(stats.drops, own.drops);
+  }
+  if (q && q.value.length >= 20 && q.value.readUInt32LE(16)) own.overlimits = q.value.readUInt32LE(16);
+  return own;
+}
+
+function sameCounters(a: ActCounters, f: FilterStats): boolean {
+  return a.packets === f.packets && a.bytes === f.bytes && a.drops === f.drops && !a.overlimits && a.hw?.packets === f.hw?.packets && a.hw?.bytes === f.hw?.bytes;
 }
 
 function kindOf(e: Attr): string {

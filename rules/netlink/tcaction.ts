@@ -149,7 +149,7 @@ export interface DumpedAction {
   index: number;
   ref: number;
   bind: number;
-  counters: Pick<ActionDumpCtx, 'bytes' | 'packets' | 'drops' | 'hw'>;
+  counters: Pick<ActionDumpCtx, 'bytes' | 'packets' | 'drops' | 'overlimits' | 'hw'>;
   /** struct tcf_t, 32 bytes (tc.ts tcfT). */
   tm: Buffer;
   /** TCA_ACT_IN_HW_COUNT. */
