@@ -5,7 +5,7 @@
 import { Errno, VpfError } from '../rules/errors.js';
 import type { FilterStats, FlowerRule } from '../rules/model.js';
 import { buildDone, NlmF, Rtm, type NlHeader, type NlMessage } from '../rules/netlink/nlmsg.js';
-import { encodeChainReply, encodeFilterDump, encodeFilterHead, tcfT, type FilterDumpOptions, type FilterSelector, type TcMessage } from '../rules/netlink/tc.js';
+import { encodeChainReply, encodeFilterDump, encodeFilterHead, tcfT, type DumpStats, type FilterDumpOptions, type FilterSelector, type TcMessage } from '../rules/netlink/tc.js';
 import { TCA_ACT_FLAGS_SKIP_HW, TCA_ACT_FLAGS_SKIP_SW } from '../rules/netlink/actions.js';
 import { encodeActionDump, encodeActionGetReply, type ActionRequest, type DumpedAction } from '../rules/netlink/tcaction.js';
 import { checkAction } from '../rules/validate.js';
@@ -150,7 +150,7 @@ export class FilterTable {
   }
 
   /** tc_dump_tfilter: one block's chains in creation order, each tcf_proto (prio ascending) as its bare entry then its filters by handle. */
-  dump(msg: NlMessage, sel: FilterSelector, stats: ReadonlyMap<number, FilterStats>): Buffer[] {
+  dump(msg: NlMessage, sel: FilterSelector, stats: ReadonlyMap<number, DumpStats>): Buffer[] {
     if (!this.dumpable(msg, sel)) return [buildDone(msg.seq)];
     const table = this.table;
     const hdr = replyHdr(msg, Rtm.NEWTFILTER, NlmF.MULTI);
@@ -180,7 +180,7 @@ export class FilterTable {
   }
 
   /** tc_get_tfilter's answer: the filter with the request's flags, as tfilter_notify(unicast) fills it. */
-  encodeGot(msg: NlMessage, e: RuleEntry, stats: FilterStats | undefined): Buffer[] {
+  encodeGot(msg: NlMessage, e: RuleEntry, stats: DumpStats | undefined): Buffer[] {
     return [encodeFilterDump(e.rule, stats ?? zeroStats(), replyHdr(msg, Rtm.NEWTFILTER, msg.flags), undefined, this.dumpOpts(e))];
   }
 
@@ -218,14 +218,14 @@ export class FilterTable {
   }
 
   /** tcf_get_notify's answer to RTM_GETACTION: the police actions named, as tcf_police_dump fills them. */
-  actionGet(msg: NlMessage, m: Extract<ActionRequest, { op: 'get' }>, stats: ReadonlyMap<number, FilterStats>): Buffer[] {
+  actionGet(msg: NlMessage, m: Extract<ActionRequest, { op: 'get' }>, stats: ReadonlyMap<number, DumpStats>): Buffer[] {
     for (const r of m.refs) shareable(r.kind);
     const ps = m.refs.map((r) => this.table.police.check(r.index));
     return [encodeActionGetReply({ seq: msg.seq, pid: msg.pid }, ps.map((p) => this.dumped(p, stats)))];
   }
 
   /** tc_dump_action for police: every police action in index order (a kind vpf does not share: nothing, as an unknown kind). */
-  actionDump(msg: NlMessage, m: Extract<ActionRequest, { op: 'dump' }>, stats: ReadonlyMap<number, FilterStats>): Buffer[] {
+  actionDump(msg: NlMessage, m: Extract<ActionRequest, { op: 'dump' }>, stats: ReadonlyMap<number, DumpStats>): Buffer[] {
     const list = m.kind === 'police' ? this.table.police.list() : [];
     const now = Date.now();
     // TCA_ROOT_TIME_DELTA: only actions used within the last N ms.
@@ -233,13 +233,18 @@ export class FilterTable {
     return [...encodeActionDump({ seq: msg.seq, pid: msg.pid }, shown.map((p) => this.dumped(p, stats, now)), m.flags), buildDone(msg.seq)];
   }
 
-  /** A police action's counters: the sum of the filters bound to it (police is their first action, so every packet they match passes it). */
-  private dumped(p: Policer, stats: ReadonlyMap<number, FilterStats>, now = Date.now()): DumpedAction & { usedAgoMs: number } {
+  /**
+   * A police action's counters: its own, as every filter bound to it reports them (views.ts, from its meter);
+   * without them the sum of the filters bound to it (police is their first action, so every packet they match passes it).
+   */
+  private dumped(p: Policer, stats: ReadonlyMap<number, DumpStats>, now = Date.now()): DumpedAction & { usedAgoMs: number } {
     const s = { ...zeroStats(), installedMs: now - p.installedAt, lastUsedMs: now - p.installedAt };
     let hw: { packets: number; bytes: number } | undefined;
-    for (const { e } of this.table.boundTo(p.index)) {
+    let own: DumpedAction['counters'] | undefined;
+    for (const { e, at } of this.table.boundTo(p.index)) {
       const f = stats.get(e.id);
       if (!f) continue;
+      own ??= f.actions?.[at[0]!];
       s.packets += f.packets;
       s.bytes += f.bytes;
       if (f.packets) s.lastUsedMs = Math.min(s.lastUsedMs, f.lastUsedMs);
@@ -251,7 +256,7 @@ export class FilterTable {
       index: p.index,
       ref: refcnt(p),
       bind: p.binds,
-      counters: { bytes: s.bytes, packets: s.packets, drops: 0, ...(hw ? { hw } : {}) },
+      counters: own ?? { bytes: s.bytes, packets: s.packets, drops: 0, ...(hw ? { hw } : {}) },
       tm: tcfT(s),
       // The action API hands a police to the NIC on its own (tcf_action_offload_add); a filter's rides with the filter.
       inHwCount: p.explicit ? 1 : 0,

@@ -7,7 +7,9 @@ import type { FilterStats, FlowerRule } from '../rules/model.js';
 import type { VfStats } from '../rules/vf.js';
 import { printFilter } from '../rules/tcsyntax/index.js';
 import { cookieKind, cookieKindName, cookieRuleId, FlowKind } from '../translator/cookie.js';
-import type { FlowInstaller } from '../ovs/ctl/ofctl.js';
+import type { FlowInstaller, MeterStats } from '../ovs/ctl/ofctl.js';
+import type { ActCounters } from '../rules/netlink/actions.js';
+import type { DumpStats } from '../rules/netlink/tc.js';
 import type { InstalledFlow } from '../ovs/openflow/diff.js';
 import { textFlowLine } from '../ovs/openflow/flow.js';
 import type { RuleHardware } from './hwfacts.js';
@@ -62,10 +64,13 @@ export class VmViews {
     private readonly hardware?: () => Promise<Map<number, RuleHardware>>,
   ) {}
 
-  /** Per-rule counters: the sum over the rule's flows, bytes as tc counts them. */
-  async stats(installed?: InstalledFlow[]): Promise<Map<number, FilterStats>> {
+  /**
+   * Per-rule counters: the sum over the rule's flows, bytes as tc counts them;
+   * a police action's are its own (policeCounters), the other actions' the filter's.
+   */
+  async stats(installed?: InstalledFlow[]): Promise<Map<number, DumpStats>> {
     const flows = installed ?? (await this.installer.dump());
-    const out = new Map<number, FilterStats>();
+    const out = new Map<number, DumpStats>();
     const now = Date.now();
     for (const { id, installedAt } of this.rec.rules) {
       const r = this.sync.result(id);
@@ -99,7 +104,80 @@ export class VmViews {
       s.packets = Math.max(s.packets, s.hw.packets);
       s.bytes = Math.max(s.bytes, s.hw.bytes);
     }
+    await this.policeCounters(flows, out);
     return out;
+  }
+
+  /**
+   * Each police action's counters, shared by every filter bound to its index (act_police.c tcf_police_act:
+   * every packet reaching it in bstats; an exceeding one in overlimits, and in drops as the exceed verdict is
+   * drop). One index is one meter (translator meter()), whose OFPMP_METER_STATS are those totals: packets in,
+   * and the drop band's packets. A bound filter without a meter (a police without a rate, a trapped rule) adds
+   * its own packets, which all pass the police. Hardware counters: tcf_exts_hw_stats_update gives each action
+   * its filter's, so the police's are the sum of its filters'.
+   */
+  private async policeCounters(flows: InstalledFlow[], out: Map<number, DumpStats>): Promise<void> {
+    const bound = new Map<number, number[]>();
+    for (const { id, rule, actIndex } of this.rec.rules)
+      rule.actions.forEach((a, j) => {
+        const index = actIndex?.[j];
+        if (a.kind !== 'police' || !index) return;
+        const ids = bound.get(index);
+        if (!ids) bound.set(index, [id]);
+        else if (!ids.includes(id)) ids.push(id);
+      });
+    if (!bound.size) return;
+    // OVS takes a meter only as the first instruction, so a rule's flows open with its police's meter.
+    const meterOf = new Map<number, number>();
+    for (const f of flows) {
+      const m = /^meter:(\d+)/.exec(f.actions);
+      if (m && cookieKind(f.cookie) !== FlowKind.DEFAULT) meterOf.set(cookieRuleId(f.cookie), Number(m[1]));
+    }
+    const meters = meterOf.size ? await this.meterStats() : undefined;
+    const byIndex = new Map<number, ActCounters>();
+    for (const [index, ids] of bound) {
+      const c: ActCounters & { overlimits: number } = { packets: 0, bytes: 0, drops: 0, overlimits: 0 };
+      const counted = new Set<number>();
+      for (const id of ids) {
+        const s = out.get(id);
+        const meter = meterOf.get(id);
+        const m = meter === undefined ? undefined : meters?.get(meter);
+        if (m && meter !== undefined) {
+          if (counted.has(meter)) continue;
+          counted.add(meter);
+          c.packets += m.packets;
+          c.bytes += Math.max(0, m.bytes - L2_HEADER * m.packets);
+          const dropped = m.bands.reduce((n, b) => n + b.packets, 0);
+          c.drops += dropped;
+          c.overlimits += dropped;
+        } else if (s) {
+          c.packets += s.packets;
+          c.bytes += s.bytes;
+        }
+        if (s?.hw) c.hw = { packets: (c.hw?.packets ?? 0) + s.hw.packets, bytes: (c.hw?.bytes ?? 0) + s.hw.bytes };
+      }
+      // tc prints software = total - hardware, unsigned.
+      if (c.hw) {
+        c.packets = Math.max(c.packets, c.hw.packets);
+        c.bytes = Math.max(c.bytes, c.hw.bytes);
+      }
+      byIndex.set(index, c);
+    }
+    for (const { id, rule, actIndex } of this.rec.rules) {
+      const s = out.get(id);
+      if (!s || !rule.actions.some((a) => a.kind === 'police')) continue;
+      s.actions = rule.actions.map((a, j) => (a.kind === 'police' ? byIndex.get(actIndex?.[j] ?? 0) : undefined));
+    }
+  }
+
+  /** The bridge's meter counters; undefined when the installer has none or they cannot be read now (police then counts its filters' packets). */
+  private async meterStats(): Promise<Map<number, MeterStats> | undefined> {
+    try {
+      return await this.installer.meterStats?.();
+    } catch (e) {
+      this.log.warn({ vm: this.rec.name, err: e }, 'meter stats unreadable; police actions count their filters\' packets');
+      return undefined;
+    }
   }
 
   /** The datapath's word on this VM's rules; undefined when there is none to ask or it cannot be read now. */

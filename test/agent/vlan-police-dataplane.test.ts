@@ -3,8 +3,12 @@
 // 6.1's act_vlan leaves, and a police limits what gets through, one token
 // bucket per police index however many filters bind it (act_police.c: the
 // index is the action; filters bind it, they do not copy it).
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { talk } from '../../agent/ctl/channel.js';
+import { guestEnv } from '../../agent/ctl/guest.js';
+import { bridgeNameFor } from '../../ovs/bridge.js';
+import { parseDumpPorts } from '../../ovs/ctl/ofctl.js';
 import { NlmF, parseError } from '../../rules/netlink/nlmsg.js';
 import { encodeActionRequest, RtmAction } from '../../rules/netlink/tcaction.js';
 import { splitArgs } from '../../rules/tcsyntax/index.js';
@@ -47,6 +51,15 @@ async function through(from: number, dst: string, count: number): Promise<number
   const got = await traffic(bed.pods[from]!, { dst, src: MAC[from]!, count, size: 1000, gapMs: 2 }, [bed.pods[1]!], 1 + (count * 2) / 1000 + 1);
   return got[0]!.length;
 }
+
+/** The real `tc -s -j ARGS` against the VM's channel, as the guest runs it (nlshim), parsed. */
+async function tcJson(args: string): Promise<any[]> {
+  const r = await execa('tc', ['-s', '-j', ...args.split(' ')], { env: guestEnv(bed.config.stateDir, bed.vm), extendEnv: false });
+  return JSON.parse(r.stdout);
+}
+
+/** What `tc -s` prints for an action: its counters. */
+const counted = (a: any) => ({ packets: a.stats.packets, bytes: a.stats.bytes, drops: a.stats.drops, overlimits: a.stats.overlimits });
 
 const Q = 0x8100;
 const AD = 0x88a8;
@@ -108,6 +121,42 @@ describe('police actions limit real traffic', () => {
     expect(first).toBeGreaterThan(10);
     expect(first).toBeLessThan(40);
     expect(second).toBeLessThan(5);
+  }, 60_000);
+
+  // act_police.c: one action, one set of counters, whichever filter's packet reached it; tc shows them in every
+  // bound filter and in the action API's list. 1000-byte frames: tc counts 986 bytes each (no Ethernet header).
+  it('a police shared by two filters counts both filters\' packets, its drops and overlimits, in each filter and in tc actions ls', async () => {
+    await action('police rate 1kbit burst 10k conform-exceed drop/pipe index 51');
+    const dst = '02:00:00:00:cc:51';
+    for (const dev of ['vf0', 'vf2']) await filter(`dev ${dev} ingress prio 51 protocol all flower dst_mac ${dst} action police index 51 conform-exceed drop/pipe action mirred egress redirect dev vf1`);
+    // What got past the police is what OVS sent out of vf1's port (docs/protocol.md: port 100+N), read apart from the
+    // meter; that veth must send nothing of its own (IPv6 router solicitations, MLD reports).
+    await execa('ip', ['netns', 'exec', bed.ovs.netns, 'sysctl', '-qw', `net.ipv6.conf.${bed.pods[1]}-dp.disable_ipv6=1`]);
+    const sentToVf1 = async () => parseDumpPorts(await bed.ovs.ofctl('dump-ports', bridgeNameFor(bed.vm))).get(101)!.txPackets;
+    const before = await sentToVf1();
+    for (const from of [0, 2]) await traffic(bed.pods[from]!, { dst, src: MAC[from]!, count: 30, size: 1000, gapMs: 2 }, []);
+    const actionsOf = async (dev: string) => (await tcJson(`filter show dev ${dev} ingress prio 51`)).find((f) => f.options)!.options.actions;
+    // OVS pushes a userspace datapath flow's counters a moment later (the revalidator): wait for the filters' 30 each.
+    let vf0: any[] = [];
+    let vf2: any[] = [];
+    for (let i = 0; i < 50; i++) {
+      [vf0, vf2] = [await actionsOf('vf0'), await actionsOf('vf2')];
+      if (vf0[1]?.stats.packets === 30 && vf2[1]?.stats.packets === 30) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const dropped = 60 - ((await sentToVf1()) - before);
+    // The 10 KiB burst lets about 10 frames through, the 1 kbit/s rate none more.
+    expect(dropped).toBeGreaterThan(40);
+    expect(dropped).toBeLessThan(55);
+    const total = { packets: 60, bytes: 60 * 986, drops: dropped, overlimits: dropped };
+    expect(counted(vf0[0])).toEqual(total);
+    expect(counted(vf2[0])).toEqual(total);
+    // The police's packets are the sum of the two filters'; a mirred counts its own filter's, as before.
+    expect(vf0[1].stats.packets + vf2[1].stats.packets).toBe(total.packets);
+    const listed = (await tcJson('actions ls action police'))[1].actions.find((a: any) => a.index === 51);
+    expect(counted(listed)).toEqual(total);
+    const got = (await tcJson('actions get action police index 51'))[1].actions[0];
+    expect(counted(got)).toEqual(total);
   }, 60_000);
 
   it('two indices with identical parameters are two buckets', async () => {
