@@ -79,7 +79,8 @@ export class FlowSync {
     if (known !== undefined) return known;
     this.zonePool.claim(this.rec.name, this.zoneMap, [z]);
     this.rec.zones = [...this.zoneMap];
-    this.journal.append(this.rec, { upsert: [], removed: [], nextRuleId: this.rec.nextRuleId, zones: this.rec.zones });
+    // Written now, made durable before any flow using it is installed (reconcile) or acknowledged (commit).
+    this.journal.write(this.rec, { upsert: [], removed: [], nextRuleId: this.rec.nextRuleId, zones: this.rec.zones });
     this.log.info({ vm: this.rec.name, guestZone: z, hostZone: this.zoneMap.get(z) }, 'conntrack zone claimed');
     return this.zoneMap.get(z)!;
   };
@@ -112,7 +113,7 @@ export class FlowSync {
   /** The declared outer TPID was broken: logged, and every rule is translated anew without it (VLAN filters trapped). */
   outerTpidBroken(reason: string): void {
     this.rec.outerTpidBroken = reason;
-    this.journal.append(this.rec, { upsert: [], removed: [], nextRuleId: this.rec.nextRuleId, outerTpidBroken: reason });
+    this.journal.write(this.rec, { upsert: [], removed: [], nextRuleId: this.rec.nextRuleId, outerTpidBroken: reason });
     this.memo = new WeakMap();
     this.sw = undefined;
   }
@@ -201,7 +202,7 @@ export class FlowSync {
       installing.catch(() => undefined);
       await sent();
       try {
-        this.journal.append(this.rec, delta);
+        await this.journal.append(this.rec, delta);
       } catch (e) {
         await installing.catch(() => undefined);
         throw e;
@@ -209,7 +210,7 @@ export class FlowSync {
       await installing;
       return;
     }
-    this.journal.append(this.rec, delta);
+    await this.journal.append(this.rec, delta);
     if (p.t) this.sw = DesiredFlows.of(p.t, this.rec.rules);
     await this.reconcile(what);
   }
@@ -226,6 +227,8 @@ export class FlowSync {
     const t0 = process.hrtime.bigint();
     let diff: FlowDiff;
     try {
+      // A zone claimed by this translation is on disk before a flow uses it, so a restart maps it the same way.
+      await this.journal.durable(this.rec.name);
       // Meters first and pruned last: OVS cannot bundle meter mods, and deleting a meter deletes its flows.
       const meters = JSON.stringify(t.meters);
       const metersChanged = meters !== known?.meters;

@@ -1,10 +1,13 @@
 // Durable per-VM state: a snapshot plus an append-only log of changes.
 // The snapshot is written temp + fsync + rename (+ fsync of the directory); each
-// change appends one checksummed line and fdatasyncs it, so a request costs a
-// few hundred bytes on disk whatever the VM's size. kill -9 at any moment leaves
-// the snapshot whole and the log readable up to its last whole line; a torn
-// last line belongs to a request that was never acknowledged.
-import { closeSync, existsSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+// change appends one checksummed line, so a request costs a few hundred bytes on
+// disk whatever the VM's size. The line is written at once and made durable by
+// an fdatasync on libuv's thread pool, never on the event loop: other VMs go on
+// while one VM's change reaches the disk, and lines written while a sync runs
+// share the next one (group commit). kill -9 at any moment leaves the snapshot
+// whole and the log readable up to its last whole line; a torn or unsynced last
+// line belongs to a request that was never acknowledged.
+import { closeSync, existsSync, fdatasync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { VfSettings } from '../rules/vf.js';
@@ -79,8 +82,23 @@ class Replay {
 /** Compact once the log outgrows the snapshot (and at least this much), so replay stays cheap. */
 const MIN_COMPACT_BYTES = 1 << 20;
 
+/** A VM's open log: lines written (counted) and how many of them an fdatasync has covered. */
+interface LogFile {
+  fd: number;
+  bytes: number;
+  snapshotBytes: number;
+  written: number;
+  synced: number;
+  /** The fdatasync in flight and the lines it covers. */
+  syncing?: { upto: number; done: Promise<void> };
+  /** The next fdatasync, queued behind the one in flight: it covers every line written before it starts. */
+  next?: Promise<void>;
+}
+
+const openLog = (fd: number, bytes: number, snapshotBytes: number): LogFile => ({ fd, bytes, snapshotBytes, written: 0, synced: 0 });
+
 export class Journal {
-  private readonly logs = new Map<string, { fd: number; bytes: number; snapshotBytes: number }>();
+  private readonly logs = new Map<string, LogFile>();
 
   constructor(private readonly dir: string) {
     mkdirSync(dir, { recursive: true });
@@ -112,20 +130,54 @@ export class Journal {
     this.syncDir();
     // The old log is folded into the snapshot now; a crash before this line only leaves a stray file.
     rmSync(this.logPath(rec.name, prev), { force: true });
-    this.logs.set(rec.name, { fd: openSync(this.logPath(rec.name, rec.epoch), 'a', 0o600), bytes: 0, snapshotBytes: text.length });
+    this.logs.set(rec.name, openLog(openSync(this.logPath(rec.name, rec.epoch), 'a', 0o600), 0, text.length));
     this.syncDir();
   }
 
-  /** Appends one change durably; compacts into a new snapshot when the log has grown large. */
-  append(rec: VmRecord, delta: JournalDelta): void {
+  /** Appends one change; resolves once it is on disk. Compacts into a new snapshot when the log has grown large. */
+  append(rec: VmRecord, delta: JournalDelta): Promise<void> {
+    this.write(rec, delta);
+    return this.durable(rec.name);
+  }
+
+  /**
+   * Writes one change without waiting for the disk (a conntrack zone claimed
+   * inside a translation): durable with the next append or durable() of the VM,
+   * as an fdatasync covers every line written before it.
+   */
+  write(rec: VmRecord, delta: JournalDelta): void {
     const log = this.logs.get(rec.name);
     if (!log) return this.save(rec);
     const body = JSON.stringify(delta);
     const line = `${crc32(body).toString(16).padStart(8, '0')} ${body}\n`;
     writeSync(log.fd, line);
-    fdatasyncSync(log.fd);
     log.bytes += line.length;
+    log.written++;
+    // The snapshot holds the whole record, this change included, and is fsynced before save() returns.
     if (log.bytes > Math.max(MIN_COMPACT_BYTES, log.snapshotBytes)) this.save(rec);
+  }
+
+  /** Resolves once every line written for the VM so far is on disk. */
+  durable(vm: string): Promise<void> {
+    const log = this.logs.get(vm);
+    if (!log || log.synced >= log.written) return Promise.resolve();
+    if (log.syncing && log.syncing.upto >= log.written) return log.syncing.done;
+    const start = (): Promise<void> => {
+      log.next = undefined;
+      const upto = log.written;
+      const done = new Promise<void>((resolve, reject) =>
+        fdatasync(log.fd, (err) => {
+          if (err) return reject(err);
+          log.synced = Math.max(log.synced, upto);
+          resolve();
+        }),
+      );
+      log.syncing = { upto, done };
+      return done;
+    };
+    if (!log.syncing) return start();
+    // One fdatasync at a time per log: this one waits for the one in flight, whatever its outcome.
+    return (log.next ??= log.syncing.done.then(start, start));
   }
 
   private syncDir(): void {
@@ -139,8 +191,12 @@ export class Journal {
 
   private closeLog(vm: string): void {
     const log = this.logs.get(vm);
-    if (log) closeSync(log.fd);
     this.logs.delete(vm);
+    if (!log) return;
+    // An fdatasync in flight or queued keeps the fd open until it is done (closing under it would fail its waiters).
+    const pending = log.next ?? log.syncing?.done;
+    if (pending) void pending.then(() => closeSync(log.fd), () => closeSync(log.fd));
+    else closeSync(log.fd);
   }
 
   remove(vm: string): void {
@@ -185,7 +241,7 @@ export class Journal {
         // A last line without its newline (replayed if its checksum holds) must not have more appended to it.
         if (exists && used === log.length) {
           // Every line is whole: appending to this log is as durable as a new snapshot, without rewriting it.
-          this.logs.set(rec.name, { fd: openSync(path, 'a', 0o600), bytes: log.length, snapshotBytes: text.length });
+          this.logs.set(rec.name, openLog(openSync(path, 'a', 0o600), log.length, text.length));
         } else this.save(rec);
         return rec;
       });

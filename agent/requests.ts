@@ -255,7 +255,7 @@ export class GuestRequests {
   /** New VF settings: durable, then installed before the ack (max_tx_rate polices in switchdev mode too, as mlx5 rates do). */
   private async vfsChanged(all: VfSettings[], what: string): Promise<void> {
     this.d.sync.desiredChanged();
-    this.d.journal.append(this.d.rec, { upsert: [], removed: [], nextRuleId: this.d.rec.nextRuleId, vfSettings: all });
+    await this.d.journal.append(this.d.rec, { upsert: [], removed: [], nextRuleId: this.d.rec.nextRuleId, vfSettings: all });
     await this.d.sync.reconcile(what);
   }
 

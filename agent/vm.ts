@@ -3,8 +3,8 @@
 // its bridge's desired and installed flows (flowsync.ts), the requests on its
 // guest channels (requests.ts) and read-only views (views.ts). Requests of one
 // VM run one at a time (a promise queue), so its state changes in order. The
-// journal's fdatasync is synchronous: while one VM's change is made durable the
-// event loop, and so every other VM, waits for it (a few hundred bytes each).
+// journal's fdatasync runs off the event loop (journal.ts): while one VM's
+// change is made durable, other VMs' requests go on.
 import type { Logger } from 'pino';
 import type { FilterStats } from '../rules/model.js';
 import type { NlMessage } from '../rules/netlink/nlmsg.js';

@@ -25,11 +25,11 @@ const rule = (port: number) => (parseFilter(splitArgs(`dev vf0 ingress prio 1 pr
 const vm = (): VmRecord => ({ name: 'a', vfs: 2, ports: defaultPortMap(2), attach: {}, rules: [], nextRuleId: 1, zoneBase: 256, layout: [] });
 
 /** Edits through a rule table and appends its changes, as the daemon does. */
-function edit(j: Journal, rec: VmRecord, f: (t: RuleTable) => void) {
+function edit(j: Journal, rec: VmRecord, f: (t: RuleTable) => void): Promise<void> {
   const t = new RuleTable(rec.rules);
   f(t);
   rec.rules = t.toArray();
-  j.append(rec, { ...t.takeChanges(), nextRuleId: rec.nextRuleId, layout: rec.layout });
+  return j.append(rec, { ...t.takeChanges(), nextRuleId: rec.nextRuleId, layout: rec.layout });
 }
 const add = (j: Journal, rec: VmRecord, port: number) => edit(j, rec, (t) => t.push({ id: rec.nextRuleId++, rule: rule(port), installedAt: 1 }));
 const ports = (rec: VmRecord) => rec.rules.map((e) => (e.rule.match.dstPort as { value: number }).value);
@@ -89,6 +89,33 @@ describe('journal', () => {
     expect(logs).toHaveLength(1);
     expect(logs[0]).not.toBe('a.1.log');
     expect(ports(new Journal(dir).loadAll()[0]!)).toEqual(Array.from({ length: 3000 }, (_, i) => i + 1));
+  });
+
+  it('acknowledges every append of a burst, across compactions, once its line is on disk', async () => {
+    // Appends do not wait for each other (the fdatasync runs off the event loop); a compaction
+    // in the middle must not close a log under a sync its appends still wait for.
+    const dir = fresh();
+    const j = new Journal(dir);
+    const rec = vm();
+    j.save(rec);
+    const acks = Array.from({ length: 3000 }, (_, i) => add(j, rec, i + 1));
+    const settled = await Promise.allSettled(acks);
+    expect(settled.filter((s) => s.status === 'rejected')).toEqual([]);
+    expect(readdirSync(dir).filter((f) => f.endsWith('.log'))).not.toContain('a.1.log');
+    j.close();
+    expect(ports(new Journal(dir).loadAll()[0]!)).toEqual(Array.from({ length: 3000 }, (_, i) => i + 1));
+  });
+
+  it('completes the appends in flight when the journal is closed (vpfd stopping mid-request)', async () => {
+    const dir = fresh();
+    const j = new Journal(dir);
+    const rec = vm();
+    j.save(rec);
+    const acks = [1, 2, 3].map((p) => add(j, rec, p));
+    j.close();
+    const settled = await Promise.allSettled(acks);
+    expect(settled.filter((s) => s.status === 'rejected')).toEqual([]);
+    expect(ports(new Journal(dir).loadAll()[0]!)).toEqual([1, 2, 3]);
   });
 
   it("does not replay an older epoch's log left by a crash during compaction", () => {
