@@ -29,12 +29,23 @@ export interface Send {
 
 let seq = 1;
 
-/** Sends from pod `from` and returns what each pod of `listeners` received, in order, marked as this send's. */
+/**
+ * Sends from pod `from` and returns what each pod of `listeners` received, in
+ * order, marked as this send's: what arrived until `seconds` after the sender
+ * finished. The window starts at the end of the send, not at the capture's
+ * start, so a sender slow to start on a loaded machine cannot outlast it.
+ */
 export async function traffic(from: string, f: Send, listeners: readonly string[], seconds = 2): Promise<Frame[][]> {
   const marker = `t${process.pid}x${seq++}`;
-  const caps = listeners.map((p) => execa('ip', ['netns', 'exec', p, 'python3', 'test/helpers/frames.py', 'capture', 'eth0', String(seconds)]));
+  // The capture's own limit only bounds a send that never returns; it is stopped below.
+  const caps = listeners.map((p) => execa('ip', ['netns', 'exec', p, 'python3', 'test/helpers/frames.py', 'capture', 'eth0', String(seconds + 120)], { reject: false }));
   await Promise.all(caps.map((c) => new Promise<void>((resolve) => c.stdout!.once('data', () => resolve()))));
-  await execa('ip', ['netns', 'exec', from, 'python3', 'test/helpers/frames.py', 'send', 'eth0', f.dst, f.src, f.tags ?? '', marker, String(f.count ?? 3), String(f.size ?? 60), String(f.gapMs ?? 5)]);
+  try {
+    await execa('ip', ['netns', 'exec', from, 'python3', 'test/helpers/frames.py', 'send', 'eth0', f.dst, f.src, f.tags ?? '', marker, String(f.count ?? 3), String(f.size ?? 60), String(f.gapMs ?? 5)]);
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+  } finally {
+    for (const c of caps) c.kill('SIGTERM');
+  }
   const outs = await Promise.all(caps);
   return outs.map((o) =>
     o.stdout
