@@ -9,6 +9,7 @@ import { keysMatch, protocolMatches } from '../../rules/classify/match.js';
 import { flowLine, meterLine } from '../../ovs/openflow/flow.js';
 import { deeperTagTrap } from '../translator/support/traps.js';
 import { shown } from '../helpers/shown.js';
+import { causeKey, rulesMet } from '../helpers/met.js';
 import { translate } from '../../translator/index.js';
 import type { PortMap } from '../../translator/portmap.js';
 import { frameView, packetToHex, packetView, type FrameView } from './frame.js';
@@ -27,6 +28,8 @@ export interface Prepared {
   set: OffloadSet;
   kept: FlowerRule[];
   notOffloaded: Set<FlowerRule>;
+  /** Why each rule that is not offloaded stays in the guest's software (the translator's reason). */
+  reasons: Map<FlowerRule, string>;
   flows: string[];
 }
 
@@ -35,8 +38,9 @@ export function prepare(c: Case, ports: PortMap): Prepared {
   // refused rules (skip_sw that cannot be offloaded) are refused in the guest too: they do not exist
   const kept = c.rules.filter((_, i) => !t.perRule.get(i + 1)!.refused);
   const notOffloaded = new Set(c.rules.filter((_, i) => !t.perRule.get(i + 1)!.offloaded));
+  const reasons = new Map(c.rules.flatMap((r, i) => { const e = t.perRule.get(i + 1)!.error; return e ? [[r, e.message] as const] : []; }));
   const flows = t.flows.map(flowLine);
-  return { c, kept, notOffloaded, flows, set: { name: c.name, flows, meters: t.meters.map(meterLine), frames: c.packets.map((p) => ({ port: p.inDev, hex: packetToHex(p) })) } };
+  return { c, kept, notOffloaded, reasons, flows, set: { name: c.name, flows, meters: t.meters.map(meterLine), frames: c.packets.map((p) => ({ port: p.inDev, hex: packetToHex(p) })) } };
 }
 
 export interface Verdict {
@@ -55,6 +59,10 @@ export interface Verdict {
    * vpf's to fix"): the frame itself is one OVS 3.1's tc offload never takes.
    */
   beyondOvs?: string;
+  /** Software alone (the classifier) says a rule decided the frame, not a skip_hw one: issue 11's "packets that meet a rule". */
+  metRule: boolean;
+  /** The hardware path hands the frame to the guest's software at a trap: the translator's reason. */
+  trappedBy?: string;
   expected: FrameView[];
   actual: FrameView[];
   report: string;
@@ -79,7 +87,12 @@ export function judge(p: Prepared, res: SetResult, n: number): Verdict {
   const actual = fr.last.out.map((o) => frameView(o.port, o.hex));
   const key = (v: FrameView) => JSON.stringify(v);
   const outputOk = JSON.stringify(expected.map(key).sort()) === JSON.stringify(actual.map(key).sort());
-  const mustOffload = !want.trace.some((s) => s.verdict.startsWith('trap (not offloaded)'));
+  const trapStep = want.trace.find((s) => s.verdict.startsWith('trap (not offloaded)'));
+  const mustOffload = !trapStep;
+  const trapRule = trapStep && rulesMet(p.kept, pkt.inDev, [trapStep])[0];
+  const trappedBy = trapStep ? causeKey((trapRule && p.reasons.get(trapRule)) || 'IPv6 later fragment or deeper tags of an offloaded rule') : undefined;
+  const metBySoftware = rulesMet(p.kept, pkt.inDev, classify(p.kept, pkt).trace);
+  const metRule = metBySoftware.length > 0 && !metBySoftware.some((r) => r.flags.skipHw);
   const offloaded = fr.last.path === 'tc';
   const met = p.kept.filter((r) => r.dev === pkt.inDev && want.trace.some((s) => s.chain === r.chain && s.prio === r.prio));
   const skipped = met.some(usesCt) ? 'conntrack' : undefined;
@@ -117,7 +130,7 @@ export function judge(p: Prepared, res: SetResult, n: number): Verdict {
     ...fr.flows.map((f) => `  dp:${f.dp} ${f.match} actions:${f.actions}`),
     ...(cause ? [`not offloaded: ${cause}`] : []),
   ].join('\n');
-  return { outputOk, mustOffload, offloaded, cause, skipped, ...(beyondOvs ? { beyondOvs } : {}), expected, actual, report };
+  return { outputOk, mustOffload, offloaded, cause, skipped, ...(beyondOvs ? { beyondOvs } : {}), metRule, ...(trappedBy ? { trappedBy } : {}), expected, actual, report };
 }
 
 /**
