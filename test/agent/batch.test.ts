@@ -5,11 +5,9 @@
 // a bridge that differs from what a restart computes, or a journal that
 // reloads other rules than the ones acknowledged.
 import { connect } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FlowSync } from '../../agent/flowsync.js';
 import { Journal } from '../../agent/journal.js';
 import { Metrics } from '../../agent/metrics.js';
@@ -17,14 +15,14 @@ import type { VmRecord } from '../../agent/records.js';
 import { VfState } from '../../agent/vfstate.js';
 import { VmState } from '../../agent/vm.js';
 import { NlFramer } from '../../agent/nlstream.js';
-import type { FlowInstaller } from '../../ovs/ctl/ofctl.js';
-import type { FlowDiff } from '../../ovs/openflow/diff.js';
 import { Errno } from '../../rules/errors.js';
 import type { FlowerRule } from '../../rules/model.js';
 import { parseError, parseMessages, type NlMessage } from '../../rules/netlink/nlmsg.js';
 import { encodeFilterRequest, encodeFilterSelect } from '../../rules/netlink/tc.js';
 import { parseFilter, splitArgs } from '../../rules/tcsyntax/index.js';
-import { defaultPortMap } from '../../translator/portmap.js';
+import { vmRecord } from '../helpers/records.js';
+import { standInBridge, type StandInBridge } from '../helpers/standin.js';
+import { tempDirs } from '../helpers/tmpdirs.js';
 
 const silent = pino({ level: 'silent' });
 const rule = (args: string) => (parseFilter(splitArgs(args)) as { value: FlowerRule }).value;
@@ -32,61 +30,24 @@ const rule = (args: string) => (parseFilter(splitArgs(args)) as { value: FlowerR
 const udp = (prio: number, handle: number, port = handle) => rule(`dev vf0 ingress prio ${prio} handle ${handle} protocol ip flower ip_proto udp dst_port ${port} action drop`);
 const add = (r: FlowerRule, seq: number) => encodeFilterRequest(r, { seq });
 const del = (prio: number, handle: number, seq: number) => encodeFilterSelect('del', { dev: 'vf0', direction: 'ingress', chain: undefined, prio, protocol: 0x0800, handle, kind: 'flower' }, { seq });
-
-const dirs: string[] = [];
-afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
-
-/** A stand-in bridge: holds flows by cookie; `gate` holds applies until released; `failNext` refuses the next bundle. */
-function bridge() {
-  const held = new Map<bigint, unknown>();
-  const applied: FlowDiff[] = [];
-  let release: (() => void) | undefined;
-  let gate: Promise<void> | undefined;
-  const b = {
-    held,
-    applied,
-    failNext: false,
-    hold() {
-      gate = new Promise((r) => (release = r));
-    },
-    open() {
-      gate = undefined;
-      release?.();
-    },
-    inst: {
-      dump: async () => [...held.values()] as never,
-      apply: async (d: FlowDiff) => {
-        if (gate) await gate;
-        if (b.failNext) {
-          b.failNext = false;
-          throw new Error('bundle refused');
-        }
-        applied.push(d);
-        for (const c of d.del) held.delete(c);
-        for (const f of d.add) held.set(f.cookie, { ...f, packets: 0, bytes: 0, idleAgeSec: 0, durationSec: 0 });
-      },
-      putMeters: async () => undefined,
-      pruneMeters: async () => undefined,
-      portStats: async () => new Map(),
-    } satisfies FlowInstaller,
-  };
-  return b;
-}
+const fresh = tempDirs('vpf-batch-');
 
 async function vm() {
-  const dir = mkdtempSync(join(tmpdir(), 'vpf-batch-'));
-  dirs.push(dir);
-  const rec: VmRecord = { name: 'b', vfs: 2, ports: defaultPortMap(2), attach: {}, rules: [], nextRuleId: 1, zoneBase: 256, layout: [] };
+  const dir = fresh();
+  const rec = vmRecord('b');
   const journal = new Journal(join(dir, 'j'));
   journal.save(rec);
-  const br = bridge();
+  const br = standInBridge();
   const v = new VmState(rec, 'br', br.inst, journal, { rulesPerVm: 1000, flowsPerVm: 100_000, msgsPerSec: 1e6 }, new Metrics(), silent);
   const path = join(dir, 'r.sock');
   await v.listen(path, join(dir, 'g.sock'));
   return { v, rec, br, journal, dir, path };
 }
 
-/** Writes `msgs` in one write (so they form one batch); `got` fills with each request's final reply as it arrives. */
+/**
+ * Writes `msgs` in one write (so they form one batch); `got` fills with each request's final reply as it
+ * arrives, to see that none came early (agent/ctl/channel.ts pipeline() only gives them all at the end).
+ */
 function pipelined(path: string, msgs: Buffer[]): { got: NlMessage[]; done: Promise<NlMessage[]> } {
   const got: NlMessage[] = [];
   const done = new Promise<NlMessage[]>((resolve, reject) => {
@@ -107,7 +68,7 @@ const answers = (got: NlMessage[]) => got.map((m) => [m.seq, parseError(m).errno
 const settle = () => new Promise((r) => setTimeout(r, 50));
 
 /** Flow mods a restart would send: the journal reloaded, translated anew, diffed against the bridge. */
-async function restartMods(dir: string, br: ReturnType<typeof bridge>): Promise<{ mods: number; rec: VmRecord }> {
+async function restartMods(dir: string, br: StandInBridge): Promise<{ mods: number; rec: VmRecord }> {
   const j = new Journal(join(dir, 'j'));
   const [rec] = j.loadAll();
   const sync = new FlowSync(rec!, new VfState(rec!), br.inst, j, new Metrics(), silent);

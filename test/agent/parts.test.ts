@@ -1,73 +1,34 @@
 // The VM's parts alone (docs/architecture.md): the filter table without I/O,
 // the flow synchronizer against an injected installer, and the request path,
 // pipelined batches included, over a real channel socket with a stand-in bridge.
-import { connect } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { pipeline } from '../../agent/ctl/channel.js';
 import { FilterTable } from '../../agent/filters.js';
 import { FlowSync } from '../../agent/flowsync.js';
 import { Journal } from '../../agent/journal.js';
 import { Metrics } from '../../agent/metrics.js';
-import type { VmRecord } from '../../agent/records.js';
 import { VfState } from '../../agent/vfstate.js';
 import { VmState } from '../../agent/vm.js';
-import { NlFramer } from '../../agent/nlstream.js';
-import type { FlowInstaller } from '../../ovs/ctl/ofctl.js';
-import type { FlowDiff } from '../../ovs/openflow/diff.js';
 import { Errno, VpfError } from '../../rules/errors.js';
 import type { FlowerRule } from '../../rules/model.js';
-import { NlmF, parseError, parseMessages, type NlMessage } from '../../rules/netlink/nlmsg.js';
+import { NlmF, parseError, parseMessages } from '../../rules/netlink/nlmsg.js';
 import { decodeTcNlMessage, encodeFilterRequest } from '../../rules/netlink/tc.js';
 import { parseFilter, splitArgs } from '../../rules/tcsyntax/index.js';
-import { defaultPortMap } from '../../translator/portmap.js';
+import { vmRecord } from '../helpers/records.js';
+import { standInBridge } from '../helpers/standin.js';
+import { tempDirs } from '../helpers/tmpdirs.js';
 
 const ADD = NlmF.REQUEST | NlmF.ACK | NlmF.EXCL | NlmF.CREATE;
 const rule = (args: string) => (parseFilter(splitArgs(args)) as { value: FlowerRule }).value;
 const udp = (port: number, extra = '') => rule(`dev vf0 ingress prio 1 ${extra} protocol ip flower ip_proto udp dst_port ${port} action drop`);
-const record = (): VmRecord => ({ name: 't', vfs: 2, ports: defaultPortMap(2), attach: {}, rules: [], nextRuleId: 1, zoneBase: 256, layout: [] });
 const silent = pino({ level: 'silent' });
-
-const dirs: string[] = [];
-afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
-const fresh = () => {
-  const d = mkdtempSync(join(tmpdir(), 'vpf-parts-'));
-  dirs.push(d);
-  return d;
-};
-
-/** A bridge that records what it is sent; `failNext` makes the next apply fail as a refused bundle would. */
-function recorder() {
-  const applied: FlowDiff[] = [];
-  let dumps = 0;
-  let held = new Map<bigint, unknown>();
-  const inst: FlowInstaller & { failNext: boolean } = {
-    failNext: false,
-    dump: async () => {
-      dumps++;
-      return [...held.values()] as never;
-    },
-    apply: async (d) => {
-      if (inst.failNext) {
-        inst.failNext = false;
-        throw new Error('bundle refused');
-      }
-      applied.push(d);
-      for (const c of d.del) held.delete(c);
-      for (const f of d.add) held.set(f.cookie, { ...f, packets: 0, bytes: 0, idleAgeSec: 0, durationSec: 0 });
-    },
-    putMeters: async () => undefined,
-    pruneMeters: async () => undefined,
-    portStats: async () => new Map(),
-  };
-  return { inst, applied, dumps: () => dumps, reset: () => (held = new Map()) };
-}
+const fresh = tempDirs('vpf-parts-');
 
 describe('filter table', () => {
   it('places a filter without prio as cls_api does, refuses a duplicate with EEXIST, and rolls back to a snapshot', () => {
-    const rec = record();
+    const rec = vmRecord('t');
     const t = new FilterTable(rec, 10);
     const before = t.snapshot();
     const auto = rule('dev vf0 ingress protocol ip flower ip_proto udp action drop');
@@ -82,7 +43,7 @@ describe('filter table', () => {
   });
 
   it('refuses past the rule quota with ENOSPC', () => {
-    const t = new FilterTable(record(), 1);
+    const t = new FilterTable(vmRecord('t'), 1);
     t.filterChange({ type: 'filter', op: 'new', hdr: {} as never, rule: udp(1) }, ADD);
     expect(() => t.filterChange({ type: 'filter', op: 'new', hdr: {} as never, rule: udp(2) }, ADD)).toThrow(VpfError);
   });
@@ -90,10 +51,10 @@ describe('filter table', () => {
 
 describe('flow synchronizer', () => {
   function setup() {
-    const rec = record();
+    const rec = vmRecord('t');
     const j = new Journal(join(fresh(), 'j'));
     j.save(rec);
-    const r = recorder();
+    const r = standInBridge();
     const filters = new FilterTable(rec, 100);
     const sync = new FlowSync(rec, new VfState(rec), r.inst, j, new Metrics(), silent);
     const add = async (port: number) => {
@@ -128,7 +89,7 @@ describe('flow synchronizer', () => {
     // A group's first rule takes the whole-translation path; warm up so the failure below is on the incremental one.
     await add(1);
     expect(r.dumps()).toBe(1);
-    r.inst.failNext = true;
+    r.failNext = true;
     await expect(add(2)).rejects.toThrow('bundle refused');
     await add(3);
     expect(r.dumps()).toBe(2);
@@ -139,30 +100,13 @@ describe('flow synchronizer', () => {
 });
 
 describe('guest requests', () => {
-  /** Writes `msgs` in one write (pipelined, so they form one batch) and collects one final reply per request. */
-  function pipelined(path: string, msgs: Buffer[]): Promise<NlMessage[]> {
-    return new Promise((resolve, reject) => {
-      const f = new NlFramer();
-      const got: NlMessage[] = [];
-      const s = connect(path, () => s.write(Buffer.concat(msgs)));
-      s.on('error', reject);
-      s.on('data', (c: Buffer) => {
-        for (const b of f.push(c)) got.push(parseMessages(b)[0]!);
-        if (got.length === msgs.length) {
-          s.end();
-          resolve(got);
-        }
-      });
-    });
-  }
-
   async function vm(msgsPerSec = 1e6) {
     const dir = fresh();
-    const rec = record();
+    const rec = vmRecord('t');
     const j = new Journal(join(dir, 'j'));
     j.save(rec);
     const metrics = new Metrics();
-    const v = new VmState(rec, 'br', recorder().inst, j, { rulesPerVm: 100, flowsPerVm: 10_000, msgsPerSec }, metrics, silent);
+    const v = new VmState(rec, 'br', standInBridge().inst, j, { rulesPerVm: 100, flowsPerVm: 10_000, msgsPerSec }, metrics, silent);
     await v.listen(join(dir, 'r.sock'), join(dir, 'g.sock'));
     return { v, rec, metrics, path: join(dir, 'r.sock') };
   }
@@ -171,7 +115,7 @@ describe('guest requests', () => {
   it('a pipelined batch with a refusal in the middle: each request gets its own answer, the refusal counted once', async () => {
     const { v, rec, metrics, path } = await vm();
     const msgs = [encodeFilterRequest(udp(1, 'handle 1'), { seq: 1 }), encodeFilterRequest(udp(2, 'handle 1'), { seq: 2 }), encodeFilterRequest(udp(3, 'handle 2'), { seq: 3 })];
-    const got = await pipelined(path, msgs);
+    const got = await pipeline(path, msgs);
     v.close();
     expect(got.map((m) => [m.seq, parseError(m).errno])).toEqual([[1, 0], [2, Errno.EEXIST], [3, 0]]);
     expect(rec.rules.map((e) => e.rule.handle)).toEqual([1, 2]);
@@ -182,7 +126,7 @@ describe('guest requests', () => {
     // Three requests, a quota of three per second: counting the retried requests again would refuse the last with EBUSY.
     const { v, rec, metrics, path } = await vm(3);
     const egress = rule('dev vf0 egress prio 2 protocol ip flower ip_proto udp action drop');
-    const got = await pipelined(path, [encodeFilterRequest(udp(1), { seq: 1 }), encodeFilterRequest(egress, { seq: 2 }), encodeFilterRequest(udp(3), { seq: 3 })]);
+    const got = await pipeline(path, [encodeFilterRequest(udp(1), { seq: 1 }), encodeFilterRequest(egress, { seq: 2 }), encodeFilterRequest(udp(3), { seq: 3 })]);
     v.close();
     expect(got.map((m) => [m.seq, parseError(m).errno])).toEqual([[1, 0], [2, Errno.EOPNOTSUPP], [3, 0]]);
     expect(rec.rules.map((e) => e.rule.direction)).toEqual(['ingress', 'ingress']);
@@ -193,7 +137,7 @@ describe('guest requests', () => {
     const { v, rec, path } = await vm();
     const msg = encodeFilterRequest(rule('dev vf0 egress prio 2 protocol ip flower ip_proto udp action drop'), { seq: 9 });
     expect(decodeTcNlMessage(parseMessages(msg)[0]!).ok).toBe(true);
-    const [got] = await pipelined(path, [msg]);
+    const [got] = await pipeline(path, [msg]);
     v.close();
     expect(parseError(got!).errno).toBe(Errno.EOPNOTSUPP);
     expect(rec.rules).toEqual([]);
