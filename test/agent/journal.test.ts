@@ -1,10 +1,9 @@
 // The journal is what makes an acknowledged rule survive kill -9: these tests
 // cut it the ways a crash can (torn last line, flipped bits, a crash between a
 // compaction's rename and its log removal) and check what comes back.
-import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Journal } from '../../agent/journal.js';
 import type { VmRecord } from '../../agent/records.js';
 import { RuleTable } from '../../agent/ruletable.js';
@@ -12,17 +11,22 @@ import { layoutMap } from '../../agent/group.js';
 import { crc32 } from 'node:zlib';
 import { parseFilter, splitArgs } from '../../rules/tcsyntax/index.js';
 import type { FlowerRule } from '../../rules/model.js';
-import { defaultPortMap } from '../../translator/portmap.js';
+import { vmRecord } from '../helpers/records.js';
+import { tempDirs } from '../helpers/tmpdirs.js';
 
-const dirs: string[] = [];
-afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
-const fresh = () => {
-  const d = mkdtempSync(join(tmpdir(), 'vpf-journal-'));
-  dirs.push(d);
-  return d;
-};
+const fresh = tempDirs('vpf-journal-');
 const rule = (port: number) => (parseFilter(splitArgs(`dev vf0 ingress prio 1 protocol ip flower ip_proto udp dst_port ${port} action drop`)) as { value: FlowerRule }).value;
-const vm = (): VmRecord => ({ name: 'a', vfs: 2, ports: defaultPortMap(2), attach: {}, rules: [], nextRuleId: 1, zoneBase: 256, layout: [] });
+
+/** A journal in a fresh directory holding VM `a`'s record, saved with no rules yet. */
+function opened(): { dir: string; j: Journal; rec: VmRecord } {
+  const dir = fresh();
+  const j = new Journal(dir);
+  const rec = vmRecord('a');
+  j.save(rec);
+  return { dir, j, rec };
+}
+/** The record's next rule: the udp drop for `port`, with the next id. */
+const entry = (rec: VmRecord, port: number) => ({ id: rec.nextRuleId++, rule: rule(port), installedAt: 1 });
 
 /** Edits through a rule table and appends its changes, as the daemon does. */
 function edit(j: Journal, rec: VmRecord, f: (t: RuleTable) => void): Promise<void> {
@@ -31,15 +35,12 @@ function edit(j: Journal, rec: VmRecord, f: (t: RuleTable) => void): Promise<voi
   rec.rules = t.toArray();
   return j.append(rec, { ...t.takeChanges(), nextRuleId: rec.nextRuleId, layout: rec.layout });
 }
-const add = (j: Journal, rec: VmRecord, port: number) => edit(j, rec, (t) => t.push({ id: rec.nextRuleId++, rule: rule(port), installedAt: 1 }));
+const add = (j: Journal, rec: VmRecord, port: number) => edit(j, rec, (t) => t.push(entry(rec, port)));
 const ports = (rec: VmRecord) => rec.rules.map((e) => (e.rule.match.dstPort as { value: number }).value);
 
 describe('journal', () => {
   it('replays adds, replaces and deletes in install order', () => {
-    const dir = fresh();
-    const j = new Journal(dir);
-    const rec = vm();
-    j.save(rec);
+    const { dir, j, rec } = opened();
     for (const p of [1, 2, 3, 4]) add(j, rec, p);
     edit(j, rec, (t) => {
       t.remove(rec.rules[1]!);
@@ -52,10 +53,7 @@ describe('journal', () => {
   });
 
   it('ignores a torn last line (a request never acknowledged) and keeps everything before it', () => {
-    const dir = fresh();
-    const j = new Journal(dir);
-    const rec = vm();
-    j.save(rec);
+    const { dir, j, rec } = opened();
     add(j, rec, 1);
     add(j, rec, 2);
     j.close();
@@ -65,10 +63,7 @@ describe('journal', () => {
   });
 
   it('stops replay at a line whose checksum does not match', () => {
-    const dir = fresh();
-    const j = new Journal(dir);
-    const rec = vm();
-    j.save(rec);
+    const { dir, j, rec } = opened();
     for (const p of [1, 2, 3]) add(j, rec, p);
     j.close();
     const log = join(dir, readdirSync(dir).find((f) => f.endsWith('.log'))!);
@@ -79,10 +74,7 @@ describe('journal', () => {
   });
 
   it('compacts a long log into a snapshot and starts a new log for it', () => {
-    const dir = fresh();
-    const j = new Journal(dir);
-    const rec = vm();
-    j.save(rec);
+    const { dir, j, rec } = opened();
     for (let p = 1; p <= 3000; p++) add(j, rec, p);
     j.close();
     const logs = readdirSync(dir).filter((f) => f.endsWith('.log'));
@@ -94,10 +86,7 @@ describe('journal', () => {
   it('acknowledges every append of a burst, across compactions, once its line is on disk', async () => {
     // Appends do not wait for each other (the fdatasync runs off the event loop); a compaction
     // in the middle must not close a log under a sync its appends still wait for.
-    const dir = fresh();
-    const j = new Journal(dir);
-    const rec = vm();
-    j.save(rec);
+    const { dir, j, rec } = opened();
     const acks = Array.from({ length: 3000 }, (_, i) => add(j, rec, i + 1));
     const settled = await Promise.allSettled(acks);
     expect(settled.filter((s) => s.status === 'rejected')).toEqual([]);
@@ -107,10 +96,7 @@ describe('journal', () => {
   });
 
   it('completes the appends in flight when the journal is closed (vpfd stopping mid-request)', async () => {
-    const dir = fresh();
-    const j = new Journal(dir);
-    const rec = vm();
-    j.save(rec);
+    const { dir, j, rec } = opened();
     const acks = [1, 2, 3].map((p) => add(j, rec, p));
     j.close();
     const settled = await Promise.allSettled(acks);
@@ -119,10 +105,7 @@ describe('journal', () => {
   });
 
   it("does not replay an older epoch's log left by a crash during compaction", () => {
-    const dir = fresh();
-    const j = new Journal(dir);
-    const rec = vm();
-    j.save(rec);
+    const { dir, j, rec } = opened();
     add(j, rec, 1);
     const stale = readFileSync(join(dir, 'a.1.log'), 'utf8');
     j.save(rec);
@@ -136,7 +119,7 @@ describe('journal', () => {
   it('loads a journal of the previous release, whose layout is [translator key, table] pairs', () => {
     const dir = fresh();
     // As the last release wrote them: snapshot and one log line, layouts as "chain/prio" and "chain/entry" keys.
-    const snap = { ...vm(), rules: [{ id: 1, rule: rule(53), installedAt: 1 }], nextRuleId: 2, layout: [['0/entry', 1], ['0/1', 2]], epoch: 1 };
+    const snap = { ...vmRecord('a'), rules: [{ id: 1, rule: rule(53), installedAt: 1 }], nextRuleId: 2, layout: [['0/entry', 1], ['0/1', 2]], epoch: 1 };
     writeFileSync(join(dir, 'a.json'), JSON.stringify(snap));
     const body = JSON.stringify({ upsert: [{ id: 2, rule: { ...rule(54), prio: 7 }, installedAt: 2 }], removed: [], nextRuleId: 3, layout: [['0/entry', 1], ['0/1', 2], ['0/7', 3]] });
     writeFileSync(join(dir, 'a.1.log'), `${crc32(body).toString(16).padStart(8, '0')} ${body}\n`);
@@ -150,10 +133,7 @@ describe('journal', () => {
   });
 
   it('keeps appending to a whole log after a restart, and drops a torn tail before appending', () => {
-    const dir = fresh();
-    const j = new Journal(dir);
-    const rec = vm();
-    j.save(rec);
+    const { dir, j, rec } = opened();
     add(j, rec, 1);
     add(j, rec, 2);
     j.close();
@@ -174,10 +154,7 @@ describe('journal', () => {
   });
 
   it('replays a last line whose newline was never written, and appends after it safely', () => {
-    const dir = fresh();
-    const j = new Journal(dir);
-    const rec = vm();
-    j.save(rec);
+    const { dir, j, rec } = opened();
     add(j, rec, 1);
     add(j, rec, 2);
     j.close();
@@ -192,17 +169,14 @@ describe('journal', () => {
   });
 
   it('replays a long log of adds, replaces and deletes to the state the edits left', () => {
-    const dir = fresh();
-    const j = new Journal(dir);
-    const rec = vm();
-    j.save(rec);
+    const { dir, j, rec } = opened();
     let seed = 7;
     const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
     let port = 1;
     for (let k = 0; k < 400; k++) {
       edit(j, rec, (t) => {
         const live = t.toArray();
-        for (let n = rnd(4); n > 0; n--) t.push({ id: rec.nextRuleId++, rule: rule(port++), installedAt: 1 });
+        for (let n = rnd(4); n > 0; n--) t.push(entry(rec, port++));
         // Removes and replaces of rules that existed before this edit (a removed one is not touched again).
         const gone = new Set<number>();
         for (let n = rnd(3); n > 0 && live.length; n--) {
