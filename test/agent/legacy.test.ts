@@ -3,14 +3,8 @@
 // real frames between network namespaces (VFs pod lg0..lg2, the wire lgw),
 // tags read off the wire. Each behaviour is what an mlx5 legacy eswitch does.
 import { execa } from 'execa';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_CONFIG } from '../../agent/config.js';
-import { Vpfd } from '../../agent/daemon.js';
 import { talk } from '../../agent/ctl/channel.js';
 import { Errno } from '../../rules/errors.js';
 import { NlmF, parseError, parseMessages, type NlMessage } from '../../rules/netlink/nlmsg.js';
@@ -22,40 +16,30 @@ import type { FlowerRule } from '../../rules/model.js';
 import { parseVfArgs } from '../../rules/vfsyntax.js';
 import { parseDumpFlows } from '../../ovs/ctl/ofctl.js';
 import { cookieKind, FlowKind } from '../../translator/cookie.js';
-import { startOvs, type PrivateOvs } from '../harness/ovs.js';
-import { addPod, delPods } from '../helpers/pods.js';
+import * as frames from '../helpers/frames.js';
+import { PodBed } from '../helpers/podbed.js';
 
-const PODS = ['lg0', 'lg1', 'lg2', 'lgw'];
 const MAC = ['02:00:00:00:00:01', '02:00:00:00:00:02', '02:00:00:00:00:03', '02:00:00:00:00:aa'];
 const WIRE = 3;
 const UNKNOWN = '02:00:00:00:00:99';
 const BCAST = 'ff:ff:ff:ff:ff:ff';
-let ovs: PrivateOvs;
-let d: Vpfd;
-let state: string;
-let seq = 1;
+let bed: PodBed;
 const sh = (...a: string[]) => execa(a[0]!, a.slice(1));
 
 beforeAll(async () => {
-  ovs = await startOvs();
-  state = mkdtempSync(join(tmpdir(), 'vpf-legacy-'));
-  for (const [i, p] of PODS.entries()) await addPod(ovs, p, { mac: MAC[i]! });
-  d = await Vpfd.start({ ...DEFAULT_CONFIG, stateDir: state, ovsdb: `unix:${ovs.dbSock}`, ovsRundir: ovs.rundir, datapathType: 'netdev' }, pino({ level: 'silent' }));
-  await d.addVm({ name: 'lg', vfs: 3, attach: { vf0: 'lg0-dp', vf1: 'lg1-dp', vf2: 'lg2-dp', uplink: 'lgw-dp' } });
+  // VFs behind lg0..lg2, the wire lgw behind the uplink.
+  bed = await PodBed.start('lg', MAC.slice(0, WIRE), {}, {}, { wire: MAC[WIRE]! });
 }, 60_000);
 
 afterAll(async () => {
-  await d?.stop();
-  await delPods(PODS);
-  await ovs?.stop();
-  rmSync(state, { recursive: true, force: true });
+  await bed?.stop();
 });
 
 /** `ip link set pf vf ...` as the guest sends it; the errno of the answer (0 = ok) and its extack. */
 async function vf(args: string): Promise<{ errno: number; message?: string }> {
   const req = parseVfArgs(['vf', ...args.split(' ')]);
   if (!req.ok) throw new Error(req.error.message);
-  const e = parseError((await talk(d.channelPath('lg'), encodeVfSetRequest({ seq: seq++ }, 1, [req.value]))).at(-1)!);
+  const e = parseError((await talk(bed.channel, encodeVfSetRequest({ seq: bed.nextSeq() }, 1, [req.value]))).at(-1)!);
   return { errno: e.errno, message: e.message };
 }
 
@@ -72,51 +56,35 @@ function ask(path: string, req: Buffer): Promise<NlMessage> {
 }
 
 async function eswitch(mode?: 'legacy' | 'switchdev'): Promise<{ errno?: number; mode?: string }> {
-  const path = join(state, 'vms', 'lg.genl.sock');
-  const family = decodeDevlinkReply(await ask(path, encodeFamilyRequest({ seq: seq++ })));
+  const path = bed.d.genlChannelPath(bed.vm);
+  const family = decodeDevlinkReply(await ask(path, encodeFamilyRequest({ seq: bed.nextSeq() })));
   if (!family.ok || family.value.cmd !== 'family') throw new Error('no devlink family on the channel');
   const h = { bus: 'pci', dev: '0000:01:00.0' };
-  if (mode) return { errno: parseError(await ask(path, encodeEswitchRequest({ seq: seq++ }, { cmd: 'eswitch-set', ...h, mode }, family.value.id))).errno };
-  const r = decodeDevlinkReply(await ask(path, encodeEswitchRequest({ seq: seq++ }, { cmd: 'eswitch-get', ...h }, family.value.id), ), family.value.id);
+  if (mode) return { errno: parseError(await ask(path, encodeEswitchRequest({ seq: bed.nextSeq() }, { cmd: 'eswitch-set', ...h, mode }, family.value.id))).errno };
+  const r = decodeDevlinkReply(await ask(path, encodeEswitchRequest({ seq: bed.nextSeq() }, { cmd: 'eswitch-get', ...h }, family.value.id), ), family.value.id);
   return { mode: r.ok && r.value.cmd === 'eswitch' ? r.value.mode : undefined };
 }
 
 async function links() {
-  const replies = await talk(d.channelPath('lg'), encodeGetLinkRequest({ seq: seq++, flags: NlmF.REQUEST | NlmF.DUMP }, 0, RTEXT_FILTER.VF));
+  const replies = await talk(bed.channel, encodeGetLinkRequest({ seq: bed.nextSeq(), flags: NlmF.REQUEST | NlmF.DUMP }, 0, RTEXT_FILTER.VF));
   const r = decodeLinkReply(replies[0]!);
   if (!r.ok) throw new Error(r.error.message);
   return r.value;
 }
 
-interface Frame {
-  src: string;
-  dst: string;
-  tags: { tpid: number; vid: number; pcp: number }[];
-  marker: string;
-}
-
 /**
- * Sends `count` test frames from pod `from` (paced: the first one's upcall must not
- * crowd out the rest on a loaded machine) and returns what each pod received (by pod index).
+ * frames.ts traffic() from pod `from` (its own MAC as source unless `src`): what each pod received, by pod
+ * index ([] if not listening). Each send takes the sender's start plus `seconds`, so the tests that send
+ * many have room for a loaded machine.
  */
-async function traffic(from: number, f: { dst: string; src?: string; tags?: string; count?: number; size?: number; gapMs?: number }, seconds = 2, listeners = PODS): Promise<Frame[][]> {
-  const marker = `m${seq++}`;
-  const caps = PODS.map((p) => (!listeners.includes(p) ? execa('true') : execa('ip', ['netns', 'exec', p, 'python3', 'test/helpers/frames.py', 'capture', 'eth0', String(seconds)])));
-  await Promise.all(caps.map((c, i) => listeners.includes(PODS[i]!) && new Promise<void>((resolve) => c.stdout!.once('data', () => resolve()))));
-  await execa('ip', ['netns', 'exec', PODS[from]!, 'python3', 'test/helpers/frames.py', 'send', 'eth0', f.dst, f.src ?? MAC[from]!, f.tags ?? '', marker, String(f.count ?? 3), String(f.size ?? 60), String(f.gapMs ?? 5)]);
-  const outs = await Promise.all(caps);
-  return outs.map((o) =>
-    o.stdout
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as Frame & { ready?: boolean })
-      .filter((x) => !x.ready && x.marker === marker),
-  );
+async function traffic(from: number, f: Omit<frames.Send, 'src'> & { src?: string }, seconds = 2, listeners = bed.pods): Promise<frames.Frame[][]> {
+  const got = await frames.traffic(bed.pods[from]!, { src: MAC[from]!, ...f }, listeners, seconds);
+  return bed.pods.map((p) => got[listeners.indexOf(p)] ?? []);
 }
-const counts = (got: Frame[][]) => got.map((g) => g.length);
+const counts = (got: frames.Frame[][]) => got.map((g) => g.length);
 
 async function bridgeFlows() {
-  return parseDumpFlows(await ovs.ofctl('dump-flows', 'vpf-lg'));
+  return parseDumpFlows(await bed.ovs.ofctl('dump-flows', 'vpf-lg'));
 }
 
 describe('legacy eswitch through vpfd', () => {
@@ -127,9 +95,9 @@ describe('legacy eswitch through vpfd', () => {
     expect((await vf('0 max_tx_rate 5')).errno).toBe(0);
     const entry = (await bridgeFlows()).find((f) => f.table === 0 && f.match.includes('in_port=100'))!;
     expect(entry.actions).toMatch(/^meter:65536,/);
-    expect(await ovs.ofctl('dump-meters', 'vpf-lg')).toMatch(/meter=65536 kbps burst stats bands=\s*type=drop rate=5000 /);
+    expect(await bed.ovs.ofctl('dump-meters', 'vpf-lg')).toMatch(/meter=65536 kbps burst stats bands=\s*type=drop rate=5000 /);
     expect((await vf('0 max_tx_rate 0')).errno).toBe(0);
-    expect(await ovs.ofctl('dump-meters', 'vpf-lg')).not.toMatch(/meter=65536/);
+    expect(await bed.ovs.ofctl('dump-meters', 'vpf-lg')).not.toMatch(/meter=65536/);
     for (const a of ['0 vlan 100', '0 spoofchk on', '0 trust on', '0 state disable']) {
       const r = await vf(a);
       expect(r.errno, a).toBe(Errno.EOPNOTSUPP);
@@ -144,7 +112,7 @@ describe('legacy eswitch through vpfd', () => {
     expect(kinds).toEqual(new Set([FlowKind.LEGACY]));
     // No representors in legacy mode: tc on them is refused.
     const r = (parseFilter(splitArgs('dev vf0 ingress prio 1 protocol ip flower action drop')) as { value: FlowerRule }).value;
-    expect(parseError((await talk(d.channelPath('lg'), encodeFilterRequest(r))).at(-1)!).errno).toBe(Errno.EOPNOTSUPP);
+    expect(parseError((await talk(bed.channel, encodeFilterRequest(r))).at(-1)!).errno).toBe(Errno.EOPNOTSUPP);
   });
 
   it('refuses what a NIC refuses: multicast MAC, qos > 7, min_tx_rate without egress queues, a VF that does not exist', async () => {
@@ -161,7 +129,7 @@ describe('legacy eswitch through vpfd', () => {
     expect(counts(await traffic(0, { dst: UNKNOWN }))).toEqual([0, 0, 0, 3]);
     expect(counts(await traffic(0, { dst: BCAST }))).toEqual([0, 3, 3, 3]);
     expect(counts(await traffic(WIRE, { dst: MAC[0]! }))).toEqual([3, 0, 0, 0]);
-  }, 30_000);
+  }, 60_000);
 
   it('port VLAN: pushes the tag with its PCP toward the wire, strips it toward the VF, drops guest tags', async () => {
     expect((await vf('0 vlan 100 qos 3')).errno).toBe(0);
@@ -181,7 +149,7 @@ describe('legacy eswitch through vpfd', () => {
     ]);
     expect((await vf('0 vlan 0')).errno).toBe(0);
     expect(counts(await traffic(0, { dst: UNKNOWN }))[WIRE]).toBe(3);
-  }, 60_000);
+  }, 120_000);
 
   it('spoof checking drops frames whose source is not the VF MAC and counts them as tx_dropped', async () => {
     expect((await vf('0 spoofchk on')).errno).toBe(0);
@@ -191,15 +159,15 @@ describe('legacy eswitch through vpfd', () => {
     expect(l.vfs[0]!.spoofchk).toBe(true);
     expect(Number(l.vfs[0]!.stats!.txDropped)).toBeGreaterThanOrEqual(3);
     expect((await vf('0 spoofchk off')).errno).toBe(0);
-  }, 30_000);
+  }, 60_000);
 
   it('unknown unicast from the wire reaches a promiscuous VF only when it is trusted', async () => {
-    expect(parseError((await talk(d.channelPath('lg'), encodeRxModeRequest({ seq: seq++ }, 2 + 2, { promisc: true }))).at(-1)!).errno).toBe(0);
+    expect(parseError((await talk(bed.channel, encodeRxModeRequest({ seq: bed.nextSeq() }, 2 + 2, { promisc: true }))).at(-1)!).errno).toBe(0);
     expect(counts(await traffic(WIRE, { dst: UNKNOWN }))[2]).toBe(0);
     expect((await vf('2 trust on')).errno).toBe(0);
     expect(counts(await traffic(WIRE, { dst: UNKNOWN }))).toEqual([0, 0, 3, 0]);
     expect((await vf('2 trust off')).errno).toBe(0);
-  }, 30_000);
+  }, 60_000);
 
   it('link state disable cuts the VF off both ways; enable restores it', async () => {
     expect((await vf('1 state disable')).errno).toBe(0);
@@ -207,7 +175,7 @@ describe('legacy eswitch through vpfd', () => {
     expect(counts(await traffic(1, { dst: BCAST }))).toEqual([0, 0, 0, 0]);
     expect((await vf('1 state enable')).errno).toBe(0);
     expect(counts(await traffic(0, { dst: MAC[1]! }))[1]).toBe(3);
-  }, 30_000);
+  }, 60_000);
 
   it('max_tx_rate polices what the VF sends', async () => {
     // 400 frames of 1000 bytes over 0.8 s: 4 Mbit/s offered.
@@ -244,7 +212,7 @@ describe('legacy eswitch through vpfd', () => {
 });
 
 describe('vpfctl against the daemon', () => {
-  const vpfctl = (...a: string[]) => execa('node', ['dist/bin/vpfctl.js', '--state-dir', state, ...a], { reject: false });
+  const vpfctl = (...a: string[]) => execa('node', ['dist/bin/vpfctl.js', '--state-dir', bed.config.stateDir, ...a], { reject: false });
   it('vf sets and shows like ip link, eswitch shows like devlink, refusals print like ip', async () => {
     expect((await vpfctl('vf', 'lg', '1', 'trust', 'on', 'spoofchk', 'on')).exitCode).toBe(0);
     const shown = await vpfctl('vf', 'lg', 'show');
@@ -264,20 +232,20 @@ describe('link state auto', () => {
     expect((await vf('2 state enable')).errno).toBe(0);
     expect((await vf('2 mac 02:00:00:00:00:03')).errno).toBe(0);
     const linkDown = async () => (await bridgeFlows()).some((f) => f.table === 0 && f.priority === 300 && f.match.includes('in_port=100'));
-    await sh('ip', '-n', 'lgw', 'link', 'set', 'eth0', 'down');
+    await sh('ip', '-n', bed.pods[WIRE]!, 'link', 'set', 'eth0', 'down');
     try {
       await expect.poll(linkDown, { timeout: 10_000, interval: 100 }).toBe(true);
-      const vfsOnly = PODS.slice(0, 3);
+      const vfsOnly = bed.pods.slice(0, 3);
       expect(counts(await traffic(0, { dst: MAC[1]! }, 1.2, vfsOnly))[1]).toBe(0);
       expect(counts(await traffic(2, { dst: MAC[0]! }, 1.2, vfsOnly))[0]).toBe(0);
       expect(counts(await traffic(2, { dst: MAC[1]! }, 1.2, vfsOnly))[1]).toBe(3);
       expect(counts(await traffic(2, { dst: BCAST }, 1.2, vfsOnly))).toEqual([0, 3, 0, 0]);
     } finally {
-      await sh('ip', '-n', 'lgw', 'link', 'set', 'eth0', 'up');
+      await sh('ip', '-n', bed.pods[WIRE]!, 'link', 'set', 'eth0', 'up');
     }
     await expect.poll(linkDown, { timeout: 10_000, interval: 100 }).toBe(false);
     expect(counts(await traffic(0, { dst: MAC[1]! }))[1]).toBe(3);
-  }, 60_000);
+  }, 120_000);
 });
 
 describe('VFs backed by a host NIC', () => {
@@ -285,19 +253,19 @@ describe('VFs backed by a host NIC', () => {
     const pf = `vpfhpf${process.pid % 100000}`;
     await sh('ip', 'link', 'add', pf, 'type', 'veth', 'peer', 'name', `${pf}p`);
     try {
-      await d.addVm({ name: 'lgp', vfs: 2, hostPf: { pf, vfs: [5, 6] } });
+      await bed.d.addVm({ name: 'lgp', vfs: 2, hostPf: { pf, vfs: [5, 6] } });
       const req = parseVfArgs(['vf', '1', 'mac', '02:00:00:00:00:01']);
       if (!req.ok) throw new Error(req.error.message);
-      const e = parseError((await talk(d.channelPath('lgp'), encodeVfSetRequest({ seq: seq++ }, 1, [req.value]))).at(-1)!);
+      const e = parseError((await talk(bed.d.channelPath('lgp'), encodeVfSetRequest({ seq: bed.nextSeq() }, 1, [req.value]))).at(-1)!);
       // A veth has no ndo_set_vf_mac: the kernel's bare EOPNOTSUPP, as `ip link set PF vf 6 mac ...` gets it.
       expect(e.errno).toBe(Errno.EOPNOTSUPP);
       expect(e.message).toBeUndefined();
       const ip = await execa('ip', ['link', 'set', pf, 'vf', '6', 'mac', '02:00:00:00:00:01'], { reject: false });
       expect(ip.stderr).toMatch(/Operation not supported/);
       // Refused by the host, so not recorded: the guest still sees no MAC on VF 1.
-      const shown = decodeLinkReply((await talk(d.channelPath('lgp'), encodeGetLinkRequest({ seq: seq++, flags: NlmF.REQUEST | NlmF.DUMP }, 0, RTEXT_FILTER.VF)))[0]!);
+      const shown = decodeLinkReply((await talk(bed.d.channelPath('lgp'), encodeGetLinkRequest({ seq: bed.nextSeq(), flags: NlmF.REQUEST | NlmF.DUMP }, 0, RTEXT_FILTER.VF)))[0]!);
       expect(shown.ok && shown.value.vfs[1]!.mac).toBe('00:00:00:00:00:00');
-      await d.delVm('lgp');
+      await bed.d.delVm('lgp');
     } finally {
       await execa('ip', ['link', 'del', pf], { reject: false });
     }

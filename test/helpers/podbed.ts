@@ -1,6 +1,7 @@
 // One VM's data-plane bed: a private OVS, a pod (netns + veth) behind each of
-// the VM's VFs, vpfd in this process, and the guest's filter requests over
-// its channel. For tests that send real frames through vpfd's flows.
+// the VM's VFs (and, if asked, one behind the uplink as the wire), vpfd in
+// this process, and the guest's filter requests over its channel. For tests
+// that send real frames through vpfd's flows.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +18,14 @@ import { parseFilter, splitArgs } from '../../rules/tcsyntax/index.js';
 import { startOvs, type PrivateOvs } from '../harness/ovs.js';
 import { addPod, delPods } from './pods.js';
 
+/** What the pods get beyond their MACs. */
+export interface PodOpts {
+  /** Address/prefix of each VF pod's eth0, by index (for kernel-sent IP traffic). */
+  ips?: string[];
+  /** MAC of a pod `<vm>w` behind the uplink, the wire; it comes last in `pods`. */
+  wire?: string;
+}
+
 export class PodBed {
   d!: Vpfd;
   private seq = 1;
@@ -28,15 +37,22 @@ export class PodBed {
     readonly pods: string[],
   ) {}
 
-  /** Pods `<vm>0..` with `macs`, each behind the VF of its index; vpfd with `config` over the defaults. */
-  static async start(vm: string, macs: string[], config: Partial<VpfdConfig> = {}, spec: Partial<VmSpec> = {}): Promise<PodBed> {
+  /** Pods `<vm>0..` with `macs`, each behind the VF of its index (and `opts`); vpfd with `config` over the defaults. */
+  static async start(vm: string, macs: string[], config: Partial<VpfdConfig> = {}, spec: Partial<VmSpec> = {}, opts: PodOpts = {}): Promise<PodBed> {
     const ovs = await startOvs();
-    const pods = macs.map((_, i) => `${vm}${i}`);
-    for (const [i, p] of pods.entries()) await addPod(ovs, p, { mac: macs[i]! });
+    const vfPods = macs.map((_, i) => `${vm}${i}`);
+    for (const [i, p] of vfPods.entries()) await addPod(ovs, p, { mac: macs[i]!, ip: opts.ips?.[i] });
+    const attach: Record<string, string> = Object.fromEntries(vfPods.map((p, i) => [`vf${i}`, `${p}-dp`]));
+    const pods = [...vfPods];
+    if (opts.wire) {
+      await addPod(ovs, `${vm}w`, { mac: opts.wire });
+      attach.uplink = `${vm}w-dp`;
+      pods.push(`${vm}w`);
+    }
     const stateDir = mkdtempSync(join(tmpdir(), `vpf-${vm}-`));
     const bed = new PodBed(ovs, { ...DEFAULT_CONFIG, stateDir, ovsdb: `unix:${ovs.dbSock}`, ovsRundir: ovs.rundir, datapathType: 'netdev', ...config }, vm, pods);
     await bed.restart();
-    await bed.d.addVm({ name: vm, vfs: pods.length, attach: Object.fromEntries(pods.map((p, i) => [`vf${i}`, `${p}-dp`])), ...spec });
+    await bed.d.addVm({ name: vm, vfs: vfPods.length, attach, ...spec });
     return bed;
   }
 
