@@ -21,10 +21,16 @@ const add = (line: string) => bed.filter(line);
 
 /** Sends UDP from pod 0 to pod 1 on each port and returns what pod 1's wire saw. */
 async function sendAndCapture(ports: number[]): Promise<{ vid: number | null; pcp: number | null; dport: number }[]> {
-  const cap = execa('ip', ['netns', 'exec', bed.pods[1]!, 'python3', 'test/helpers/capture.py', 'eth0', '3']);
+  // Stopped a second after the last send (not a fixed time after its start): node starting slowly on a loaded machine cannot outlast it.
+  const cap = execa('ip', ['netns', 'exec', bed.pods[1]!, 'python3', 'test/helpers/capture.py', 'eth0', '120'], { reject: false });
   await new Promise<void>((resolve) => cap.stdout!.once('data', () => resolve()));
-  for (const port of ports) {
-    await execa('ip', ['netns', 'exec', bed.pods[0]!, 'node', '-e', `const s=require('dgram').createSocket('udp4');let n=0;const go=()=>{if(n++>=5)return s.close();s.send('x',${port},'10.0.9.11',()=>setTimeout(go,20))};go()`]);
+  try {
+    for (const port of ports) {
+      await execa('ip', ['netns', 'exec', bed.pods[0]!, 'node', '-e', `const s=require('dgram').createSocket('udp4');let n=0;const go=()=>{if(n++>=5)return s.close();s.send('x',${port},'10.0.9.11',()=>setTimeout(go,20))};go()`]);
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  } finally {
+    cap.kill('SIGTERM');
   }
   const out = (await cap).stdout;
   return out.split('\n').filter(Boolean).map((l) => JSON.parse(l)).filter((x) => !x.ready);
