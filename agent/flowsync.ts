@@ -20,6 +20,7 @@ import type { OfFlow, OfMeter } from '../ovs/openflow/flow.js';
 import { diffFlows, diffInstalled, isEmptyDiff, type FlowDiff } from '../ovs/openflow/diff.js';
 import type { FlowInstaller } from '../ovs/ctl/ofctl.js';
 import type { Journal } from './journal.js';
+import { MeterIds } from './meterids.js';
 import type { RuleEntry, VmRecord } from './records.js';
 import type { RuleTable } from './ruletable.js';
 import { groupKey, layoutMap, layoutSlots, tableOf } from './group.js';
@@ -63,6 +64,29 @@ export class FlowSync {
   ) {
     this.zoneMap = zonesOfRecord(rec);
     zonePool.restore(rec.name, this.zoneMap);
+    this.meterIds = new MeterIds(rec.meterIds);
+  }
+
+  /** Police action -> meter id, stable for the action's life (agent/meterids.ts). */
+  private readonly meterIds: MeterIds;
+
+  /** A meter id given inside a translation: logged like a zone claim, durable before a flow uses it. */
+  private readonly meterId = (key: string): number => {
+    const n = this.meterIds.size;
+    const id = this.meterIds.id(key);
+    if (this.meterIds.size !== n) this.logMeterIds();
+    return id;
+  };
+
+  private logMeterIds(): void {
+    this.rec.meterIds = this.meterIds.entries();
+    this.journal.write(this.rec, { upsert: [], removed: [], nextRuleId: this.rec.nextRuleId, meterIds: this.rec.meterIds });
+  }
+
+  /** A translation became the desired one: the meter ids it no longer uses are free again. */
+  private adopt(t: Translation): DesiredFlows {
+    if (this.meterIds.retain(t.meters.map((m) => m.id))) this.logMeterIds();
+    return DesiredFlows.of(t, this.rec.rules);
   }
 
   /** Guest ct zone -> host zone, as this VM's record holds them. */
@@ -94,12 +118,13 @@ export class FlowSync {
       layout: layoutMap(this.rec.layout),
       memo: this.memo,
       vfMaxTxRate: this.vf.settings().map((s) => s.maxTxRate),
+      meterId: this.meterId,
     });
   }
 
   /** Switchdev mode's desired flows (translated from the rules when not known). */
   switchdev(): DesiredFlows {
-    return (this.sw ??= DesiredFlows.of(this.translate(), this.rec.rules));
+    return (this.sw ??= this.adopt(this.translate()));
   }
 
   /**
@@ -211,7 +236,7 @@ export class FlowSync {
       return;
     }
     await this.journal.append(this.rec, delta);
-    if (p.t) this.sw = DesiredFlows.of(p.t, this.rec.rules);
+    if (p.t) this.sw = this.adopt(p.t);
     await this.reconcile(what);
   }
 

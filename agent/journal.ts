@@ -28,6 +28,8 @@ export interface JournalDelta {
   policers?: PolicerEntry[];
   /** Guest ct zone -> host zone, whole, when a zone was claimed. */
   zones?: [number, number][];
+  /** Police action -> meter id, whole, when one was given or freed. */
+  meterIds?: [string, number][];
   /** Set once the VM's declared outer TPID was broken. */
   outerTpidBroken?: string;
 }
@@ -71,6 +73,7 @@ class Replay {
     if (d.chains) rec.chains = d.chains;
     if (d.policers) rec.policers = d.policers;
     if (d.zones) rec.zones = d.zones;
+    if (d.meterIds) rec.meterIds = d.meterIds;
     if (d.outerTpidBroken) rec.outerTpidBroken = d.outerTpidBroken;
   }
 

@@ -40,6 +40,8 @@ export interface VmRecord {
   nextRuleId: number;
   /** Guest ct zone -> the host zone claimed for it (agent/zones.ts); absent in older journals. */
   zones?: [number, number][];
+  /** Police action (translator meter key) -> its OpenFlow meter id, kept for the action's life (agent/meterids.ts); absent in older journals. */
+  meterIds?: [string, number][];
   /** Declared outer TPID of the VM's tagged frames (VmSpec.outerTpid), 0x8100 or 0x88a8. */
   outerTpid?: number;
   /** Why the declaration no longer holds (the datapath saw a frame that broke it): VLAN filters are trapped again. */

@@ -51,6 +51,12 @@ export interface TranslateInput {
   memo?: TranslateMemo;
   /** Per VF, max_tx_rate in Mbps (0 = none): policed by a meter on everything the VF sends, as in legacy mode. */
   vfMaxTxRate?: number[];
+  /**
+   * The meter id of a police action (by its meter key), when the caller keeps
+   * them stable across translations (agent/meterids.ts); else meters are
+   * numbered from 1 in translation order.
+   */
+  meterId?: (key: string) => number;
 }
 
 interface RuleMemo {
@@ -233,7 +239,7 @@ export function translate(input: TranslateInput): Translation {
         // One meter per police action: per index when it has one (shared across filters), else per rule and place.
         const known = meterIds.get(key) ?? localMeters.find((m) => m.key === key)?.id;
         if (known) return known;
-        const m = { id: meterIds.size + 1 + localMeters.length, spec, key };
+        const m = { id: input.meterId ? input.meterId(key) : meterIds.size + 1 + localMeters.length, spec, key };
         localMeters.push(m);
         return m.id;
       },

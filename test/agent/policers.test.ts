@@ -182,6 +182,29 @@ describe('filters bind shared police actions', () => {
     expect(ids().size).toBe(2);
   });
 
+  // act_police.c: an action's bucket and counters live as long as it does. A meter renumbered under it
+  // (mod-meter with another action's rate) would refill the bucket and zero what `tc -s` shows.
+  it('a police keeps its meter id when a rule with another police before it goes, and across a restart', async () => {
+    const rateOf = (id: number) => /rate=(\d+) /.exec(meters.find((m) => m.id === id)?.spec ?? '')?.[1];
+    await addAction(police(250000, 3));
+    await addAction(police(125000, 9));
+    await filter('dev vf0 ingress prio 1 protocol ip flower dst_ip 10.0.0.3 action police index 3 action mirred egress redirect dev vf1');
+    await filter('dev vf1 ingress prio 5 protocol ip flower dst_ip 10.0.0.9 action police index 9 action mirred egress redirect dev vf0');
+    expect(meters).toHaveLength(2);
+    const nine = meters.find((m) => /rate=1000 /.test(m.spec))!.id;
+    // Index 3's filter goes (its police stays, unbound: no meter); index 9's meter is the same one.
+    await one(encodeFilterSelect('del', { dev: 'vf0', direction: 'ingress', chain: undefined, prio: 1, protocol: 0, handle: 0, kind: undefined }, { seq: seq++, pid: PID }));
+    expect(meters).toHaveLength(1);
+    expect(rateOf(nine)).toBe('1000');
+    vm!.close();
+    journal.close();
+    journal = new Journal(join(dir, 'j'));
+    meters = [];
+    await start(journal.loadAll()[0]!);
+    await vm!.reconcile('restart');
+    expect(meters.map((m) => m.id)).toEqual([nine]);
+  });
+
   it('a missing index is created with the filter (no rate: 6.1 accepts it); filters free what they created; flush stops at a bound one', async () => {
     await addAction(police(125000, 2));
     expect(ack(await filter('dev vf0 ingress prio 1 protocol ip flower action police index 7')).errno).toBe(0);
