@@ -232,6 +232,10 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
   // Rewrites a hand-off can undo: the rule's match pins what they change (pinnedRestore).
   const saves: Saved[] = [];
   let saving = false;
+  // A ct() without table= ran earlier in the list (the datapath tracks and NATs the packet in place), and which
+  // sides its NAT may have changed: OpenFlow's view of the packet after it is untracked and un-NATed (inlineCt).
+  let inlineCt = false;
+  const natted = new Set<'src' | 'dst'>();
   const rewrote = (s: Saved | undefined) => {
     if (!s) return did('rewrites the packet');
     if (!saves.some((x) => x.slot === s.slot)) saves.push(s);
@@ -261,6 +265,8 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
       case 'goto': {
         // Any chain can miss (or trap), which hands the packet to software.
         const t = ctx.chainTable(c.chain);
+        // The next chain would match on OpenFlow's view after an inline ct(): no ct_state, no NAT (inlineCt).
+        if (inlineCt && t !== undefined) refuse(`action ${i + 1}: goto chain after ct with other actions between: OVS would go on without the ct state and NAT that tc's next chain sees (only ct(table=) carries them)`, 'ct');
         acts.push(t === undefined ? slowPath(ctx, rule) : resubmit(t));
         ended = 'software';
         handOff(t === undefined ? undefined : c.chain);
@@ -322,6 +328,8 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
         break;
       case 'pedit':
         for (const op of peditOps(a.keys)) {
+          const side = op.field === 'src' || op.field === 'sport' ? 'src' : op.field === 'dst' || op.field === 'dport' ? 'dst' : undefined;
+          if (side && natted.has(side) && op.hdr !== 'eth') refuse(`pedit ${op.hdr} ${op.field} after ct nat: OVS's pipeline keeps the value from before the NAT and leaves out a set it takes for a no-op (measured, docs/mapping.md)`, 'pedit');
           const pin = pinnedRestore(rule, op);
           // A ttl dec on a pinned ttl is a set of the known result (no wrap, no dec_ttl flows needed).
           const pinTtl = pin?.restore[0];
@@ -387,7 +395,10 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
           ct.exec = exec;
         }
         // tc's ct changes the packet in place; OVS's ct() forks, and only ct(table=T) continues with the tracked packet (P7).
-        const next = rule.actions[i + 1];
+        // A csum in between changes nothing OVS does (it keeps checksums right): the goto is still the ct's own.
+        let n = i + 1;
+        while (a.control.kind === 'pipe' && rule.actions[n]?.kind === 'csum' && (rule.actions[n] as { control: Control }).control.kind === 'pipe') n++;
+        const next = rule.actions[n];
         const gotoChain = a.control.kind === 'goto' ? a.control.chain : a.control.kind === 'pipe' && next?.kind === 'gact' && next.control.kind === 'goto' ? next.control.chain : undefined;
         if (gotoChain !== undefined) {
           const t = ctx.chainTable(gotoChain);
@@ -398,8 +409,17 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
           handOff(t === undefined ? undefined : gotoChain);
           ended = 'software';
         } else {
-          if (a.nat) refuse('ct nat without a following goto chain: OVS applies NAT only to the recirculated packet', 'ct nat');
+          // Without table=, the datapath runs ct() on the packet in place as act_ct.c does: the outputs after it
+          // carry the NATed packet (measured on OVS 3.1, docs/mapping.md). OpenFlow's own view is not updated
+          // (ofproto-dpif-xlate.c compose_conntrack_action clears ct_* and never applies the NAT to the flow).
           acts.push(ct);
+          inlineCt = true;
+          if (a.nat) {
+            // A restore (bare `nat`) may change either side; software re-running it would see the changed packet.
+            if (a.nat.type !== 'dst') natted.add('src');
+            if (a.nat.type !== 'src') natted.add('dst');
+            did('rewrites the packet');
+          }
           if (a.control.kind !== 'pipe') verdict(a.control, i);
         }
         if (ended) return finish();

@@ -115,6 +115,25 @@ describe('mapping rows', () => {
     const t = translate({ rules: [{ id: 1, rule: r }, { id: 2, rule: c1 }], ports, zone: (z) => 1000 + z });
     expect(actionsText(t.flows.find((f) => cookieRuleId(f.cookie) === 1)!.actions)).toBe(`ct(zone=1003,table=${t.tables.get('1/entry')})`);
   });
+  it('ct nat without a goto is ct(nat) in place, then the rest of the list (the datapath NATs the packet its outputs carry)', () => {
+    expect(actions('dev vf0 ingress prio 1 protocol ip flower ip_proto tcp action ct commit zone 4 nat src addr 10.9.9.9-10.9.9.20 port 4000-4100 pipe action mirred egress redirect dev vf1')).toEqual([
+      'ct(commit,zone=4,nat(src=10.9.9.9-10.9.9.20:4000-4100)),output:101',
+    ]);
+    expect(actions('dev vf0 ingress prio 1 protocol ip flower action ct commit zone 5 nat dst addr 10.8.8.8 port 8080 pipe action pedit ex munge ip src set 10.7.7.7 pipe action mirred egress mirror dev vf1 pipe action drop')).toEqual([
+      'ct(commit,zone=5,nat(dst=10.8.8.8:8080)),mod_nw_src:10.7.7.7,output:101',
+    ]);
+    // OVS's pipeline keeps the pre-NAT value and drops a set it takes for a no-op; a hand-off would repeat the NAT;
+    // a plain goto would continue without the ct state and NAT: all three stay in the guest's software.
+    for (const [act, why] of [
+      ['ct commit zone 4 nat src addr 10.9.9.9 pipe action pedit ex munge ip src set 10.0.0.1 pipe action mirred egress redirect dev vf1', /pedit ip src after ct nat/],
+      ['ct commit zone 4 nat dst addr 10.9.9.9 pipe action pass', /rewrites the packet/],
+      ['ct zone 4 pipe action pedit ex munge ip ttl set 9 pipe action goto chain 1', /goto chain after ct with other actions between/],
+    ] as const) {
+      const t = translate({ rules: [`prio 1 protocol ip flower action ${act}`, 'chain 1 prio 1 protocol ip flower action drop'].map((l, i) => ({ id: i + 1, rule: parseFilter(splitArgs(`dev vf0 ingress ${l}`)).value! })), ports });
+      expect(t.perRule.get(1)).toMatchObject({ offloaded: false });
+      expect(t.perRule.get(1)!.error!.message).toMatch(why);
+    }
+  });
   it('ct commit under a zero label or mark mask sets nothing (act_ct.c; OVS refuses a zero-mask set_field)', () => {
     expect(actions('dev vf0 ingress prio 1 protocol ip flower action ct commit label 1 action ct commit label 102/f mark 5/0 action pass')).toEqual([
       'ct(commit,zone=0,exec(set_field:0x00000000000000000000000000000000/0xffffffffffffffffffffffffffffffff->ct_label)),ct(commit,zone=0),output:200',
