@@ -71,6 +71,11 @@ const mac = (old: string, f: { value: string; mask?: string }) => bytesToMac(set
 const ip = (old: string, f: { value: string; mask?: string }) => bytesToIp(setBytes(ipToBytes(old), f, ipToBytes));
 const num = (old: number, f: { value: string; mask?: string }) => (f.mask === undefined ? Number(f.value) : (old & ~Number(f.mask)) | (Number(f.value) & Number(f.mask)));
 
+/** An address in a datapath nat(): IPv6 is bracketed when a port follows (odp-util.c format_odp_ct_nat). */
+const ADDR = String.raw`\[[^\]]+\]|\d+\.\d+\.\d+\.\d+|[0-9a-f:]+`;
+/** ct(...,nat(src|dst=MIN[-MAX][:PORT[-PORT]])): the side, the first address and the first port. */
+const NAT = new RegExp(String.raw`^ct\(.*\bnat\((src|dst)=(${ADDR})(?:-(?:${ADDR}))?(?::(\d+))?`);
+
 /** Splits a datapath action list at top-level commas. */
 export function topLevel(s: string): string[] {
   const out: string[] = [];
@@ -130,7 +135,17 @@ export async function trace(ovs: PrivateOvs, bridge: string, p: Packet, inPort: 
         pkt.vlans.shift();
         continue;
       }
-      // ct(), recirc(), meter(), sample(), userspace() change nothing the comparison looks at.
+      // ct(...,nat(src|dst=MIN[-MAX][:PORT[-PORT]])) rewrites the packet in place in the datapath (act_ct.c does
+      // the same); ofproto/trace only simulates it on a recirculation, taking the first address and port
+      // (ofproto-dpif-trace.c), as rules/classify.ts does: that model here for every ct().
+      const nat = NAT.exec(a);
+      if (nat && pkt.ip) {
+        const side = nat[1] as 'src' | 'dst';
+        pkt.ip[side] = bytesToIp(ipToBytes(nat[2]!.replace(/[[\]]/g, '')));
+        if (nat[3] !== undefined && pkt.l4) pkt.l4[side] = Number(nat[3]);
+        continue;
+      }
+      // recirc(), meter(), sample(), userspace() and ct() without NAT change nothing the comparison looks at.
     }
   }
   return { outputs, raw };
