@@ -385,7 +385,13 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
           ct.commit = true;
           if (a.force) ct.force = true;
         }
-        if (a.nat) ct.nat = ofNat(a.nat);
+        if (a.nat) {
+          // OVS refuses nat() whose address family differs from the flow's (OFPBAC_MATCH_INCONSISTENT), and one
+          // refused flow fails the VM's whole bundle; the kernel takes it (act_ct.c stores the range as given).
+          const addr = a.nat.type === 'restore' ? undefined : a.nat.addrMin;
+          if (addr && addr.includes(':') !== ipv6) refuse(`ct nat to an IPv${ipv6 ? 4 : 6} address on a protocol ${ipv6 ? 'ipv6' : 'ip'} filter: OVS's nat() takes only the flow's own address family`, 'ct nat');
+          ct.nat = ofNat(a.nat);
+        }
         const exec: OfAction[] = [];
         // act_ct.c sets nothing under a zero mask (and OVS refuses a set_field with one: OFPBMC_BAD_WILDCARDS).
         if (a.mark && a.mark.mask) exec.push(setField('ct_mark', a.mark.value >>> 0, a.mark.mask >>> 0));

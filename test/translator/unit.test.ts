@@ -128,6 +128,8 @@ describe('mapping rows', () => {
       ['ct commit zone 4 nat src addr 10.9.9.9 pipe action pedit ex munge ip src set 10.0.0.1 pipe action mirred egress redirect dev vf1', /pedit ip src after ct nat/],
       ['ct commit zone 4 nat dst addr 10.9.9.9 pipe action pass', /rewrites the packet/],
       ['ct zone 4 pipe action pedit ex munge ip ttl set 9 pipe action goto chain 1', /goto chain after ct with other actions between/],
+      // OVS refuses the flow (OFPBAC_MATCH_INCONSISTENT), which would fail the VM's whole bundle.
+      ['ct commit zone 4 nat src addr 2001:db8::9 pipe action goto chain 1', /IPv6 address on a protocol ip filter/],
     ] as const) {
       const t = translate({ rules: [`prio 1 protocol ip flower action ${act}`, 'chain 1 prio 1 protocol ip flower action drop'].map((l, i) => ({ id: i + 1, rule: parseFilter(splitArgs(`dev vf0 ingress ${l}`)).value! })), ports });
       expect(t.perRule.get(1)).toMatchObject({ offloaded: false });
