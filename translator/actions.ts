@@ -238,7 +238,10 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
   const natted = new Set<'src' | 'dst'>();
   const rewrote = (s: Saved | undefined) => {
     if (!s) return did('rewrites the packet');
-    if (!saves.some((x) => x.slot === s.slot)) saves.push(s);
+    const same = saves.find((x) => x.slot === s.slot);
+    // Two masked sets of one field write different bits: the restore puts back both.
+    if (!same) saves.push(s);
+    else for (const a of s.restore) if (!same.restore.some((b) => JSON.stringify(b) === JSON.stringify(a))) same.restore.push(a);
   };
   // A goto to a chain other than 0 may miss there: the hand-off then restores what `saves` lists, so software
   // runs chain 0 on the packet as it arrived (no rewrite is repeated on a rewritten packet).
@@ -539,33 +542,60 @@ function ofNat(n: CtNat): OfNat {
   return out;
 }
 
-const FULL_MAC = 'ff:ff:ff:ff:ff:ff';
-const fullIp = (mask: string) => ipToBytes(mask).every((b) => b === 0xff);
+/** A field's value or mask as one number, whatever its width (MACs pass 32 bits; IPv6 is bytes). */
+const big = (v: FieldValue): bigint => (typeof v === 'number' ? BigInt(v) : v.reduce((n, b) => (n << 8n) | BigInt(b), 0n));
+const bytesOf = (v: bigint, n: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => Number((v >> BigInt(8 * (n - 1 - i))) & 0xffn));
 
 /**
- * The restore of one pedit field when the rule's match pins every bit of it (the value it had is then
- * known): OVS's own megaflows, and so the tc rules a guest OVS offloads, match exactly what they rewrite
- * (ofproto-dpif-xlate.c un-wildcards a set field). Undefined: not restorable.
+ * The set that puts back the bits `op` writes of a field the match holds as
+ * value/mask, when the match pins every one of them; undefined otherwise.
+ * Unmasked when the op writes the whole field, else the masked set of just
+ * those bits (the match may pin only them: a masked set's megaflow does).
+ */
+function putBack(field: FieldName, width: number, value: FieldValue, mask: FieldValue, op: PeditOp): OfAction | undefined {
+  const full = (1n << BigInt(8 * width)) - 1n;
+  const written = op.mask === undefined ? full : big(op.mask);
+  if ((big(mask) & written) !== written) return undefined;
+  const v = big(value) & written;
+  const as = (x: bigint): FieldValue => (width > 6 ? bytesOf(x, width) : Number(x));
+  return written === full ? setField(field, as(v)) : setField(field, as(v), as(written));
+}
+
+/**
+ * The restore of one pedit field when the rule's match pins every bit the
+ * pedit writes (the value those bits had is then known): OVS's own megaflows,
+ * and so the tc rules a guest OVS offloads, match exactly what they rewrite,
+ * a masked set only its bits (ofproto-dpif-xlate.c un-wildcards a set field
+ * under its mask). Undefined: not restorable.
  */
 function pinnedRestore(rule: FlowerRule, op: PeditOp): Saved | undefined {
   const m = rule.match;
   const l3 = l3Protocol(m);
   const dl = l3 === EthP.IP ? [mf('eth_type', EthP.IP)] : l3 === EthP.IPV6 ? [mf('eth_type', EthP.IPV6)] : undefined;
   const f = `${op.hdr} ${op.field}`;
+  const one = (slot: number, a: OfAction | undefined, prereq: MatchField[]): Saved | undefined => (a ? { slot, restore: [a], prereq } : undefined);
   if (op.op === 'set' || f === 'ip ttl' || f === 'ip6 hoplimit') {
-    if (f === 'eth dst' && m.dstMac?.mask === FULL_MAC) return { slot: 0, restore: [setField('eth_dst', macNum(m.dstMac.value))], prereq: [] };
-    if (f === 'eth src' && m.srcMac?.mask === FULL_MAC) return { slot: 1, restore: [setField('eth_src', macNum(m.srcMac.value))], prereq: [] };
+    if (f === 'eth dst' && m.dstMac) return one(0, putBack('eth_dst', 6, macNum(m.dstMac.value), macNum(m.dstMac.mask), op), []);
+    if (f === 'eth src' && m.srcMac) return one(1, putBack('eth_src', 6, macNum(m.srcMac.value), macNum(m.srcMac.mask), op), []);
     if (!dl) return undefined;
     const ip = op.field === 'src' ? m.srcIp : op.field === 'dst' ? m.dstIp : undefined;
-    if ((f === 'ip src' || f === 'ip dst') && l3 === EthP.IP && ip && fullIp(ip.mask)) return { slot: f === 'ip src' ? 2 : 3, restore: [setField(op.field === 'src' ? 'ip_src' : 'ip_dst', ipv4Num(ip.value))], prereq: dl };
-    if ((f === 'ip6 src' || f === 'ip6 dst') && l3 === EthP.IPV6 && ip && fullIp(ip.mask)) return { slot: f === 'ip6 src' ? 4 : 5, restore: [setField(op.field === 'src' ? 'ipv6_src' : 'ipv6_dst', ipv6ToBytes(ip.value))], prereq: dl };
-    if (f === 'ip tos' && l3 === EthP.IP && m.ipTos?.mask === 0xff) return { slot: 6, restore: [setField('ip_dscp', m.ipTos.value >> 2), setField('nw_ecn', m.ipTos.value & 3)], prereq: dl };
+    if ((f === 'ip src' || f === 'ip dst') && l3 === EthP.IP && ip) return one(f === 'ip src' ? 2 : 3, putBack(op.field === 'src' ? 'ip_src' : 'ip_dst', 4, ipv4Num(ip.value), ipv4Num(ip.mask), op), dl);
+    if ((f === 'ip6 src' || f === 'ip6 dst') && l3 === EthP.IPV6 && ip) return one(f === 'ip6 src' ? 4 : 5, putBack(op.field === 'src' ? 'ipv6_src' : 'ipv6_dst', 16, ipv6ToBytes(ip.value), ipv6ToBytes(ip.mask), op), dl);
+    if (f === 'ip tos' && l3 === EthP.IP && m.ipTos) {
+      // ip_dscp and nw_ecn are written whole or not at all (a partial one is refused above): each part the op
+      // writes must be pinned whole, and is put back whole.
+      const w = op.mask === undefined ? 0xff : Number(op.mask);
+      const pinned = m.ipTos.mask;
+      if ((w & 0xfc && (pinned & 0xfc) !== 0xfc) || (w & 3 && (pinned & 3) !== 3)) return undefined;
+      const restore = [...(w & 0xfc ? [setField('ip_dscp', m.ipTos.value >> 2)] : []), ...(w & 3 ? [setField('nw_ecn', m.ipTos.value & 3)] : [])];
+      return { slot: 6, restore, prereq: dl };
+    }
     if (((f === 'ip ttl' && l3 === EthP.IP) || (f === 'ip6 hoplimit' && l3 === EthP.IPV6)) && m.ipTtl?.mask === 0xff) return { slot: 7, restore: [{ a: 'mod_nw_ttl', ttl: m.ipTtl.value }], prereq: dl };
     if ((op.hdr === 'tcp' || op.hdr === 'udp') && m.ipProto === (op.hdr === 'tcp' ? 6 : 17)) {
       const port = op.field === 'sport' ? m.srcPort : m.dstPort;
       const range = op.field === 'sport' ? m.srcPortRange : m.dstPortRange;
       const slot = (op.hdr === 'tcp' ? 8 : 10) + (op.field === 'sport' ? 0 : 1);
-      if (port?.mask === 0xffff && !range) return { slot, restore: [setField(`${op.hdr as 'tcp' | 'udp'}_${op.field === 'sport' ? 'src' : 'dst'}`, port.value)], prereq: [...dl, mf('nw_proto', m.ipProto!)] };
+      if (port && !range) return one(slot, putBack(`${op.hdr as 'tcp' | 'udp'}_${op.field === 'sport' ? 'src' : 'dst'}`, 2, port.value, port.mask, op), [...dl, mf('nw_proto', m.ipProto!)]);
     }
   }
   return undefined;
