@@ -87,6 +87,9 @@ function runAction(a: Action, p: Packet, emits: Emit[], opts: ClassifyOptions): 
         p.ct = { state: 0, zone: 0, mark: 0, label: '0'.repeat(32) };
         return a.control;
       }
+      // act_ct.c tcf_ct_act: conntrack reassembles first (tcf_ct_handle_fragments); a fragment whose datagram
+      // is not whole is held for the rest, TC_ACT_STOLEN. The model's packets are single, so a fragment stays held.
+      if (p.ip && p.ip.frag !== 'no') return { kind: 'stolen' };
       const zone = a.zone ?? 0;
       const ct: CtMeta = { ...p.ct, zone, state: (opts.conntrack ?? defaultConntrack)(p, zone) };
       if (a.commit && a.mark) ct.mark = ((ct.mark & ~a.mark.mask) | (a.mark.value & a.mark.mask)) >>> 0;

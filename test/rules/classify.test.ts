@@ -45,6 +45,15 @@ describe('reference classifier: order', () => {
     expect(where(classify([rs[1]!, rs[0]!], udp()))).toEqual(['port:vf2']);
   });
 
+  it('a lone IP fragment reaching ct is held for reassembly and goes nowhere (act_ct.c: TC_ACT_STOLEN)', () => {
+    const rs = rules('dev vf0 ingress prio 1 protocol ip flower action ct zone 5 pipe action mirred egress redirect dev vf1');
+    expect(where(classify(rs, udp()))).toEqual(['port:vf1']);
+    const first = udp({ ip: { version: 4, src: '10.0.0.1', dst: '10.0.0.2', proto: 17, tos: 0, ttl: 64, frag: 'first' }, l4: undefined });
+    expect(classify(rs, first).emits).toEqual([]);
+    // ct clear does not track: the fragment goes on.
+    expect(where(classify(rules('dev vf0 ingress prio 1 protocol ip flower action ct clear pipe action mirred egress redirect dev vf1'), first))).toEqual(['port:vf1']);
+  });
+
   it('no match goes up the representor (slow path)', () => {
     const o = classify(rules('dev vf0 ingress prio 1 protocol ip flower ip_proto tcp action drop'), udp());
     expect(o.final).toBe('slowpath');

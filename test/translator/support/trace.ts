@@ -99,10 +99,17 @@ export async function trace(ovs: PrivateOvs, bridge: string, p: Packet, inPort: 
   const pkt: Packet = structuredClone(p);
   const outputs: TracedOutput[] = [];
   const lines = raw.split('\n').filter((l) => l.startsWith('Datapath actions:'));
+  // The datapath's ct() reassembles first (ovs_ct_execute, as act_ct.c): a lone fragment is held there, and
+  // nothing after it, nor any recirculation, sees it. ofproto/trace does not simulate that; this reading does.
+  let held = false;
   for (const line of lines) {
     const acts = line.slice('Datapath actions:'.length).trim();
-    if (acts === 'drop') continue;
+    if (acts === 'drop' || held) continue;
     for (const a of topLevel(acts)) {
+      if (/^ct\(/.test(a) && pkt.ip && pkt.ip.frag !== 'no') {
+        held = true;
+        break;
+      }
       if (/^\d+$/.test(a)) {
         outputs.push({ ofport: odp.get(Number(a)) ?? -Number(a), packet: structuredClone(pkt) });
         continue;
