@@ -69,7 +69,16 @@ export interface Verdict {
 }
 
 /** ct commits in one send change what the next sees: such frames are not compared. */
-const usesCt = (r: FlowerRule) => r.actions.some((a) => a.kind === 'ct') || r.match.ctState !== undefined;
+/**
+ * ct state carries over between sends, so a frame is not compared where it
+ * matters: a rule matching ct_* keys, or a ct that recirculates into the
+ * next chain (which reads its state; and OVS 3.1 offloads no recirculation
+ * on a kernel without CONFIG_NET_TC_SKB_EXT). A ct in place (commit, NAT,
+ * then outputs) does the same to every send of one frame: compared.
+ */
+const usesCt = (r: FlowerRule) =>
+  r.match.ctState !== undefined || r.match.ctZone !== undefined || r.match.ctMark !== undefined || r.match.ctLabel !== undefined ||
+  r.actions.some((a, i) => a.kind === 'ct' && !a.clear && (a.control.kind === 'goto' || (a.control.kind === 'pipe' && r.actions.slice(i + 1).some((b) => b.kind === 'gact' && b.control.kind === 'goto'))));
 
 export function judge(p: Prepared, res: SetResult, n: number): Verdict {
   const raw = p.c.packets[n]!;

@@ -69,6 +69,9 @@ const FORMS: [string, string][] = [
   ['skbedit mark', 'protocol ip flower action skbedit mark 5/0xff action mirred egress redirect dev vf1'],
   ['sample', 'protocol ip flower action sample rate 10 group 5 action mirred egress redirect dev vf1'],
   ['ct clear', 'protocol ip flower action ct clear pipe action mirred egress redirect dev vf1'],
+  // ct in place, no recirculation: the datapath NATs the frame its outputs carry (docs/mapping.md, ct nat without goto).
+  ['ct commit nat without goto', 'protocol ip flower ip_proto udp action ct commit zone 5 nat src addr 10.9.9.9 pipe action mirred egress redirect dev vf1'],
+  ['ct commit mark, then output', 'protocol ip flower ip_proto tcp action ct commit zone 6 mark 7 pipe action mirred egress redirect dev vf1'],
   // What a guest OVS emits (issue 11): masked rewrites, VLAN rewrites on protocol all, shared policers.
   ['pedit tos retain (DSCP only)', 'protocol ip flower action pedit ex munge ip tos set 0x28 retain 0xfc pipe action mirred egress redirect dev vf1'],
   ['pedit port retain', 'protocol ip flower ip_proto udp action pedit ex munge udp dport set 0x1234 retain 0xff00 pipe action mirred egress redirect dev vf1'],
@@ -145,6 +148,9 @@ beforeAll(async () => {
   summary(`guest-switch (seed ${SEED + 2}, ${SEED + 3})`, (n) => n.startsWith('guest-switch'));
   guestShare = metShare((n) => n.startsWith('guest-switch'));
   console.log(guestShare.line(`offload guest-switch, ${GUEST_RULESETS} sets x ${PACKETS} frames, on dp:tc`));
+  // The same apart: a VM that declares its outer TPID gets its VLAN filters offloaded (docs/mapping.md).
+  console.log(metShare((n) => n.startsWith('guest-switch declared')).line('  of which on a VM declaring outer TPID 802.1Q'));
+  console.log(metShare((n) => n.startsWith('guest-switch') && !n.startsWith('guest-switch declared')).line('  of which on VMs declaring none'));
   console.log(`offload tier: ${run.kernel}, ${run.ovsVersion}; ${prepared.length} sets, timing ${JSON.stringify(run.timing)}`);
 }, 900_000);
 
