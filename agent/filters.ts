@@ -6,7 +6,7 @@ import { Errno, VpfError } from '../rules/errors.js';
 import type { FilterStats, FlowerRule } from '../rules/model.js';
 import { buildDone, NlmF, Rtm, type NlHeader, type NlMessage } from '../rules/netlink/nlmsg.js';
 import { encodeChainReply, encodeFilterDump, encodeFilterHead, tcfT, type DumpStats, type FilterDumpOptions, type FilterSelector, type TcMessage } from '../rules/netlink/tc.js';
-import { TCA_ACT_FLAGS_SKIP_HW, TCA_ACT_FLAGS_SKIP_SW } from '../rules/netlink/actions.js';
+import { TCA_ACT_FLAGS_SKIP_HW, TCA_ACT_FLAGS_SKIP_SW, type ActCounters } from '../rules/netlink/actions.js';
 import { encodeActionDump, encodeActionGetReply, type ActionRequest, type DumpedAction } from '../rules/netlink/tcaction.js';
 import { checkAction } from '../rules/validate.js';
 import type { PoliceAction } from '../rules/model.js';
@@ -218,26 +218,26 @@ export class FilterTable {
   }
 
   /** tcf_get_notify's answer to RTM_GETACTION: the police actions named, as tcf_police_dump fills them. */
-  actionGet(msg: NlMessage, m: Extract<ActionRequest, { op: 'get' }>, stats: ReadonlyMap<number, DumpStats>): Buffer[] {
+  actionGet(msg: NlMessage, m: Extract<ActionRequest, { op: 'get' }>, stats: ReadonlyMap<number, DumpStats>, police: ReadonlyMap<number, ActCounters>): Buffer[] {
     for (const r of m.refs) shareable(r.kind);
     const ps = m.refs.map((r) => this.table.police.check(r.index));
-    return [encodeActionGetReply({ seq: msg.seq, pid: msg.pid }, ps.map((p) => this.dumped(p, stats)))];
+    return [encodeActionGetReply({ seq: msg.seq, pid: msg.pid }, ps.map((p) => this.dumped(p, stats, police)))];
   }
 
   /** tc_dump_action for police: every police action in index order (a kind vpf does not share: nothing, as an unknown kind). */
-  actionDump(msg: NlMessage, m: Extract<ActionRequest, { op: 'dump' }>, stats: ReadonlyMap<number, DumpStats>): Buffer[] {
+  actionDump(msg: NlMessage, m: Extract<ActionRequest, { op: 'dump' }>, stats: ReadonlyMap<number, DumpStats>, police: ReadonlyMap<number, ActCounters>): Buffer[] {
     const list = m.kind === 'police' ? this.table.police.list() : [];
     const now = Date.now();
     // TCA_ROOT_TIME_DELTA: only actions used within the last N ms.
-    const shown = m.sinceMs ? list.filter((p) => this.dumped(p, stats).usedAgoMs <= m.sinceMs!) : list;
-    return [...encodeActionDump({ seq: msg.seq, pid: msg.pid }, shown.map((p) => this.dumped(p, stats, now)), m.flags), buildDone(msg.seq)];
+    const shown = m.sinceMs ? list.filter((p) => this.dumped(p, stats, police).usedAgoMs <= m.sinceMs!) : list;
+    return [...encodeActionDump({ seq: msg.seq, pid: msg.pid }, shown.map((p) => this.dumped(p, stats, police, now)), m.flags), buildDone(msg.seq)];
   }
 
   /**
-   * A police action's counters: its own, as every filter bound to it reports them (views.ts, from its meter);
+   * A police action's counters: its own (views.ts, from its meter, bound or not);
    * without them the sum of the filters bound to it (police is their first action, so every packet they match passes it).
    */
-  private dumped(p: Policer, stats: ReadonlyMap<number, DumpStats>, now = Date.now()): DumpedAction & { usedAgoMs: number } {
+  private dumped(p: Policer, stats: ReadonlyMap<number, DumpStats>, police: ReadonlyMap<number, ActCounters>, now = Date.now()): DumpedAction & { usedAgoMs: number } {
     const s = { ...zeroStats(), installedMs: now - p.installedAt, lastUsedMs: now - p.installedAt };
     let hw: { packets: number; bytes: number } | undefined;
     let own: DumpedAction['counters'] | undefined;
@@ -250,6 +250,7 @@ export class FilterTable {
       if (f.packets) s.lastUsedMs = Math.min(s.lastUsedMs, f.lastUsedMs);
       if (f.hw) hw = { packets: (hw?.packets ?? 0) + f.hw.packets, bytes: (hw?.bytes ?? 0) + f.hw.bytes };
     }
+    own ??= police.get(p.index);
     const actFlags = (p.skip?.hw ? TCA_ACT_FLAGS_SKIP_HW : 0) | (p.skip?.sw ? TCA_ACT_FLAGS_SKIP_SW : 0);
     return {
       action: p.police,

@@ -16,6 +16,7 @@
 import type { Logger } from 'pino';
 import { Errno, VpfError } from '../rules/errors.js';
 import { translate, translateGroup, type RuleResult, type TranslateMemo, type Translation } from '../translator/index.js';
+import { policeMeter } from '../translator/actions.js';
 import type { OfFlow, OfMeter } from '../ovs/openflow/flow.js';
 import { diffFlows, diffInstalled, isEmptyDiff, type FlowDiff } from '../ovs/openflow/diff.js';
 import type { FlowInstaller } from '../ovs/ctl/ofctl.js';
@@ -83,10 +84,42 @@ export class FlowSync {
     this.journal.write(this.rec, { upsert: [], removed: [], nextRuleId: this.rec.nextRuleId, meterIds: this.rec.meterIds });
   }
 
-  /** A translation became the desired one: the meter ids it no longer uses are free again. */
+  /**
+   * The action API's police actions that are meters, by meter key. A police
+   * lives until it is deleted, bound or not (act_api.c), and so do its bucket
+   * and counters: its meter stays while no filter binds it.
+   */
+  private standalone(): { key: string; spec: string }[] {
+    return (this.rec.policers ?? []).flatMap((e) => {
+      const m = policeMeter(e.police);
+      return m && 'spec' in m ? [{ key: `index ${e.index}`, spec: m.spec }] : [];
+    });
+  }
+
+  /** The standalone meters (JSON) the desired flows were made with: plan() translates anew when they change. */
+  private adoptedStandalone = '[]';
+
+  /**
+   * A translation becomes the desired one, with the meters of police actions
+   * no filter binds; the meter ids none of them uses are free again.
+   */
   private adopt(t: Translation): DesiredFlows {
-    if (this.meterIds.retain(t.meters.map((m) => m.id))) this.logMeterIds();
-    return DesiredFlows.of(t, this.rec.rules);
+    const standalone = this.standalone();
+    this.adoptedStandalone = JSON.stringify(standalone);
+    const meters = [...t.meters];
+    const used = new Set(meters.map((m) => m.id));
+    for (const { key, spec } of standalone) {
+      const id = this.meterId(key);
+      if (!used.has(id)) meters.push({ id, spec });
+      used.add(id);
+    }
+    if (this.meterIds.retain(used)) this.logMeterIds();
+    return DesiredFlows.of({ ...t, meters }, this.rec.rules);
+  }
+
+  /** The meter id of police index `index`, when it has a meter. */
+  meterFor(index: number): number | undefined {
+    return this.meterIds.get(`index ${index}`);
   }
 
   /** Guest ct zone -> host zone, as this VM's record holds them. */
@@ -185,6 +218,8 @@ export class FlowSync {
   plan(table: RuleTable): Plan {
     const sw = this.sw;
     if (!sw || this.vf.mode !== 'switchdev') return { t: this.translate() };
+    // A police action came, went or changed through the action API: its meter with it.
+    if (JSON.stringify(this.standalone()) !== this.adoptedStandalone) return { t: this.translate() };
     const groups = new Map<string, GroupFlows>();
     for (const k of table.dirtyGroups()) {
       const members = table.group(k);

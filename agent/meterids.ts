@@ -53,6 +53,11 @@ export class MeterIds {
     return changed;
   }
 
+  /** The id `key` has, without giving one. */
+  get(key: string): number | undefined {
+    return this.byKey.get(key);
+  }
+
   get size(): number {
     return this.byKey.size;
   }

@@ -112,8 +112,10 @@ export class GuestRequests {
     if (!d.ok) return this.refuse(msg, d.error);
     const m = d.value;
     try {
-      if (m.op === 'get') return this.d.filters.actionGet(msg, m, await this.d.views.stats());
-      if (m.op === 'dump') return this.d.filters.actionDump(msg, m, await this.d.views.stats());
+      if (m.op === 'get' || m.op === 'dump') {
+        const c = await this.d.views.counters();
+        return m.op === 'get' ? this.d.filters.actionGet(msg, m, c.rules, c.police) : this.d.filters.actionDump(msg, m, c.rules, c.police);
+      }
       let warning: string | undefined;
       const [reply] = await this.run([{ msg, edit: () => void (warning = this.d.filters.actionChange(m)) }], `action ${m.op}`);
       // tca_action_flush that stopped at a bound action: the ACK carries the extack as a warning.

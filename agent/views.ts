@@ -52,6 +52,12 @@ export interface ExplainReport {
   other: ExplainedFlow[];
 }
 
+/** A meter's OFPMP_METER_STATS as act_police.c counts: every packet in (bytes as tc counts them), the drop band's dropped and over the limit. */
+function meterCounters(m: MeterStats): ActCounters & { overlimits: number } {
+  const dropped = m.bands.reduce((n, b) => n + b.packets, 0);
+  return { packets: m.packets, bytes: Math.max(0, m.bytes - L2_HEADER * m.packets), drops: dropped, overlimits: dropped };
+}
+
 export class VmViews {
   constructor(
     private readonly rec: VmRecord,
@@ -69,6 +75,11 @@ export class VmViews {
    * a police action's are its own (policeCounters), the other actions' the filter's.
    */
   async stats(installed?: InstalledFlow[]): Promise<Map<number, DumpStats>> {
+    return (await this.counters(installed)).rules;
+  }
+
+  /** Per-rule counters (stats()) and each police action's own by index, bound or not (tc actions get/ls). */
+  async counters(installed?: InstalledFlow[]): Promise<{ rules: Map<number, DumpStats>; police: Map<number, ActCounters> }> {
     const flows = installed ?? (await this.installer.dump());
     const out = new Map<number, DumpStats>();
     const now = Date.now();
@@ -104,8 +115,7 @@ export class VmViews {
       s.packets = Math.max(s.packets, s.hw.packets);
       s.bytes = Math.max(s.bytes, s.hw.bytes);
     }
-    await this.policeCounters(flows, out);
-    return out;
+    return { rules: out, police: await this.policeCounters(flows, out) };
   }
 
   /**
@@ -116,7 +126,7 @@ export class VmViews {
    * its own packets, which all pass the police. Hardware counters: tcf_exts_hw_stats_update gives each action
    * its filter's, so the police's are the sum of its filters'.
    */
-  private async policeCounters(flows: InstalledFlow[], out: Map<number, DumpStats>): Promise<void> {
+  private async policeCounters(flows: InstalledFlow[], out: Map<number, DumpStats>): Promise<Map<number, ActCounters>> {
     const bound = new Map<number, number[]>();
     for (const { id, rule, actIndex } of this.rec.rules)
       rule.actions.forEach((a, j) => {
@@ -126,14 +136,19 @@ export class VmViews {
         if (!ids) bound.set(index, [id]);
         else if (!ids.includes(id)) ids.push(id);
       });
-    if (!bound.size) return;
+    // A police of the action API no filter binds keeps a meter of its own (flowsync.ts standalone()).
+    const unbound = (this.rec.policers ?? []).flatMap((e) => {
+      const meter = bound.has(e.index) ? undefined : this.sync.meterFor(e.index);
+      return meter === undefined ? [] : [{ index: e.index, meter }];
+    });
+    if (!bound.size && !unbound.length) return new Map();
     // OVS takes a meter only as the first instruction, so a rule's flows open with its police's meter.
     const meterOf = new Map<number, number>();
     for (const f of flows) {
       const m = /^meter:(\d+)/.exec(f.actions);
       if (m && cookieKind(f.cookie) !== FlowKind.DEFAULT) meterOf.set(cookieRuleId(f.cookie), Number(m[1]));
     }
-    const meters = meterOf.size ? await this.meterStats() : undefined;
+    const meters = meterOf.size || unbound.length ? await this.meterStats() : undefined;
     const byIndex = new Map<number, ActCounters>();
     for (const [index, ids] of bound) {
       const c: ActCounters & { overlimits: number } = { packets: 0, bytes: 0, drops: 0, overlimits: 0 };
@@ -145,11 +160,11 @@ export class VmViews {
         if (m && meter !== undefined) {
           if (counted.has(meter)) continue;
           counted.add(meter);
-          c.packets += m.packets;
-          c.bytes += Math.max(0, m.bytes - L2_HEADER * m.packets);
-          const dropped = m.bands.reduce((n, b) => n + b.packets, 0);
-          c.drops += dropped;
-          c.overlimits += dropped;
+          const own = meterCounters(m);
+          c.packets += own.packets;
+          c.bytes += own.bytes;
+          c.drops += own.drops;
+          c.overlimits += own.overlimits;
         } else if (s) {
           c.packets += s.packets;
           c.bytes += s.bytes;
@@ -163,11 +178,16 @@ export class VmViews {
       }
       byIndex.set(index, c);
     }
+    for (const { index, meter } of unbound) {
+      const m = meters?.get(meter);
+      if (m) byIndex.set(index, meterCounters(m));
+    }
     for (const { id, rule, actIndex } of this.rec.rules) {
       const s = out.get(id);
       if (!s || !rule.actions.some((a) => a.kind === 'police')) continue;
       s.actions = rule.actions.map((a, j) => (a.kind === 'police' ? byIndex.get(actIndex?.[j] ?? 0) : undefined));
     }
+    return byIndex;
   }
 
   /** The bridge's meter counters; undefined when the installer has none or they cannot be read now (police then counts its filters' packets). */

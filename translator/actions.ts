@@ -3,7 +3,7 @@
 // packet to the representor (slow path), goto resubmits to the chain's table.
 // What OpenFlow cannot do exactly is refused with EOPNOTSUPP and the reason.
 import { refuse } from './refuse.js';
-import type { Action, Control, FlowerRule } from '../rules/model.js';
+import type { Action, Control, FlowerRule, PoliceAction } from '../rules/model.js';
 import { EthP } from '../rules/model.js';
 import type { CtNat, PeditKey } from '../rules/model.js';
 import { l3Protocol } from '../rules/validate.js';
@@ -435,17 +435,14 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
         continue;
       }
       case 'police': {
-        if (a.peakrate || a.avrate) refuse('police peakrate/avrate have no meter equivalent', 'police');
-        if (!a.rate && !a.pktsPerSec) {
+        const meter = policeMeter(a);
+        if (!meter) {
           // A police without a rate (6.1 creates one for `police index N` naming no action yet) never exceeds,
           // unless an mtu bounds it (act_police.c tcf_police_act): it only passes the conform verdict on.
           if (a.mtu && a.mtu < 0xffffffff) refuse('police mtu without a rate has no meter equivalent', 'police');
           break;
         }
-        if (a.exceed.kind !== 'drop') refuse(`police exceed verdict "${a.exceed.kind}": only drop maps to a meter band`, 'police');
-        const spec = a.pktsPerSec
-          ? `pktps burst stats bands=type=drop rate=${a.pktsPerSec} burst_size=${a.pktBurst ?? 0}`
-          : `kbps burst stats bands=type=drop rate=${Math.max(1, Math.ceil(((a.rate ?? 0) * 8) / 1000))} burst_size=${Math.max(1, Math.ceil(((a.burst ?? 0) * 8) / 1000))}`;
+        const spec = 'spec' in meter ? meter.spec : refuse(meter.refusal, 'police');
         // OVS 3.1 takes a meter only as the first instruction ("meter must appear before apply_actions"). Ahead of
         // rewrites it is the same police (a dropped packet's rewrite is never seen; only a size change, vlan
         // push/pop, is counted differently); ahead of a copy out or a ct commit it would drop what tc let go.
@@ -540,6 +537,22 @@ function ofNat(n: CtNat): OfNat {
     if (n.portMax !== undefined && n.portMax !== n.portMin) out.portMax = n.portMax;
   }
   return out;
+}
+
+/**
+ * The OpenFlow meter a police action is: one drop band at its rate (bytes/s
+ * or packets/s); the reason when no meter can be it; undefined for a police
+ * without a rate, which meters nothing.
+ */
+export function policeMeter(a: PoliceAction): { spec: string } | { refusal: string } | undefined {
+  if (a.peakrate || a.avrate) return { refusal: 'police peakrate/avrate have no meter equivalent' };
+  if (!a.rate && !a.pktsPerSec) return undefined;
+  if (a.exceed.kind !== 'drop') return { refusal: `police exceed verdict "${a.exceed.kind}": only drop maps to a meter band` };
+  return {
+    spec: a.pktsPerSec
+      ? `pktps burst stats bands=type=drop rate=${a.pktsPerSec} burst_size=${a.pktBurst ?? 0}`
+      : `kbps burst stats bands=type=drop rate=${Math.max(1, Math.ceil(((a.rate ?? 0) * 8) / 1000))} burst_size=${Math.max(1, Math.ceil(((a.burst ?? 0) * 8) / 1000))}`,
+  };
 }
 
 /** A field's value or mask as one number, whatever its width (MACs pass 32 bits; IPv6 is bytes). */

@@ -192,17 +192,32 @@ describe('filters bind shared police actions', () => {
     await filter('dev vf1 ingress prio 5 protocol ip flower dst_ip 10.0.0.9 action police index 9 action mirred egress redirect dev vf0');
     expect(meters).toHaveLength(2);
     const nine = meters.find((m) => /rate=1000 /.test(m.spec))!.id;
-    // Index 3's filter goes (its police stays, unbound: no meter); index 9's meter is the same one.
+    // Index 3's filter goes (its police stays, unbound, with a meter of its own); index 9's meter is the same one.
     await one(encodeFilterSelect('del', { dev: 'vf0', direction: 'ingress', chain: undefined, prio: 1, protocol: 0, handle: 0, kind: undefined }, { seq: seq++, pid: PID }));
-    expect(meters).toHaveLength(1);
+    expect(meters).toHaveLength(2);
     expect(rateOf(nine)).toBe('1000');
+    const ids = meters.map((m) => m.id).sort();
     vm!.close();
     journal.close();
     journal = new Journal(join(dir, 'j'));
     meters = [];
     await start(journal.loadAll()[0]!);
     await vm!.reconcile('restart');
-    expect(meters.map((m) => m.id)).toEqual([nine]);
+    expect(meters.map((m) => m.id).sort()).toEqual(ids);
+    expect(rateOf(nine)).toBe('1000');
+  });
+
+  // act_api.c: an action of the action API lives until deleted, bound or not, and its bucket and counters with it.
+  it('a police of the action API is a meter of its own while no filter binds it, with the same id before and after', async () => {
+    await addAction(police(125000, 4));
+    expect(meters).toHaveLength(1);
+    const [{ id }] = meters as [OfMeter];
+    await filter('dev vf0 ingress prio 1 protocol ip flower action police index 4 action mirred egress redirect dev vf1');
+    expect(meters.map((m) => m.id)).toEqual([id]);
+    await one(encodeFilterSelect('del', { dev: 'vf0', direction: 'ingress', chain: undefined, prio: 1, protocol: 0, handle: 0, kind: undefined }, { seq: seq++, pid: PID }));
+    expect(meters.map((m) => m.id)).toEqual([id]);
+    expect(ack(await delAction(4)).errno).toBe(0);
+    expect(meters).toEqual([]);
   });
 
   it('a missing index is created with the filter (no rate: 6.1 accepts it); filters free what they created; flush stops at a bound one', async () => {

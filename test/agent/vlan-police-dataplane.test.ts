@@ -157,6 +157,10 @@ describe('police actions limit real traffic', () => {
     expect(counted(listed)).toEqual(total);
     const got = (await tcJson('actions get action police index 51'))[1].actions[0];
     expect(counted(got)).toEqual(total);
+    // Its filters go; the action API's police stays (act_api.c), and its counters with it.
+    for (const dev of ['vf0', 'vf2']) await execa('tc', ['filter', 'del', 'dev', dev, 'ingress', 'prio', '51'], { env: guestEnv(bed.config.stateDir, bed.vm), extendEnv: false });
+    const alone = (await tcJson('actions get action police index 51'))[1].actions[0];
+    expect({ ...counted(alone), ref: alone.ref, bind: alone.bind }).toEqual({ ...total, ref: 1, bind: 0 });
   }, 60_000);
 
   it('two indices with identical parameters are two buckets', async () => {
