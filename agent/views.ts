@@ -53,7 +53,7 @@ export interface ExplainReport {
 }
 
 /** A meter's OFPMP_METER_STATS as act_police.c counts: every packet in (bytes as tc counts them), the drop band's dropped and over the limit. */
-function meterCounters(m: MeterStats): ActCounters & { overlimits: number } {
+function meterCounters(m: MeterStats): ActCounters {
   const dropped = m.bands.reduce((n, b) => n + b.packets, 0);
   return { packets: m.packets, bytes: Math.max(0, m.bytes - L2_HEADER * m.packets), drops: dropped, overlimits: dropped };
 }
@@ -115,61 +115,47 @@ export class VmViews {
       s.packets = Math.max(s.packets, s.hw.packets);
       s.bytes = Math.max(s.bytes, s.hw.bytes);
     }
-    return { rules: out, police: await this.policeCounters(flows, out) };
+    return { rules: out, police: await this.policeCounters(out) };
   }
 
   /**
    * Each police action's counters, shared by every filter bound to its index (act_police.c tcf_police_act:
    * every packet reaching it in bstats; an exceeding one in overlimits, and in drops as the exceed verdict is
-   * drop). One index is one meter (translator meter()), whose OFPMP_METER_STATS are those totals: packets in,
-   * and the drop band's packets. A bound filter without a meter (a police without a rate, a trapped rule) adds
-   * its own packets, which all pass the police. Hardware counters: tcf_exts_hw_stats_update gives each action
-   * its filter's, so the police's are the sum of its filters'.
+   * drop). One index is one meter (flowsync.ts meterFor), whose OFPMP_METER_STATS are those totals: packets
+   * in, and the drop band's packets; a police of the action API keeps its meter while no filter binds it. A
+   * bound filter whose flows do not meter (a police without a rate, a trapped rule) adds its own packets,
+   * which all pass the police. Hardware counters: tcf_exts_hw_stats_update gives each action its filter's,
+   * so the police's are the sum of its filters'.
    */
-  private async policeCounters(flows: InstalledFlow[], out: Map<number, DumpStats>): Promise<Map<number, ActCounters>> {
-    const bound = new Map<number, number[]>();
+  private async policeCounters(out: Map<number, DumpStats>): Promise<Map<number, ActCounters>> {
+    const bound = new Map<number, Set<number>>();
     for (const { id, rule, actIndex } of this.rec.rules)
       rule.actions.forEach((a, j) => {
         const index = actIndex?.[j];
-        if (a.kind !== 'police' || !index) return;
-        const ids = bound.get(index);
-        if (!ids) bound.set(index, [id]);
-        else if (!ids.includes(id)) ids.push(id);
+        if (a.kind === 'police' && index) (bound.get(index) ?? bound.set(index, new Set()).get(index)!).add(id);
       });
-    // A police of the action API no filter binds keeps a meter of its own (flowsync.ts standalone()).
-    const unbound = (this.rec.policers ?? []).flatMap((e) => {
-      const meter = bound.has(e.index) ? undefined : this.sync.meterFor(e.index);
-      return meter === undefined ? [] : [{ index: e.index, meter }];
-    });
-    if (!bound.size && !unbound.length) return new Map();
-    // OVS takes a meter only as the first instruction, so a rule's flows open with its police's meter.
+    const indexes = new Set([...bound.keys(), ...(this.rec.policers ?? []).map((e) => e.index)]);
     const meterOf = new Map<number, number>();
-    for (const f of flows) {
-      const m = /^meter:(\d+)/.exec(f.actions);
-      if (m && cookieKind(f.cookie) !== FlowKind.DEFAULT) meterOf.set(cookieRuleId(f.cookie), Number(m[1]));
+    for (const i of indexes) {
+      const m = this.sync.meterFor(i);
+      if (m !== undefined) meterOf.set(i, m);
     }
-    const meters = meterOf.size || unbound.length ? await this.meterStats() : undefined;
+    const meters = meterOf.size ? await this.meterStats() : undefined;
     const byIndex = new Map<number, ActCounters>();
-    for (const [index, ids] of bound) {
-      const c: ActCounters & { overlimits: number } = { packets: 0, bytes: 0, drops: 0, overlimits: 0 };
-      const counted = new Set<number>();
-      for (const id of ids) {
+    for (const index of indexes) {
+      const meter = meterOf.get(index);
+      const m = meter === undefined ? undefined : meters?.get(meter);
+      const ids = bound.get(index);
+      if (!m && !ids) continue;
+      const c: ActCounters = m ? meterCounters(m) : { packets: 0, bytes: 0, drops: 0, overlimits: 0 };
+      for (const id of ids ?? []) {
         const s = out.get(id);
-        const meter = meterOf.get(id);
-        const m = meter === undefined ? undefined : meters?.get(meter);
-        if (m && meter !== undefined) {
-          if (counted.has(meter)) continue;
-          counted.add(meter);
-          const own = meterCounters(m);
-          c.packets += own.packets;
-          c.bytes += own.bytes;
-          c.drops += own.drops;
-          c.overlimits += own.overlimits;
-        } else if (s) {
+        if (!s) continue;
+        if (!m || !this.sync.result(id)?.offloaded) {
           c.packets += s.packets;
           c.bytes += s.bytes;
         }
-        if (s?.hw) c.hw = { packets: (c.hw?.packets ?? 0) + s.hw.packets, bytes: (c.hw?.bytes ?? 0) + s.hw.bytes };
+        if (s.hw) c.hw = { packets: (c.hw?.packets ?? 0) + s.hw.packets, bytes: (c.hw?.bytes ?? 0) + s.hw.bytes };
       }
       // tc prints software = total - hardware, unsigned.
       if (c.hw) {
@@ -177,10 +163,6 @@ export class VmViews {
         c.bytes = Math.max(c.bytes, c.hw.bytes);
       }
       byIndex.set(index, c);
-    }
-    for (const { index, meter } of unbound) {
-      const m = meters?.get(meter);
-      if (m) byIndex.set(index, meterCounters(m));
     }
     for (const { id, rule, actIndex } of this.rec.rules) {
       const s = out.get(id);
