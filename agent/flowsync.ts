@@ -96,19 +96,14 @@ export class FlowSync {
     });
   }
 
-  /** The standalone meters (JSON) the desired flows were made with: plan() translates anew when they change. */
-  private adoptedStandalone = '[]';
-
   /**
    * A translation becomes the desired one, with the meters of police actions
    * no filter binds; the meter ids none of them uses are free again.
    */
   private adopt(t: Translation): DesiredFlows {
-    const standalone = this.standalone();
-    this.adoptedStandalone = JSON.stringify(standalone);
     const meters = [...t.meters];
     const used = new Set(meters.map((m) => m.id));
-    for (const { key, spec } of standalone) {
+    for (const { key, spec } of this.standalone()) {
       const id = this.meterId(key);
       if (!used.has(id)) meters.push({ id, spec });
       used.add(id);
@@ -218,8 +213,8 @@ export class FlowSync {
   plan(table: RuleTable): Plan {
     const sw = this.sw;
     if (!sw || this.vf.mode !== 'switchdev') return { t: this.translate() };
-    // A police action came, went or changed through the action API: its meter with it.
-    if (JSON.stringify(this.standalone()) !== this.adoptedStandalone) return { t: this.translate() };
+    // A police action came, went or changed through the action API: its meter with it (adopt()).
+    if (table.police.changed) return { t: this.translate() };
     const groups = new Map<string, GroupFlows>();
     for (const k of table.dirtyGroups()) {
       const members = table.group(k);

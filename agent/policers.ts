@@ -176,6 +176,11 @@ export class PolicerTable {
       .map((p) => ({ index: p.index, police: p.police, installedAt: p.installedAt }));
   }
 
+  /** Whether the action API's policers changed since the last takeChanged(), without forgetting it. */
+  get changed(): boolean {
+    return this.dirty;
+  }
+
   /** Whether the action API's policers changed since the last call (the journal's delta), and forget it. */
   takeChanged(): boolean {
     const d = this.dirty;
