@@ -144,6 +144,7 @@ export class Vpfd implements AdminBackend {
       pid = now;
       this.log.warn({ vms: this.vms.size }, 'ovs-vswitchd restarted; reinstalling flows');
       for (const vm of this.vms.values()) {
+        vm.ovsRestarted();
         // The new ovs-vswitchd may still be setting the bridge up: retry briefly before leaving it to the timer.
         const attempt = (n: number): void => {
           if (this.vms.get(vm.rec.name) !== vm) return;

@@ -13,13 +13,19 @@
 //
 // Cookies name flows (translator/cookie.ts), so "installed" is a set of
 // cookies; a restart reads one dump and sends nothing when nothing changed.
+// When OVS refuses a bundle, its error names the flow, the flow's cookie
+// names the rule: that rule leaves hardware (as a driver leaves a filter it
+// cannot hold in software) and the rest go again, so one rule OVS will not
+// take never keeps a VM's other rules, or the VM itself, from its bridge.
 import type { Logger } from 'pino';
 import { Errno, VpfError } from '../rules/errors.js';
 import { translate, translateGroup, type RuleResult, type TranslateMemo, type Translation } from '../translator/index.js';
 import { policeMeter } from '../translator/actions.js';
 import type { OfFlow, OfMeter } from '../ovs/openflow/flow.js';
 import { diffFlows, diffInstalled, isEmptyDiff, type FlowDiff } from '../ovs/openflow/diff.js';
-import type { FlowInstaller } from '../ovs/ctl/ofctl.js';
+import { InstallError, type FlowInstaller } from '../ovs/ctl/ofctl.js';
+import { cookieKind, cookieRuleId, FlowKind } from '../translator/cookie.js';
+import type { FlowerRule } from '../rules/model.js';
 import type { Journal } from './journal.js';
 import { MeterIds } from './meterids.js';
 import type { RuleEntry, VmRecord } from './records.js';
@@ -39,6 +45,9 @@ interface Installed {
   /** The meters, as JSON. */
   meters: string;
 }
+
+/** Rules OVS may refuse in one install before it gives up: each costs a bundle. */
+const MAX_REFUSED_PER_INSTALL = 32;
 
 /** One turn of the event loop: the installer's queued work (encode, socket writes) runs before what follows. */
 const sent = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -137,9 +146,58 @@ export class FlowSync {
     return this.zoneMap.get(z)!;
   };
 
+  /**
+   * Rules whose flows OVS refused, with OVS's reason: left to the guest's
+   * software (or refused under skip_sw) until the rule changes or
+   * ovs-vswitchd restarts. Not journaled: a restart asks OVS again.
+   */
+  private readonly ovsRefused = new Map<number, { rule: FlowerRule; error: VpfError }>();
+
+  /** ovsRefused as the translator takes it: only rules still as OVS saw them. */
+  private notOffloadable(): Map<number, VpfError> | undefined {
+    if (!this.ovsRefused.size) return undefined;
+    const now = new Map(this.rec.rules.map((e) => [e.id, e.rule]));
+    const out = new Map<number, VpfError>();
+    for (const [id, q] of this.ovsRefused) {
+      if (now.get(id) === q.rule) out.set(id, q.error);
+      else this.ovsRefused.delete(id);
+    }
+    return out;
+  }
+
+  /**
+   * An install OVS refused, naming a flow of a rule it had not refused before:
+   * that rule is translated again as not offloadable (true: install again).
+   * Anything else (a lost connection, a flow of no rule) is the caller's error.
+   */
+  private refusedByOvs(e: unknown, attempt: number): boolean {
+    const refused = e instanceof InstallError ? e.refused : undefined;
+    if (refused?.cookie === undefined || attempt >= MAX_REFUSED_PER_INSTALL) return false;
+    const kind = cookieKind(refused.cookie);
+    if (kind !== FlowKind.RULE && kind !== FlowKind.TRAP) return false;
+    const id = cookieRuleId(refused.cookie);
+    const entry = this.rec.rules.find((r) => r.id === id);
+    if (!entry || this.ovsRefused.get(id)?.rule === entry.rule) return false;
+    const error = new VpfError(Errno.EOPNOTSUPP, `Open vSwitch refused this filter's flow (${refused.code}): it cannot be offloaded`);
+    this.ovsRefused.set(id, { rule: entry.rule, error });
+    this.sw = undefined;
+    this.log.error({ vm: this.rec.name, rule: id, cause: refused.code, flow: `0x${refused.cookie.toString(16)}` }, 'Open vSwitch refused a flow of this rule; the rule leaves hardware, the others are installed again');
+    this.metrics.inc('vpf_rules_refused_by_ovs_total', { vm: this.rec.name }, 1, 'Rules taken out of hardware because Open vSwitch refused one of their flows');
+    return true;
+  }
+
+  /** ovs-vswitchd restarted (perhaps upgraded): what it refused before is asked again. */
+  ovsRestarted(): void {
+    if (!this.ovsRefused.size) return;
+    this.ovsRefused.clear();
+    this.sw = undefined;
+  }
+
   private translate(): Translation {
+    const notOffloadable = this.notOffloadable();
     return translate({
       rules: this.rec.rules,
+      ...(notOffloadable ? { notOffloadable } : {}),
       ports: this.rec.ports,
       zone: this.zone,
       ...(this.outerTpid !== undefined ? { outerTpid: this.outerTpid } : {}),
@@ -221,7 +279,8 @@ export class FlowSync {
       const first = members[0]?.rule;
       const at = first && tableOf(sw.tables, first);
       if (!first || at === undefined || !sw.has(k) || first.direction !== 'ingress') return { t: this.translate() };
-      const g = translateGroup(members as RuleEntry[], at, { ports: this.rec.ports, zone: this.zone, memo: this.memo, ...(this.outerTpid !== undefined ? { outerTpid: this.outerTpid } : {}) });
+      const notOffloadable = this.notOffloadable();
+      const g = translateGroup(members as RuleEntry[], at, { ports: this.rec.ports, zone: this.zone, memo: this.memo, ...(this.outerTpid !== undefined ? { outerTpid: this.outerTpid } : {}), ...(notOffloadable ? { notOffloadable } : {}) });
       if (!g) return { t: this.translate() };
       groups.set(k, g);
     }
@@ -278,29 +337,47 @@ export class FlowSync {
     const known = this.installed;
     const dumping = known ? undefined : this.installer.dump();
     dumping?.catch(() => undefined);
-    const t = this.desired();
-    const t0 = process.hrtime.bigint();
-    let diff: FlowDiff;
-    try {
-      // A zone claimed by this translation is on disk before a flow uses it, so a restart maps it the same way.
-      await this.journal.durable(this.rec.name);
-      // Meters first and pruned last: OVS cannot bundle meter mods, and deleting a meter deletes its flows.
-      const meters = JSON.stringify(t.meters);
-      const metersChanged = meters !== known?.meters;
-      if (metersChanged) await this.installer.putMeters(t.meters);
-      let want: Set<bigint> | undefined;
-      if (known) ({ want, ...diff } = diffInstalled(t.flows, known.cookies));
-      else diff = diffFlows(t.flows, await dumping!);
-      if (!isEmptyDiff(diff)) await this.installer.apply(diff);
-      const cookies = want ?? new Set(t.flows.map((f) => f.cookie));
-      if (metersChanged) await this.installer.pruneMeters(t.meters.map((m) => m.id));
-      this.installed = { cookies, meters };
-    } catch (e) {
-      // A failed or timed-out bundle may still have applied: the next change reads a dump.
-      this.installed = undefined;
-      throw e;
+    for (let attempt = 0; ; attempt++) {
+      const t = this.desired();
+      const t0 = process.hrtime.bigint();
+      let diff: FlowDiff;
+      try {
+        // A zone claimed by this translation is on disk before a flow uses it, so a restart maps it the same way.
+        await this.journal.durable(this.rec.name);
+        // Meters first and pruned last: OVS cannot bundle meter mods, and deleting a meter deletes its flows.
+        const meters = JSON.stringify(t.meters);
+        const metersChanged = meters !== known?.meters;
+        if (metersChanged) await this.putMeters(t.meters);
+        let want: Set<bigint> | undefined;
+        if (known) ({ want, ...diff } = diffInstalled(t.flows, known.cookies));
+        else diff = diffFlows(t.flows, await dumping!);
+        if (!isEmptyDiff(diff)) await this.installer.apply(diff);
+        const cookies = want ?? new Set(t.flows.map((f) => f.cookie));
+        if (metersChanged) await this.installer.pruneMeters(t.meters.map((m) => m.id));
+        this.installed = { cookies, meters };
+      } catch (e) {
+        // A refused bundle applied nothing: the same starting point, without the refused rule.
+        if (this.refusedByOvs(e, attempt)) continue;
+        // A failed or timed-out bundle may still have applied: the next change reads a dump.
+        this.installed = undefined;
+        throw e;
+      }
+      return this.recordInstall(diff, t0, reason);
     }
-    return this.recordInstall(diff, t0, reason);
+  }
+
+  /**
+   * The meters, before the flows that use them. A meter OVS refuses is left
+   * out (logged): the flows using it are then refused by name and their rules
+   * leave hardware, where a refused meter would otherwise stop every flow.
+   */
+  private async putMeters(meters: OfMeter[]): Promise<void> {
+    try {
+      await this.installer.putMeters(meters);
+    } catch (e) {
+      if (!(e instanceof InstallError && e.refused)) throw e;
+      this.log.error({ vm: this.rec.name, cause: e.refused.code, err: e }, 'Open vSwitch refused a meter; the rules using it leave hardware');
+    }
   }
 
   /** Installs a difference computed from the desired groups (no dump, no full diff). */
@@ -310,6 +387,8 @@ export class FlowSync {
     try {
       if (!isEmptyDiff(diff)) await this.installer.apply(diff);
     } catch (e) {
+      // The refused rule leaves hardware: everything is translated again, from the same installed flows.
+      if (this.refusedByOvs(e, 0)) return this.reconcile(reason);
       this.installed = undefined;
       throw e;
     }

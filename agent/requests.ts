@@ -194,7 +194,18 @@ export class GuestRequests {
       filters.rollback(before);
       return edits.length === 1 ? [refused] : RETRY;
     }
+    const changed = [...filters.table.changed()].map((e) => e.id);
     await sync.commit(plan, filters.table, what);
+    // OVS refused a skip_sw filter's flow during the install (flowsync.ts): a NIC refuses a skip_sw
+    // filter it cannot hold, so the change is undone, on disk too, and refused.
+    const late = changed.map((id) => sync.result(id)).find((r) => r?.refused)?.error;
+    if (late) {
+      filters.rollback(before);
+      sync.desiredChanged();
+      this.d.journal.save(this.d.rec);
+      await sync.reconcile(`${what} undone`);
+      return edits.length === 1 ? [late] : RETRY;
+    }
     return out;
   }
 

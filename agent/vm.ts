@@ -113,6 +113,11 @@ export class VmState {
     });
   }
 
+  /** ovs-vswitchd restarted: flows it refused before are offered again at the next reconcile. */
+  ovsRestarted(): void {
+    this.sync.ovsRestarted();
+  }
+
   /** Desired vs installed by cookie, read from a fresh dump; only the difference goes, in one bundle. */
   reconcile(reason: string): Promise<number> {
     return this.serial(() => {

@@ -49,6 +49,12 @@ export interface TranslateInput {
    * little more than a lookup each. The output is the same with or without it.
    */
   memo?: TranslateMemo;
+  /**
+   * Rules the caller knows cannot be offloaded, with the reason: Open vSwitch
+   * refused one of their flows. They are translated as any rule that cannot be
+   * (a trap, or refused under skip_sw), and never kept in or taken from the memo.
+   */
+  notOffloadable?: ReadonlyMap<number, VpfError>;
   /** Per VF, max_tx_rate in Mbps (0 = none): policed by a meter on everything the VF sends, as in legacy mode. */
   vfMaxTxRate?: number[];
   /**
@@ -228,7 +234,8 @@ export function translate(input: TranslateInput): Translation {
   for (let i = 0; i < live.length; i++) {
     const memo = memos[i]!;
     const localMeters: (OfMeter & { key: string })[] = [];
-    const one = translateOne(live[i]!, tables.get(memo.tableKey!)!, rank[i]!, memo, {
+    const forced = input.notOffloadable?.get(live[i]!.id);
+    const one = translateOne(live[i]!, tables.get(memo.tableKey!)!, rank[i]!, forced ? {} : memo, {
       ports,
       zone,
       maxFlowsPerRule,
@@ -243,7 +250,7 @@ export function translate(input: TranslateInput): Translation {
         localMeters.push(m);
         return m.id;
       },
-    }, input.memo !== undefined);
+    }, input.memo !== undefined && !forced, forced);
     // A rule's meters exist only if the rule made it into hardware.
     if (one.result.offloaded) {
       for (const m of localMeters) {
@@ -409,7 +416,7 @@ class DependsOnOthers extends Error {}
 export function translateGroup(
   members: RuleInput[],
   table: number,
-  input: Pick<TranslateInput, 'ports' | 'zone' | 'maxFlowsPerRule' | 'memo' | 'outerTpid'>,
+  input: Pick<TranslateInput, 'ports' | 'zone' | 'maxFlowsPerRule' | 'memo' | 'outerTpid' | 'notOffloadable'>,
 ): { flows: OfFlow[]; perRule: Map<number, RuleResult> } | undefined {
   const memoOf = (rule: FlowerRule): RuleMemo => {
     let m = input.memo?.get(rule);
@@ -450,7 +457,8 @@ export function translateGroup(
   const perRule = new Map<number, RuleResult>();
   try {
     for (const r of members) {
-      const one = translateOne(r, table, rank.get(r)!, memoOf(r.rule), ctx, input.memo !== undefined);
+      const forced = input.notOffloadable?.get(r.id);
+      const one = translateOne(r, table, rank.get(r)!, forced ? {} : memoOf(r.rule), ctx, input.memo !== undefined && !forced, forced);
       for (const f of one.flows) flows.push(f);
       perRule.set(r.id, one.result);
     }

@@ -80,8 +80,43 @@ export function parseMeterStats(text: string): Map<number, MeterStats> {
   return out;
 }
 
-/** Any failure leaves OVS in an unknown state (a timed-out bundle may have committed): reconcile from a dump. */
-export class InstallError extends Error {}
+/** OVS refused a flow or meter mod: an atomic bundle then applied nothing. */
+export interface Refusal {
+  /** OVS's error, e.g. OFPMMFC_INVALID_METER. */
+  code: string;
+  /** The cookie of the flow OVS named in its error, when it named one. */
+  cookie?: bigint;
+}
+
+/**
+ * Any failure leaves OVS in an unknown state (a timed-out bundle may have
+ * committed): reconcile from a dump. A `refused` one is OVS's answer to what
+ * was sent, so nothing of an atomic bundle applied.
+ */
+export class InstallError extends Error {
+  readonly refused: Refusal | undefined;
+  constructor(message: string, opts: { cause?: unknown; refused?: Refusal } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.refused = opts.refused;
+  }
+}
+
+/**
+ * OVS's refusal in ovs-ofctl's stderr. Of a bundle: "Error OFPMMFC_INVALID_METER
+ * for: OFPT_FLOW_MOD (OF1.5) (xid=0x6): ADD priority=6,tcp cookie:0x20...
+ * actions=..." (ofp-print of the refused message); of a single request (a
+ * meter mod): "OFPT_ERROR (OF1.5) (xid=0x2): OFPMMFC_BAD_BAND". Undefined when
+ * ovs-ofctl failed otherwise.
+ */
+export function parseRefusal(stderr: string): Refusal | undefined {
+  const m = /^Error (OFP\w+) for: (.*)$/m.exec(stderr);
+  if (!m) {
+    const single = /^OFPT_ERROR \(OF[\d.]+\) \(xid=0x[0-9a-f]+\): (OFP\w+)/m.exec(stderr);
+    return single ? { code: single[1]! } : undefined;
+  }
+  const cookie = /^OFPT_FLOW_MOD\b.*?\bcookie:(0x[0-9a-f]+)/.exec(m[2]!)?.[1];
+  return { code: m[1]!, ...(cookie ? { cookie: BigInt(cookie) } : {}) };
+}
 
 /** Parses `ovs-ofctl dump-flows` lines (ovs-ofctl(8) flow syntax with counters). */
 export function parseDumpFlows(text: string): InstalledFlow[] {
@@ -127,7 +162,11 @@ export class OfctlInstaller implements FlowInstaller {
 
   private async ofctl(args: string[], input?: string): Promise<string> {
     const r = await execa('ovs-ofctl', ['-O', 'OpenFlow15', ...args], { env: this.env, reject: false, timeout: 60_000, ...(input !== undefined ? { input } : {}) });
-    if (r.exitCode !== 0) throw new InstallError(`ovs-ofctl ${args[0]}: ${(r.stderr || r.stdout).toString().split('\n')[0]}`);
+    if (r.exitCode !== 0) {
+      const text = (r.stderr || r.stdout).toString();
+      const refused = parseRefusal(text);
+      throw new InstallError(`ovs-ofctl ${args[0]}: ${refused ? `OVS refused it: ${refused.code}` : text.split('\n')[0]}`, refused ? { refused } : {});
+    }
     return r.stdout.toString();
   }
 
@@ -160,7 +199,18 @@ export class OfctlInstaller implements FlowInstaller {
     const have = await this.meterIds();
     // A mod-meter refills the meter's buckets and zeroes its counters (dpif-netdev and the kernel datapath
     // replace the meter): a meter that is already as wanted is left alone, or every reconcile would reset it.
-    for (const m of meters) if (have.get(m.id) !== m.spec) await this.ofctl([have.has(m.id) ? 'mod-meter' : 'add-meter', this.target, meterLine(m)]);
+    // One meter OVS refuses leaves the others to be put: the first refusal is thrown after them.
+    let refused: InstallError | undefined;
+    for (const m of meters) {
+      if (have.get(m.id) === m.spec) continue;
+      try {
+        await this.ofctl([have.has(m.id) ? 'mod-meter' : 'add-meter', this.target, meterLine(m)]);
+      } catch (e) {
+        if (!(e instanceof InstallError && e.refused)) throw e;
+        refused ??= e;
+      }
+    }
+    if (refused) throw refused;
   }
 
   async pruneMeters(keep: number[]): Promise<void> {

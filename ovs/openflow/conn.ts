@@ -36,6 +36,8 @@ const CODE_PREFIX: Record<number, string> = { 0: 'OFPHFC', 1: 'OFPBRC', 2: 'OFPB
 export class OpenFlowError extends Error {
   readonly typeName: string;
   readonly codeName: string;
+  /** Which of bundle()'s messages OVS refused (its error carries that message's xid). */
+  bundleIndex?: number;
   constructor(
     readonly type: number,
     readonly code: number,
@@ -261,15 +263,16 @@ export class OpenFlowConnection {
       const [open, barrier] = await Promise.allSettled([opened, this.barrier()]);
       if (barrier.status === 'rejected') throw barrier.reason;
       if (open.status === 'rejected') throw open.reason;
+      const culprit = (): OpenFlowError => Object.assign(errors[0]!, { bundleIndex: addXids.indexOf(errors[0]!.xid) });
       if (errors.length) {
         await this.request(encodeBundleControl(id, BundleCtrl.DISCARD_REQUEST, flags)).catch(() => {});
-        throw errors[0];
+        throw culprit();
       }
       try {
         await this.request(encodeBundleControl(id, BundleCtrl.COMMIT_REQUEST, flags));
       } catch (e) {
         // A failed commit names the culprit in an error for its add (ofproto.c do_bundle_commit), sent first.
-        throw errors[0] ?? e;
+        throw errors.length ? culprit() : e;
       }
     } finally {
       for (const x of addXids) this.watched.delete(x);

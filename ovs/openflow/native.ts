@@ -63,7 +63,12 @@ export class NativeInstaller implements FlowInstaller {
       await this.conn.connect();
       await this.conn.bundle(messages);
     } catch (e) {
-      if (e instanceof OpenFlowError) throw new InstallError(`OpenFlow bundle refused: ${e.message}`, { cause: e });
+      if (e instanceof OpenFlowError) {
+        // Deletes come first in the bundle, then the adds: the refused message's place names its flow.
+        const i = (e.bundleIndex ?? -1) - diff.del.length;
+        const cookie = i >= 0 ? diff.add[i]?.cookie : undefined;
+        throw new InstallError(`OpenFlow bundle refused: ${e.message}`, { cause: e, refused: { code: e.codeName, ...(cookie !== undefined ? { cookie } : {}) } });
+      }
       // Lost mid-bundle: a commit may or may not have applied, so no retry here; the caller reconciles from a dump.
       await this.conn.close().catch(() => {});
       const why = e instanceof ConnectionLost ? e.message : `OpenFlow connection failed: ${(e as Error).message}`;

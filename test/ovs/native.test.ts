@@ -142,6 +142,12 @@ describe('NativeInstaller: delete by cookie, atomicity, refusals', () => {
       expect(e1).toBeInstanceOf(InstallError);
       expect((e1 as Error).cause).toBeInstanceOf(OpenFlowError);
       expect((e1 as Error).message).toMatch(/OFPMMFC_/);
+      // The refusal names the flow (its cookie names its rule: flowsync.ts takes that rule out of hardware).
+      expect((e1 as InstallError).refused).toEqual({ code: 'OFPMMFC_INVALID_METER', cookie: 0x73n });
+      expect(await flowsOf(C)).toEqual(before);
+      // ovs-ofctl says the same in its own words (the installer for forms the native encoder lacks).
+      const e3 = await new OfctlInstaller(`unix:${ovs.mgmt(C)}`, ovs.env).apply(noMeter).then(() => undefined, (e: unknown) => e);
+      expect((e3 as InstallError).refused).toEqual({ code: 'OFPMMFC_INVALID_METER', cookie: 0x73n });
       expect(await flowsOf(C)).toEqual(before);
       // Refused when the add is decoded (the bundle never holds it): goto_table must go forward.
       const backwards: FlowDiff = { add: [...good, flow(5, 10, 0x74n, 'in_port=3', 'goto_table:1')], del: [0x77n] };
@@ -150,6 +156,7 @@ describe('NativeInstaller: delete by cookie, atomicity, refusals', () => {
       const of = (e2 as Error).cause as OpenFlowError;
       expect(of).toBeInstanceOf(OpenFlowError);
       expect(of.codeName).toBe('OFPBIC_BAD_TABLE_ID');
+      expect((e2 as InstallError).refused).toEqual({ code: 'OFPBIC_BAD_TABLE_ID', cookie: 0x74n });
       expect(await flowsOf(C)).toEqual(before);
       // The connection survives a refusal.
       await inst.apply({ add: good, del: [0x77n] });
