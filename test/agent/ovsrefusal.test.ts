@@ -7,7 +7,6 @@
 // handed each meter with a band it does not support (dscp_remark), so OVS
 // refuses the meter mod, then every flow naming the meter
 // (OFPMMFC_INVALID_METER).
-import { connect } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,12 +20,13 @@ import { OfctlInstaller, type FlowInstaller } from '../../ovs/ctl/ofctl.js';
 import { NativeInstaller } from '../../ovs/openflow/native.js';
 import type { OfMeter } from '../../ovs/openflow/flow.js';
 import { Errno } from '../../rules/errors.js';
-import { decodeFilterDump, encodeChainRequest, encodeFilterRequest, encodeFilterSelect } from '../../rules/netlink/tc.js';
-import { NlmF, NlmsgType, parseError, parseMessages, type NlMessage } from '../../rules/netlink/nlmsg.js';
+import { decodeFilterDump, encodeFilterRequest, encodeFilterSelect } from '../../rules/netlink/tc.js';
+import { NlmF, parseError, type NlMessage } from '../../rules/netlink/nlmsg.js';
 import { parseFilter, splitArgs } from '../../rules/tcsyntax/index.js';
 import { cookieKind, cookieRuleId, FlowKind } from '../../translator/cookie.js';
 import { defaultPortMap } from '../../translator/portmap.js';
 import { addTestBridge, startOvs, type PrivateOvs } from '../harness/ovs.js';
+import { exchange } from '../helpers/channel.js';
 
 const BR = 'brr';
 let ovs: PrivateOvs;
@@ -66,29 +66,7 @@ async function stop(): Promise<void> {
   vm = undefined;
 }
 
-/** One request and what came back before a probe's answer (an empty chain dump). */
-function one(msg: Buffer): Promise<NlMessage[]> {
-  const probe = encodeChainRequest('get', '', 'ingress', undefined, { seq: 0xfffffff0, flags: NlmF.REQUEST | NlmF.DUMP });
-  return new Promise((resolve, reject) => {
-    const s = connect(sock, () => s.write(Buffer.concat([msg, probe])));
-    let buf = Buffer.alloc(0);
-    const got: NlMessage[] = [];
-    s.on('error', reject);
-    s.on('data', (c: Buffer) => {
-      buf = Buffer.concat([buf, c]);
-      while (buf.length >= 16 && buf.readUInt32LE(0) <= buf.length) {
-        const len = buf.readUInt32LE(0);
-        const m = parseMessages(buf.subarray(0, len))[0]!;
-        buf = buf.subarray((len + 3) & ~3);
-        if (m.seq !== 0xfffffff0) got.push(m);
-        else if (m.type === NlmsgType.DONE) {
-          s.end();
-          resolve(got);
-        }
-      }
-    });
-  });
-}
+const one = (msg: Buffer): Promise<NlMessage[]> => exchange(sock, [msg]);
 
 /** `tc filter add <line>`: the errno and extack it gets. */
 async function add(line: string): Promise<{ errno: number; extack?: string }> {

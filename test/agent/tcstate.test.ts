@@ -2,7 +2,6 @@
 // netlink_rcv_skb/netlink_ack, cls_api.c, rtnetlink.c): raw netlink over the
 // channel socket against a VmState whose bridge is a stand-in, so each rule of
 // docs/protocol.md is checked in milliseconds (OVS itself: daemon.test.ts).
-import { connect } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,12 +16,13 @@ import { Errno } from '../../rules/errors.js';
 import type { FlowerRule } from '../../rules/model.js';
 import { encodeDevGetRequest, encodeEswitchRequest, encodeFamilyRequest } from '../../rules/netlink/devlink.js';
 import { encodeGetLinkRequest, IFLA } from '../../rules/netlink/link.js';
-import { AttrWriter, attrMap, buildMessage, NlmF, NlmsgType, parseAttrs, parseError, parseMessages, read, Rtm, type NlMessage } from '../../rules/netlink/nlmsg.js';
+import { AttrWriter, attrMap, buildMessage, NlmF, NlmsgType, parseAttrs, parseError, read, Rtm, type NlMessage } from '../../rules/netlink/nlmsg.js';
 import { CLS_FLAGS, decodeFilterDump, encodeChainRequest, encodeFilterRequest, encodeFilterSelect, TCA, type FilterSelector } from '../../rules/netlink/tc.js';
 import { F } from '../../rules/netlink/flowerKeys.js';
 import { TCA_ACT } from '../../rules/netlink/actions.js';
 import { parseFilter, splitArgs } from '../../rules/tcsyntax/index.js';
 import { defaultPortMap } from '../../translator/portmap.js';
+import { exchange as exchangeOn } from '../helpers/channel.js';
 
 /** The requester's netlink port id, as the forwarder writes it (docs/protocol.md, C1). */
 const PID = 0x1234abcd;
@@ -62,34 +62,8 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/**
- * Writes `msgs` in one write, then a probe whose answer (an empty chain dump of
- * ifindex 0, seq 0xfffffff0) marks the end: everything before it is what the
- * messages got, including nothing at all.
- */
-function exchange(msgs: Buffer[], path = at.route): Promise<NlMessage[]> {
-  const probe = encodeChainRequest('get', '', 'ingress', undefined, { seq: 0xfffffff0, flags: NlmF.REQUEST | NlmF.DUMP });
-  const genlProbe = encodeDevGetRequest({ seq: 0xfffffff0 });
-  return new Promise((resolve, reject) => {
-    const s = connect(path, () => s.write(Buffer.concat([...msgs, path === at.route ? probe : genlProbe])));
-    let buf = Buffer.alloc(0);
-    const got: NlMessage[] = [];
-    s.on('error', reject);
-    s.on('data', (c: Buffer) => {
-      buf = Buffer.concat([buf, c]);
-      while (buf.length >= 16 && buf.readUInt32LE(0) <= buf.length) {
-        const len = buf.readUInt32LE(0);
-        const m = parseMessages(buf.subarray(0, len))[0]!;
-        buf = buf.subarray((len + 3) & ~3);
-        if (m.seq !== 0xfffffff0) got.push(m);
-        else if (m.type === NlmsgType.DONE) {
-          s.end();
-          resolve(got);
-        }
-      }
-    });
-  });
-}
+/** What `msgs` got on the VM's route channel, or on its devlink channel when `path` is that one. */
+const exchange = (msgs: Buffer[], path = at.route): Promise<NlMessage[]> => exchangeOn(path, msgs, path !== at.route);
 const one = async (msg: Buffer, path?: string) => exchange([msg], path);
 const rule = (line: string): FlowerRule => {
   const r = parseFilter(splitArgs(line));
