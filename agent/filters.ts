@@ -3,9 +3,9 @@
 // dump replies out. Pure: no I/O, no flows; the caller translates, installs
 // and persists what changed (agent/flowsync.ts), or rolls it back.
 import { Errno, VpfError } from '../rules/errors.js';
-import type { FilterStats, FlowerRule } from '../rules/model.js';
+import type { Action, Control, FilterStats, FlowerRule } from '../rules/model.js';
 import { buildDone, NlmF, Rtm, type NlHeader, type NlMessage } from '../rules/netlink/nlmsg.js';
-import { encodeChainReply, encodeFilterDump, encodeFilterHead, tcfT, type DumpStats, type FilterDumpOptions, type FilterSelector, type TcMessage } from '../rules/netlink/tc.js';
+import { encodeChainReply, encodeFilterDump, encodeFilterHead, tcfT, type ActTimes, type DumpStats, type FilterDumpOptions, type FilterSelector, type TcMessage } from '../rules/netlink/tc.js';
 import { TCA_ACT_FLAGS_SKIP_HW, TCA_ACT_FLAGS_SKIP_SW, type ActCounters } from '../rules/netlink/actions.js';
 import { encodeActionDump, encodeActionGetReply, type ActionRequest, type DumpedAction } from '../rules/netlink/tcaction.js';
 import { checkAction } from '../rules/validate.js';
@@ -29,6 +29,38 @@ type ActionMsg = Extract<ActionRequest, { op: 'new' | 'del' | 'flush' }>;
 
 export function zeroStats(): FilterStats {
   return { packets: 0, bytes: 0, lastUsedMs: 0, installedMs: 0, drops: 0, inHw: false, inHwCount: 0 };
+}
+
+/** Packets and bytes (as tc counts them) of some traffic. */
+export type Counted = { packets: number; bytes: number };
+
+const NONE: Counted = { packets: 0, bytes: 0 };
+
+/**
+ * What of a filter's traffic each of its actions runs on, as act_api.c tcf_action_exec walks them: all of it
+ * reaches the first; pipe hands it to the next; jump N restarts the walk skipping N actions, so goes on at
+ * action N (counted only forward: a backward jump loops until jmp_ttl ends it); any other verdict ends the
+ * list. A police splits it (act_police.c tcf_police_act): `exceeded(j, reaching)` of what reaches police j
+ * takes the exceed verdict, the rest the conform one.
+ */
+export function actionReach(actions: readonly Action[], all: Counted, exceeded: (j: number, reaching: Counted) => Counted = () => NONE): Counted[] {
+  const reach = actions.map((_, j) => (j ? { packets: 0, bytes: 0 } : { packets: all.packets, bytes: all.bytes }));
+  const onward = (j: number, c: Control, part: Counted) => {
+    const next = c.kind === 'pipe' ? j + 1 : c.kind === 'jump' ? c.count : -1;
+    const to = next > j ? reach[next] : undefined;
+    if (!to) return;
+    to.packets += part.packets;
+    to.bytes += part.bytes;
+  };
+  actions.forEach((a, j) => {
+    const r = reach[j]!;
+    if (a.kind !== 'police') return onward(j, a.control, r);
+    const e = exceeded(j, r);
+    const over = { packets: Math.min(e.packets, r.packets), bytes: Math.min(e.bytes, r.bytes) };
+    onward(j, a.exceed, over);
+    onward(j, a.control, { packets: r.packets - over.packets, bytes: r.bytes - over.bytes });
+  });
+  return reach;
 }
 
 /** rtnetlink_rcv_msg: a GET with either NLM_F_DUMP bit is a dump. */
@@ -155,13 +187,14 @@ export class FilterTable {
     const table = this.table;
     const hdr = replyHdr(msg, Rtm.NEWTFILTER, NlmF.MULTI);
     const out: Buffer[] = [];
+    let used: ReadonlyMap<number, number> | undefined;
     for (const chain of table.shownChains(sel)) {
       if (sel.chain !== undefined && sel.chain !== chain) continue;
       for (const tp of table.protos(sel, chain)) {
         // tcf_chain_dump filters by tcm_info (prio, protocol) only: the handle and kind of the request are ignored.
         if ((sel.prio && sel.prio !== tp.prio) || (sel.protocol && sel.protocol !== tp.protocol)) continue;
         out.push(encodeFilterHead({ dev: sel.dev, direction: sel.direction, chain, prio: tp.prio, protocol: tp.protocol }, hdr));
-        for (const e of tp.rules) out.push(encodeFilterDump(e.rule, stats.get(e.id) ?? zeroStats(), hdr, undefined, this.dumpOpts(e)));
+        for (const e of tp.rules) out.push(encodeFilterDump(e.rule, this.withPoliceTimes(e, stats, (used ??= this.policeUse(stats))), hdr, undefined, this.dumpOpts(e)));
       }
     }
     out.push(buildDone(msg.seq));
@@ -180,8 +213,39 @@ export class FilterTable {
   }
 
   /** tc_get_tfilter's answer: the filter with the request's flags, as tfilter_notify(unicast) fills it. */
-  encodeGot(msg: NlMessage, e: RuleEntry, stats: DumpStats | undefined): Buffer[] {
-    return [encodeFilterDump(e.rule, stats ?? zeroStats(), replyHdr(msg, Rtm.NEWTFILTER, msg.flags), undefined, this.dumpOpts(e))];
+  encodeGot(msg: NlMessage, e: RuleEntry, stats: DumpStats | undefined, all: ReadonlyMap<number, DumpStats> = new Map(stats ? [[e.id, stats]] : [])): Buffer[] {
+    // A police's last use is over every filter bound to it: `all` holds theirs (without it, this filter's only).
+    return [encodeFilterDump(e.rule, this.withPoliceTimes(e, all, this.policeUse(all)), replyHdr(msg, Rtm.NEWTFILTER, msg.flags), undefined, this.dumpOpts(e))];
+  }
+
+  /** A filter's stats with each police action's own tcf_t (policeTimes): the police's, not the filter's. */
+  private withPoliceTimes(e: RuleEntry, stats: ReadonlyMap<number, DumpStats>, used: ReadonlyMap<number, number>): DumpStats {
+    const f: DumpStats = stats.get(e.id) ?? zeroStats();
+    if (!e.rule.actions.some((a) => a.kind === 'police')) return f;
+    const now = Date.now();
+    const actionTimes = e.rule.actions.map((a, j) => {
+      const p = a.kind === 'police' ? this.table.police.get(e.actIndex?.[j] ?? 0) : undefined;
+      return p ? policeTimes(p, used, now) : f.actionTimes?.[j];
+    });
+    return { ...f, actionTimes };
+  }
+
+  /**
+   * When each police index was last used, ms ago (act_police.c tcf_lastuse_update on each packet it runs on):
+   * the newest last use among the filters bound to it whose packets reach it. One pass over the filters.
+   */
+  private policeUse(stats: ReadonlyMap<number, DumpStats>): Map<number, number> {
+    const used = new Map<number, number>();
+    for (const e of this.rec.rules) {
+      const f = stats.get(e.id);
+      if (!f?.packets || !e.rule.actions.some((a) => a.kind === 'police')) continue;
+      const reach = actionReach(e.rule.actions, f);
+      e.rule.actions.forEach((a, j) => {
+        const index = e.actIndex?.[j];
+        if (a.kind === 'police' && index && reach[j]!.packets) used.set(index, Math.min(used.get(index) ?? Infinity, f.lastUsedMs));
+      });
+    }
+    return used;
   }
 
   /** A filter's actions as its dump shows them: their indexes, and a shared police's bind and ref counts (tcf_police_dump). */
@@ -221,7 +285,8 @@ export class FilterTable {
   actionGet(msg: NlMessage, m: Extract<ActionRequest, { op: 'get' }>, stats: ReadonlyMap<number, DumpStats>, police: ReadonlyMap<number, ActCounters>): Buffer[] {
     for (const r of m.refs) shareable(r.kind);
     const ps = m.refs.map((r) => this.table.police.check(r.index));
-    return [encodeActionGetReply({ seq: msg.seq, pid: msg.pid }, ps.map((p) => this.dumped(p, stats, police)))];
+    const used = this.policeUse(stats);
+    return [encodeActionGetReply({ seq: msg.seq, pid: msg.pid }, ps.map((p) => this.dumped(p, stats, police, used)))];
   }
 
   /** tc_dump_action for police: every police action in index order (a kind vpf does not share: nothing, as an unknown kind). */
@@ -229,16 +294,17 @@ export class FilterTable {
     const list = m.kind === 'police' ? this.table.police.list() : [];
     const now = Date.now();
     // TCA_ROOT_TIME_DELTA: only actions used within the last N ms.
-    const shown = m.sinceMs ? list.filter((p) => this.dumped(p, stats, police).usedAgoMs <= m.sinceMs!) : list;
-    return [...encodeActionDump({ seq: msg.seq, pid: msg.pid }, shown.map((p) => this.dumped(p, stats, police, now)), m.flags), buildDone(msg.seq)];
+    const used = this.policeUse(stats);
+    const shown = m.sinceMs ? list.filter((p) => this.dumped(p, stats, police, used, now).usedAgoMs <= m.sinceMs!) : list;
+    return [...encodeActionDump({ seq: msg.seq, pid: msg.pid }, shown.map((p) => this.dumped(p, stats, police, used, now)), m.flags), buildDone(msg.seq)];
   }
 
   /**
    * A police action's counters: its own (views.ts, from its meter, bound or not);
    * without them the sum of the filters bound to it (police is their first action, so every packet they match passes it).
    */
-  private dumped(p: Policer, stats: ReadonlyMap<number, DumpStats>, police: ReadonlyMap<number, ActCounters>, now = Date.now()): DumpedAction & { usedAgoMs: number } {
-    const s = { ...zeroStats(), installedMs: now - p.installedAt, lastUsedMs: now - p.installedAt };
+  private dumped(p: Policer, stats: ReadonlyMap<number, DumpStats>, police: ReadonlyMap<number, ActCounters>, used: ReadonlyMap<number, number>, now = Date.now()): DumpedAction & { usedAgoMs: number } {
+    const s = { packets: 0, bytes: 0 };
     let hw: { packets: number; bytes: number } | undefined;
     let own: DumpedAction['counters'] | undefined;
     for (const { e, at } of this.table.boundTo(p.index)) {
@@ -247,10 +313,10 @@ export class FilterTable {
       own ??= f.actions?.[at[0]!];
       s.packets += f.packets;
       s.bytes += f.bytes;
-      if (f.packets) s.lastUsedMs = Math.min(s.lastUsedMs, f.lastUsedMs);
       if (f.hw) hw = { packets: (hw?.packets ?? 0) + f.hw.packets, bytes: (hw?.bytes ?? 0) + f.hw.bytes };
     }
     own ??= police.get(p.index);
+    const times = policeTimes(p, used, now);
     const actFlags = (p.skip?.hw ? TCA_ACT_FLAGS_SKIP_HW : 0) | (p.skip?.sw ? TCA_ACT_FLAGS_SKIP_SW : 0);
     return {
       action: p.police,
@@ -258,11 +324,11 @@ export class FilterTable {
       ref: refcnt(p),
       bind: p.binds,
       counters: own ?? { bytes: s.bytes, packets: s.packets, drops: 0, ...(hw ? { hw } : {}) },
-      tm: tcfT(s),
+      tm: tcfT(times),
       // The action API hands a police to the NIC on its own (tcf_action_offload_add); a filter's rides with the filter.
       inHwCount: p.explicit ? 1 : 0,
       ...(actFlags ? { actFlags } : {}),
-      usedAgoMs: s.lastUsedMs,
+      usedAgoMs: times.lastUsedMs,
     };
   }
 
@@ -343,6 +409,16 @@ export class FilterTable {
     const table = this.table;
     for (const e of table.toArray().filter(({ rule }) => pred(rule))) table.remove(e);
   }
+}
+
+/**
+ * A police action's tcf_t (act_police.c tcf_police_dump -> tcf_tm_dump): installed when the action was created
+ * (tcf_idr_create: by the action API, or by the filter that first named its index), last used as `used` says
+ * (policeUse), the install until then. firstuse stays 0: no flow counter says when a first packet came.
+ */
+function policeTimes(p: Policer, used: ReadonlyMap<number, number>, now: number): ActTimes {
+  const installedMs = now - p.installedAt;
+  return { installedMs, lastUsedMs: Math.min(installedMs, used.get(p.index) ?? installedMs) };
 }
 
 /** vpf shares police actions only (OVS's meters); the other kinds' action API is refused with the reason. */

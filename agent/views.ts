@@ -3,7 +3,7 @@
 // beside the flows OVS holds for it). Computed on demand from the installed
 // flows; nothing here changes state. The admin API serves these shapes.
 import type { Logger } from 'pino';
-import type { FilterStats, FlowerRule } from '../rules/model.js';
+import type { FilterStats, FlowerRule, PoliceAction } from '../rules/model.js';
 import type { VfStats } from '../rules/vf.js';
 import { printFilter } from '../rules/tcsyntax/index.js';
 import { cookieKind, cookieKindName, cookieRuleId, FlowKind } from '../translator/cookie.js';
@@ -16,7 +16,7 @@ import type { RuleHardware } from './hwfacts.js';
 import type { VmRecord } from './records.js';
 import type { FlowSync } from './flowsync.js';
 import type { VfState } from './vfstate.js';
-import { zeroStats } from './filters.js';
+import { actionReach, zeroStats, type Counted } from './filters.js';
 
 /** Ethernet header bytes OVS counts and tc does not (tc-offload.rst: TC byte counts exclude L2). */
 const L2_HEADER = 14;
@@ -54,8 +54,56 @@ export interface ExplainReport {
 
 /** A meter's OFPMP_METER_STATS as act_police.c counts: every packet in (bytes as tc counts them), the drop band's dropped and over the limit. */
 function meterCounters(m: MeterStats): ActCounters {
-  const dropped = m.bands.reduce((n, b) => n + b.packets, 0);
-  return { packets: m.packets, bytes: Math.max(0, m.bytes - L2_HEADER * m.packets), drops: dropped, overlimits: dropped };
+  const dropped = meterDropped(m);
+  return { packets: m.packets, bytes: Math.max(0, m.bytes - L2_HEADER * m.packets), drops: dropped.packets, overlimits: dropped.packets };
+}
+
+/** What a meter's drop band dropped, bytes as tc counts them. */
+function meterDropped(m: MeterStats): Counted {
+  const packets = m.bands.reduce((n, b) => n + b.packets, 0);
+  return { packets, bytes: Math.max(0, m.bands.reduce((n, b) => n + b.bytes, 0) - L2_HEADER * packets) };
+}
+
+/**
+ * A police's drops (act_police.c tcf_police_act): each exceeding packet when the exceed verdict is drop, and
+ * with a rate each conforming one when the conform verdict is drop (a police without one returns its conform
+ * verdict before counting anything).
+ */
+function policeDrops(a: PoliceAction | undefined, c: ActCounters): number {
+  const over = c.overlimits ?? 0;
+  const rated = !!(a?.rate || a?.pktsPerSec);
+  return (a?.exceed.kind === 'drop' ? over : 0) + (rated && a?.control.kind === 'drop' ? Math.max(0, c.packets - over) : 0);
+}
+
+/**
+ * Which of a meter's drops were each filter's: the meter counts every filter bound to its police together,
+ * and OVS credits a flow with every packet it matched, metered away or not, so no counter says whose packets
+ * the band dropped. Each filter gets the share of the drops its packets are of the meter's (its flows' packets
+ * over the meter's packets in): exact when the filter is the one that ever fed the meter, an even spread
+ * otherwise (docs/semantics.md, Counters). Whole packets and bytes, the shares summing to the filters' part.
+ */
+function dropShares(m: MeterStats, metered: readonly number[]): Counted[] {
+  const fed = metered.reduce((n, p) => n + p, 0);
+  if (!m.packets || !fed) return metered.map(() => ({ packets: 0, bytes: 0 }));
+  const part = Math.min(1, fed / m.packets);
+  const dropped = meterDropped(m);
+  const packets = apportion(Math.round(dropped.packets * part), metered);
+  const bytes = apportion(Math.round(dropped.bytes * part), metered);
+  return packets.map((p, k) => ({ packets: p, bytes: bytes[k]! }));
+}
+
+/** `total` split in proportion to `weights` (not all 0) into whole numbers that sum to it: largest remainders. */
+function apportion(total: number, weights: readonly number[]): number[] {
+  const sum = weights.reduce((n, w) => n + w, 0);
+  const exact = weights.map((w) => (total * w) / sum);
+  const out = exact.map(Math.floor);
+  let left = total - out.reduce((n, x) => n + x, 0);
+  const byRemainder = exact.map((x, k) => ({ k, r: x - out[k]! })).sort((a, b) => b.r - a.r);
+  for (const { k } of byRemainder) {
+    if (left-- <= 0) break;
+    out[k]!++;
+  }
+  return out;
 }
 
 export class VmViews {
@@ -72,7 +120,7 @@ export class VmViews {
 
   /**
    * Per-rule counters: the sum over the rule's flows, bytes as tc counts them;
-   * a police action's are its own (policeCounters), the other actions' the filter's.
+   * a police action's are its own (policeCounters), the other actions' what reached them (ownActions).
    */
   async stats(installed?: InstalledFlow[]): Promise<Map<number, DumpStats>> {
     return (await this.counters(installed)).rules;
@@ -82,14 +130,18 @@ export class VmViews {
   async counters(installed?: InstalledFlow[]): Promise<{ rules: Map<number, DumpStats>; police: Map<number, ActCounters> }> {
     const flows = installed ?? (await this.installer.dump());
     const out = new Map<number, DumpStats>();
+    // Per rule, the packets of the flows that run its actions (a trap's go to software): what its meter sees.
+    const metered = new Map<number, number>();
     const now = Date.now();
     for (const { id, installedAt } of this.rec.rules) {
       const r = this.sync.result(id);
       out.set(id, { ...zeroStats(), installedMs: now - installedAt, lastUsedMs: now - installedAt, inHw: !!r?.offloaded, inHwCount: r?.offloaded ? 1 : 0 });
     }
     for (const f of flows) {
-      const s = out.get(cookieRuleId(f.cookie));
+      const id = cookieRuleId(f.cookie);
+      const s = out.get(id);
       if (!s || cookieKind(f.cookie) === FlowKind.DEFAULT || !f.packets) continue;
+      if (cookieKind(f.cookie) === FlowKind.RULE) metered.set(id, (metered.get(id) ?? 0) + f.packets);
       s.packets += f.packets;
       s.bytes += Math.max(0, f.bytes - L2_HEADER * f.packets);
       s.lastUsedMs = Math.min(s.lastUsedMs, f.idleAgeSec * 1000);
@@ -115,7 +167,12 @@ export class VmViews {
       s.packets = Math.max(s.packets, s.hw.packets);
       s.bytes = Math.max(s.bytes, s.hw.bytes);
     }
-    return { rules: out, police: await this.policeCounters(out) };
+    const { byIndex, exceeded } = await this.policeCounters(out, metered);
+    for (const { id, rule, actIndex } of this.rec.rules) {
+      const s = out.get(id);
+      if (s) ownActions(s, rule, actIndex, byIndex, exceeded.get(id));
+    }
+    return { rules: out, police: byIndex };
   }
 
   /**
@@ -125,14 +182,19 @@ export class VmViews {
    * in, and the drop band's packets; a police of the action API keeps its meter while no filter binds it. A
    * bound filter whose flows do not meter (a police without a rate, a trapped rule) adds its own packets,
    * which all pass the police. Hardware counters: tcf_exts_hw_stats_update gives each action its filter's,
-   * so the police's are the sum of its filters'.
+   * so the police's are the sum of its filters'. Also what each metered filter had dropped (dropShares), by
+   * rule id and police index, for the actions after the police.
    */
-  private async policeCounters(out: Map<number, DumpStats>): Promise<Map<number, ActCounters>> {
+  private async policeCounters(out: Map<number, DumpStats>, metered: ReadonlyMap<number, number>): Promise<{ byIndex: Map<number, ActCounters>; exceeded: Map<number, Map<number, Counted>> }> {
     const bound = new Map<number, Set<number>>();
+    const policeOf = new Map<number, PoliceAction>((this.rec.policers ?? []).map((e) => [e.index, e.police]));
     for (const { id, rule, actIndex } of this.rec.rules)
       rule.actions.forEach((a, j) => {
         const index = actIndex?.[j];
-        if (a.kind === 'police' && index) (bound.get(index) ?? bound.set(index, new Set()).get(index)!).add(id);
+        if (a.kind !== 'police' || !index) return;
+        (bound.get(index) ?? bound.set(index, new Set()).get(index)!).add(id);
+        // A bound filter's police is the index's (agent/policers.ts resolve).
+        if (!policeOf.has(index)) policeOf.set(index, a);
       });
     const indexes = new Set([...bound.keys(), ...(this.rec.policers ?? []).map((e) => e.index)]);
     const meterOf = new Map<number, number>();
@@ -142,34 +204,36 @@ export class VmViews {
     }
     const meters = meterOf.size ? await this.meterStats() : undefined;
     const byIndex = new Map<number, ActCounters>();
+    const exceeded = new Map<number, Map<number, Counted>>();
     for (const index of indexes) {
       const meter = meterOf.get(index);
       const m = meter === undefined ? undefined : meters?.get(meter);
       const ids = bound.get(index);
       if (!m && !ids) continue;
       const c: ActCounters = m ? meterCounters(m) : { packets: 0, bytes: 0, drops: 0, overlimits: 0 };
+      const feeding: number[] = [];
       for (const id of ids ?? []) {
         const s = out.get(id);
         if (!s) continue;
         if (!m || !this.sync.result(id)?.offloaded) {
           c.packets += s.packets;
           c.bytes += s.bytes;
-        }
+        } else if (metered.get(id)) feeding.push(id);
         if (s.hw) c.hw = { packets: (c.hw?.packets ?? 0) + s.hw.packets, bytes: (c.hw?.bytes ?? 0) + s.hw.bytes };
+      }
+      if (m) {
+        const shares = dropShares(m, feeding.map((id) => metered.get(id)!));
+        feeding.forEach((id, k) => (exceeded.get(id) ?? exceeded.set(id, new Map()).get(id)!).set(index, shares[k]!));
       }
       // tc prints software = total - hardware, unsigned.
       if (c.hw) {
         c.packets = Math.max(c.packets, c.hw.packets);
         c.bytes = Math.max(c.bytes, c.hw.bytes);
       }
+      c.drops = policeDrops(policeOf.get(index), c);
       byIndex.set(index, c);
     }
-    for (const { id, rule, actIndex } of this.rec.rules) {
-      const s = out.get(id);
-      if (!s || !rule.actions.some((a) => a.kind === 'police')) continue;
-      s.actions = rule.actions.map((a, j) => (a.kind === 'police' ? byIndex.get(actIndex?.[j] ?? 0) : undefined));
-    }
-    return byIndex;
+    return { byIndex, exceeded };
   }
 
   /** The bridge's meter counters; undefined when the installer has none or they cannot be read now (police then counts its filters' packets). */
@@ -253,6 +317,30 @@ export class VmViews {
       other,
     };
   }
+}
+
+/**
+ * A filter's actions' own counters and tcf_t where they are not the filter's (act_api.c: each action counts
+ * the packets it runs on, tcf_action_update_bstats, and its own last use). A police's are its index's; the
+ * others' are what reaches them (actionReach): the filter's packets less what a police before them dropped
+ * of this filter's (its exceeded share, `exceeded` by police index), none after a verdict that ends the list.
+ * An action no packet reached was never used (lastuse = install); one that some reached, the filter's last use.
+ */
+function ownActions(s: DumpStats, rule: FlowerRule, actIndex: readonly number[] | undefined, byIndex: ReadonlyMap<number, ActCounters>, exceeded: ReadonlyMap<number, Counted> | undefined): void {
+  const none = { packets: 0, bytes: 0 };
+  const reach = actionReach(rule.actions, s, (j) => exceeded?.get(actIndex?.[j] ?? 0) ?? none);
+  const actions = rule.actions.map((a, j): ActCounters | undefined => {
+    if (a.kind === 'police') return byIndex.get(actIndex?.[j] ?? 0);
+    const r = reach[j]!;
+    if (r.packets === s.packets && r.bytes === s.bytes) return undefined;
+    // The total is never below its hardware part (tc prints software = total - hardware, unsigned).
+    const hw = s.hw ? { hw: { packets: Math.min(s.hw.packets, r.packets), bytes: Math.min(s.hw.bytes, r.bytes) } } : {};
+    return { packets: r.packets, bytes: r.bytes, drops: s.drops, ...hw };
+  });
+  if (actions.some((c) => c)) s.actions = actions;
+  const unused = { installedMs: s.installedMs, lastUsedMs: s.installedMs };
+  const times = rule.actions.map((a, j) => (a.kind !== 'police' && s.packets && !reach[j]!.packets ? unused : undefined));
+  if (times.some((t) => t)) s.actionTimes = times;
 }
 
 function flowView(f: InstalledFlow): ExplainedFlow {

@@ -568,6 +568,8 @@ export interface ActionDumpCtx {
   ref?: readonly number[];
   /** struct tcf_t (install, lastuse, expires, firstuse) in clock_t, 32 bytes. */
   tm: Buffer;
+  /** Action i's own tcf_t where it is not `tm` (a police's: act_police.c keeps its own install and last use). */
+  tms?: readonly (Buffer | undefined)[];
   bytes: number;
   packets: number;
   drops: number;
@@ -782,7 +784,7 @@ export function encodeActionDump1(y: AttrWriter, a: Action, i: number, devs: Dev
   if (ctx.actFlags) y.raw(TCA_ACT.FLAGS, bitfield32(ctx.actFlags, ctx.actFlags));
   y.u32(TCA_ACT.IN_HW_COUNT, ctx.inHwCount ?? 0);
   const bind = ctx.bind?.[i] ?? 1;
-  y.nest(TCA_ACT.OPTIONS, (z) => dumpOptions(z, a, ctx.index[i] ?? 1, bind, ctx.ref?.[i] ?? bind, ctx.tm, devs));
+  y.nest(TCA_ACT.OPTIONS, (z) => dumpOptions(z, a, ctx.index[i] ?? 1, bind, ctx.ref?.[i] ?? bind, ctx.tms?.[i] ?? ctx.tm, devs));
 }
 
 export type ActCounters = Pick<ActionDumpCtx, 'bytes' | 'packets' | 'drops' | 'overlimits' | 'hw'>;

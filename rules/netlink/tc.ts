@@ -237,7 +237,7 @@ const USER_HZ = 100;
 const toClock = (ms: number) => BigInt(Math.max(0, Math.floor((ms * USER_HZ) / 1000)));
 
 /** struct tcf_t as tcf_tm_dump fills it: install, lastuse, expires (0), firstuse (0 until the first match). */
-export function tcfT(stats: FilterStats): Buffer {
+export function tcfT(stats: ActTimes): Buffer {
   const b = Buffer.alloc(32);
   b.writeBigUInt64LE(toClock(stats.installedMs), 0);
   b.writeBigUInt64LE(toClock(stats.lastUsedMs), 8);
@@ -245,9 +245,17 @@ export function tcfT(stats: FilterStats): Buffer {
   return b;
 }
 
-/** A filter's counters as a dump shows them: the filter's, and action i's own where it keeps them (a police counts its meter's). */
+/** An action's struct tcf_t before clock_t: milliseconds since its install, its last use and its first use (absent or 0: never used). */
+export type ActTimes = Pick<FilterStats, 'installedMs' | 'lastUsedMs' | 'firstUsedMs'>;
+
+/**
+ * A filter's counters as a dump shows them: the filter's, and action i's own where it keeps them
+ * (a police counts its meter's; an action after it, what it let through) and its own tcf_t where
+ * that is not the filter's (a police's install and last use are the action's, act_police.c).
+ */
 export interface DumpStats extends FilterStats {
   actions?: readonly (ActCounters | undefined)[];
+  actionTimes?: readonly (ActTimes | undefined)[];
 }
 
 export interface FilterDumpOptions {
@@ -280,6 +288,7 @@ export function encodeFilterDump(rule: FlowerRule, stats: DumpStats, hdr: NlHead
         ...(opts.actionBind ? { bind: opts.actionBind } : {}),
         ...(opts.actionRef ? { ref: opts.actionRef } : {}),
         tm: tcfT(stats),
+        ...(stats.actionTimes ? { tms: stats.actionTimes.map((t) => t && tcfT(t)) } : {}),
         bytes: stats.bytes,
         packets: stats.packets,
         drops: stats.drops,
@@ -327,6 +336,7 @@ export function decodeFilterDump(msg: NlMessage, devs?: DevMap): Result<{ rule: 
     const hwCount = o.get(F.IN_HW_COUNT) ? read.u32(o.get(F.IN_HW_COUNT)!, 'TCA_FLOWER_IN_HW_COUNT') : 0;
     const stats: DumpStats = { packets: 0, bytes: 0, lastUsedMs: 0, installedMs: 0, drops: 0, inHw: !!(flags & CLS_FLAGS.IN_HW), inHwCount: hwCount };
     const own: ActCounters[] = [];
+    const times: (ActTimes | undefined)[] = [];
     const act = o.get(F.ACT);
     const clean = new AttrWriter();
     for (const [type, a] of o) {
@@ -338,18 +348,15 @@ export function decodeFilterDump(msg: NlMessage, devs?: DevMap): Result<{ rule: 
       clean.nest(F.ACT, (x) => {
         for (const e of parseAttrs(act.value, 'act')) {
           const tm = tmAttrOf(kindOf(e));
+          times.push(undefined);
           x.nest(e.type, (y) => {
             for (const a of parseAttrs(e.value, 'act entry')) {
               if (a.type === TCA_ACT.STATS) own.push(readActStats(a, stats));
               else if (a.type === TCA_ACT.OPTIONS) {
                 y.nest(TCA_ACT.OPTIONS, (z) => {
                   for (const inner of parseAttrs(a.value, 'opts')) {
-                    if (inner.type === tm && inner.value.length === 32) {
-                      stats.installedMs = Number(inner.value.readBigUInt64LE(0)) * (1000 / USER_HZ);
-                      stats.lastUsedMs = Number(inner.value.readBigUInt64LE(8)) * (1000 / USER_HZ);
-                      const first = Number(inner.value.readBigUInt64LE(24)) * (1000 / USER_HZ);
-                      if (first) stats.firstUsedMs = first;
-                    } else z.raw(inner.type, inner.value);
+                    if (inner.type === tm && inner.value.length === 32) times[times.length - 1] = readTcfT(inner.value);
+                    else z.raw(inner.type, inner.value);
                   }
                 });
               } else if (!ACT_DUMP_ONLY.has(a.type)) y.raw(a.type, a.value);
@@ -360,6 +367,12 @@ export function decodeFilterDump(msg: NlMessage, devs?: DevMap): Result<{ rule: 
     }
     // Each action's own counters, where one differs from the filter's (a shared police's are its own: act_police.c).
     if (own.some((c) => !sameCounters(c, stats))) stats.actions = own;
+    // The filter's tcf_t is its first action's; each action's own where it differs (a police's, one no packet reached).
+    const first = times.find((t) => t);
+    if (first) {
+      Object.assign(stats, first);
+      if (times.some((t) => t && !sameTimes(t, first))) stats.actionTimes = times.map((t) => (t && !sameTimes(t, first) ? t : undefined));
+    }
     const body = decodeFlowerOptions({ type: TCA.OPTIONS, nested: true, value: clean.toBuffer(), offset: 0 }, devs);
     const chainA = attrs.get(TCA.CHAIN);
     const protocol = swap16(t.info & 0xffff);
@@ -407,6 +420,17 @@ function readActStats(a: Attr, stats: FilterStats): ActCounters {
   }
   if (q && q.value.length >= 20 && q.value.readUInt32LE(16)) own.overlimits = q.value.readUInt32LE(16);
   return own;
+}
+
+/** A dumped struct tcf_t (clock_t, USER_HZ) back to milliseconds; firstuse only once used. */
+function readTcfT(b: Buffer): ActTimes {
+  const ms = (off: number) => Number(b.readBigUInt64LE(off)) * (1000 / USER_HZ);
+  const first = ms(24);
+  return { installedMs: ms(0), lastUsedMs: ms(8), ...(first ? { firstUsedMs: first } : {}) };
+}
+
+function sameTimes(a: ActTimes, b: ActTimes): boolean {
+  return a.installedMs === b.installedMs && a.lastUsedMs === b.lastUsedMs && (a.firstUsedMs ?? 0) === (b.firstUsedMs ?? 0);
 }
 
 function sameCounters(a: ActCounters, f: FilterStats): boolean {

@@ -13,8 +13,9 @@ import { Journal } from '../../agent/journal.js';
 import type { VmRecord } from '../../agent/records.js';
 import { Metrics } from '../../agent/metrics.js';
 import { VmState } from '../../agent/vm.js';
-import type { FlowInstaller } from '../../ovs/ctl/ofctl.js';
-import type { OfMeter } from '../../ovs/openflow/flow.js';
+import type { FlowInstaller, MeterStats } from '../../ovs/ctl/ofctl.js';
+import type { OfFlow, OfMeter } from '../../ovs/openflow/flow.js';
+import { cookieKind, cookieRuleId, FlowKind } from '../../translator/cookie.js';
 import { Errno } from '../../rules/errors.js';
 import type { PoliceAction } from '../../rules/model.js';
 import { encodeChainRequest, encodeFilterRequest, encodeFilterSelect, decodeFilterDump } from '../../rules/netlink/tc.js';
@@ -30,13 +31,31 @@ let journal: Journal;
 let vm: VmState | undefined;
 let meters: OfMeter[] = [];
 let sock = '';
+/** The flows the bridge holds, as applied. */
+const held = new Map<bigint, OfFlow>();
+/** What a dump reads: packets (of 1000 bytes, just now) for the first flow of each rule and flow kind; 0 for the rest. */
+let flowPackets: (rule: number, kind: number) => number = () => 0;
+/** What meter-stats reads, by meter id. */
+let meterCounts = new Map<number, MeterStats>();
 
 const bridge: FlowInstaller = {
-  dump: async () => [],
-  apply: async () => undefined,
+  dump: async () => {
+    const seen = new Set<string>();
+    return [...held.values()].map((f) => {
+      const key = `${cookieRuleId(f.cookie)}/${cookieKind(f.cookie)}`;
+      const packets = seen.has(key) ? 0 : flowPackets(cookieRuleId(f.cookie), cookieKind(f.cookie));
+      seen.add(key);
+      return { ...f, packets, bytes: packets * 1000, idleAgeSec: 0, durationSec: 5 } as never;
+    });
+  },
+  apply: async (d) => {
+    for (const c of d.del) held.delete(c);
+    for (const f of d.add) held.set(f.cookie, f);
+  },
   putMeters: async (m: OfMeter[]) => void (meters = m),
   pruneMeters: async () => undefined,
   portStats: async () => new Map(),
+  meterStats: async () => meterCounts,
 };
 
 async function start(rec: VmRecord): Promise<void> {
@@ -49,6 +68,9 @@ beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'vpf-policers-'));
   journal = new Journal(join(dir, 'j'));
   meters = [];
+  held.clear();
+  flowPackets = () => 0;
+  meterCounts = new Map();
   const rec: VmRecord = { name: 'p', vfs: 2, ports: defaultPortMap(2), attach: {}, rules: [], nextRuleId: 1, zoneBase: 0, layout: [] };
   journal.save(rec);
   await start(rec);
@@ -274,5 +296,108 @@ describe('restart', () => {
     const [rec] = journal.loadAll();
     await start(rec!);
     expect(await ls()).toEqual([{ index: 4, rate: 125000, ref: 1, bind: 1 }]);
+  });
+});
+
+/** Each action of the filters on a representor, as a dump shows it: its counters and its tcf_t (ms). */
+async function actionsShown(dev = 'vf0') {
+  const r = await one(encodeFilterSelect('get', { dev, direction: 'ingress', chain: undefined, prio: 0, protocol: 0, handle: 0, kind: undefined }, { flags: NlmF.REQUEST | NlmF.DUMP, seq: seq++, pid: PID }));
+  return r.flatMap((m) => {
+    const d = m.type === 44 ? decodeFilterDump(m) : undefined;
+    if (!d?.ok || !d.value.rule.actions.length) return [];
+    const s = d.value.stats;
+    return [d.value.rule.actions.map((a, i) => {
+      const c = s.actions?.[i] ?? s;
+      const t = s.actionTimes?.[i] ?? s;
+      return { kind: a.kind, packets: c.packets, bytes: c.bytes, drops: c.drops, overlimits: c.overlimits ?? 0, installedMs: t.installedMs, lastUsedMs: t.lastUsedMs };
+    })];
+  });
+}
+
+/** The meter of the one police there is: `packets` in (1000 bytes each), `dropped` by its band. */
+function meterSaw(packets: number, dropped: number): void {
+  expect(meters).toHaveLength(1);
+  meterCounts = new Map([[meters[0]!.id, { packets, bytes: packets * 1000, bands: [{ packets: dropped, bytes: dropped * 1000 }] }]]);
+}
+
+// act_api.c tcf_action_exec: each action counts the packets it runs on (its own bstats); a police (act_police.c)
+// ends the list for what it drops. tc counts 986 bytes of a 1000-byte frame (no Ethernet header).
+describe('counters of the actions after a police', () => {
+  const redirect = (dev: string, dst: string, to: string, index: number) => filter(`dev ${dev} ingress prio 1 protocol ip flower dst_ip ${dst} action police index ${index} action mirred egress redirect dev ${to}`);
+
+  it('a police one filter feeds: the mirred after it counts the packets less the meter\'s drops, exactly', async () => {
+    await addAction(police(125000, 5));
+    await redirect('vf0', '10.0.0.1', 'vf1', 5);
+    flowPackets = (rule, kind) => (rule === 1 && kind === FlowKind.RULE ? 100 : 0);
+    meterSaw(100, 60);
+    const [[p, m]] = (await actionsShown()) as [[any, any]];
+    expect(p).toMatchObject({ kind: 'police', packets: 100, bytes: 98600, drops: 60, overlimits: 60 });
+    expect(m).toMatchObject({ kind: 'mirred', packets: 40, bytes: 40 * 986, drops: 0, overlimits: 0 });
+  });
+
+  it('a police two filters feed: its drops are shared as their packets are, and the mirreds sum to what passed', async () => {
+    await addAction(police(125000, 5));
+    await redirect('vf0', '10.0.0.1', 'vf1', 5);
+    await redirect('vf1', '10.0.0.2', 'vf0', 5);
+    flowPackets = (rule, kind) => (kind !== FlowKind.RULE ? 0 : rule === 1 ? 75 : rule === 2 ? 25 : 0);
+    meterSaw(100, 60);
+    const [[p0, m0]] = (await actionsShown('vf0')) as [[any, any]];
+    const [[p1, m1]] = (await actionsShown('vf1')) as [[any, any]];
+    expect([p0.packets, p0.drops, p1.packets, p1.drops]).toEqual([100, 60, 100, 60]);
+    expect([m0.packets, m1.packets]).toEqual([30, 10]);
+    expect([m0.bytes, m1.bytes]).toEqual([30 * 986, 10 * 986]);
+    // A filter gone fed the meter half its packets: the drops of now are shared, the gone filter's part not given to anyone.
+    meterSaw(200, 100);
+    flowPackets = (rule, kind) => (kind !== FlowKind.RULE ? 0 : rule === 1 ? 60 : rule === 2 ? 40 : 0);
+    const [[, n0]] = (await actionsShown('vf0')) as [[any, any]];
+    const [[, n1]] = (await actionsShown('vf1')) as [[any, any]];
+    expect([n0.packets, n1.packets]).toEqual([30, 20]);
+  });
+
+  it('conform drop: the police drops every packet (act_police.c counts a conforming SHOT too) and the action after it runs on none, never used', async () => {
+    await addAction({ ...police(125000, 5), control: { kind: 'drop' } });
+    await redirect('vf0', '10.0.0.1', 'vf1', 5);
+    flowPackets = (rule, kind) => (rule === 1 && kind === FlowKind.RULE ? 100 : 0);
+    meterSaw(100, 60);
+    const [[p, m]] = (await actionsShown()) as [[any, any]];
+    expect(p).toMatchObject({ packets: 100, drops: 100, overlimits: 60 });
+    expect(m).toMatchObject({ packets: 0, bytes: 0 });
+    expect(m.lastUsedMs).toBe(m.installedMs);
+  });
+
+  it('exceed pipe (no meter can be it: the rule is trapped): nothing is dropped, the mirred counts every packet', async () => {
+    await addAction(police(125000, 6, { kind: 'pipe' }));
+    await redirect('vf0', '10.0.0.1', 'vf1', 6);
+    expect(meters).toEqual([]);
+    flowPackets = (rule, kind) => (rule === 1 && kind === FlowKind.TRAP ? 50 : 0);
+    const [[p, m]] = (await actionsShown()) as [[any, any]];
+    expect(p).toMatchObject({ packets: 50, drops: 0, overlimits: 0 });
+    expect(m).toMatchObject({ packets: 50, bytes: 50 * 986 });
+  });
+});
+
+// act_police.c tcf_police_dump -> tcf_tm_dump: the police's own tcf_t. tcf_idr_create stamps install (and lastuse)
+// when the action is created; tcf_lastuse_update each packet it runs on, through whichever filter.
+describe('a police action\'s timestamps are its own', () => {
+  it('installed when the action API created it, used when a packet last reached it; the filter\'s other actions theirs', async () => {
+    vm!.close();
+    const rec: VmRecord = { name: 'p', vfs: 2, ports: defaultPortMap(2), attach: {}, rules: [], nextRuleId: 1, zoneBase: 0, layout: [], policers: [{ index: 5, police: police(125000, 5), installedAt: Date.now() - 60_000 }] };
+    journal.save(rec);
+    await start(rec);
+    await vm!.reconcile('start');
+    await filter('dev vf0 ingress prio 1 protocol ip flower dst_ip 10.0.0.1 action police index 5 action mirred egress redirect dev vf1');
+    let [[p, m]] = (await actionsShown()) as [[any, any]];
+    // Not used yet: lastuse is the install, for each action.
+    expect(p.installedMs).toBeGreaterThanOrEqual(59_000);
+    expect(p.lastUsedMs).toBe(p.installedMs);
+    expect(m.installedMs).toBeLessThan(5_000);
+    flowPackets = (rule, kind) => (rule === 1 && kind === FlowKind.RULE ? 10 : 0);
+    meterSaw(10, 0);
+    [[p, m]] = (await actionsShown()) as [[any, any]];
+    expect(p.installedMs).toBeGreaterThanOrEqual(59_000);
+    // The last packet that reached the police is the filter's last one (its flows', as recent as the filter itself).
+    expect(p.lastUsedMs).toBe(m.lastUsedMs);
+    expect(p.lastUsedMs).toBeLessThan(5_000);
+    expect(m.installedMs).toBeLessThan(5_000);
   });
 });

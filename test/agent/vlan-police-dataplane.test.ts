@@ -61,6 +61,20 @@ async function tcJson(args: string): Promise<any[]> {
 /** What `tc -s` prints for an action: its counters. */
 const counted = (a: any) => ({ packets: a.stats.packets, bytes: a.stats.bytes, drops: a.stats.drops, overlimits: a.stats.overlimits });
 
+/**
+ * The actions of the filter `tc -s filter show <sel>` prints, once `done` says their counters are in: OVS pushes
+ * a userspace datapath flow's counters a moment after the packets (the revalidator).
+ */
+async function settled(sel: string, done: (actions: any[]) => boolean): Promise<any[]> {
+  let actions: any[] = [];
+  for (let i = 0; i < 50; i++) {
+    actions = (await tcJson(`filter show ${sel}`)).find((f) => f.options)!.options.actions;
+    if (done(actions)) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return actions;
+}
+
 const Q = 0x8100;
 const AD = 0x88a8;
 
@@ -105,6 +119,11 @@ describe('police actions limit real traffic', () => {
     expect(free).toBeGreaterThan(350);
     expect(got).toBeGreaterThan(20);
     expect(got).toBeLessThan(220);
+    // act_api.c: the mirred runs on (and counts) what the police let through, exactly what vp1 received; the police
+    // counts all 400 and drops the rest. Its meter is this filter's alone, so the figures are exact.
+    const [police, mirred] = await settled('dev vf0 ingress prio 11', (a) => a[0]?.stats.packets === 400);
+    expect(counted(police)).toEqual({ packets: 400, bytes: 400 * 986, drops: 400 - got, overlimits: 400 - got });
+    expect(counted(mirred)).toEqual({ packets: got, bytes: got * 986, drops: 0, overlimits: 0 });
   }, 60_000);
 
   // A slow rate (1 kbit/s: one 1000-byte frame per 8 s) and a 20 KiB burst: what passes is the bucket's content,
@@ -136,12 +155,13 @@ describe('police actions limit real traffic', () => {
     const before = await sentToVf1();
     for (const from of [0, 2]) await traffic(bed.pods[from]!, { dst, src: MAC[from]!, count: 30, size: 1000, gapMs: 2 }, []);
     const actionsOf = async (dev: string) => (await tcJson(`filter show dev ${dev} ingress prio 51`)).find((f) => f.options)!.options.actions;
-    // OVS pushes a userspace datapath flow's counters a moment later (the revalidator): wait for the filters' 30 each.
+    // OVS pushes a userspace datapath flow's counters a moment later (the revalidator), its meter's at once: wait
+    // until the filters' flows hold all 60 (then the mirreds have all the police let through between them).
     let vf0: any[] = [];
     let vf2: any[] = [];
     for (let i = 0; i < 50; i++) {
       [vf0, vf2] = [await actionsOf('vf0'), await actionsOf('vf2')];
-      if (vf0[1]?.stats.packets === 30 && vf2[1]?.stats.packets === 30) break;
+      if (vf0[0]?.stats.packets === 60 && vf0[1].stats.packets + vf2[1].stats.packets === 60 - vf0[0].stats.drops) break;
       await new Promise((r) => setTimeout(r, 200));
     }
     const dropped = 60 - ((await sentToVf1()) - before);
@@ -151,8 +171,13 @@ describe('police actions limit real traffic', () => {
     const total = { packets: 60, bytes: 60 * 986, drops: dropped, overlimits: dropped };
     expect(counted(vf0[0])).toEqual(total);
     expect(counted(vf2[0])).toEqual(total);
-    // The police's packets are the sum of the two filters'; a mirred counts its own filter's, as before.
-    expect(vf0[1].stats.packets + vf2[1].stats.packets).toBe(total.packets);
+    // Each mirred counts what the police let through of its filter's 30: one meter for both, so each is given the
+    // drops in the share its packets are of the meter's (docs/semantics.md); between them, exactly what vp1 got.
+    expect(vf0[1].stats.packets + vf2[1].stats.packets).toBe(60 - dropped);
+    for (const m of [vf0[1], vf2[1]]) {
+      expect(m.stats.packets).toBeLessThanOrEqual(30);
+      expect(m.stats.bytes).toBe(m.stats.packets * 986);
+    }
     const listed = (await tcJson('actions ls action police'))[1].actions.find((a: any) => a.index === 51);
     expect(counted(listed)).toEqual(total);
     const got = (await tcJson('actions get action police index 51'))[1].actions[0];
@@ -161,6 +186,30 @@ describe('police actions limit real traffic', () => {
     for (const dev of ['vf0', 'vf2']) await execa('tc', ['filter', 'del', 'dev', dev, 'ingress', 'prio', '51'], { env: guestEnv(bed.config.stateDir, bed.vm), extendEnv: false });
     const alone = (await tcJson('actions get action police index 51'))[1].actions[0];
     expect({ ...counted(alone), ref: alone.ref, bind: alone.bind }).toEqual({ ...total, ref: 1, bind: 0 });
+  }, 60_000);
+
+  // act_police.c tcf_police_dump -> tcf_tm_dump: the police's own tcf_t. tcf_idr_create stamped its install when
+  // `tc actions add` made it; each packet it runs on, through any filter, stamps its lastuse.
+  it('a police of the action API shows its own install time in the filter that binds it later, and its last use', async () => {
+    await action('police rate 1kbit burst 10k conform-exceed drop/pipe index 61');
+    await new Promise((r) => setTimeout(r, 3000));
+    const dst = '02:00:00:00:cc:61';
+    await filter(`dev vf0 ingress prio 61 protocol all flower dst_mac ${dst} action police index 61 conform-exceed drop/pipe action mirred egress redirect dev vf1`);
+    const [police, mirred] = await settled('dev vf0 ingress prio 61', () => true);
+    // tc prints whole seconds: the police was made 3 s before the filter and its mirred.
+    expect(police.installed).toBeGreaterThanOrEqual(3);
+    expect(mirred.installed ?? 0).toBeLessThanOrEqual(1);
+    // Never used yet: lastuse is the install (tcf_idr_create).
+    expect(police.last_used).toBe(police.installed);
+    await new Promise((r) => setTimeout(r, 2000));
+    await traffic(bed.pods[0]!, { dst, src: MAC[0]!, count: 5, size: 1000, gapMs: 2 }, []);
+    const [used] = await settled('dev vf0 ingress prio 61', (a) => a[0]?.stats.packets === 5);
+    // Used by the frames sent after the filter came (3 s after the police): lastuse well after the install.
+    expect(used.installed).toBeGreaterThanOrEqual(5);
+    expect(used.last_used ?? 0).toBeLessThan(used.installed - 3);
+    const listed = (await tcJson('actions get action police index 61'))[1].actions[0];
+    expect(listed.installed).toBeGreaterThanOrEqual(5);
+    expect(listed.last_used ?? 0).toBeLessThan(listed.installed - 3);
   }, 60_000);
 
   it('two indices with identical parameters are two buckets', async () => {
