@@ -140,16 +140,21 @@ function runAction(a: Action, p: Packet, emits: Emit[], opts: ClassifyOptions): 
   }
 }
 
-/** act_api.c tcf_action_exec: actions in order; PIPE goes on, JUMP skips, anything else ends the list. */
+/**
+ * act_api.c tcf_action_exec: actions in order; PIPE goes on, anything else ends
+ * the list but JUMP N, which walks the list again from its start skipping N
+ * actions (so it lands on action N wherever it was, not N after itself). A
+ * jump of 0, to the end or past it, and the 32nd jump of a walk (jmp_ttl) end
+ * it with TC_ACT_OK.
+ */
 function runActions(actions: Action[], p: Packet, emits: Emit[], opts: ClassifyOptions): Verdict {
   let jumps = 0;
   for (let i = 0; i < actions.length; i++) {
     const c = runAction(actions[i]!, p, emits, opts);
     if (c.kind === 'pipe') continue;
     if (c.kind === 'jump') {
-      if (++jumps > MAX_JUMPS) return { kind: 'drop' };
-      i += c.count - 1;
-      if (i + 1 >= actions.length) return { kind: 'pass' }; // jumped past the end: TC_ACT_OK
+      if (c.count === 0 || c.count >= actions.length || ++jumps >= MAX_JUMPS) return { kind: 'pass' };
+      i = c.count - 1;
       continue;
     }
     return c;

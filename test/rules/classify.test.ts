@@ -79,6 +79,17 @@ describe('reference classifier: order', () => {
   it('reclassify loops end in a drop after 16 rounds, as cls_api.c bounds them', () => {
     expect(classify(rules('dev vf0 ingress prio 1 protocol ip flower action reclassify'), udp()).final).toBe('dropped');
   });
+
+  it('jump N lands on action N of the list wherever it jumps from (act_api.c walks again from the start, skipping N)', () => {
+    const o = classify(rules('dev vf0 ingress prio 1 protocol ip flower action skbedit mark 5 pipe action gact jump 3 action drop action mirred egress redirect dev vf1'), udp());
+    expect(o.final).toBe('redirected');
+    expect(where(o)).toEqual(['port:vf1']);
+  });
+
+  it('a jump back onto itself ends, at the 32nd jump, with TC_ACT_OK: the packet goes on up the representor', () => {
+    const o = classify(rules('dev vf0 ingress prio 1 protocol ip flower action skbedit mark 5 pipe action gact jump 1 action drop'), udp());
+    expect(o.final).toBe('slowpath');
+  });
 });
 
 describe('reference classifier: keys', () => {
