@@ -11,8 +11,9 @@ import { decodeActionRequest, isActionMessage } from '../rules/netlink/tcaction.
 import { channelLinks, decodeLinkRequest, encodeLinkReply, lookupLink, PF_IFINDEX } from '../rules/netlink/link.js';
 import { decodeDevlinkRequest, encodeDevReply, encodeEswitchReply, encodeFamilyReply } from '../rules/netlink/devlink.js';
 import type { VfSettings } from '../rules/vf.js';
+import type { FlowerRule } from '../rules/model.js';
 import type { Quotas } from './config.js';
-import { isDump, type FilterTable } from './filters.js';
+import { isDump, zeroStats, type FilterTable } from './filters.js';
 import type { FlowSync } from './flowsync.js';
 import type { Journal } from './journal.js';
 import type { Metrics } from './metrics.js';
@@ -63,7 +64,10 @@ export class GuestRequests {
     const d = this.decodeTc(msg);
     if (!('value' in d)) return d.refusal;
     const m = d.value;
-    if (m.type === 'filter' && m.op !== 'get') return (await this.run([{ msg, edit: this.filterEdit(msg, m) }], `filter ${m.op}`))[0]!;
+    if (m.type === 'filter' && m.op !== 'get') {
+      const reply = (await this.run([{ msg, edit: this.filterEdit(msg, m) }], `filter ${m.op}`))[0]!;
+      return m.op === 'new' && msg.flags & NlmF.ECHO && isAck(reply) ? [...(await this.echoFilter(msg, m.rule)), ...reply] : reply;
+    }
     try {
       if (m.type === 'qdisc') {
         if (m.op === 'get') return [buildDone(msg.seq)];
@@ -77,7 +81,9 @@ export class GuestRequests {
       }
       if (isDump(msg)) return this.d.filters.dumpable(msg, m.sel) ? this.d.filters.dump(msg, m.sel, await this.d.views.stats()) : [buildDone(msg.seq)];
       const e = this.d.filters.find(m.sel);
-      return this.d.filters.encodeGot(msg, e, (await this.d.views.stats()).get(e.id));
+      // Every filter's stats: a shared police's last use is the newest over the filters bound to it.
+      const stats = await this.d.views.stats();
+      return this.d.filters.encodeGot(msg, e, stats.get(e.id), stats);
     } catch (e) {
       return this.failed([msg], e)[0]!;
     }
@@ -119,10 +125,29 @@ export class GuestRequests {
       let warning: string | undefined;
       const [reply] = await this.run([{ msg, edit: () => void (warning = this.d.filters.actionChange(m)) }], `action ${m.op}`);
       // tca_action_flush that stopped at a bound action: the ACK carries the extack as a warning.
-      return warning && reply!.length === 1 && reply![0]!.readInt32LE(16) === 0 ? [buildError(msg, 0, warning)] : reply!;
+      return warning && isAck(reply!) ? [buildError(msg, 0, warning)] : reply!;
     } catch (e) {
       return this.failed([msg], e)[0]!;
     }
+  }
+
+  /**
+   * NLM_F_ECHO on a filter add: the new filter as tfilter_notify sends it to
+   * the requester, before the ACK (cls_api.c tc_new_tfilter). OVS's
+   * tc_replace_flower asks for it and reads the prio and handle the filter
+   * got from it. tcf_fill_node stamps it with the request's own flags; its
+   * counters are a new filter's, so no dump is read unless a police (whose
+   * counters are the shared action's) is among its actions.
+   */
+  private async echoFilter(msg: NlMessage, rule: FlowerRule): Promise<Buffer[]> {
+    const { filters, views, sync } = this.d;
+    const e = filters.find({ dev: rule.dev, direction: rule.direction, chain: rule.chain, prio: rule.prio, protocol: rule.protocol, handle: rule.handle, kind: 'flower' });
+    if (rule.actions.some((a) => a.kind === 'police')) {
+      const all = await views.stats();
+      return filters.encodeGot(msg, e, all.get(e.id), all);
+    }
+    const inHw = !!sync.result(e.id)?.offloaded;
+    return filters.encodeGot(msg, e, { ...zeroStats(), inHw, inHwCount: inHw ? 1 : 0, ...(inHw ? { hw: { packets: 0, bytes: 0 } } : {}) });
   }
 
   /** The checks every NETLINK_ROUTE request passes first: the VM's message rate, and tc requests need switchdev mode. */
@@ -310,6 +335,9 @@ export class GuestRequests {
     await this.d.sync.reconcile(`eswitch ${mode}`);
   }
 }
+
+/** A reply that is one ACK (NLMSG_ERROR with error 0). */
+const isAck = (reply: Buffer[]): boolean => reply.length === 1 && reply[0]!.readInt32LE(16) === 0;
 
 /** transact's answer when a transaction of several requests must be retried one by one. */
 const RETRY: (VpfError | undefined)[] = [];

@@ -131,6 +131,30 @@ describe('replies: port id (C1) and ACKs (C2), as netlink_rcv_skb sends them', (
     for (const m of [...fam, ...get, ...esw, ...all]) expect(m.pid).toBe(PID);
   });
 
+  it('a filter add with NLM_F_ECHO (what OVS\'s tc_replace_flower sends): the new filter, with the handle it got, then the ACK', async () => {
+    const ECHO_ADD = NlmF.REQUEST | NlmF.ACK | NlmF.CREATE | NlmF.ECHO;
+    const r = await add('dev vf1 ingress prio 7 protocol ip flower dst_ip 10.0.0.7 action drop', ECHO_ADD);
+    expect(r.map((m) => m.type)).toEqual([Rtm.NEWTFILTER, NlmsgType.ERROR]);
+    expect(errOf(r.slice(1)).errno).toBe(0);
+    const [echo] = r;
+    // tfilter_notify stamps it with the request's own flags, seq and port id (tcf_fill_node).
+    expect({ flags: echo!.flags, seq: echo!.seq, pid: echo!.pid }).toEqual({ flags: ECHO_ADD, seq, pid: PID });
+    // OVS reads prio from tcm_info's major and the handle from tcm_handle: the kernel gave handle 1.
+    expect({ prio: echo!.payload.readUInt32LE(16) >>> 16, handle: echo!.payload.readUInt32LE(8) }).toEqual({ prio: 7, handle: 1 });
+    // The same filter a get answers (tc_get_tfilter fills it with the same tfilter_notify).
+    const got = await one(encodeFilterSelect('get', sel({ dev: 'vf1', prio: 7, protocol: 0x0800, handle: 1, kind: 'flower' }), { flags: ECHO_ADD, seq: ++seq, pid: PID }));
+    const a = decodeFilterDump(echo!), b = decodeFilterDump(got[0]!);
+    expect(a.ok && b.ok).toBe(true);
+    if (a.ok && b.ok) {
+      expect(a.value.rule).toEqual(b.value.rule);
+      expect(a.value.stats.inHw).toBe(b.value.stats.inHw);
+    }
+    // A refused add gets no echo, only its error.
+    const dup = await add('dev vf1 ingress prio 7 handle 1 protocol ip flower dst_ip 10.0.0.7 action drop', ECHO_ADD | NlmF.EXCL);
+    expect(dup.map((m) => m.type)).toEqual([NlmsgType.ERROR]);
+    expect(errOf(await del({ dev: 'vf1', prio: 7 })).errno).toBe(0);
+  });
+
   it('link get with NLM_F_ACK: RTM_NEWLINK then the ACK; without it, the reply alone', async () => {
     const withAck = await one(encodeGetLinkRequest({ seq: ++seq, pid: PID, flags: NlmF.REQUEST | NlmF.ACK }, 1));
     expect(withAck.map((m) => m.type)).toEqual([Rtm.NEWLINK, NlmsgType.ERROR]);
