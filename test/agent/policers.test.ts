@@ -3,7 +3,6 @@
 // as act_api.c / act_police.c on 6.1 answer; the bridge is a stand-in that
 // records the meters and flows, so what the translator is handed shows; and the
 // action API's policers survive a vpfd restart (journal), older journals load.
-import { connect } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,11 +17,12 @@ import type { OfFlow, OfMeter } from '../../ovs/openflow/flow.js';
 import { cookieKind, cookieRuleId, FlowKind } from '../../translator/cookie.js';
 import { Errno } from '../../rules/errors.js';
 import type { PoliceAction } from '../../rules/model.js';
-import { encodeChainRequest, encodeFilterRequest, encodeFilterSelect, decodeFilterDump } from '../../rules/netlink/tc.js';
-import { NlmF, NlmsgType, parseError, parseMessages, type NlMessage } from '../../rules/netlink/nlmsg.js';
+import { encodeFilterRequest, encodeFilterSelect, decodeFilterDump } from '../../rules/netlink/tc.js';
+import { NlmF, NlmsgType, parseError, type NlMessage } from '../../rules/netlink/nlmsg.js';
 import { decodeActionReply, encodeActionRequest, RtmAction, TCA_ACT_FLAG, type ActionRequest } from '../../rules/netlink/tcaction.js';
 import { parseFilter, splitArgs } from '../../rules/tcsyntax/index.js';
 import { defaultPortMap } from '../../translator/portmap.js';
+import { exchange } from '../helpers/channel.js';
 
 const PID = 0x77;
 let seq = 1;
@@ -81,29 +81,7 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** One request and what came back before a probe's answer (an empty chain dump). */
-function one(msg: Buffer): Promise<NlMessage[]> {
-  const probe = encodeChainRequest('get', '', 'ingress', undefined, { seq: 0xfffffff0, flags: NlmF.REQUEST | NlmF.DUMP });
-  return new Promise((resolve, reject) => {
-    const s = connect(sock, () => s.write(Buffer.concat([msg, probe])));
-    let buf = Buffer.alloc(0);
-    const got: NlMessage[] = [];
-    s.on('error', reject);
-    s.on('data', (c: Buffer) => {
-      buf = Buffer.concat([buf, c]);
-      while (buf.length >= 16 && buf.readUInt32LE(0) <= buf.length) {
-        const len = buf.readUInt32LE(0);
-        const m = parseMessages(buf.subarray(0, len))[0]!;
-        buf = buf.subarray((len + 3) & ~3);
-        if (m.seq !== 0xfffffff0) got.push(m);
-        else if (m.type === NlmsgType.DONE) {
-          s.end();
-          resolve(got);
-        }
-      }
-    });
-  });
-}
+const one = (msg: Buffer): Promise<NlMessage[]> => exchange(sock, [msg]);
 
 const hdr = (type: number, flags: number) => ({ type, flags, seq: seq++, pid: PID });
 /** A police as OVS makes its meters (lib/tc.c): conform pipe on to the next action, exceed drop. */
