@@ -485,6 +485,12 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
   return finish();
 
   function finish(): TranslatedActions {
+    // OVS 3.1's tc offload binds the meter's police, whose conform verdict is pipe, and ends the filter with a
+    // drop only when the flow has no action at all (lib/tc.c): a flow whose only datapath action is a meter
+    // goes on past tc, misses the datapath and goes up to ovs-vswitchd, every conforming packet.
+    if (acts.some((x) => x.a === 'meter') && acts.every((x) => x.a === 'meter' || REWRITES.has(x.a))) {
+      refuse('police, then drop: OVS 3.1 cannot end a flow whose only datapath action is a meter in tc, so its conforming packets would go up to ovs-vswitchd', 'police');
+    }
     const sideEffectThenSoftware = repeated;
     if (saving && !sideEffectThenSoftware) {
       // One flow per combination of slots already taken by an earlier rule (reg15 bits): the first rule to
