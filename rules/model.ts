@@ -129,6 +129,12 @@ interface ActionBase {
   control: Control;
   /** Shared action index (tc_gen.index); 0 or absent = a new private action. */
   index?: number;
+  /**
+   * The user's cookie (TCA_ACT_COOKIE, at most 16 bytes, lowercase hex): kept
+   * and dumped back as act_api.c keeps it. OVS's tc offload stamps each flow's
+   * actions with its ufid there and finds its flows by it in dumps.
+   */
+  cookie?: string;
 }
 
 export interface GactAction extends ActionBase {

@@ -377,18 +377,24 @@ export function decodeActions(act: Attr, devs?: DevMap): Action[] {
   for (const e of sorted) {
     if (e.type < 1 || e.type > TCA_ACT_MAX_PRIO) throw new VpfError(Errno.EINVAL, `action order ${e.type} out of 1..32`, 'TCA_FLOWER_ACT');
     const m = attrMap(parseAttrs(e.value, `action ${e.type}`));
+    // tcf_action_policy, checked before anything else of the action: TCA_ACT_COOKIE is NLA_BINARY of at most 16 bytes.
+    const cookie = m.get(TCA_ACT.COOKIE);
+    if (cookie && cookie.value.length > TC_COOKIE_MAX_SIZE) throw new VpfError(Errno.ERANGE, 'Attribute failed policy validation', 'TCA_ACT_COOKIE');
     const kindA = m.get(TCA_ACT.KIND);
     if (!kindA) throw new VpfError(Errno.EINVAL, `action ${e.type}: missing TCA_ACT_KIND`, 'TCA_ACT_KIND');
     const kind = read.string(kindA, 'TCA_ACT_KIND', 15);
-    if (m.get(TCA_ACT.COOKIE)) throw new VpfError(Errno.EOPNOTSUPP, `action ${kind}: user cookies (TCA_ACT_COOKIE) are not supported`, 'TCA_ACT_COOKIE');
     const dec = DECODERS[kind];
     if (!dec) throw new VpfError(Errno.EOPNOTSUPP, `action '${kind}' is not supported by vpf`, 'TCA_ACT_KIND');
     const optsA = m.get(TCA_ACT.OPTIONS);
     if (!optsA) throw new VpfError(Errno.EINVAL, `action ${kind}: missing TCA_ACT_OPTIONS`, 'TCA_ACT_OPTIONS');
-    out.push(dec(attrMap(parseAttrs(optsA.value, `${kind} options`)), devs));
+    const a = dec(attrMap(parseAttrs(optsA.value, `${kind} options`)), devs);
+    out.push(cookie ? { ...a, cookie: cookie.value.toString('hex') } : a);
   }
   return out;
 }
+
+/** TC_COOKIE_MAX_SIZE (include/uapi/linux/pkt_cls.h). */
+export const TC_COOKIE_MAX_SIZE = 16;
 
 function ifindexOf(dev: string, devs: DevMap | undefined): number {
   const i = devIfindex(dev, devs);
@@ -551,6 +557,8 @@ export function encodeActions(w: AttrWriter, actions: Action[], devs?: DevMap): 
       x.nest(i + 1, (y) => {
         y.string(TCA_ACT.KIND, a.kind);
         y.nest(TCA_ACT.OPTIONS, (z) => encodeOptions(z, a, devs), true);
+        // m_action.c parse_action adds the cookie after the action's options.
+        if (a.cookie !== undefined) y.raw(TCA_ACT.COOKIE, Buffer.from(a.cookie, 'hex'));
       });
     });
   });
@@ -779,6 +787,8 @@ export function encodeActionDump1(y: AttrWriter, a: Action, i: number, devs: Dev
   y.string(TCA_ACT.KIND, a.kind);
   const counters = ctx.own?.[i] ?? ctx;
   actStats(y, counters);
+  // tcf_action_dump_terse: the cookie right after the stats.
+  if (a.cookie !== undefined) y.raw(TCA_ACT.COOKIE, Buffer.from(a.cookie, 'hex'));
   // Offloaded counters come from the driver, which reports them delayed (mlx5 FLOW_ACTION_HW_STATS_DELAYED).
   if (counters.hw) y.raw(TCA_ACT.USED_HW_STATS, bitfield32(2, 3));
   if (ctx.actFlags) y.raw(TCA_ACT.FLAGS, bitfield32(ctx.actFlags, ctx.actFlags));

@@ -8,6 +8,7 @@ import { validateRule } from '../validate.js';
 import { parseAction, printAction } from './actions.js';
 import { parseKey, printKeys } from './keys.js';
 import { bad, ethProto, ethProtoName, Tokens, uint } from './lex.js';
+import { TC_COOKIE_MAX_SIZE } from '../netlink/actions.js';
 
 export interface ParseOptions {
   /** Skip the kernel's semantic checks (for DEL/GET selectors that name only dev/prio). */
@@ -26,14 +27,26 @@ function parseFlower(t: Tokens, rule: FlowerRule): void {
     else if (w === 'action') {
       // m_action.c parse_action: from here on every word belongs to the action list; `action` between actions is optional.
       // (flower takes `action` only: real tc 6.1 answers `What is "actions"?`.)
+      // m_action.c parse_action: `cookie HEX` after an action's own words; iproute2 keeps it for every
+      // later action of the list too (act_ck_len is never reset), and so does this parser.
+      let cookie: string | undefined;
       while (!t.done) {
-        actions.push(parseAction(t));
+        const a = parseAction(t);
+        if (t.accept('cookie')) cookie = parseCookie(t.next('cookie'));
+        actions.push(cookie !== undefined ? { ...a, cookie } : a);
         t.accept('action');
       }
     } else if (!parseKey(t, w, match)) bad(`flower: unknown key "${w}"`, w);
   }
   rule.match = match;
   rule.actions = actions;
+}
+
+/** m_action.c: a cookie is an even-length hex string of at most 16 bytes. */
+function parseCookie(w: string): string {
+  if (w.length > TC_COOKIE_MAX_SIZE * 2) bad(`cookie: ${w.length} Max allowed size ${TC_COOKIE_MAX_SIZE * 2}`, 'cookie');
+  if (w.length % 2 || !/^[0-9a-fA-F]*$/.test(w)) bad('cookie must be a hex string', 'cookie');
+  return w.toLowerCase();
 }
 
 function parseArgs(args: string[], opts: ParseOptions): FlowerRule {
@@ -108,7 +121,13 @@ export function printFilter(rule: FlowerRule): string[] {
   const { ethType: _e, ...keys } = rule.match;
   void _e;
   o.push(...printKeys(keys));
-  for (const a of rule.actions) o.push('action', ...printAction(a));
+  let cookie: string | undefined;
+  for (const a of rule.actions) {
+    // tc gives every action after a cookie that cookie too (parseFlower): a later action without one has no syntax.
+    if (cookie !== undefined && a.cookie !== cookie && a.cookie === undefined) throw new VpfError(Errno.EOPNOTSUPP, 'an action without a cookie after one with a cookie has no tc syntax (tc gives it the cookie too)', 'cookie');
+    o.push('action', ...printAction(a), ...(a.cookie !== undefined && a.cookie !== cookie ? ['cookie', a.cookie] : []));
+    cookie = a.cookie;
+  }
   return o;
 }
 

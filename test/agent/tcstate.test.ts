@@ -234,6 +234,38 @@ describe('filters: tc_new_tfilter / tc_del_tfilter / tc_get_tfilter', () => {
   });
 });
 
+describe('action cookies (TCA_ACT_COOKIE): what OVS stamps its flows with', () => {
+  /** Per action of a filter message: the attribute types in order, and the cookie's bytes. */
+  function actionAttrs(m: NlMessage): { types: number[]; cookie?: string }[] {
+    const opts = attrMap(parseAttrs(m.payload.subarray(20), 'tcmsg')).get(TCA.OPTIONS)!;
+    const act = attrMap(parseAttrs(opts.value, 'flower')).get(F.ACT)!;
+    return parseAttrs(act.value, 'acts').map((a) => {
+      const x = parseAttrs(a.value, 'act');
+      const c = x.find((y) => y.type === TCA_ACT.COOKIE);
+      return { types: x.map((y) => y.type), ...(c ? { cookie: c.value.toString('hex') } : {}) };
+    });
+  }
+
+  it('are kept and dumped back right after the action\'s stats, as tcf_action_dump_terse puts them', async () => {
+    const ufid = '8f3a0c1d2e4b5a6978695a4b3c2d1e0f';
+    expect(errOf(await add(`dev vf1 ingress prio 33 handle 1 protocol ip flower ip_proto udp action mirred egress redirect dev vf0 cookie ${ufid}`)).errno).toBe(0);
+    const shown = (await dump({ dev: 'vf1', prio: 33 })).filter((m) => m.type === Rtm.NEWTFILTER && entry(m).handle === 1);
+    expect(shown).toHaveLength(1);
+    const [a] = actionAttrs(shown[0]!);
+    expect(a!.cookie).toBe(ufid);
+    expect(a!.types.slice(0, 3)).toEqual([TCA_ACT.KIND, TCA_ACT.STATS, TCA_ACT.COOKIE]);
+    expect(errOf(await del({ dev: 'vf1', prio: 33 })).errno).toBe(0);
+  });
+
+  it('longer than 16 bytes: ERANGE, "Attribute failed policy validation" (tcf_action_policy), and nothing added', async () => {
+    const r = rule('dev vf1 ingress prio 34 protocol ip flower action drop');
+    r.actions[0] = { ...r.actions[0]!, cookie: '00'.repeat(17) };
+    const e = errOf(await one(encodeFilterRequest(r, { flags: ADD, seq: ++seq, pid: PID })));
+    expect({ errno: e.errno, message: e.message }).toEqual({ errno: Errno.ERANGE, message: 'Attribute failed policy validation' });
+    expect(entries(await dump({ dev: 'vf1', prio: 34 }))).toEqual([]);
+  });
+});
+
 describe('dumps as tc_dump_tfilter walks them', () => {
   it('chains in creation order, then prio, then handle; each tcf_proto opens with its bare entry', async () => {
     const lines = [
