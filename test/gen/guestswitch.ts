@@ -303,8 +303,10 @@ function megaflows(s: Spec, after: AfterSpec[]): Made[] {
   if (t.kind === 'arp' && shape.startsWith('rewrite')) shape = 'output';
   const origin = templatePacket(t);
   const head = `dev ${t.dev} ingress prio 1`;
-  // A meter comes after conntrack in OVN's pipelines (ls_in_qos_meter follows the ACL stages), so never before a recirculation.
-  const police = s.police === undefined || shape.includes('goto') ? '' : `action ${POLICERS[s.police]} `;
+  // A meter comes after conntrack in OVN's pipelines (ls_in_qos_meter follows the ACL stages), so never before a recirculation;
+  // and it limits what is forwarded, never a drop: OVS 3.1 would offload a meter-then-drop flow as `police index N`
+  // alone (lib/tc.c adds the gact drop only to a flow with no action), not as police then drop.
+  const police = s.police === undefined || shape.includes('goto') || shape === 'drop' ? '' : `action ${POLICERS[s.police]} `;
   const out = outputs(s.outs, t.dev);
   let rw = { text: '', lowByte: false };
   let pins = new Set<Rewrite>();
@@ -361,10 +363,12 @@ function afterRule(a: AfterSpec, seen: Packet, chain: number, zone: number | und
   const pins = rw.text ? pinsOf([a.rewrite]) : new Set<Rewrite>();
   const ct = zone === undefined ? '' : ` ct_state ${a.state} ct_zone ${zone}`;
   const head = `dev ${seen.inDev} ingress chain ${chain} prio 1 ${matchText(seen, a.prof, pins, a.prof.vlanPrio)}${ct}`;
-  const police = a.police === undefined ? '' : `action ${POLICERS[a.police]} `;
+  const drops = after === 'drop' || a.state === '+trk+inv';
+  // A meter limits what is forwarded, never a drop (megaflows(), above).
+  const police = a.police === undefined || drops ? '' : `action ${POLICERS[a.police]} `;
   const out = outputs(a.outs, seen.inDev);
   const acts =
-    after === 'drop' || a.state === '+trk+inv' ? 'action drop'
+    drops ? 'action drop'
     : after === 'commit, output' ? `${ctText({ zone: zone!, commit: true, mark: a.mark, label: a.label, nat: 'none' })} ${out}`
     : after === 'commit nat, output' ? `${ctText({ zone: zone!, commit: true, mark: false, label: false, nat: 'src', v6: seen.ip?.version === 6 })} ${out}`
     : after === 'rewrite, output' ? `${rw.text} ${out}`
