@@ -16,7 +16,10 @@
  *   - SOL_NETLINK options succeed (NETLINK_EXT_ACK, NETLINK_CAP_ACK,
  *     NETLINK_GET_STRICT_CHK); SOL_SOCKET ones go to the unix socket.
  * Other netlink protocols, and these two without their variable, fail with
- * EPROTONOSUPPORT so that nothing reaches the host's kernel by mistake.
+ * EPROTONOSUPPORT so that nothing reaches the host's kernel by mistake. A
+ * variable set to the word `kernel` opts that protocol into the real kernel
+ * (a guest's OVS: rtnetlink to the channel, the openvswitch genl families to
+ * its own kernel datapath).
  * Build: gcc -shared -fPIC -O2 -o dist/nlshim.so agent/guest/nlshim.c -ldl
  */
 #define _GNU_SOURCE
@@ -73,6 +76,8 @@ int socket(int domain, int type, int protocol)
 		errno = EPROTONOSUPPORT;
 		return -1;
 	}
+	if (!strcmp(path, "kernel"))
+		return real_socket(domain, type, protocol);
 	int fd = real_socket(AF_UNIX, SOCK_STREAM | (type & (SOCK_CLOEXEC | SOCK_NONBLOCK)), 0);
 	if (fd < 0)
 		return -1;

@@ -46,3 +46,22 @@ ovs-vswitchd --version | head -n1 >$R/ovs-version
 uname -r >$R/kernel
 up ready
 
+# vpfd_up DIST: vpfd from DIST (a build's dist/) on this OVS (kernel datapath,
+# hw-offload, tc-policy skip_hw), and VM $VM with $VFS VFs attached to the
+# tier's ports (vfN, vfNrep, uplink, uplinkrep); sets S (its state directory)
+# and vpfd (its pid), and writes the VM add's exit code to setup.rc.
+vpfd_up() {
+	S=/run/vpf
+	mkdir -p $S
+	node $1/bin/vpfd.js --state-dir $S --ovsdb unix:/run/ovs/db.sock --ovs-rundir /run/ovs \
+		--datapath system --hw-offload true --tc-policy skip_hw --reconcile-interval-ms 600000 \
+		>$R/vpfd.log 2>&1 &
+	vpfd=$!
+	n=0
+	while [ ! -S $S/vpfd.sock ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
+	attach=uplink=uplink,uplinkrep=uplinkrep
+	i=0
+	while [ $i -lt "$VFS" ]; do attach=$attach,vf$i=vf$i,rep$i=vf${i}rep; i=$((i + 1)); done
+	node $1/bin/vpfctl.js --state-dir $S vm add $VM --vfs $VFS --attach $attach >>$R/setup.out 2>&1
+	echo $? >$R/setup.rc
+}

@@ -12,19 +12,7 @@
 R=$1
 . $R/config
 . $R/ovs-up.sh
-S=/run/vpf
-mkdir -p $S
-node $REPO/dist/bin/vpfd.js --state-dir $S --ovsdb unix:/run/ovs/db.sock --ovs-rundir /run/ovs \
-	--datapath system --hw-offload true --tc-policy skip_hw --reconcile-interval-ms 600000 \
-	>$R/vpfd.log 2>&1 &
-vpfd=$!
-n=0
-while [ ! -S $S/vpfd.sock ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
-attach=uplink=uplink,uplinkrep=uplinkrep
-i=0
-while [ $i -lt "$VFS" ]; do attach=$attach,vf$i=vf$i,rep$i=vf${i}rep; i=$((i + 1)); done
-node $REPO/dist/bin/vpfctl.js --state-dir $S vm add $VM --vfs $VFS --attach $attach >>$R/setup.out 2>&1
-echo $? >$R/setup.rc
+vpfd_up $REPO/dist
 up vm
 
 # The guest's own tc: its netlink sockets are the VM's channel (agent/guest/nlshim.c).
