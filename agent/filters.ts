@@ -332,8 +332,9 @@ export class FilterTable {
     };
   }
 
+  /** A netdev the request names by ifindex: one this VM lacks is a bare ENODEV (__tcf_qdisc_find, tc_modify_qdisc, act_mirred's dev_get_by_index). */
   private checkDev(dev: string): void {
-    if (!portPair(this.rec.ports, dev)) throw new VpfError(Errno.ENODEV, `Cannot find device "${dev}"`);
+    if (!portPair(this.rec.ports, dev)) throw new VpfError(Errno.ENODEV, '');
   }
 
   /** cls_api.c tc_new_tfilter, its checks in its order, then fl_change: a new filter, or the one at that handle changed. */
