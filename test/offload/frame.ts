@@ -106,3 +106,12 @@ export function frameView(port: string, hex: string): FrameView {
   }
   return { port, dstMac: bytesToMac(b.subarray(0, 6)), srcMac: bytesToMac(b.subarray(6, 12)), vlans: vlans.join(','), ethType, ip, l4: ports };
 }
+
+/** A UDP frame vf0 sends to `dst` (10.0.0.1:1000 -> dst:80, no conntrack state): the vpfd and guest-OVS tiers' probe. */
+export function udpFromVf0(dst: string): Packet {
+  return {
+    inDev: 'vf0', dstMac: '02:00:00:00:00:02', srcMac: '02:00:00:00:00:01', vlans: [], mark: 0, priority: 0,
+    ct: { state: 0, zone: 0, mark: 0, label: '0'.repeat(32) },
+    ethType: 0x0800, ip: { version: 4, src: '10.0.0.1', dst, proto: 17, tos: 0, ttl: 64, frag: 'no' }, l4: { src: 1000, dst: 80 },
+  };
+}

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Packet } from '../../rules/packet.js';
 import { defaultPortMap } from '../../translator/portmap.js';
-import { packetToHex } from './frame.js';
+import { packetToHex, udpFromVf0 } from './frame.js';
 import { bootKernelVm, bridgePorts, ensureKernelVm, parseProbe, writeGuest, type Pass } from './harness.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -27,10 +27,7 @@ const FLOWS = [
 ];
 
 const ct0 = { state: 0, zone: 0, mark: 0, label: '0'.repeat(32) };
-const udpTo = (dst: string): Packet => ({
-  inDev: 'vf0', dstMac: '02:00:00:00:00:02', srcMac: '02:00:00:00:00:01', vlans: [], mark: 0, priority: 0, ct: ct0,
-  ethType: 0x0800, ip: { version: 4, src: '10.0.0.1', dst, proto: 17, tos: 0, ttl: 64, frag: 'no' }, l4: { src: 1000, dst: 80 },
-});
+const udpTo = udpFromVf0;
 const arpWhoHas: Packet = {
   inDev: 'vf0', dstMac: 'ff:ff:ff:ff:ff:ff', srcMac: '02:00:00:00:00:01', vlans: [], mark: 0, priority: 0, ct: ct0, ethType: 0x0806,
   arp: { op: 1, sip: '10.0.0.1', tip: '10.0.0.2', sha: '02:00:00:00:00:01', tha: '00:00:00:00:00:00' },

@@ -6,9 +6,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Packet } from '../../rules/packet.js';
 import { defaultPortMap } from '../../translator/portmap.js';
-import { packetToHex } from './frame.js';
+import { packetToHex, udpFromVf0 } from './frame.js';
 import { bootKernelVm, bridgePorts, ensureKernelVm, parseProbe, writeGuest, type Pass } from './harness.js';
 
 const RULES = [
@@ -18,11 +17,7 @@ const RULES = [
   'filter add dev vf0 ingress prio 3 protocol ip flower skip_hw dst_ip 10.0.0.4 action drop',
 ];
 
-const ct0 = { state: 0, zone: 0, mark: 0, label: '0'.repeat(32) };
-const to = (dst: string): Packet => ({
-  inDev: 'vf0', dstMac: '02:00:00:00:00:02', srcMac: '02:00:00:00:00:01', vlans: [], mark: 0, priority: 0, ct: ct0,
-  ethType: 0x0800, ip: { version: 4, src: '10.0.0.1', dst, proto: 17, tos: 0, ttl: 64, frag: 'no' }, l4: { src: 1000, dst: 80 },
-});
+const to = udpFromVf0;
 
 interface ShownFilter {
   pref: number;
