@@ -811,11 +811,12 @@ function actStats(y: AttrWriter, ctx: ActCounters): void {
   });
 }
 
-/** act_api.c tcf_action_dump_terse with from_act: KIND, STATS, INDEX (TCA_ACT_FLAG_TERSE_DUMP of the action API). */
-export function encodeActionTerse(y: AttrWriter, kind: string, index: number, ctx: ActCounters): void {
-  y.string(TCA_ACT.KIND, kind);
+/** act_api.c tcf_action_dump_terse with from_act: KIND, STATS, INDEX, then the cookie (TCA_ACT_FLAG_TERSE_DUMP of the action API). */
+export function encodeActionTerse(y: AttrWriter, a: Action, index: number, ctx: ActCounters): void {
+  y.string(TCA_ACT.KIND, a.kind);
   actStats(y, ctx);
   y.u32(TCA_ACT.INDEX, index);
+  if (a.cookie !== undefined) y.raw(TCA_ACT.COOKIE, Buffer.from(a.cookie, 'hex'));
 }
 
 function bitfield32(value: number, selector: number): Buffer {

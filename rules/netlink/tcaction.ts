@@ -120,7 +120,9 @@ export function encodeActionRequest(r: ActionRequest): Buffer {
     case 'flush':
     case 'dump':
       w.nest(TCA_ROOT.TAB, (x) => { if (r.kind) x.nest(1, (y) => y.string(TCA_ACT.KIND, r.kind!)); });
-      w.raw(TCA_ROOT.FLAGS, bitfield32(TCA_ACT_FLAG.LARGE_DUMP_ON, TCA_ACT_FLAG.LARGE_DUMP_ON | (r.op === 'dump' ? r.flags : 0)));
+      // m_action.c tc_act_list_or_flush: each flag asked (`-br` adds TERSE_DUMP) in both value and selector.
+      const asked = TCA_ACT_FLAG.LARGE_DUMP_ON | (r.op === 'dump' ? r.flags : 0);
+      w.raw(TCA_ROOT.FLAGS, bitfield32(asked, asked));
       if (r.op === 'dump' && r.sinceMs) w.u32(TCA_ROOT.TIME_DELTA, r.sinceMs);
       break;
   }
@@ -183,7 +185,7 @@ export function encodeActionDump(hdr: Omit<NlHeader, 'type' | 'flags'>, acts: Du
     at += part.length;
     const w = new AttrWriter().u32(TCA_ROOT.COUNT, large ? part.length : 0);
     w.nest(TCA_ROOT.TAB, (x) => part.forEach((d, i) => x.nest(i, (y) => {
-      if (flags & TCA_ACT_FLAG.TERSE_DUMP) encodeActionTerse(y, d.action.kind, d.index, d.counters);
+      if (flags & TCA_ACT_FLAG.TERSE_DUMP) encodeActionTerse(y, d.action, d.index, d.counters);
       else dumpEntry(y, d);
     })));
     out.push(buildMessage({ ...hdr, type: RtmAction.GET, flags: NlmF.MULTI }, Buffer.concat([tcamsg(), w.toBuffer()])));
@@ -214,6 +216,8 @@ export function decodeActionReply(msg: NlMessage): Result<{ count: number | unde
         y.raw(TCA_ACT.KIND, kindA.value);
         // The options without their tcf_t, which no request carries.
         y.nest(TCA_ACT.OPTIONS, (z) => parseAttrs(opts.value, 'opts').filter((o) => o.type !== tmAttrOf(kind)).forEach((o) => z.raw(o.type, o.value)));
+        const cookie = m.get(TCA_ACT.COOKIE);
+        if (cookie) y.raw(TCA_ACT.COOKIE, cookie.value);
       });
       const action = decodeActions({ type: 1, nested: true, value: clean.toBuffer(), offset: 0 })[0]!;
       // tc_police's refcnt and bindcnt sit at 44 and 48 of TCA_POLICE_TBF.

@@ -18,8 +18,9 @@ import { cookieKind, cookieRuleId, FlowKind } from '../../translator/cookie.js';
 import { Errno } from '../../rules/errors.js';
 import type { PoliceAction } from '../../rules/model.js';
 import { encodeFilterRequest, encodeFilterSelect, decodeFilterDump } from '../../rules/netlink/tc.js';
-import { NlmF, NlmsgType, parseError, type NlMessage } from '../../rules/netlink/nlmsg.js';
-import { decodeActionReply, encodeActionRequest, RtmAction, TCA_ACT_FLAG, type ActionRequest } from '../../rules/netlink/tcaction.js';
+import { NlmF, NlmsgType, parseAttrs, parseError, type NlMessage } from '../../rules/netlink/nlmsg.js';
+import { TCA_ACT } from '../../rules/netlink/actions.js';
+import { decodeActionReply, encodeActionRequest, RtmAction, TCA_ACT_FLAG, TCA_ROOT, type ActionRequest } from '../../rules/netlink/tcaction.js';
 import { parseFilter, splitArgs } from '../../rules/tcsyntax/index.js';
 import { defaultPortMap } from '../../translator/portmap.js';
 import { exchange } from '../helpers/channel.js';
@@ -131,6 +132,18 @@ async function shown(dev = 'vf0') {
 }
 
 describe('the action API', () => {
+  it('keeps a police\'s cookie and dumps it back, after the index in a terse dump (tcf_action_dump_terse)', async () => {
+    expect(ack(await addAction({ ...police(125000, 6), cookie: 'a1b2c3d4' })).errno).toBe(0);
+    const r = await act({ op: 'dump', hdr: hdr(RtmAction.GET, NlmF.REQUEST | NlmF.DUMP), kind: 'police', flags: TCA_ACT_FLAG.LARGE_DUMP_ON | TCA_ACT_FLAG.TERSE_DUMP });
+    // tcamsg (4 bytes), then TCA_ROOT_*: the TAB's one entry holds KIND, STATS, INDEX, COOKIE.
+    const root = parseAttrs(r[0]!.payload.subarray(4), 'root');
+    const entry = parseAttrs(parseAttrs(root.find((a) => a.type === TCA_ROOT.TAB)!.value, 'tab')[0]!.value, 'entry');
+    expect(entry.map((a) => a.type)).toEqual([TCA_ACT.KIND, TCA_ACT.STATS, TCA_ACT.INDEX, TCA_ACT.COOKIE]);
+    expect(entry.at(-1)!.value.toString('hex')).toBe('a1b2c3d4');
+    const full = decodeActionReply((await getAction(6))[0]!);
+    expect(full.ok && (full.value.actions[0]!.action as PoliceAction).cookie).toBe('a1b2c3d4');
+  });
+
   it('add, EEXIST without replace, get, ENOENT, and index 0 takes the lowest free', async () => {
     expect(ack(await addAction(police(125000, 5))).errno).toBe(0);
     expect(ack(await addAction(police(125000, 5)))).toMatchObject({ errno: Errno.EEXIST });
