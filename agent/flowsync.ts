@@ -274,12 +274,12 @@ export class FlowSync {
     // A police action came, went or changed through the action API: its meter with it (adopt()).
     if (table.police.changed) return { t: this.translate() };
     const groups = new Map<string, GroupFlows>();
+    const notOffloadable = this.notOffloadable();
     for (const k of table.dirtyGroups()) {
       const members = table.group(k);
       const first = members[0]?.rule;
       const at = first && tableOf(sw.tables, first);
       if (!first || at === undefined || !sw.has(k) || first.direction !== 'ingress') return { t: this.translate() };
-      const notOffloadable = this.notOffloadable();
       const g = translateGroup(members as RuleEntry[], at, { ports: this.rec.ports, zone: this.zone, memo: this.memo, ...(this.outerTpid !== undefined ? { outerTpid: this.outerTpid } : {}), ...(notOffloadable ? { notOffloadable } : {}) });
       if (!g) return { t: this.translate() };
       groups.set(k, g);

@@ -396,6 +396,11 @@ export function decodeActions(act: Attr, devs?: DevMap): Action[] {
 /** TC_COOKIE_MAX_SIZE (include/uapi/linux/pkt_cls.h). */
 export const TC_COOKIE_MAX_SIZE = 16;
 
+/** An action's cookie (TCA_ACT_COOKIE), if it has one: where each caller puts it is the kernel's order there. */
+function putCookie(y: AttrWriter, a: Action): void {
+  if (a.cookie !== undefined) y.raw(TCA_ACT.COOKIE, Buffer.from(a.cookie, 'hex'));
+}
+
 function ifindexOf(dev: string, devs: DevMap | undefined): number {
   const i = devIfindex(dev, devs);
   if (i === undefined) throw new VpfError(Errno.ENODEV, `no representor named ${dev}`, 'TCA_MIRRED_PARMS');
@@ -558,7 +563,7 @@ export function encodeActions(w: AttrWriter, actions: Action[], devs?: DevMap): 
         y.string(TCA_ACT.KIND, a.kind);
         y.nest(TCA_ACT.OPTIONS, (z) => encodeOptions(z, a, devs), true);
         // m_action.c parse_action adds the cookie after the action's options.
-        if (a.cookie !== undefined) y.raw(TCA_ACT.COOKIE, Buffer.from(a.cookie, 'hex'));
+        putCookie(y, a);
       });
     });
   });
@@ -788,7 +793,7 @@ export function encodeActionDump1(y: AttrWriter, a: Action, i: number, devs: Dev
   const counters = ctx.own?.[i] ?? ctx;
   actStats(y, counters);
   // tcf_action_dump_terse: the cookie right after the stats.
-  if (a.cookie !== undefined) y.raw(TCA_ACT.COOKIE, Buffer.from(a.cookie, 'hex'));
+  putCookie(y, a);
   // Offloaded counters come from the driver, which reports them delayed (mlx5 FLOW_ACTION_HW_STATS_DELAYED).
   if (counters.hw) y.raw(TCA_ACT.USED_HW_STATS, bitfield32(2, 3));
   if (ctx.actFlags) y.raw(TCA_ACT.FLAGS, bitfield32(ctx.actFlags, ctx.actFlags));
@@ -816,7 +821,7 @@ export function encodeActionTerse(y: AttrWriter, a: Action, index: number, ctx: 
   y.string(TCA_ACT.KIND, a.kind);
   actStats(y, ctx);
   y.u32(TCA_ACT.INDEX, index);
-  if (a.cookie !== undefined) y.raw(TCA_ACT.COOKIE, Buffer.from(a.cookie, 'hex'));
+  putCookie(y, a);
 }
 
 function bitfield32(value: number, selector: number): Buffer {

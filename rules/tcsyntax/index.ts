@@ -124,7 +124,7 @@ export function printFilter(rule: FlowerRule): string[] {
   let cookie: string | undefined;
   for (const a of rule.actions) {
     // tc gives every action after a cookie that cookie too (parseFlower): a later action without one has no syntax.
-    if (cookie !== undefined && a.cookie !== cookie && a.cookie === undefined) throw new VpfError(Errno.EOPNOTSUPP, 'an action without a cookie after one with a cookie has no tc syntax (tc gives it the cookie too)', 'cookie');
+    if (cookie !== undefined && a.cookie === undefined) throw new VpfError(Errno.EOPNOTSUPP, 'an action without a cookie after one with a cookie has no tc syntax (tc gives it the cookie too)', 'cookie');
     o.push('action', ...printAction(a), ...(a.cookie !== undefined && a.cookie !== cookie ? ['cookie', a.cookie] : []));
     cookie = a.cookie;
   }
