@@ -359,7 +359,7 @@ function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo,
     // its packets, and no other packet (the match is exact unless the match itself was the problem).
     const covered = matches ?? trapMatches(rule, ctx);
     const trapActs = [toRep];
-    out = [...covered, ...ipv6LaterFragments(rule, covered)].map((m) => flow(FlowKind.TRAP, id, table, hi, withPort(inPort, m, NONE), trapActs));
+    out = [...covered, ...ipv6LaterFragments(rule, covered), ...deeperTags(rule, ctx)].map((m) => flow(FlowKind.TRAP, id, table, hi, withPort(inPort, m, NONE), trapActs));
     result = { offloaded: false, flows: out.length, error: e };
   }
   if (keep && !shared) Object.assign(memo, { sig: { table, rank, id }, flows: out, result });

@@ -178,7 +178,7 @@ function protocolGate(rule: FlowerRule, mode: MatchMode, ctx: MatchContext): Alt
   }
   if (p === EthP.VLAN_8021Q || p === EthP.VLAN_8021AD) {
     if (mode === 'exact') return declaredVlanGate(rule, ctx.outerTpid);
-    // With vlan-limit 1, dl_type is the type after the outer tag: exact for vlan_ethtype unless that is a TPID itself.
+    // With vlan-limit 1, dl_type is the type after the outer tag: vlan_ethtype's for one tag (deeperTags covers two).
     const inner = m.vlanEthType !== undefined && m.vlanEthType !== EthP.VLAN_8021Q && m.vlanEthType !== EthP.VLAN_8021AD ? [mf('eth_type', m.vlanEthType)] : [];
     return taggedAlts(m.vlanId, m.vlanPrio).map((a) => [...a, ...inner]);
   }
@@ -216,15 +216,18 @@ function declaredVlanGate(rule: FlowerRule, declared: number | undefined): Alt {
 }
 
 /**
- * Frames with two or more tags that a filter on the declared VLAN protocol
- * with a non-TPID vlan_ethtype may take: flower reads that type after every
- * tag (n_proto), OpenFlow sees only the second tag's TPID. They go to the
- * guest's software at the rule's place, so the rule stays exact; its
- * one-tag frames stay offloaded.
+ * Frames with two or more tags that a filter on a VLAN protocol with a
+ * non-TPID vlan_ethtype may take: flower reads that type after every tag
+ * (n_proto), OpenFlow sees only the second tag's TPID, and none of the L3
+ * keys behind it. They go to the guest's software at the rule's place,
+ * whether the rule is offloaded (its one-tag frames stay in hardware) or
+ * trapped (its trap, by the rule's keys, would miss them). On a VM with a
+ * declared outer TPID, a filter on the other VLAN protocol takes no frame.
  */
 export function deeperTags(rule: FlowerRule, ctx: MatchContext): MatchField[][] {
   const m = rule.match;
-  if (ctx.outerTpid === undefined || rule.protocol !== ctx.outerTpid || m.vlanEthType === undefined || isTpid(m.vlanEthType) || m.numOfVlans !== undefined) return [];
+  if (!isTpid(rule.protocol) || (ctx.outerTpid !== undefined && rule.protocol !== ctx.outerTpid)) return [];
+  if (m.vlanEthType === undefined || isTpid(m.vlanEthType) || m.numOfVlans !== undefined) return [];
   return taggedAlts(m.vlanId, m.vlanPrio).flatMap((a) => [EthP.VLAN_8021Q, EthP.VLAN_8021AD].map((t) => [...a, mf('eth_type', t)]));
 }
 

@@ -174,7 +174,7 @@ async function property(runs: number, outerTpid?: number, sets?: fc.Arbitrary<[F
           const offloadedRules = new Set(ruleset.filter((_, i) => t.perRule.get(i + 1)!.offloaded));
           const want = classify(kept, p, {
             trapped: (r: FlowerRule, q: Packet) =>
-              (notOffloaded.has(r) && trapCovers(r, q)) || (offloadedRules.has(r) && (ipv6LaterFragmentTrap(r, r.match, q) || deeperTagTrap(r, q, outerTpid))),
+              (notOffloaded.has(r) && trapCovers(r, q)) || (offloadedRules.has(r) && ipv6LaterFragmentTrap(r, r.match, q)) || deeperTagTrap(r, q, outerTpid),
             handOffRestores: true,
           });
           const expected = want.emits.map((e) => view(e.to.kind === 'port' ? portPair(ports, e.to.dev)!.port : portPair(ports, e.to.dev)!.rep, e.packet));

@@ -192,6 +192,12 @@ describe('VLAN filters under a declared outer TPID (docs/mapping.md, VLAN matche
     const qinq = under(`${head} protocol 802.1ad flower vlan_id 20 vlan_prio 5 vlan_ethtype 802.1Q action drop`, 0x88a8);
     expect(ruleFlows(qinq).map((f) => matchText(f.match))).toEqual(['in_port=100,vlan_tci=0xb014/0xffff,dl_type=0x8100']);
   });
+  it('a trapped one (no declaration) also traps frames of two tags: its L3 keys cannot take them, and a lower rule would', () => {
+    const t = under(`${head} protocol 802.1Q flower vlan_id 100 vlan_ethtype ip dst_ip 10.0.0.2 action drop`);
+    expect(t.perRule.get(1)!.offloaded).toBe(false);
+    const traps = ruleFlows(t).filter((f) => cookieKind(f.cookie) === FlowKind.TRAP).map((f) => `${matchText(f.match)} ${actionsText(f.actions)}`);
+    expect(traps).toEqual(expect.arrayContaining(['in_port=100,vlan_tci=0x1064/0x1fff,dl_type=0x8100 output:200', 'in_port=100,vlan_tci=0x1064/0x1fff,dl_type=0x88a8 output:200']));
+  });
   it('the other protocol can match no frame of the VM: offloaded, with no flow', () => {
     const t = under(`${head} protocol 802.1ad flower vlan_id 100 action drop`, 0x8100);
     expect(t.perRule.get(1)!.offloaded).toBe(true);
@@ -280,7 +286,8 @@ describe('refusals and partial offload', () => {
   it('a trapped VLAN rule takes only tags with its VID/PCP, in forms OVS offloads (no CFI-only mask)', () => {
     const m = (line: string) => ruleFlows(one(`dev vf0 ingress prio 1 ${line}`)).map((f) => matchText(f.match).replace('in_port=100,', ''));
     expect(m('protocol 802.1Q flower vlan_id 5 action drop')).toEqual(['vlan_tci=0x1005/0x1fff']);
-    expect(m('protocol 802.1ad flower vlan_id 100 vlan_prio 3 vlan_ethtype ip action drop')).toEqual(['vlan_tci=0x7064/0xffff,dl_type=0x800']);
+    // vlan_ethtype ip is flower's type after every tag: two-tag frames too, where OpenFlow sees the inner TPID (deeperTags).
+    expect(m('protocol 802.1ad flower vlan_id 100 vlan_prio 3 vlan_ethtype ip action drop')).toEqual(['vlan_tci=0x7064/0xffff,dl_type=0x800', 'vlan_tci=0x7064/0xffff,dl_type=0x8100', 'vlan_tci=0x7064/0xffff,dl_type=0x88a8']);
     expect(m('protocol 802.1Q flower vlan_prio 2 action drop')).toEqual(['vlan_tci=0x5000/0xf000']);
     expect(m('protocol 802.1Q flower action drop')).toEqual([0, 1, 2, 3, 4, 5, 6, 7].map((p) => `vlan_tci=0x${((p << 13) | 0x1000).toString(16)}/0xf000`));
     for (const l of ['protocol 802.1Q flower action drop', 'protocol all flower num_of_vlans 1 action drop', 'protocol ip flower action drop']) {
