@@ -39,7 +39,7 @@ pod_add pod0 10.0.0.10; pod_add pod1 10.0.0.11; pod_add pod2 10.0.0.12
 # No guest answers ARP in this demo (the slow path goes to the representor
 # backends, which nothing reads), so the pods know each other's MACs.
 for a in 0 1 2; do for b in 0 1 2; do
-  [ $a = $b ] || ip -n pod$a neigh replace 10.0.0.1$b lladdr "$(pod_mac pod$b)" dev eth0 nud permanent
+  [ $a = $b ] || in_pod pod$a ip neigh replace 10.0.0.1$b lladdr "$(pod_mac pod$b)" dev eth0 nud permanent
 done; done
 
 say "vpfd (state in $STATE)"
@@ -69,11 +69,11 @@ echo "  (a rule OVS cannot express, with skip_sw, is refused the way a NIC refus
 tcg filter add dev vf0 ingress prio 9 protocol ip flower skip_sw enc_key_id 5 action drop || true
 
 fail=0
-rx() { ip -n "$1" -j -s link show eth0 | sed -n 's/.*"rx":{"bytes":[0-9]*,"packets":\([0-9]*\).*/\1/p'; }
+rx() { ip -n "$POD_PREFIX$1" -j -s link show eth0 | sed -n 's/.*"rx":{"bytes":[0-9]*,"packets":\([0-9]*\).*/\1/p'; }
 
 say "traffic"
-if ip netns exec pod0 ping -c 3 -i 0.2 -W 1 10.0.0.11 >/dev/null; then echo "  pod0 -> pod1 ping: replies (allowed)"; else echo "  pod0 -> pod1 ping: NO REPLY"; fail=1; fi
-if ip netns exec pod0 ping -c 3 -i 0.2 -W 1 10.0.0.12 >/dev/null; then echo "  pod0 -> pod2 ping: replies (allowed)"; else echo "  pod0 -> pod2 ping: NO REPLY"; fail=1; fi
+if in_pod pod0 ping -c 3 -i 0.2 -W 1 10.0.0.11 >/dev/null; then echo "  pod0 -> pod1 ping: replies (allowed)"; else echo "  pod0 -> pod1 ping: NO REPLY"; fail=1; fi
+if in_pod pod0 ping -c 3 -i 0.2 -W 1 10.0.0.12 >/dev/null; then echo "  pod0 -> pod2 ping: replies (allowed)"; else echo "  pod0 -> pod2 ping: NO REPLY"; fail=1; fi
 
 udp_listen pod2 5000 3 "$STATE/udp5000"; udp_listen pod2 5001 3 "$STATE/udp5001"; udp_listen pod1 6000 3 "$STATE/udp6000"
 sleep 0.5
@@ -111,8 +111,8 @@ ipg link set pf vf 0 state enable
 ipg link set pf vf 1 state enable
 ipg link set pf vf 2 state disable
 ipg link show pf | sed 's/^/  /'
-if ip netns exec pod0 ping -c 3 -i 0.2 -W 1 10.0.0.11 >/dev/null; then echo "  pod0 -> pod1 ping: replies (delivered by VF MAC)"; else echo "  pod0 -> pod1 ping: NO REPLY"; fail=1; fi
-if ip netns exec pod0 ping -c 2 -i 0.2 -W 1 10.0.0.12 >/dev/null; then echo "  pod0 -> pod2 ping: REPLIES despite link disabled"; fail=1; else echo "  pod0 -> pod2 ping: no reply (vf 2 link state disable)"; fi
+if in_pod pod0 ping -c 3 -i 0.2 -W 1 10.0.0.11 >/dev/null; then echo "  pod0 -> pod1 ping: replies (delivered by VF MAC)"; else echo "  pod0 -> pod1 ping: NO REPLY"; fail=1; fi
+if in_pod pod0 ping -c 2 -i 0.2 -W 1 10.0.0.12 >/dev/null; then echo "  pod0 -> pod2 ping: REPLIES despite link disabled"; fail=1; else echo "  pod0 -> pod2 ping: no reply (vf 2 link state disable)"; fi
 echo "  legacy flows on vpf-demo: $(ovs-ofctl -O OpenFlow15 dump-flows "$OVS_DIR/vpf-demo.mgmt" | grep -c cookie=0x4) (docs/legacy.md)"
 
 if [ $fail = 0 ]; then say "traffic obeyed the offloaded rules and the legacy VF settings"; else say "TRAFFIC DID NOT OBEY THE RULES"; tail -20 "$STATE/vpfd.log"; fi

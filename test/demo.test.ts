@@ -7,7 +7,10 @@ import { describe, expect, it } from 'vitest';
 
 describe('scripts/demo.sh', () => {
   it('shows traffic obeying the offloaded rules and cleans up', async () => {
-    const r = await execa('bash', ['scripts/demo.sh'], { reject: false, timeout: 240_000, env: { DEMO_NS: 'vpfdemotest', OVS_DIR: '/tmp/vpf-demo-test-ovs', STATE: '/tmp/vpf-demo-test-state' } });
+    // Namespace names are host-wide: this run's are its own, so a demo (or another run) beside it is untouched.
+    const tag = `vpft${process.pid}`;
+    const env = { DEMO_NS: `${tag}demo`, POD_PREFIX: `${tag}-`, OVS_DIR: `/tmp/${tag}-demo-ovs`, STATE: `/tmp/${tag}-demo-state` };
+    const r = await execa('bash', ['scripts/demo.sh'], { reject: false, timeout: 240_000, env });
     expect(r.stdout).toContain('pod0 -> pod2 udp/5000: sent 20, arrived 0 (rule: drop)');
     expect(r.stdout).toContain('pod0 -> pod1 udp/6000: sent 20, arrived 20');
     expect(r.stdout).toContain('traffic obeyed the offloaded rules and the legacy VF settings');
@@ -16,6 +19,6 @@ describe('scripts/demo.sh', () => {
     expect(r.stdout).toMatch(/^ +vf 2 +link\/ether [0-9a-f:]{17} brd ff:ff:ff:ff:ff:ff, .*link-state disable/m);
     expect(r.exitCode).toBe(0);
     const netns = (await execa('ip', ['netns', 'list'])).stdout;
-    expect(netns).not.toMatch(/vpfdemotest|pod0|pod1|pod2/);
+    expect(netns).not.toContain(tag);
   }, 300_000);
 });

@@ -17,7 +17,7 @@ import { parseFilter, splitArgs } from '../../rules/tcsyntax/index.js';
 import { startOvs, type PrivateOvs } from '../harness/ovs.js';
 import { addPod, delPods } from '../helpers/pods.js';
 
-const PODS = ['pvpod', 'pvwire'];
+let pods: string[] = [];
 let ovs: PrivateOvs;
 let d: Vpfd;
 let state: string;
@@ -25,7 +25,7 @@ let state: string;
 beforeAll(async () => {
   ovs = await startOvs();
   state = mkdtempSync(join(tmpdir(), 'vpf-prov-'));
-  for (const p of PODS) await addPod(ovs, p);
+  pods = [await addPod(ovs, 'pvpod'), await addPod(ovs, 'pvwire')];
   // The operator's bridge: a plain learning switch with the wire on it.
   await ovs.vsctl('add-br', 'prov', '--', 'set', 'bridge', 'prov', 'datapath_type=netdev', '--', 'add-port', 'prov', 'pvwire-dp');
   d = await Vpfd.start({ ...DEFAULT_CONFIG, stateDir: state, ovsdb: `unix:${ovs.dbSock}`, ovsRundir: ovs.rundir, datapathType: 'netdev', providerBridge: 'prov' }, pino({ level: 'silent' }));
@@ -33,7 +33,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await d?.stop();
-  await delPods(PODS);
+  await delPods(pods);
   await ovs?.stop();
   rmSync(state, { recursive: true, force: true });
 });
@@ -47,9 +47,9 @@ describe('provider bridge', () => {
     expect(await ovs.vsctl('get', 'Interface', 'vpf-pv-up', 'type', 'options')).toBe('patch\n{peer=vpf-pv-pv}');
     const r = (parseFilter(splitArgs('dev vf0 ingress prio 1 protocol all flower action mirred egress redirect dev uplink')) as { value: FlowerRule }).value;
     expect(parseError((await talk(d.channelPath('pv'), encodeFilterRequest(r))).at(-1)!).errno).toBe(0);
-    const cap = execa('ip', ['netns', 'exec', 'pvwire', 'python3', 'test/helpers/frames.py', 'capture', 'eth0', '1.5']);
+    const cap = execa('ip', ['netns', 'exec', pods[1]!, 'python3', 'test/helpers/frames.py', 'capture', 'eth0', '1.5']);
     await new Promise<void>((resolve) => cap.stdout!.once('data', () => resolve()));
-    await execa('ip', ['netns', 'exec', 'pvpod', 'python3', 'test/helpers/frames.py', 'send', 'eth0', '02:00:00:00:00:99', '02:00:00:00:00:01', '', 'prov', '3']);
+    await execa('ip', ['netns', 'exec', pods[0]!, 'python3', 'test/helpers/frames.py', 'send', 'eth0', '02:00:00:00:00:99', '02:00:00:00:00:01', '', 'prov', '3']);
     const got = (await cap).stdout.split('\n').filter((l) => l.includes('"marker": "prov"'));
     expect(got).toHaveLength(3);
   }, 30_000);

@@ -150,7 +150,7 @@ describe('police actions limit real traffic', () => {
     for (const dev of ['vf0', 'vf2']) await filter(`dev ${dev} ingress prio 51 protocol all flower dst_mac ${dst} action police index 51 conform-exceed drop/pipe action mirred egress redirect dev vf1`);
     // What got past the police is what OVS sent out of vf1's port (docs/protocol.md: port 100+N), read apart from the
     // meter; that veth must send nothing of its own (IPv6 router solicitations, MLD reports).
-    await execa('ip', ['netns', 'exec', bed.ovs.netns, 'sysctl', '-qw', `net.ipv6.conf.${bed.pods[1]}-dp.disable_ipv6=1`]);
+    await execa('ip', ['netns', 'exec', bed.ovs.netns, 'sysctl', '-qw', `net.ipv6.conf.${bed.vm}1-dp.disable_ipv6=1`]);
     const sentToVf1 = async () => parseDumpPorts(await bed.ovs.ofctl('dump-ports', bridgeNameFor(bed.vm))).get(101)!.txPackets;
     const before = await sentToVf1();
     for (const from of [0, 2]) await traffic(bed.pods[from]!, { dst, src: MAC[from]!, count: 30, size: 1000, gapMs: 2 }, []);

@@ -53,7 +53,7 @@ function pidOf(file: string): number | undefined {
 
 export async function startOvs(opts: { netns?: string; extraVswitchdArgs?: string[] } = {}): Promise<PrivateOvs> {
   const rundir = mkdtempSync(join(tmpdir(), 'vpf-ovs-'));
-  const netns = opts.netns ?? `vpft${process.pid % 100000}x${counter++}`;
+  const netns = opts.netns ?? `vpft${process.pid}x${counter++}`;
   const env = {
     OVS_RUNDIR: rundir,
     OVS_DBDIR: rundir,

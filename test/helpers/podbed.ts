@@ -40,19 +40,20 @@ export class PodBed {
   /** Pods `<vm>0..` with `macs`, each behind the VF of its index (and `opts`); vpfd with `config` over the defaults. */
   static async start(vm: string, macs: string[], config: Partial<VpfdConfig> = {}, spec: Partial<VmSpec> = {}, opts: PodOpts = {}): Promise<PodBed> {
     const ovs = await startOvs();
-    const vfPods = macs.map((_, i) => `${vm}${i}`);
-    for (const [i, p] of vfPods.entries()) await addPod(ovs, p, { mac: macs[i]!, ip: opts.ips?.[i] });
-    const attach: Record<string, string> = Object.fromEntries(vfPods.map((p, i) => [`vf${i}`, `${p}-dp`]));
-    const pods = [...vfPods];
+    const pods: string[] = [];
+    const attach: Record<string, string> = {};
+    for (const [i, mac] of macs.entries()) {
+      pods.push(await addPod(ovs, `${vm}${i}`, { mac, ip: opts.ips?.[i] }));
+      attach[`vf${i}`] = `${vm}${i}-dp`;
+    }
     if (opts.wire) {
-      await addPod(ovs, `${vm}w`, { mac: opts.wire });
+      pods.push(await addPod(ovs, `${vm}w`, { mac: opts.wire }));
       attach.uplink = `${vm}w-dp`;
-      pods.push(`${vm}w`);
     }
     const stateDir = mkdtempSync(join(tmpdir(), `vpf-${vm}-`));
     const bed = new PodBed(ovs, { ...DEFAULT_CONFIG, stateDir, ovsdb: `unix:${ovs.dbSock}`, ovsRundir: ovs.rundir, datapathType: 'netdev', ...config }, vm, pods);
     await bed.restart();
-    await bed.d.addVm({ name: vm, vfs: vfPods.length, attach, ...spec });
+    await bed.d.addVm({ name: vm, vfs: macs.length, attach, ...spec });
     return bed;
   }
 

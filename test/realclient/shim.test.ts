@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { shimPath } from '../../agent/ctl/guest.js';
 
-const NS = { relay: 'vpfshim-k', client: 'vpfshim-c', direct: 'vpfshim-d' };
+// Namespace names are host-wide: this run's carry its pid.
+const NS = { relay: `vpft${process.pid}-k`, client: `vpft${process.pid}-c`, direct: `vpft${process.pid}-d` };
 let dir: string;
 let relay: ReturnType<typeof execa>;
 
