@@ -13,7 +13,7 @@ import { decodeDevlinkRequest, encodeDevReply, encodeEswitchReply, encodeFamilyR
 import type { VfSettings } from '../rules/vf.js';
 import type { FlowerRule } from '../rules/model.js';
 import type { Quotas } from './config.js';
-import { isDump, zeroStats, type FilterTable } from './filters.js';
+import { isDump, type FilterTable } from './filters.js';
 import type { FlowSync } from './flowsync.js';
 import type { Journal } from './journal.js';
 import type { Metrics } from './metrics.js';
@@ -140,14 +140,13 @@ export class GuestRequests {
    * counters are the shared action's) is among its actions.
    */
   private async echoFilter(msg: NlMessage, rule: FlowerRule): Promise<Buffer[]> {
-    const { filters, views, sync } = this.d;
+    const { filters, views } = this.d;
     const e = filters.find({ dev: rule.dev, direction: rule.direction, chain: rule.chain, prio: rule.prio, protocol: rule.protocol, handle: rule.handle, kind: 'flower' });
     if (rule.actions.some((a) => a.kind === 'police')) {
       const all = await views.stats();
       return filters.encodeGot(msg, e, all.get(e.id), all);
     }
-    const inHw = !!sync.result(e.id)?.offloaded;
-    return filters.encodeGot(msg, e, { ...zeroStats(), inHw, inHwCount: inHw ? 1 : 0, ...(inHw ? { hw: { packets: 0, bytes: 0 } } : {}) });
+    return filters.encodeGot(msg, e, views.unused(e.id, e.installedAt));
   }
 
   /** The checks every NETLINK_ROUTE request passes first: the VM's message rate, and tc requests need switchdev mode. */

@@ -126,6 +126,17 @@ export class VmViews {
     return (await this.counters(installed)).rules;
   }
 
+  /**
+   * A rule's counters before any packet: installed `now - installedAt` ago and last used then (tcf_t), in_hw on
+   * the strength of its form until traffic says otherwise, and an in_hw filter's hardware counters at 0.
+   */
+  unused(id: number, installedAt: number, now = Date.now()): DumpStats {
+    const inHw = !!this.sync.result(id)?.offloaded;
+    const s: DumpStats = { ...zeroStats(), installedMs: now - installedAt, lastUsedMs: now - installedAt, inHw, inHwCount: inHw ? 1 : 0 };
+    if (inHw) s.hw = { packets: 0, bytes: 0 };
+    return s;
+  }
+
   /** Per-rule counters (stats()) and each police action's own by index, bound or not (tc actions get/ls). */
   async counters(installed?: InstalledFlow[]): Promise<{ rules: Map<number, DumpStats>; police: Map<number, ActCounters> }> {
     const flows = installed ?? (await this.installer.dump());
@@ -133,10 +144,7 @@ export class VmViews {
     // Per rule, the packets of the flows that run its actions (a trap's go to software): what its meter sees.
     const metered = new Map<number, number>();
     const now = Date.now();
-    for (const { id, installedAt } of this.rec.rules) {
-      const r = this.sync.result(id);
-      out.set(id, { ...zeroStats(), installedMs: now - installedAt, lastUsedMs: now - installedAt, inHw: !!r?.offloaded, inHwCount: r?.offloaded ? 1 : 0 });
-    }
+    for (const { id, installedAt } of this.rec.rules) out.set(id, this.unused(id, installedAt, now));
     for (const f of flows) {
       const id = cookieRuleId(f.cookie);
       const s = out.get(id);
@@ -155,7 +163,10 @@ export class VmViews {
       }
       // A rule is in hardware while none of the datapath flows through it stayed in software; its hardware counters are the tc flows'.
       const h = hardware.get(id);
-      if (h?.softwareFlows) s.inHw = false;
+      if (h?.softwareFlows) {
+        s.inHw = false;
+        delete s.hw;
+      }
       s.inHwCount = s.inHw ? 1 : 0;
       // The OpenFlow counters hold tc's bytes (no L2 header) for packets tc handled: the header was taken off them once too often.
       // (Exact once OVS's revalidator has pushed tc's counters into them; until then it runs ahead by those packets' 14 bytes.)
