@@ -1,14 +1,29 @@
 /*
  * nlshim: LD_PRELOAD shim that gives a stock netlink client (iproute2's tc, ip,
- * devlink; anything on libnetlink or libmnl) a VM's guest channels instead of
- * the kernel. socket(AF_NETLINK, NETLINK_ROUTE|NETLINK_GENERIC) becomes a unix
- * stream socket connected to $VPF_NL_ROUTE / $VPF_NL_GENL; the netlink socket
- * semantics the clients rely on are kept:
+ * devlink; anything on libnetlink or libmnl; a guest's ovs-vswitchd) a VM's
+ * guest channels instead of the kernel. socket(AF_NETLINK,
+ * NETLINK_ROUTE|NETLINK_GENERIC) becomes a unix stream socket connected to
+ * $VPF_NL_ROUTE / $VPF_NL_GENL; the netlink socket semantics the clients rely
+ * on are kept:
  *   - bind/getsockname: a sockaddr_nl whose port id is what kernel autobind
  *     would give (af_netlink.c netlink_autobind: the tgid first, then negative
  *     ids from -4096 down);
+ *   - connect to the kernel (sockaddr_nl pid 0) autobinds and succeeds, as
+ *     af_netlink.c netlink_connect does: OVS's nl_sock_create
+ *     (lib/netlink-socket.c) connects before it asks getsockname;
  *   - send*: each nlmsghdr's nlmsg_pid is set to that port id (the channel
- *     contract: the forwarder writes the requester's port id, docs/protocol.md);
+ *     contract C1: the forwarder writes the requester's port id,
+ *     docs/protocol.md);
+ *   - answers are there when send* returns (C3): the kernel runs a request
+ *     inside the sender's sendmsg (netlink_unicast_kernel -> netlink_rcv_skb),
+ *     so its error/ACK/reply, or a dump's first part, is queued by then, and
+ *     OVS reads without waiting (nl_sock_transact_multiple__ takes EAGAIN as
+ *     "no reply, success", nl_dump_refill as the dump's end). The channel
+ *     answers later, so each request goes out with NLM_F_ACK and send* reads
+ *     until every request has its last answer (NLMSG_ERROR or NLMSG_DONE),
+ *     keeping them for recv*; an ACK the client did not ask for is dropped
+ *     (netlink_rcv_skb sends none). iproute2 waits in recvmsg and sees no
+ *     difference;
  *   - recv*: exactly one netlink message per call, since the stream has no
  *     datagram boundaries; MSG_PEEK|MSG_TRUNC answers the size (libnetlink.c
  *     rtnl_recvmsg peeks for it), a short buffer truncates and drops the rest
@@ -25,8 +40,8 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <linux/netlink.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,29 +53,62 @@
 #define SOL_NETLINK 270
 #endif
 #define MAX_FD 4096
+/* How long a send waits for the channel's answers before letting the client read what comes. */
+#define ANSWER_WAIT_MS 20000
 
-/* Per fd: 0 = not ours; else the socket's port id is portid[fd] once bound. */
-static unsigned char ours[MAX_FD];
-static uint32_t portid[MAX_FD];
+/* A message read off the stream, not yet given to the client. */
+struct kept {
+	struct kept *next;
+	size_t len;
+	char data[];
+};
+
+/* A message sent whose last answer (NLMSG_ERROR or NLMSG_DONE) has not come yet. */
+struct pending {
+	uint32_t seq;
+	int client_ack; /* the client asked for the ACK itself */
+};
+
+/* One channel socket (ours != 0). */
+struct chan {
+	int ours;
+	uint32_t portid;          /* 0 until bound */
+	struct kept *head, *tail; /* answers read ahead, in stream order */
+	struct pending *pending;  /* oldest first */
+	size_t npending, cap;
+};
+
+static struct chan chans[MAX_FD];
 static int next_negative = -4096;
 static int tgid_taken;
 
 #define REAL(name) static __typeof__(name) *real_##name; \
 	if (!real_##name) real_##name = (__typeof__(name) *)dlsym(RTLD_NEXT, #name)
 
-static int is_ours(int fd) { return fd >= 0 && fd < MAX_FD && ours[fd]; }
+static int is_ours(int fd) { return fd >= 0 && fd < MAX_FD && chans[fd].ours; }
 
 /* netlink_autobind: the tgid if free in this process, else -4096, -4097, ... */
-static void autobind(int fd)
+static void autobind(struct chan *c)
 {
-	if (portid[fd])
+	if (c->portid)
 		return;
 	if (!tgid_taken) {
 		tgid_taken = 1;
-		portid[fd] = (uint32_t)getpid();
+		c->portid = (uint32_t)getpid();
 	} else {
-		portid[fd] = (uint32_t)next_negative--;
+		c->portid = (uint32_t)next_negative--;
 	}
+}
+
+static void forget(struct chan *c)
+{
+	while (c->head) {
+		struct kept *m = c->head;
+		c->head = m->next;
+		free(m);
+	}
+	free(c->pending);
+	memset(c, 0, sizeof(*c));
 }
 
 int socket(int domain, int type, int protocol)
@@ -89,8 +137,8 @@ int socket(int domain, int type, int protocol)
 		errno = e;
 		return -1;
 	}
-	ours[fd] = 1;
-	portid[fd] = 0;
+	forget(&chans[fd]);
+	chans[fd].ours = 1;
 	return fd;
 }
 
@@ -98,10 +146,9 @@ int close(int fd)
 {
 	REAL(close);
 	if (is_ours(fd)) {
-		if (portid[fd] == (uint32_t)getpid())
+		if (chans[fd].portid == (uint32_t)getpid())
 			tgid_taken = 0;
-		ours[fd] = 0;
-		portid[fd] = 0;
+		forget(&chans[fd]);
 	}
 	return real_close(fd);
 }
@@ -117,8 +164,33 @@ int bind(int fd, const struct sockaddr *addr, socklen_t len)
 		return -1;
 	}
 	if (nl->nl_pid)
-		portid[fd] = nl->nl_pid;
-	autobind(fd);
+		chans[fd].portid = nl->nl_pid;
+	autobind(&chans[fd]);
+	return 0;
+}
+
+/*
+ * netlink_connect: AF_UNSPEC disconnects, the kernel (pid 0) is reached after
+ * an autobind. The channel reaches nothing else, so another port or a group is
+ * refused as the kernel refuses it to a sender without NL_CFG_F_NONROOT_SEND.
+ */
+int connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	REAL(connect);
+	if (!is_ours(fd))
+		return real_connect(fd, addr, len);
+	const struct sockaddr_nl *nl = (const struct sockaddr_nl *)addr;
+	if (len >= sizeof(addr->sa_family) && addr->sa_family == AF_UNSPEC)
+		return 0;
+	if (len < sizeof(*nl) || nl->nl_family != AF_NETLINK) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (nl->nl_pid || nl->nl_groups) {
+		errno = EPERM;
+		return -1;
+	}
+	autobind(&chans[fd]);
 	return 0;
 }
 
@@ -127,7 +199,7 @@ int getsockname(int fd, struct sockaddr *addr, socklen_t *len)
 	REAL(getsockname);
 	if (!is_ours(fd))
 		return real_getsockname(fd, addr, len);
-	struct sockaddr_nl nl = { .nl_family = AF_NETLINK, .nl_pid = portid[fd] };
+	struct sockaddr_nl nl = { .nl_family = AF_NETLINK, .nl_pid = chans[fd].portid };
 	memcpy(addr, &nl, *len < sizeof(nl) ? *len : sizeof(nl));
 	*len = sizeof(nl);
 	return 0;
@@ -154,26 +226,192 @@ int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 	return real_getsockopt(fd, level, name, val, len);
 }
 
-/* Writes the whole buffer (a stream socket may take it in parts). */
-static ssize_t write_all(int fd, const char *buf, size_t len, int flags)
+/* Waits until fd is ready for events, for at most ms. */
+static int wait_for(int fd, short events, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+	for (;;) {
+		int r = poll(&p, 1, ms);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r == 0)
+			errno = ETIMEDOUT;
+		return r > 0 ? 0 : -1;
+	}
+}
+
+/*
+ * Writes the whole buffer, waiting on a non-blocking socket too: a stream may
+ * take it in parts, and a send to the kernel never waits on its receiver.
+ */
+static int write_all(int fd, const char *buf, size_t len)
 {
 	REAL(send);
 	size_t done = 0;
 	while (done < len) {
-		ssize_t n = real_send(fd, buf + done, len - done, flags | MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
+		ssize_t n = real_send(fd, buf + done, len - done, MSG_NOSIGNAL);
+		if (n >= 0) {
+			done += (size_t)n;
 			continue;
-		if (n < 0)
+		}
+		if (errno == EINTR)
+			continue;
+		if ((errno != EAGAIN && errno != EWOULDBLOCK) || wait_for(fd, POLLOUT, ANSWER_WAIT_MS) < 0)
 			return -1;
-		done += (size_t)n;
 	}
-	return (ssize_t)len;
+	return 0;
 }
 
-/* One send: the messages with nlmsg_pid set to the socket's port id (C1). */
-static ssize_t send_messages(int fd, const struct iovec *iov, size_t iovlen, int flags)
+/* Reads buf[done..len): the rest of a message that has begun, waited for even on a non-blocking socket. */
+static int read_rest(int fd, char *buf, size_t done, size_t len)
 {
-	size_t len = 0, off = 0;
+	REAL(recv);
+	while (done < len) {
+		ssize_t n = real_recv(fd, buf + done, len - done, 0);
+		if (n > 0) {
+			done += (size_t)n;
+			continue;
+		}
+		if (n == 0) {
+			errno = EPROTO; /* the stream ended inside a message */
+			return -1;
+		}
+		if (errno == EINTR)
+			continue;
+		if ((errno != EAGAIN && errno != EWOULDBLOCK) || wait_for(fd, POLLIN, ANSWER_WAIT_MS) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * Takes one whole message off the stream into *out; MSG_DONTWAIT in flags (or
+ * a non-blocking socket) applies until its first byte. Returns its size, 0 at
+ * the stream's end, -1 with errno (EAGAIN: nothing there).
+ */
+static ssize_t stream_message(int fd, int flags, struct kept **out)
+{
+	REAL(recv);
+	struct nlmsghdr h;
+	ssize_t n;
+	do
+		n = real_recv(fd, &h, sizeof(h), flags & MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return n;
+	if (read_rest(fd, (char *)&h, (size_t)n, sizeof(h)) < 0)
+		return -1;
+	/* A message takes NLMSG_ALIGN(len) bytes on the stream, as in a kernel skb. */
+	size_t size = NLMSG_ALIGN(h.nlmsg_len < sizeof(h) ? sizeof(h) : h.nlmsg_len);
+	struct kept *m = malloc(sizeof(*m) + size);
+	if (!m) {
+		errno = ENOBUFS;
+		return -1;
+	}
+	memcpy(m->data, &h, sizeof(h));
+	if (read_rest(fd, m->data, sizeof(h), size) < 0) {
+		free(m);
+		return -1;
+	}
+	m->len = size;
+	m->next = NULL;
+	*out = m;
+	return (ssize_t)size;
+}
+
+static void keep(struct chan *c, struct kept *m)
+{
+	if (c->tail)
+		c->tail->next = m;
+	else
+		c->head = m;
+	c->tail = m;
+}
+
+static int add_pending(struct chan *c, uint32_t seq, int client_ack)
+{
+	if (c->npending == c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 8;
+		struct pending *p = realloc(c->pending, cap * sizeof(*p));
+		if (!p)
+			return -1;
+		c->pending = p;
+		c->cap = cap;
+	}
+	c->pending[c->npending++] = (struct pending){ .seq = seq, .client_ack = client_ack };
+	return 0;
+}
+
+/* Removes the oldest pending message of this seq (requests are answered in order); 1 if there was one. */
+static int take_pending(struct chan *c, uint32_t seq, int *client_ack)
+{
+	for (size_t i = 0; i < c->npending; i++) {
+		if (c->pending[i].seq != seq)
+			continue;
+		*client_ack = c->pending[i].client_ack;
+		memmove(&c->pending[i], &c->pending[i + 1], (c->npending - i - 1) * sizeof(*c->pending));
+		c->npending--;
+		return 1;
+	}
+	return 0;
+}
+
+/* An NLMSG_ERROR's payload (its error code, then the request's header echoed), or NULL. */
+static struct nlmsgerr *error_of(struct kept *m)
+{
+	struct nlmsghdr *h = (struct nlmsghdr *)m->data;
+	if (h->nlmsg_type != NLMSG_ERROR || m->len < NLMSG_HDRLEN + sizeof(int))
+		return NULL;
+	return (struct nlmsgerr *)NLMSG_DATA(h);
+}
+
+/*
+ * An answer that ends a pending message, as the client must see it: an ACK it
+ * did not ask for is dropped (0), an error echoes its request without the
+ * NLM_F_ACK added here (netlink_ack copies the request's header as sent).
+ */
+static int answer_for_client(struct chan *c, struct kept *m)
+{
+	struct nlmsghdr *h = (struct nlmsghdr *)m->data;
+	int client_ack = 1;
+	if ((h->nlmsg_type != NLMSG_ERROR && h->nlmsg_type != NLMSG_DONE) || !take_pending(c, h->nlmsg_seq, &client_ack))
+		return 1;
+	struct nlmsgerr *err = error_of(m);
+	if (!err || client_ack)
+		return 1;
+	if (err->error == 0)
+		return 0;
+	if (m->len >= NLMSG_HDRLEN + sizeof(*err))
+		err->msg.nlmsg_flags &= ~NLM_F_ACK;
+	return 1;
+}
+
+/* Reads the channel's answers until no sent message is pending, keeping them for recv*. */
+static void collect(int fd)
+{
+	struct chan *c = &chans[fd];
+	while (c->npending) {
+		struct kept *m;
+		if (wait_for(fd, POLLIN, ANSWER_WAIT_MS) < 0 || stream_message(fd, 0, &m) <= 0) {
+			c->npending = 0; /* the channel went quiet or away: the client reads what comes */
+			return;
+		}
+		if (answer_for_client(c, m))
+			keep(c, m);
+		else
+			free(m);
+	}
+}
+
+/*
+ * One send: the messages with nlmsg_pid set to the socket's port id (C1), each
+ * request with NLM_F_ACK so that its last answer is known, then its answers
+ * read (C3).
+ */
+static ssize_t send_messages(int fd, const struct iovec *iov, size_t iovlen)
+{
+	struct chan *c = &chans[fd];
+	size_t len = 0, off = 0, was_pending = c->npending;
 	for (size_t i = 0; i < iovlen; i++)
 		len += iov[i].iov_len;
 	char *buf = malloc(len ? len : 1);
@@ -185,17 +423,32 @@ static ssize_t send_messages(int fd, const struct iovec *iov, size_t iovlen, int
 		memcpy(buf + off, iov[i].iov_base, iov[i].iov_len);
 		off += iov[i].iov_len;
 	}
-	autobind(fd); /* sending on an unbound netlink socket autobinds it */
-	for (size_t at = 0; at + sizeof(struct nlmsghdr) <= len;) {
+	autobind(c); /* sending on an unbound netlink socket autobinds it */
+	int failed = 0;
+	for (size_t at = 0; !failed && at + sizeof(struct nlmsghdr) <= len;) {
 		struct nlmsghdr *h = (struct nlmsghdr *)(buf + at);
 		if (h->nlmsg_len < sizeof(*h) || h->nlmsg_len > len - at)
 			break;
-		h->nlmsg_pid = portid[fd];
+		h->nlmsg_pid = c->portid;
+		int client_ack = (h->nlmsg_flags & NLM_F_ACK) != 0;
+		/* netlink_rcv_skb answers a request, and ACKs anything that asks */
+		if (h->nlmsg_flags & NLM_F_REQUEST)
+			h->nlmsg_flags |= NLM_F_ACK;
+		if (h->nlmsg_flags & NLM_F_ACK)
+			failed = add_pending(c, h->nlmsg_seq, client_ack) < 0;
 		at += NLMSG_ALIGN(h->nlmsg_len);
 	}
-	ssize_t n = write_all(fd, buf, len, flags & MSG_DONTWAIT);
+	if (failed)
+		errno = ENOBUFS;
+	else
+		failed = write_all(fd, buf, len) < 0;
 	free(buf);
-	return n;
+	if (failed) {
+		c->npending = was_pending;
+		return -1;
+	}
+	collect(fd);
+	return (ssize_t)len;
 }
 
 ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
@@ -203,7 +456,7 @@ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 	REAL(sendmsg);
 	if (!is_ours(fd))
 		return real_sendmsg(fd, msg, flags);
-	return send_messages(fd, msg->msg_iov, msg->msg_iovlen, flags);
+	return send_messages(fd, msg->msg_iov, msg->msg_iovlen);
 }
 
 ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to, socklen_t tolen)
@@ -212,7 +465,7 @@ ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sock
 	if (!is_ours(fd))
 		return real_sendto(fd, buf, len, flags, to, tolen);
 	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	return send_messages(fd, &iov, 1, flags);
+	return send_messages(fd, &iov, 1);
 }
 
 ssize_t send(int fd, const void *buf, size_t len, int flags)
@@ -220,72 +473,42 @@ ssize_t send(int fd, const void *buf, size_t len, int flags)
 	return sendto(fd, buf, len, flags, NULL, 0);
 }
 
-/* Reads exactly len bytes, or peeks them (waiting until they are all there). */
-static ssize_t read_exact(int fd, char *buf, size_t len, int flags)
-{
-	REAL(recv);
-	size_t done = 0;
-	if (flags & MSG_PEEK) {
-		for (;;) {
-			ssize_t n = real_recv(fd, buf, len, MSG_PEEK | MSG_WAITALL | (flags & MSG_DONTWAIT));
-			if (n < 0 && errno == EINTR)
-				continue;
-			return n;
-		}
-	}
-	while (done < len) {
-		ssize_t n = real_recv(fd, buf + done, len - done, done ? 0 : (flags & MSG_DONTWAIT));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? n : (ssize_t)done;
-		done += (size_t)n;
-	}
-	return (ssize_t)done;
-}
-
 /*
- * One netlink message into the iovecs, as a datagram read: the return value
- * is the message size with MSG_TRUNC, else what was copied; *out_flags gets
- * MSG_TRUNC when the buffer was short.
+ * One netlink message into the iovecs, as a datagram read: the oldest kept
+ * answer, else the next message on the stream. The return value is the message
+ * size with MSG_TRUNC, else what was copied; *out_flags gets MSG_TRUNC when the
+ * buffer was short; without MSG_PEEK the message is gone, even if truncated.
  */
 static ssize_t recv_message(int fd, const struct iovec *iov, size_t iovlen, int flags, int *out_flags)
 {
-	struct nlmsghdr h;
-	ssize_t n = read_exact(fd, (char *)&h, sizeof(h), MSG_PEEK | (flags & MSG_DONTWAIT));
-	if (n <= 0)
-		return n;
-	if (n < (ssize_t)sizeof(h)) {
-		errno = EPROTO;
-		return -1;
+	struct chan *c = &chans[fd];
+	if (!c->head) {
+		struct kept *m;
+		ssize_t n = stream_message(fd, flags, &m);
+		if (n <= 0)
+			return n;
+		keep(c, m);
 	}
-	/* A message takes NLMSG_ALIGN(len) bytes on the stream, as in a kernel skb. */
-	size_t size = NLMSG_ALIGN(h.nlmsg_len < sizeof(h) ? sizeof(h) : h.nlmsg_len);
-	char *msg = malloc(size);
-	if (!msg) {
-		errno = ENOBUFS;
-		return -1;
-	}
-	n = read_exact(fd, msg, size, flags & MSG_PEEK);
-	if (n < (ssize_t)size) {
-		free(msg);
-		if (n >= 0)
-			errno = EPROTO;
-		return -1;
-	}
+	struct kept *m = c->head;
 	size_t cap = 0, off = 0;
 	for (size_t i = 0; i < iovlen; i++) {
 		size_t k = iov[i].iov_len;
-		if (k > size - off)
-			k = size - off;
+		if (k > m->len - off)
+			k = m->len - off;
 		if (k)
-			memcpy(iov[i].iov_base, msg + off, k);
+			memcpy(iov[i].iov_base, m->data + off, k);
 		off += k;
 		cap += iov[i].iov_len;
 	}
-	free(msg);
-	*out_flags = cap < size ? MSG_TRUNC : 0;
-	return (flags & MSG_TRUNC) ? (ssize_t)size : (ssize_t)off;
+	*out_flags = cap < m->len ? MSG_TRUNC : 0;
+	ssize_t r = (flags & MSG_TRUNC) ? (ssize_t)m->len : (ssize_t)off;
+	if (!(flags & MSG_PEEK)) {
+		c->head = m->next;
+		if (!c->head)
+			c->tail = NULL;
+		free(m);
+	}
+	return r;
 }
 
 static void kernel_name(void *name, socklen_t *namelen)

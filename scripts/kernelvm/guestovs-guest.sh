@@ -5,7 +5,7 @@
 # ifindex 2, vf1 ifindex 3: rules/ports.ts). $1 is the run directory, written
 # by test/offload/guestovs.test.ts:
 #   config   PORTS, REPO, PROBE, VM, VFS, MODE (vpfd | kernel), DIST (vpfd's
-#            build), NLSHIM (nlshim.so), NLSYNC (nlsync.so, preloaded before it)
+#            build), NLSHIM (nlshim.so)
 #   flows    ovs-ofctl add-flows lines for the guest's bridge br-g
 #   meters   (optional) ovs-ofctl add-meter arguments, one a line
 #   frames   "PORT HEX" lines, sent once, then (the guest's flows offloaded)
@@ -70,7 +70,7 @@ gx ovsdb-server $G/conf.db --remote=punix:$G/db.sock --pidfile --detach --no-chd
 gx ovs-vsctl --no-wait init -- set Open_vSwitch . other_config:hw-offload=true \
 	other_config:max-idle=600000 other_config:max-revalidator=5000 >>$R/setup.out 2>&1
 pre=
-[ "$MODE" = vpfd ] && pre="env LD_PRELOAD=$NLSYNC:$NLSHIM VPF_NL_ROUTE=$VMSOCK VPF_NL_GENL=kernel"
+[ "$MODE" = vpfd ] && pre="env LD_PRELOAD=$NLSHIM VPF_NL_ROUTE=$VMSOCK VPF_NL_GENL=kernel"
 # (ovs-up.sh) OVS 3.1.0 runs no upcall handler when started before 10 s of uptime
 gx $pre unshare --time --monotonic 30 ovs-vswitchd unix:$G/db.sock --pidfile --detach --no-chdir \
 	--log-file=$G/ovs-vswitchd.log -vconsole:off \

@@ -3,8 +3,8 @@
 // must behave as on a switchdev NIC. Its flows show as offloaded in its own
 // dpctl, vpfd holds them as in_hw filters, frames after the first cross the
 // host bridge without reaching the guest, and its log has no tc error.
-// scripts/kernelvm/guestovs-guest.sh runs it in the tier's VM; nlsync.c gives
-// nlshim's sockets the synchronous answers OVS's netlink code expects.
+// scripts/kernelvm/guestovs-guest.sh runs it in the tier's VM; nlshim alone
+// gives it the synchronous answers OVS's netlink code expects (C3).
 import { execa } from 'execa';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -63,13 +63,12 @@ describe("a guest's own OVS offloading through vpfd", () => {
   beforeAll(async () => {
     const cache = await ensureKernelVm();
     await buildShim('agent/guest/nlshim.c', join(run, 'nlshim.so'));
-    await buildShim('scripts/kernelvm/nlsync.c', join(run, 'nlsync.so'));
     writeGuest(run, 'guestovs-guest.sh', bridgePorts(defaultPortMap(2)));
     const dist = process.env.VPF_OFFLOAD_DIST ?? join(ROOT, 'dist');
     writeFileSync(
       join(run, 'config'),
       [`PROBE=${join(cache, 'probe')}`, 'VM=t', 'VFS=2', 'MODE=vpfd', 'PASSES=2', `DIST=${dist}`,
-        `NLSHIM=${VM_RUN}/nlshim.so`, `NLSYNC=${VM_RUN}/nlsync.so`].join('\n') + '\n',
+        `NLSHIM=${VM_RUN}/nlshim.so`].join('\n') + '\n',
       { flag: 'a' },
     );
     writeFileSync(join(run, 'flows'), FLOWS.join('\n') + '\n');

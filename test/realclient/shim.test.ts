@@ -2,7 +2,8 @@
 // (nlrelay.py forwards the unix stream to a real AF_NETLINK socket, and sets
 // each reply's nlmsg_pid to the requester's as the channel contract says),
 // real ip, tc, genl and devlink print exactly what they print talking to the
-// kernel directly. The shimmed client runs in a network namespace of its own,
+// kernel directly, and so does a client that reads without waiting as OVS does
+// (nowait.py). The shimmed client runs in a network namespace of its own,
 // so anything it learnt outside netlink (ioctls, /sys) would show as a diff.
 // This host's kernel has veth, genl ctrl, clsact and matchall, but no dummy,
 // devlink or cls_flower: their refusals are compared too.
@@ -96,4 +97,16 @@ describe('nlshim with a real kernel behind the channel', () => {
       expect(r.shim).toBe(r.direct);
     });
   }
+});
+
+// OVS connects to the kernel before getsockname and reads each answer with
+// MSG_DONTWAIT right after send (lib/netlink-socket.c): the kernel answered
+// inside sendmsg (C3, docs/protocol.md), so the shim must have too.
+describe('nlshim for a client that reads without waiting', () => {
+  it('connect to pid 0 succeeds, and every answer is there when send returns', async () => {
+    const r = await both(`python3 ${join(import.meta.dirname, 'nowait.py')}`);
+    expect(r.shim).toBe(r.direct);
+    expect(r.shim).toContain('connect to the kernel: ok');
+    expect(r.shim).toContain('get lo: sent 32, seq 1 link 1, EAGAIN');
+  });
 });
