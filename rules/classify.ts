@@ -36,7 +36,7 @@ export interface ClassifyOptions {
   handOffRestores?: boolean;
 }
 
-/** cls_api.c: more than this many reclassifications drop the packet ("reclassify loop"). */
+/** cls_api.c __tcf_classify: more than this many reclassifies and gotos, together, drop the packet ("reclassify loop"). */
 export const MAX_RECLASSIFY_LOOP = 16;
 /** act_api.c tcf_action_exec: a jump may not loop more than this. */
 const MAX_JUMPS = 32;
@@ -195,10 +195,10 @@ export function classify(rules: FlowerRule[], packet: Packet, opts: ClassifyOpti
   const trace: TraceStep[] = [];
   const slowpath = (): Outcome => ({ emits: [...emits, { to: { kind: 'rep', dev: packet.inDev }, packet: opts.handOffRestores ? { ...clone(packet), ct: p.ct } : p }], final: 'slowpath', trace });
   let chain = 0;
-  let reclassify = 0;
-  let hops = 0;
+  // One count for both: __tcf_classify's `limit` goes up at every restart, a goto's or a reclassify's.
+  let restarts = 0;
+  const looped = (): Outcome => ({ emits, final: 'dropped', looped: true, trace });
   next_chain: for (;;) {
-    if (++hops > 1000) return { emits, final: 'dropped', trace }; // goto loops: the kernel bounds them the same way it bounds reclassify
     for (const r of ordered.get(chain) ?? []) {
       if (opts.trapped?.(r, p)) {
         trace.push({ chain: r.chain, prio: r.prio, handle: r.handle, verdict: 'trap (not offloaded)' });
@@ -212,10 +212,11 @@ export function classify(rules: FlowerRule[], packet: Packet, opts: ClassifyOpti
         case 'continue':
           continue; // TC_ACT_UNSPEC: the next filter
         case 'goto':
+          if (++restarts > MAX_RECLASSIFY_LOOP) return looped();
           chain = v.chain;
           continue next_chain;
         case 'reclassify':
-          if (++reclassify > MAX_RECLASSIFY_LOOP) return { emits, final: 'dropped', trace };
+          if (++restarts > MAX_RECLASSIFY_LOOP) return looped();
           chain = 0;
           continue next_chain;
         case 'drop':

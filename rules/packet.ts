@@ -97,5 +97,7 @@ export interface Outcome {
   emits: Emit[];
   /** How classification ended. */
   final: 'redirected' | 'dropped' | 'slowpath';
+  /** Dropped for going round: more gotos and reclassifies than cls_api.c's tcf_classify allows (a loop of chains). */
+  looped?: true;
   trace: TraceStep[];
 }

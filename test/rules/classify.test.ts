@@ -80,6 +80,16 @@ describe('reference classifier: order', () => {
     expect(classify(rules('dev vf0 ingress prio 1 protocol ip flower action reclassify'), udp()).final).toBe('dropped');
   });
 
+  it('gotos count toward the same bound: a loop of chains sends what the kernel sends in 16 restarts, then drops', () => {
+    const rs = rules(
+      'dev vf0 ingress prio 1 protocol ip flower action mirred egress mirror dev vf1 pipe action goto chain 1',
+      'dev vf0 ingress chain 1 prio 1 protocol ip flower action goto chain 0',
+    );
+    const o = classify(rs, udp());
+    // Chain 0 runs before goto 1 and after each even goto up to the 16th: 9 copies; its 17th goto is the drop.
+    expect({ final: o.final, looped: o.looped, copies: o.emits.length }).toEqual({ final: 'dropped', looped: true, copies: 9 });
+  });
+
   it('jump N lands on action N of the list wherever it jumps from (act_api.c walks again from the start, skipping N)', () => {
     const o = classify(rules('dev vf0 ingress prio 1 protocol ip flower action skbedit mark 5 pipe action gact jump 3 action drop action mirred egress redirect dev vf1'), udp());
     expect(o.final).toBe('redirected');

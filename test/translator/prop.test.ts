@@ -161,6 +161,7 @@ afterAll(async () => {
  */
 async function property(runs: number, outerTpid?: number, sets?: fc.Arbitrary<[FlowerRule[], Packet[]]>, share?: TranslationShare): Promise<void> {
     let cases = 0;
+    let loops = 0;
     const arb = sets ?? fc.tuple(arbExtraRuleset(arbRuleset()), fc.array(arbPacket(outerTpid !== undefined ? { outerTpid } : {}), { minLength: PACKETS, maxLength: PACKETS }));
     await fc.assert(
       fc.asyncProperty(arb, async ([ruleset, packets]) => {
@@ -177,12 +178,18 @@ async function property(runs: number, outerTpid?: number, sets?: fc.Arbitrary<[F
               (notOffloaded.has(r) && trapCovers(r, q)) || (offloadedRules.has(r) && ipv6LaterFragmentTrap(r, r.match, q)) || deeperTagTrap(r, q, outerTpid),
             handOffRestores: true,
           });
+          const pure = classify(kept, p);
+          if (want.looped || pure.looped) {
+            // A loop of chains: the kernel drops it after 16 restarts, the datapath after a few recirculations, and
+            // ofproto/trace follows ct(table=) recirculations without bound (it once took a worker's OVS to 17 GB).
+            loops++;
+            continue;
+          }
           const expected = want.emits.map((e) => view(e.to.kind === 'port' ? portPair(ports, e.to.dev)!.port : portPair(ports, e.to.dev)!.rep, e.packet));
           const got = await trace(ovs, BR, p, portPair(ports, p.inDev)!.port, odp, ['trk,new', 'trk,new']);
           const actual = got.outputs.map((o) => view(o.ofport, o.packet));
           // The whole system: what hardware did, then the guest's software from chain 0 on what it was handed
           // (a fresh skb: conntrack state as it arrived), must be what software alone does (issue 11, section 0).
-          const pure = classify(kept, p);
           share?.count(ruleset, t.perRule, pure, want, p.inDev);
           const handed = want.final === 'slowpath' ? want.emits[want.emits.length - 1]!.packet : undefined;
           const whole = handed ? [...want.emits.slice(0, -1), ...classify(kept, { ...handed, ct: p.ct, inDev: p.inDev }).emits] : want.emits;
@@ -216,7 +223,9 @@ async function property(runs: number, outerTpid?: number, sets?: fc.Arbitrary<[F
       }),
       { numRuns: runs, ...(process.env.VPF_SEED ? { seed: Number(process.env.VPF_SEED) } : {}) },
     );
-    expect(cases).toBeGreaterThanOrEqual(runs * PACKETS);
+    if (loops) console.log(`${loops} packets went round a loop of chains and were left out`);
+    expect(cases + loops).toBeGreaterThanOrEqual(runs * PACKETS);
+    expect(cases).toBeGreaterThan(loops * 10);
 }
 
 describe('translator on a real Open vSwitch agrees with the reference classifier', () => {
