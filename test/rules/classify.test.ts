@@ -87,6 +87,7 @@ describe('reference classifier: order', () => {
     );
     const o = classify(rs, udp());
     // Chain 0 runs before goto 1 and after each even goto up to the 16th: 9 copies; its 17th goto is the drop.
+    // (A 6.1 kernel's flower, skip_hw on veth, counted 9 hits in chain 0 and 8 in chain 1 for one such packet.)
     expect({ final: o.final, looped: o.looped, copies: o.emits.length }).toEqual({ final: 'dropped', looped: true, copies: 9 });
   });
 
