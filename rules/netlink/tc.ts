@@ -350,8 +350,11 @@ export function decodeFilterDump(msg: NlMessage, devs?: DevMap): Result<{ rule: 
           const tm = tmAttrOf(kindOf(e));
           times.push(undefined);
           x.nest(e.type, (y) => {
-            for (const a of parseAttrs(e.value, 'act entry')) {
-              if (a.type === TCA_ACT.STATS) own.push(readActStats(a, stats));
+            const entry = parseAttrs(e.value, 'act entry');
+            // TCA_ACT_USED_HW_STATS marks an action in hardware (act_api.c, used_hw_stats_valid): its counters are kept even at 0.
+            const inHw = entry.some((a) => a.type === TCA_ACT.USED_HW_STATS);
+            for (const a of entry) {
+              if (a.type === TCA_ACT.STATS) own.push(readActStats(a, stats, inHw));
               else if (a.type === TCA_ACT.OPTIONS) {
                 y.nest(TCA_ACT.OPTIONS, (z) => {
                   for (const inner of parseAttrs(a.value, 'opts')) {
@@ -395,7 +398,7 @@ export function decodeFilterDump(msg: NlMessage, devs?: DevMap): Result<{ rule: 
  * Counters of one action, returned; the filter's are the largest over its actions, as OVS lib/tc.c reads them
  * (every action but a shared police counts the filter's packets).
  */
-function readActStats(a: Attr, stats: FilterStats): ActCounters {
+function readActStats(a: Attr, stats: FilterStats, inHw: boolean): ActCounters {
   const s = attrMap(parseAttrs(a.value, 'TCA_ACT_STATS'));
   const basic = (type: number) => {
     const b = s.get(type);
@@ -409,7 +412,7 @@ function readActStats(a: Attr, stats: FilterStats): ActCounters {
     stats.packets = Math.max(stats.packets, sw.packets);
   }
   const hw = basic(STATS.BASIC_HW);
-  if (hw && (hw.bytes || hw.packets)) {
+  if (hw && (inHw || hw.bytes || hw.packets)) {
     own.hw = hw;
     stats.hw = { bytes: Math.max(stats.hw?.bytes ?? 0, hw.bytes), packets: Math.max(stats.hw?.packets ?? 0, hw.packets) };
   }
