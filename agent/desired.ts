@@ -23,6 +23,8 @@ export class DesiredFlows {
     readonly tables: Map<string, number>,
     readonly meters: OfMeter[],
     private total: number,
+    /** A rule was left to software for a loop of chains, which a change to any goto may undo. */
+    readonly loops: boolean,
   ) {}
 
   /** From a whole translation of `rules`. */
@@ -36,7 +38,7 @@ export class DesiredFlows {
       if (k === undefined) structure.push(f);
       else groups.get(k)!.push(f);
     }
-    return new DesiredFlows(structure, groups, new Map(t.perRule), t.tables, t.meters, t.flows.length);
+    return new DesiredFlows(structure, groups, new Map(t.perRule), t.tables, t.meters, t.flows.length, !!t.loops);
   }
 
   get count(): number {

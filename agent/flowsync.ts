@@ -273,6 +273,8 @@ export class FlowSync {
     if (!sw || this.vf.mode !== 'switchdev') return { t: this.translate() };
     // A police action came, went or changed through the action API: its meter with it (adopt()).
     if (table.police.changed) return { t: this.translate() };
+    // A rule left to software for a loop of chains comes back once no loop remains, which only the whole set shows.
+    if (sw.loops) return { t: this.translate() };
     const groups = new Map<string, GroupFlows>();
     const notOffloadable = this.notOffloadable();
     for (const k of table.dirtyGroups()) {

@@ -24,6 +24,7 @@ import { guestZones } from '../rules/ctzone.js';
 import { deeperTags, ipv6LaterFragments, mf, ruleView, translateMatch, trapMatches, UNTAGGED } from './match.js';
 import { portPair, repNames, type PortMap } from './portmap.js';
 import { vfRateMeter } from './legacy.js';
+import { rulesOnLoops } from './loops.js';
 import { UPLINK, vfIndex } from '../rules/ports.js';
 
 export interface RuleInput {
@@ -91,6 +92,8 @@ export interface Translation {
   perRule: Map<number, RuleResult>;
   /** "chain/prio" and "chain/entry" -> table: for explain, and as the next call's `layout`. */
   tables: Map<string, number>;
+  /** Some rule's goto lies on a loop of chains (translator/loops.ts): whether it still does depends on every rule. */
+  loops?: true;
 }
 
 export const ENTRY_TABLE = 0;
@@ -225,6 +228,8 @@ export function translate(input: TranslateInput): Translation {
     for (const l of masks.values()) for (const i of l) rank[i] = n++;
   }
 
+  // A goto on a loop of chains stays in software, where the loop ends as the kernel ends it (translator/loops.ts).
+  const onLoops = rulesOnLoops(live);
   // A rewrite before a goto is undone at a later hand-off, which chain 0 does not do: no rule may jump back there.
   const restoreOk = !live.some(({ rule }) => rule.chain !== 0 && rule.actions.some((a) => 'control' in a && a.control.kind === 'goto' && a.control.chain === 0));
   const slots = new Set<number>();
@@ -234,7 +239,7 @@ export function translate(input: TranslateInput): Translation {
   for (let i = 0; i < live.length; i++) {
     const memo = memos[i]!;
     const localMeters: (OfMeter & { key: string })[] = [];
-    const forced = input.notOffloadable?.get(live[i]!.id);
+    const forced = input.notOffloadable?.get(live[i]!.id) ?? onLoops.get(live[i]!.id);
     const one = translateOne(live[i]!, tables.get(memo.tableKey!)!, rank[i]!, forced ? {} : memo, {
       ports,
       zone,
@@ -278,7 +283,7 @@ export function translate(input: TranslateInput): Translation {
     }
     flows.push(flow(FlowKind.DEFAULT, 0, HANDOFF_TABLE, 0, [], DROP));
   }
-  return { flows, meters: [...meters, ...vfMeters], perRule, tables };
+  return { flows, meters: [...meters, ...vfMeters], perRule, tables, ...(onLoops.size ? { loops: true as const } : {}) };
 }
 
 interface RuleContext {

@@ -367,3 +367,21 @@ describe('skip_hw (C5)', () => {
     expect(flags & (CLS_FLAGS.IN_HW | CLS_FLAGS.NOT_IN_HW)).toBe(CLS_FLAGS.NOT_IN_HW);
   });
 });
+
+describe('a loop of chains (translator/loops.ts)', () => {
+  const inHw = async (prio: number, chain: number) => {
+    const [m] = (await dump({ dev: 'vf0', prio, chain })).filter((x) => x.type === Rtm.NEWTFILTER && !entry(x).bare);
+    const d = decodeFilterDump(m!);
+    if (!d.ok) throw new Error(d.error.message);
+    return d.value.stats.inHw;
+  };
+  it('gotos on a loop are not_in_hw while it lasts; deleting the rule that closes it brings the other back in_hw', async () => {
+    expect(errOf(await add('dev vf0 ingress chain 40 prio 1 handle 1 protocol ip flower action goto chain 41')).errno).toBe(0);
+    expect(await inHw(1, 40)).toBe(true);
+    expect(errOf(await add('dev vf0 ingress chain 41 prio 1 handle 1 protocol ip flower dst_ip 10.0.0.1 action goto chain 40')).errno).toBe(0);
+    expect(errOf(await add('dev vf0 ingress chain 41 prio 1 handle 2 protocol ip flower dst_ip 10.0.0.2 action drop')).errno).toBe(0);
+    expect([await inHw(1, 40), await inHw(1, 41)]).toEqual([false, false]);
+    expect(errOf(await del({ dev: 'vf0', chain: 41, prio: 1, protocol: 0x0800, handle: 1, kind: 'flower' })).errno).toBe(0);
+    expect([await inHw(1, 40), await inHw(1, 41)]).toEqual([true, true]);
+  });
+});

@@ -52,7 +52,7 @@ export interface Verdict {
   offloaded: boolean;
   /** Why not offloaded: OVS's reasons, or what the datapath flow shows. */
   cause: string;
-  /** Not comparable: conntrack state carries over between sends, or the frame goes round a loop of chains. */
+  /** Not comparable: conntrack state carries over between sends. */
   skipped?: string;
   /**
    * Not offloaded for a reason no flow form can change (docs/mapping.md, "Not
@@ -104,8 +104,7 @@ export function judge(p: Prepared, res: SetResult, n: number): Verdict {
   const metRule = metBySoftware.length > 0 && !metBySoftware.some((r) => r.flags.skipHw);
   const offloaded = fr.last.path === 'tc';
   const met = p.kept.filter((r) => r.dev === pkt.inDev && want.trace.some((s) => s.chain === r.chain && s.prio === r.prio));
-  // A loop of chains: the kernel's tc drops it after 16 restarts, the datapath after its few recirculations (docs/mapping.md).
-  const skipped = want.looped ? 'loop of chains' : met.some(usesCt) ? 'conntrack' : undefined;
+  const skipped = met.some(usesCt) ? 'conntrack' : undefined;
   let cause = '';
   if (!offloaded) {
     const failed = fr.flows.map((f) => res.failures.find((x) => x.ufid === f.ufid)).filter((x) => x !== undefined);

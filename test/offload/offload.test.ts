@@ -187,7 +187,7 @@ function summary(what: string, pick: (name: string) => boolean): void {
   const wrongWhere = [...verdicts].filter(([n]) => pick(n)).flatMap(([n, v]) => v.flatMap((x, i) => (!x.skipped && !x.outputOk ? [`${n} #${i + 1}`] : [])));
   console.log(
     `offload ${what}: ${all.length} frames, ${off}/${must.length} (${must.length ? ((100 * off) / must.length).toFixed(1) : '-'}%) of those meeting offloaded rules or misses handled by dp:tc; ` +
-      `${all.filter((v) => v.skipped).length} conntrack or looping frames not compared; ${beyond.length} frames OVS 3.1 never offloads (${[...new Set(beyond.map((v) => v.beyondOvs))].join(', ') || 'none'}); ${wrong} wrong outputs${wrong ? ` (${wrongWhere.join(', ')})` : ''}; not offloaded: ` +
+      `${all.filter((v) => v.skipped).length} conntrack frames not compared; ${beyond.length} frames OVS 3.1 never offloads (${[...new Set(beyond.map((v) => v.beyondOvs))].join(', ') || 'none'}); ${wrong} wrong outputs${wrong ? ` (${wrongWhere.join(', ')})` : ''}; not offloaded: ` +
       ([...causes].sort((a, b) => b[1] - a[1]).map(([c, n]) => `${n} ${c}`).join('; ') || 'none'),
   );
 }

@@ -179,12 +179,11 @@ async function property(runs: number, outerTpid?: number, sets?: fc.Arbitrary<[F
             handOffRestores: true,
           });
           const pure = classify(kept, p);
-          if (want.looped || pure.looped) {
-            // A loop of chains: the kernel drops it after 16 restarts, the datapath after a few recirculations, and
-            // ofproto/trace follows ct(table=) recirculations without bound (it once took a worker's OVS to 17 GB).
-            loops++;
-            continue;
-          }
+          if (pure.looped) loops++;
+          // A goto on a loop of chains is not offloaded (translator/loops.ts): software runs the loop as the kernel
+          // does. Never trace a loop on the hardware path: ofproto/trace follows ct(table=) recirculations without
+          // bound (it once took a CI worker's OVS to 17 GB).
+          if (want.looped) expect.fail(`the hardware path loops (its gotos should have been left to software):\n${kept.map((r) => `  tc filter add ${shown(r)}`).join('\n')}\npacket: ${JSON.stringify(p)}`);
           const expected = want.emits.map((e) => view(e.to.kind === 'port' ? portPair(ports, e.to.dev)!.port : portPair(ports, e.to.dev)!.rep, e.packet));
           const got = await trace(ovs, BR, p, portPair(ports, p.inDev)!.port, odp, ['trk,new', 'trk,new']);
           const actual = got.outputs.map((o) => view(o.ofport, o.packet));
@@ -223,9 +222,8 @@ async function property(runs: number, outerTpid?: number, sets?: fc.Arbitrary<[F
       }),
       { numRuns: runs, ...(process.env.VPF_SEED ? { seed: Number(process.env.VPF_SEED) } : {}) },
     );
-    if (loops) console.log(`${loops} packets went round a loop of chains and were left out`);
-    expect(cases + loops).toBeGreaterThanOrEqual(runs * PACKETS);
-    expect(cases).toBeGreaterThan(loops * 10);
+    if (loops) console.log(`${loops} packets went round a loop of chains (software's, compared like any other)`);
+    expect(cases).toBeGreaterThanOrEqual(runs * PACKETS);
 }
 
 describe('translator on a real Open vSwitch agrees with the reference classifier', () => {

@@ -6,7 +6,7 @@ import { parseFilter, splitArgs } from '../../rules/tcsyntax/index.js';
 import { cookieKind, cookieOf, cookieRuleId, FlowKind } from '../../translator/cookie.js';
 import { enumerateMasked, rangeToPrefixes } from '../../translator/expand.js';
 import { translate, translateGroup, type TranslateMemo } from '../../translator/index.js';
-import type { FlowerRule } from '../../rules/model.js';
+import type { FlowerRule, PoliceAction } from '../../rules/model.js';
 import { actionsText, flowLine, flowText, matchText } from '../../ovs/openflow/flow.js';
 import { parseActions, parseMatch } from '../../ovs/openflow/parse.js';
 import { arbRule } from '../gen/rule.js';
@@ -114,6 +114,25 @@ describe('mapping rows', () => {
     const c1 = parseFilter(splitArgs('dev vf0 ingress chain 1 prio 1 protocol ip flower ct_state +trk+new action drop')).value!;
     const t = translate({ rules: [{ id: 1, rule: r }, { id: 2, rule: c1 }], ports, zone: (z) => 1000 + z });
     expect(actionsText(t.flows.find((f) => cookieRuleId(f.cookie) === 1)!.actions)).toBe(`ct(zone=1003,table=${t.tables.get('1/entry')})`);
+  });
+  it('a goto on a loop of chains stays in software (the kernel ends the loop at its 17th goto; OVS at its own limit, sending nothing)', () => {
+    const rules = (...lines: string[]) => lines.map((l, i) => ({ id: i + 1, rule: parseFilter(splitArgs(l)).value! }));
+    const rs = rules(
+      'dev vf0 ingress prio 1 protocol ip flower action mirred egress mirror dev vf1 pipe action goto chain 1',
+      'dev vf0 ingress chain 1 prio 1 protocol ip flower dst_ip 10.0.0.1 action goto chain 2',
+      'dev vf0 ingress chain 1 prio 2 protocol ip flower action drop',
+      'dev vf0 ingress chain 2 prio 1 protocol ip flower ip_proto udp action ct zone 3 pipe action goto chain 1',
+      'dev vf0 ingress chain 2 prio 2 protocol ip flower action police rate 1mbit burst 10k conform-exceed drop/pipe action drop',
+      // The same gotos on another representor: its chains are its own, and none of them comes back.
+      'dev vf1 ingress prio 1 protocol ip flower action goto chain 1',
+      'dev vf1 ingress chain 1 prio 1 protocol ip flower action goto chain 2',
+    );
+    // A police's exceed verdict may be a goto too (netlink only: tc's conform-exceed slash form has no goto).
+    rs[4]!.rule.actions[0] = { ...(rs[4]!.rule.actions[0] as PoliceAction), exceed: { kind: 'goto', chain: 2 } };
+    const t = translate({ rules: rs, ports });
+    const why = (id: number) => t.perRule.get(id)!.error?.message.match(/^goto chain \d+ closes a loop/)?.[0];
+    expect([1, 2, 3, 4, 5, 6, 7].map(why)).toEqual([undefined, 'goto chain 2 closes a loop', undefined, 'goto chain 1 closes a loop', 'goto chain 2 closes a loop', undefined, undefined]);
+    expect(t.perRule.get(2)!.offloaded).toBe(false);
   });
   it('ct nat without a goto is ct(nat) in place, then the rest of the list (the datapath NATs the packet its outputs carry)', () => {
     expect(actions('dev vf0 ingress prio 1 protocol ip flower ip_proto tcp action ct commit zone 4 nat src addr 10.9.9.9-10.9.9.20 port 4000-4100 pipe action mirred egress redirect dev vf1')).toEqual([
