@@ -199,7 +199,11 @@ export function classify(rules: FlowerRule[], packet: Packet, opts: ClassifyOpti
   let restarts = 0;
   const looped = (): Outcome => ({ emits, final: 'dropped', looped: true, trace });
   next_chain: for (;;) {
+    // After a continue, the rest of that prio: fl_classify returns the first matching filter's verdict, and
+    // TC_ACT_UNSPEC sends __tcf_classify on to the next tcf_proto (checked on a 6.1 kernel).
+    let passed: number | undefined;
     for (const r of ordered.get(chain) ?? []) {
+      if (r.prio === passed) continue;
       if (opts.trapped?.(r, p)) {
         trace.push({ chain: r.chain, prio: r.prio, handle: r.handle, verdict: 'trap (not offloaded)' });
         return slowpath();
@@ -210,7 +214,8 @@ export function classify(rules: FlowerRule[], packet: Packet, opts: ClassifyOpti
       trace.push({ chain: r.chain, prio: r.prio, handle: r.handle, verdict: v.kind === 'goto' ? `goto chain ${v.chain}` : v.kind });
       switch (v.kind) {
         case 'continue':
-          continue; // TC_ACT_UNSPEC: the next filter
+          passed = r.prio;
+          continue;
         case 'goto':
           if (++restarts > MAX_RECLASSIFY_LOOP) return looped();
           chain = v.chain;

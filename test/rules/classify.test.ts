@@ -76,6 +76,17 @@ describe('reference classifier: order', () => {
     expect(o.trace.map((t) => t.verdict)).toEqual(['continue', 'goto chain 1']);
   });
 
+  it('continue skips the rest of its prio: the next filter is the next prio\'s (a 6.1 kernel\'s flower hit prio 10 then prio 20, not prio 10\'s drop)', () => {
+    const rs = rules(
+      'dev vf0 ingress prio 10 handle 1 protocol ip flower dst_ip 10.0.0.1 action continue',
+      'dev vf0 ingress prio 10 handle 2 protocol ip flower src_ip 10.0.0.2 action drop',
+      'dev vf0 ingress prio 20 handle 3 protocol ip flower action pass',
+    );
+    const o = classify(rs, udp({ ip: { version: 4, src: '10.0.0.2', dst: '10.0.0.1', proto: 17, tos: 0, ttl: 64, frag: 'no' } }));
+    expect(o.trace.map((t) => [t.prio, t.handle, t.verdict])).toEqual([[10, 1, 'continue'], [20, 3, 'pass']]);
+    expect(o.final).toBe('slowpath');
+  });
+
   it('reclassify loops end in a drop after 16 rounds, as cls_api.c bounds them', () => {
     expect(classify(rules('dev vf0 ingress prio 1 protocol ip flower action reclassify'), udp()).final).toBe('dropped');
   });
