@@ -19,6 +19,8 @@ export interface ActionContext {
   ports: PortMap;
   /** First table of chain N, or undefined when the chain has no filters (a goto there misses). */
   chainTable(chain: number): number | undefined;
+  /** The table of the next prio in the chain, or undefined when this prio is its last (a continue there misses). */
+  nextTable(chain: number, prio: number): number | undefined;
   zone(guestZone: number): number;
   /**
    * The meter of a police action, by `key`: one per police index (act_police.c:
@@ -275,8 +277,17 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
         handOff(t === undefined ? undefined : c.chain);
         return true;
       }
+      case 'continue': {
+        // TC_ACT_UNSPEC: fl_classify returns it and __tcf_classify tries the next tcf_proto, i.e. the next prio's
+        // table (the rest of this prio is skipped, as this table's other flows are); past the chain's last, a miss.
+        const t = ctx.nextTable(rule.chain, rule.prio);
+        acts.push(t === undefined ? slowPath(ctx, rule) : resubmit(t));
+        ended = 'software';
+        handOff(t === undefined ? undefined : rule.chain);
+        return true;
+      }
       default:
-        return refuse(`action ${i + 1}: verdict "${c.kind}" has no OpenFlow equivalent (a matched flow cannot fall through to the next filter)`, 'control');
+        return refuse(`action ${i + 1}: verdict "${c.kind}" has no OpenFlow equivalent (reclassify restarts chain 0 without a bound OpenFlow keeps; jump skips actions)`, 'control');
     }
   };
 

@@ -170,6 +170,10 @@ export function translate(input: TranslateInput): Translation {
   }
   const chainTables = new Map(chains.map((c) => [c, [...byChain.get(c)!].sort((a, b) => a - b).map((p) => tables.get(key(c, p))!)]));
   const chainTable = (c: number) => tables.get(entryKey(c));
+  // The table after (chain, prio): where its misses go, and a continue (undefined: the chain ends there).
+  const nextTables = new Map<string, number>();
+  for (const [c, list] of chainTables) [...byChain.get(c)!].sort((a, b) => a - b).forEach((p, i) => i + 1 < list.length && nextTables.set(key(c, p), list[i + 1]!));
+  const nextTable = (c: number, p: number) => nextTables.get(key(c, p));
 
   // Table 0: what the guest sends on a representor leaves by its VF/wire untouched; what arrives from a VF/wire is classified.
   const vfMeters: OfMeter[] = [];
@@ -246,6 +250,7 @@ export function translate(input: TranslateInput): Translation {
       maxFlowsPerRule,
       ...(input.outerTpid !== undefined ? { outerTpid: input.outerTpid } : {}),
       chainTable,
+      nextTable,
       restoreOk,
       meter(spec, key) {
         // One meter per police action: per index when it has one (shared across filters), else per rule and place.
@@ -293,6 +298,7 @@ interface RuleContext {
   maxFlowsPerRule: number;
   outerTpid?: number;
   chainTable(chain: number): number | undefined;
+  nextTable(chain: number, prio: number): number | undefined;
   meter(spec: string, key: string): number;
 }
 
@@ -329,6 +335,10 @@ function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo,
       chainTable: (c) => {
         shared = true;
         return ctx.chainTable(c);
+      },
+      nextTable: (c, p) => {
+        shared = true;
+        return ctx.nextTable(c, p);
       },
       meter: (spec, key) => {
         shared = true;
@@ -385,7 +395,7 @@ function splitZones(
   tables: Map<string, number>,
   memos: RuleMemo[],
   rank: ArrayLike<number>,
-  ctx: Omit<RuleContext, 'chainTable' | 'meter'>,
+  ctx: Omit<RuleContext, 'chainTable' | 'nextTable' | 'meter'>,
 ): void {
   const inSoftware = new Map<number, number>();
   const zonesOf = live.map((r) => guestZones(r.rule));
@@ -404,7 +414,7 @@ function splitZones(
     const noMore = () => {
       throw why;
     };
-    ones[i] = translateOne(live[i]!, tables.get(memos[i]!.tableKey!)!, rank[i]!, {}, { ...ctx, chainTable: noMore, meter: noMore }, false, why);
+    ones[i] = translateOne(live[i]!, tables.get(memos[i]!.tableKey!)!, rank[i]!, {}, { ...ctx, chainTable: noMore, nextTable: noMore, meter: noMore }, false, why);
   }
 }
 
@@ -452,6 +462,9 @@ export function translateGroup(
     ...(input.outerTpid !== undefined ? { outerTpid: input.outerTpid } : {}),
     restoreOk: false,
     chainTable: () => {
+      throw new DependsOnOthers();
+    },
+    nextTable: () => {
       throw new DependsOnOthers();
     },
     meter: () => {

@@ -341,8 +341,23 @@ describe('refusals and partial offload', () => {
     expect(t.perRule.get(1)!.refused).toBeFalsy();
     expect(ruleFlows(t).map(flowText)).toEqual([expect.objectContaining({ match: 'in_port=100,dl_type=0x800,vlan_tci=0x0000/0xffff,nw_dst=10.0.0.2', actions: 'output:200' })]);
   });
-  it('continue has no OpenFlow equivalent', () => {
-    expect(one('dev vf0 ingress prio 1 protocol ip flower skip_sw action continue').perRule.get(1)!.error!.message).toMatch(/continue/);
+  it('continue goes on at the next prio\'s table (the rest of its prio skipped); past the chain\'s last prio it is a miss', () => {
+    const rules = (...lines: string[]) => translate({ rules: lines.map((l, i) => ({ id: i + 1, rule: parseFilter(splitArgs(l)).value! })), ports });
+    const t = rules(
+      'dev vf0 ingress prio 10 protocol ip flower dst_ip 10.0.0.1 action continue',
+      'dev vf0 ingress prio 10 protocol ip flower src_ip 10.0.0.2 action drop',
+      'dev vf0 ingress prio 20 protocol ip flower action continue',
+    );
+    const at = (p: number) => t.tables.get(`0/${p}`)!;
+    const mine = (id: number) => t.flows.filter((f) => f.cookie === t.flows.find((g) => g.table === at(id === 3 ? 20 : 10) && flowText(g).match.includes(id === 1 ? 'nw_dst=10.0.0.1' : id === 3 ? 'in_port=100' : 'nw_src'))?.cookie);
+    expect([1, 3].map((id) => t.perRule.get(id)!.offloaded)).toEqual([true, true]);
+    expect(mine(1).map((f) => flowText(f).actions)).toEqual([`resubmit(,${at(20)})`]);
+    expect(mine(3).map((f) => flowText(f).actions)).toEqual(['output:200']);
+    // A rewrite or a copy before a continue in chain 0 would be repeated by software after a miss: trapped.
+    expect(rules('dev vf0 ingress prio 1 protocol ip flower action mirred egress mirror dev vf1 pipe action continue').perRule.get(1)!.offloaded).toBe(false);
+  });
+  it('reclassify and jump have no OpenFlow equivalent', () => {
+    expect(one('dev vf0 ingress prio 1 protocol ip flower skip_sw action reclassify').perRule.get(1)!.error!.message).toMatch(/reclassify/);
   });
   it('egress filters are refused', () => {
     expect(one('dev vf0 egress prio 1 protocol ip flower action drop').perRule.get(1)!.refused).toBe(true);
@@ -470,8 +485,8 @@ describe('one group at a time (translateGroup)', () => {
           const g = translateGroup(members, whole.tables.get(`0/${members[0]!.rule.prio}`)!, { ports });
           const ids = new Set(members.map((m) => m.id));
           const expected = whole.flows.filter((f) => cookieKind(f.cookie) !== FlowKind.DEFAULT && ids.has(cookieRuleId(f.cookie)));
-          // Rules that name other chains, meters or conntrack zones depend on the whole set.
-          const dependent = members.some((m) => m.rule.actions.some((a) => a.kind === 'police' || (a.kind === 'ct' && !a.clear) || ('control' in a && a.control.kind === 'goto')) || m.rule.match.ctZone !== undefined);
+          // Rules that name other chains or prios (goto, continue), meters or conntrack zones depend on the whole set.
+          const dependent = members.some((m) => m.rule.actions.some((a) => a.kind === 'police' || (a.kind === 'ct' && !a.clear) || ('control' in a && (a.control.kind === 'goto' || a.control.kind === 'continue'))) || m.rule.match.ctZone !== undefined);
           if (g === undefined) {
             expect(dependent).toBe(true);
             continue;
