@@ -117,6 +117,28 @@ const PEDIT_FIELDS: { htype: string; hdr: string; field: string; off: number; le
   { htype: 'udp', hdr: 'udp', field: 'dport', off: 2, len: 2, kind: 'uint' },
 ];
 
+/**
+ * Sets of the `mask` bits of a field whose matches are not maskable (ip_dscp, nw_ecn, nw_ttl): the whole field
+ * unmasked, else one masked set per run of bits, OVS's load: to a bit range (flow.ts LOAD_NAME). OVS makes them
+ * a masked datapath set, which its tc offload writes back as a pedit key with that mask.
+ */
+function bitSets(field: FieldName, value: number, mask: number, width: number): OfAction[] {
+  const all = 2 ** width - 1;
+  if (!mask) return [];
+  if (mask === all) return [setField(field, value)];
+  const out: OfAction[] = [];
+  for (let b = 0; b < width; ) {
+    if (!(mask & (1 << b))) {
+      b++;
+      continue;
+    }
+    let run = 0;
+    while (b < width && mask & (1 << b)) run |= 1 << b++;
+    out.push(setField(field, value & run, run));
+  }
+  return out;
+}
+
 /** Field bytes as the value a set_field carries: bytes for IPv6, else the big-endian integer. */
 const fieldValue = (b: Uint8Array): FieldValue => (b.length === 16 ? b : b.reduce((a, x) => a * 256 + x, 0));
 
@@ -218,6 +240,10 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
   const mpls = l3 === EthP.MPLS_UC || l3 === EthP.MPLS_MC;
   const acts: OfAction[] = [];
   let ttlDec = false;
+  // The ttl/hoplimit as far as the match and earlier sets tell (a dec of a known one is a set of the result),
+  // and whether a set wrote part of an unknown one (the dec flows split on the arriving value).
+  let ttl = rule.match.ipTtl?.mask === 0xff ? rule.match.ipTtl.value : undefined;
+  let ttlPartlySet = false;
   // The first effect a software re-run would repeat (docs/mapping.md, misses): rewrites, copies out, meters.
   let effect: string | undefined;
   const did = (what: string) => {
@@ -346,8 +372,7 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
           if (side && natted.has(side) && op.hdr !== 'eth') refuse(`pedit ${op.hdr} ${op.field} after ct nat: OVS's pipeline keeps the value from before the NAT and leaves out a set it takes for a no-op (measured, docs/mapping.md)`, 'pedit');
           const pin = pinnedRestore(rule, op);
           // A ttl dec on a pinned ttl is a set of the known result (no wrap, no dec_ttl flows needed).
-          const pinTtl = pin?.restore[0];
-          if (op.op === 'dec' && pinTtl?.a === 'mod_nw_ttl') op.value = (pinTtl.ttl + 255) & 0xff, op.op = 'set';
+          if (op.op === 'dec' && ttl !== undefined) op.value = (ttl + 255) & 0xff, op.op = 'set';
           rewrote(pin);
           const need = (ok: boolean, what: string) => ok || refuse(`pedit ${op.hdr} ${op.field} needs a filter that matches ${what} (OpenFlow set_field prerequisites)`, 'pedit');
           const f = `${op.hdr} ${op.field}`;
@@ -361,17 +386,19 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
           else if (f === 'ip6 src' || f === 'ip6 dst') need(ipv6, 'protocol ipv6') && acts.push(masked(op.field === 'src' ? 'ipv6_src' : 'ipv6_dst'));
           else if (f === 'ip tos') {
             need(ipv4, 'protocol ip');
-            // ip_dscp and nw_ecn are not maskable (ovs-fields(7)): a set writes all of DSCP, all of ECN, or both.
+            // DSCP and ECN are two fields in OpenFlow; a set writes the bits of each that the key writes.
             const m = op.mask === undefined ? 0xff : Number(op.mask), v = Number(op.value);
-            if ((m & 0xfc) !== 0 && (m & 0xfc) !== 0xfc) refuse('pedit ip tos writing part of the DSCP cannot be offloaded (ip_dscp is not maskable in OpenFlow)', 'pedit');
-            if ((m & 3) !== 0 && (m & 3) !== 3) refuse('pedit ip tos writing part of the ECN cannot be offloaded (nw_ecn is not maskable in OpenFlow)', 'pedit');
-            if (m & 0xfc) acts.push(setField('ip_dscp', v >> 2));
-            if (m & 3) acts.push(setField('nw_ecn', v & 3));
-          } else if (op.mask && (f === 'ip ttl' || f === 'ip6 hoplimit')) refuse(`pedit ${f} writing part of the field cannot be offloaded (nw_ttl is not maskable in OpenFlow)`, 'pedit');
-          else if ((f === 'ip ttl' && need(ipv4, 'protocol ip')) || (f === 'ip6 hoplimit' && need(ipv6, 'protocol ipv6'))) {
-            if (op.op === 'set') acts.push({ a: 'mod_nw_ttl', ttl: op.value as number });
-            else {
-              if (ttlDec || pcpSplit || rule.match.ipTtl) refuse('ttl dec combined with a ttl match, another dec or a PCP-keeping vlan modify cannot be offloaded exactly', 'pedit');
+            acts.push(...bitSets('ip_dscp', v >> 2, m >> 2, 6), ...bitSets('nw_ecn', v & 3, m & 3, 2));
+          } else if ((f === 'ip ttl' && need(ipv4, 'protocol ip')) || (f === 'ip6 hoplimit' && need(ipv6, 'protocol ipv6'))) {
+            if (op.op === 'set' && op.mask !== undefined) {
+              acts.push(...bitSets('nw_ttl', Number(op.value), Number(op.mask), 8));
+              if (ttl !== undefined) ttl = (ttl & ~Number(op.mask)) | Number(op.value);
+              else ttlPartlySet = true;
+            } else if (op.op === 'set') {
+              acts.push({ a: 'mod_nw_ttl', ttl: op.value as number });
+              ttl = op.value as number;
+            } else {
+              if (ttlDec || ttlPartlySet || pcpSplit || rule.match.ipTtl) refuse('ttl dec combined with a ttl match, a partial ttl set, another dec or a PCP-keeping vlan modify cannot be offloaded exactly', 'pedit');
               ttlDec = true;
               acts.push(TTLDEC_PLACEHOLDER);
             }
@@ -612,8 +639,7 @@ function pinnedRestore(rule: FlowerRule, op: PeditOp): Saved | undefined {
     if ((f === 'ip src' || f === 'ip dst') && l3 === EthP.IP && ip) return one(f === 'ip src' ? 2 : 3, putBack(op.field === 'src' ? 'ip_src' : 'ip_dst', 4, ipv4Num(ip.value), ipv4Num(ip.mask), op), dl);
     if ((f === 'ip6 src' || f === 'ip6 dst') && l3 === EthP.IPV6 && ip) return one(f === 'ip6 src' ? 4 : 5, putBack(op.field === 'src' ? 'ipv6_src' : 'ipv6_dst', 16, ipv6ToBytes(ip.value), ipv6ToBytes(ip.mask), op), dl);
     if (f === 'ip tos' && l3 === EthP.IP && m.ipTos) {
-      // ip_dscp and nw_ecn are written whole or not at all (a partial one is refused above): each part the op
-      // writes must be pinned whole, and is put back whole.
+      // Each of DSCP and ECN the op writes bits of must be pinned whole, and is put back whole.
       const w = op.mask === undefined ? 0xff : Number(op.mask);
       const pinned = m.ipTos.mask;
       if ((w & 0xfc && (pinned & 0xfc) !== 0xfc) || (w & 3 && (pinned & 3) !== 3)) return undefined;

@@ -183,6 +183,20 @@ function setValueText(field: FieldName, v: FieldValue, m: FieldValue | undefined
 
 const MOD_NAME: Partial<Record<FieldName, string>> = { eth_src: 'mod_dl_src', eth_dst: 'mod_dl_dst', ip_src: 'mod_nw_src', ip_dst: 'mod_nw_dst' };
 
+/**
+ * Fields whose matches are not maskable but whose bits a set may write: ovs-ofctl's set_field refuses a mask
+ * on them ("invalid mask"), its load: takes a bit range and sends the same masked Set-Field (ovs-actions(7)).
+ */
+export const LOAD_NAME: Partial<Record<FieldName, string>> = { ip_dscp: 'OXM_OF_IP_DSCP', nw_ecn: 'OXM_OF_IP_ECN', nw_ttl: 'NXM_NX_IP_TTL' };
+
+/** A masked set of a LOAD_NAME field as load:VALUE->NAME[lo..hi]; its mask must be one run of bits. */
+function loadText(name: string, value: number, mask: number): string {
+  const lo = Math.log2(mask & -mask);
+  const hi = 31 - Math.clz32(mask);
+  if (mask !== ((2 ** (hi + 1) - 1) & ~(2 ** lo - 1))) throw new Error(`load: mask ${hex(mask)} is not one run of bits`);
+  return `load:${hex(value >>> lo)}->${name}[${lo === hi ? lo : `${lo}..${hi}`}]`;
+}
+
 function natText(n: OfNat): string {
   if (n.type === 'restore') return 'nat';
   const addr = (b: Uint8Array) => (b.length === 16 ? bytesToIpv6(b) : bytesToIpv4(b));
@@ -215,6 +229,7 @@ export function actionText(x: OfAction): string {
       return `pop_mpls:${hex(x.ethertype)}`;
     case 'set_field':
       if (x.mod && x.mask === undefined && MOD_NAME[x.field]) return `${MOD_NAME[x.field]}:${setValueText(x.field, x.value, undefined)}`;
+      if (x.mask !== undefined && LOAD_NAME[x.field]) return loadText(LOAD_NAME[x.field]!, num(x.value) & num(x.mask), num(x.mask));
       return `set_field:${setValueText(x.field, x.value, x.mask)}->${x.field}`;
     case 'mod_nw_ttl':
       return `mod_nw_ttl:${x.ttl}`;

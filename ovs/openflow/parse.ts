@@ -3,7 +3,7 @@
 // Never on the install path: the translators build values, encode.ts encodes
 // them. The vocabulary is the encoder's; anything else throws UnsupportedFlow.
 import { ipv4ToBytes, ipv6ToBytes, macToBytes } from '../../rules/addr.js';
-import { CT_STATE_BITS, FRAG_NAMES, type FieldName, type FieldValue, type Match, type MatchField, type OfAction, type OfFlow, type OfNat } from './flow.js';
+import { CT_STATE_BITS, FRAG_NAMES, LOAD_NAME, type FieldName, type FieldValue, type Match, type MatchField, type OfAction, type OfFlow, type OfNat } from './flow.js';
 import { fieldByName, unsupported, type FieldSpec } from './oxm.js';
 
 const intRe = /^(0x[0-9a-fA-F]+|[0-9]+)$/;
@@ -220,6 +220,15 @@ export function parseAction(item: string): OfAction {
       const at = arg?.lastIndexOf('->') ?? -1;
       if (at < 0) break;
       return setField(arg!.slice(0, at), arg!.slice(at + 2));
+    }
+    case 'load': {
+      // load:V->NAME[lo..hi] on a LOAD_NAME field: the masked set_field ovs-ofctl makes of it.
+      const m = arg?.match(/^(0x[0-9a-f]+|\d+)->(\w+)\[(\d+)(?:\.\.(\d+))?\]$/i);
+      const field = m && (Object.keys(LOAD_NAME) as FieldName[]).find((k) => LOAD_NAME[k] === m[2]);
+      if (!m || !field) break;
+      const lo = Number(m[3]), hi = Number(m[4] ?? m[3]);
+      const mask = (2 ** (hi + 1) - 1) - (2 ** lo - 1);
+      return { a: 'set_field', field, value: (Number(m[1]) * 2 ** lo) & mask, mask };
     }
     case 'mod_dl_src':
     case 'mod_dl_dst':

@@ -269,8 +269,12 @@ describe('refusals and partial offload', () => {
     expect(ruleFlows(t).map(flowText)).toEqual([expect.objectContaining({ match: 'in_port=100,dl_type=0x800,vlan_tci=0x0000/0xffff', actions: 'output:200' })]);
     expect(cookieKind(ruleFlows(t)[0]!.cookie)).toBe(FlowKind.TRAP);
   });
-  it('a rewrite that may reach software is not offloaded (the guest would classify it again from chain 0)', () => {
+  it('a rewrite before a certain hand-off is not offloaded: software runs chain 0 again and makes it (the trap is the same flow, reported not_in_hw)', () => {
     const t = one('dev vf0 ingress prio 1 protocol ip flower action pedit ex munge ip ttl set 9 pipe action pass');
+    expect(t.perRule.get(1)!.error!.message).toMatch(/rewrites the packet.*chain 0 again/);
+  });
+  it('a rewrite that may reach software after a later chain is not offloaded unless the hand-off can put it back', () => {
+    const t = translate({ rules: ['dev vf0 ingress prio 1 protocol ip flower action vlan push id 5 pipe action goto chain 1', 'dev vf0 ingress chain 1 prio 1 protocol all flower action drop'].map((l, i) => ({ id: i + 1, rule: parseFilter(splitArgs(l)).value! })), ports });
     expect(t.perRule.get(1)!.error!.message).toMatch(/rewrites the packet.*chain 0 again/);
   });
   it('a mirror copy or a meter followed by a possible hand-off to software is not offloaded (software would repeat it)', () => {
@@ -547,17 +551,21 @@ describe('masked pedit as masked set_field (issue 11 section 5)', () => {
     const v6 = keepBits(keepBits(rule(`${head} protocol ipv6 flower action pedit ex munge ip6 dst set 2001:db8::1 ${redirect}`), 'ip6', 32, 0xffffffff), 'ip6', 36, 0xffff0000);
     expect(acts(v6)).toEqual(['set_field:2001:db8::1/ffff:ffff:ffff:ffff::ffff->ipv6_dst,output:101']);
   });
-  it('refuses what OpenFlow cannot mask: part of DSCP, ECN or ttl, and a value with bits under its mask (act_pedit xor)', () => {
-    for (const r of [
-      rule(`${head} protocol ip flower skip_sw action pedit ex munge ip tos set 0x20 retain 0xf0 ${redirect}`),
-      rule(`${head} protocol ip flower skip_sw action pedit ex munge ip tos set 0x1 retain 0x1 ${redirect}`),
-      rule(`${head} protocol ip flower skip_sw action pedit ex munge ip ttl set 5 retain 0xf ${redirect}`),
-      keepBits(rule(`${head} protocol ip flower skip_sw action pedit ex munge ip src set 192.168.1.1 ${redirect}`), 'ip4', 12, 0),
-    ].map((r, i) => (i === 3 ? { ...r, actions: r.actions.map((a) => (a.kind === 'pedit' ? { ...a, keys: [{ ...a.keys[0]!, mask: 0xff }] } : a)) } : r))) {
-      const t = tr([r]);
-      expect(t.perRule.get(1)).toMatchObject({ refused: true });
-      expect(t.perRule.get(1)!.error!.errno).toBe(Errno.EOPNOTSUPP);
-    }
+  it('part of DSCP, ECN or ttl is a load to each run of bits it writes (OVS takes masked sets of them, not masked matches)', () => {
+    expect(acts(rule(`${head} protocol ip flower action pedit ex munge ip tos set 0x20 retain 0xf0 ${redirect}`))).toEqual(['load:0x2->OXM_OF_IP_DSCP[2..5],output:101']);
+    expect(acts(rule(`${head} protocol ip flower action pedit ex munge ip tos set 0x21 retain 0xa9 ${redirect}`))).toEqual(['load:0x0->OXM_OF_IP_DSCP[1],load:0x1->OXM_OF_IP_DSCP[3],load:0x0->OXM_OF_IP_DSCP[5],load:0x1->OXM_OF_IP_ECN[0],output:101']);
+    expect(acts(rule(`${head} protocol ip flower action pedit ex munge ip ttl set 5 retain 0xf ${redirect}`))).toEqual(['load:0x5->NXM_NX_IP_TTL[0..3],output:101']);
+  });
+  it('a ttl dec after a ttl set is a set of the result; after a partial set of an unknown ttl it is trapped', () => {
+    expect(acts(rule(`${head} protocol ip flower action pedit ex munge ip ttl set 5 munge ip ttl dec ${redirect}`))).toEqual(['mod_nw_ttl:5,mod_nw_ttl:4,output:101']);
+    expect(acts(rule(`${head} protocol ip flower ip_ttl 64 action pedit ex munge ip ttl set 0 retain 0xf0 pipe action pedit ex munge ip ttl dec ${redirect}`))).toEqual(['load:0x0->NXM_NX_IP_TTL[4..7],mod_nw_ttl:255,output:101']);
+    expect(tr([rule(`${head} protocol ip flower action pedit ex munge ip ttl set 1 retain 0x1 munge ip ttl dec ${redirect}`)]).perRule.get(1)!.offloaded).toBe(false);
+  });
+  it('refuses a value with bits under its mask (act_pedit xor)', () => {
+    const r = keepBits(rule(`${head} protocol ip flower skip_sw action pedit ex munge ip src set 192.168.1.1 ${redirect}`), 'ip4', 12, 0);
+    const t = tr([{ ...r, actions: r.actions.map((a) => (a.kind === 'pedit' ? { ...a, keys: [{ ...a.keys[0]!, mask: 0xff }] } : a)) }]);
+    expect(t.perRule.get(1)).toMatchObject({ refused: true });
+    expect(t.perRule.get(1)!.error!.errno).toBe(Errno.EOPNOTSUPP);
   });
   it('a masked rewrite of a pinned field, then goto, is offloaded and restored on a miss', () => {
     const t = tr([

@@ -32,6 +32,8 @@ export const RARE_FORMS: OfFlow[] = [
   flow(3, 27, 0x512n, 'in_port=1', 'set_field:00:00:00:00:00:09/00:00:00:ff:ff:ff->eth_dst,set_field:02:00:00:00:00:00/ff:ff:ff:00:00:00->eth_src,output:2'),
   flow(3, 28, 0x513n, 'in_port=1,dl_type=0x800,vlan_tci=0x0000/0xffff', 'set_field:0.0.1.1/0.0.255.255->ip_src,set_field:10.0.0.0/255.0.0.0->ip_dst,set_field:10->ip_dscp,output:2'),
   flow(3, 29, 0x514n, 'in_port=1,dl_type=0x86dd,vlan_tci=0x0000/0xffff', 'set_field:::9/::ffff->ipv6_src,set_field:2001:db8::/ffff:ffff::->ipv6_dst,output:2'),
+  // Part of DSCP, ECN or ttl: load: to a bit range, a masked Set-Field on fields with no masked match.
+  flow(3, 45, 0x52fn, 'in_port=1,dl_type=0x800,vlan_tci=0x0000/0xffff', 'load:0x2->OXM_OF_IP_DSCP[2..5],load:0x1->OXM_OF_IP_ECN[0],load:0x5->NXM_NX_IP_TTL[0..3],output:2'),
   flow(3, 30, 0x515n, 'in_port=1,dl_type=0x800,vlan_tci=0x0000/0xffff,nw_proto=6', 'set_field:0x1200/0xff00->tcp_src,set_field:0x5/0xff->tcp_dst,set_field:2->nw_ecn,output:2'),
   flow(3, 31, 0x516n, 'in_port=1,dl_type=0x800,vlan_tci=0x0000/0xffff,nw_proto=17', 'set_field:0x3500/0xff00->udp_src,set_field:0x35/0xff->udp_dst,resubmit(,4)'),
 ];
