@@ -53,6 +53,8 @@ export const HANDOFF_TABLE = 253;
 export const SAVED_BITS_REG = 'reg15';
 export const RESTORE_SLOT_REG = 'reg14';
 const reg = (slot: number): FieldName => `reg${slot}`;
+/** The save slot of the outer VLAN tag: a stack, not a field, so a second rule changing it hands the packet off instead. */
+const VLAN_SLOT = 12;
 
 /** One way to run the action list; `when` adds match fields that select this variant (ttl dec). */
 export interface ActionVariant {
@@ -271,6 +273,33 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
     if (!same) saves.push(s);
     else for (const a of s.restore) if (!same.restore.some((b) => JSON.stringify(b) === JSON.stringify(a))) same.restore.push(a);
   };
+  // The tag changes so far, relative to the frame as it came: tags pushed and still on, original tags removed,
+  // and whether the original outer tag was modified in place. The original tag is known when the filter is on a
+  // VLAN protocol (offloaded under a declared outer TPID) and pins the VID and PCP, as a guest OVS's megaflow does.
+  const orig = (rule.protocol === EthP.VLAN_8021Q || rule.protocol === EthP.VLAN_8021AD) && rule.match.vlanId !== undefined && rule.match.vlanPrio !== undefined
+    ? { tpid: rule.protocol, vid: rule.match.vlanId, pcp: rule.match.vlanPrio }
+    : undefined;
+  const vlan = { pushed: 0, removed: 0, modified: false };
+  const vlanChanged = (op: 'push' | 'pop' | 'modify') => {
+    if (op === 'push') vlan.pushed++;
+    else if (op === 'pop') vlan.pushed ? vlan.pushed-- : vlan.removed++;
+    else if (!vlan.pushed) vlan.modified = true;
+    const at = saves.findIndex((x) => x.slot === VLAN_SLOT);
+    if (at >= 0) saves.splice(at, 1);
+    const r = vlanRestore();
+    if (r === undefined) did('rewrites the packet');
+    else if (r.length) saves.push({ slot: VLAN_SLOT, restore: r, prereq: r[0] === POP_VLAN ? [mf('vlan_tci', 0x1000, 0x1000)] : [] });
+  };
+  /** What puts the tag stack back as it came: pop what this rule pushed, push the original back; undefined if unknown. */
+  const vlanRestore = (): OfAction[] | undefined => {
+    const putBack = vlan.removed === 1 || (vlan.modified && !vlan.removed);
+    if (vlan.removed > 1 || vlan.pushed + (vlan.modified && !vlan.removed ? 1 : 0) > 1 || (putBack && !orig)) return undefined;
+    const pops = vlan.pushed + (vlan.modified && !vlan.removed ? 1 : 0);
+    return [
+      ...(pops ? [POP_VLAN] : []),
+      ...(putBack ? [{ a: 'push_vlan', tpid: orig!.tpid } as const, setField('vlan_vid', 0x1000 | orig!.vid), setField('vlan_pcp', orig!.pcp)] : []),
+    ];
+  };
   // A goto to a chain other than 0 may miss there: the hand-off then restores what `saves` lists, so software
   // runs chain 0 on the packet as it arrived (no rewrite is repeated on a rewritten packet).
   const handOff = (toChain?: number) => {
@@ -335,7 +364,7 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
             acts.push(POP_VLAN);
             tagged = 'unknown';
             tag = undefined;
-            did('rewrites the packet');
+            vlanChanged('pop');
           }
         } else if (a.op === 'push') {
           if (a.protocol !== undefined && a.protocol !== EthP.VLAN_8021Q && a.protocol !== EthP.VLAN_8021AD) refuse('vlan push of an unknown TPID', 'vlan');
@@ -344,7 +373,7 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
           if (a.prio) acts.push(setField('vlan_pcp', a.prio));
           tagged = 'yes';
           tag = { tpid: a.protocol ?? EthP.VLAN_8021Q, pcp: a.prio ?? 0 };
-          did('rewrites the packet');
+          vlanChanged('push');
         } else {
           if (tagged === 'unknown') refuse('vlan modify after a vlan pop: the frame may or may not still carry a tag', 'vlan');
           if (tagged === 'yes') {
@@ -362,7 +391,7 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
               acts.push(POP_VLAN, { a: 'push_vlan', tpid }, setField('vlan_vid', 0x1000 | a.id), pcp === undefined ? PCP_PLACEHOLDER : setField('vlan_pcp', pcp));
             }
             tag = pcp === undefined ? undefined : { tpid, pcp };
-            did('rewrites the packet');
+            vlanChanged('modify');
           }
         }
         break;
@@ -535,13 +564,16 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
       // change a field names itself in the field's register, later ones leave it (the original is the first's).
       const all = saves.reduce((m, s) => m | (1 << s.slot), 0);
       const variants: ActionVariant[] = [];
+      const vlanBit = all & (1 << VLAN_SLOT);
       for (let taken = 0; taken <= all; taken++) {
-        if ((taken & ~all) !== 0) continue;
+        if ((taken & ~all) !== 0 || taken & vlanBit) continue;
         const mine = all & ~taken;
         const save = saves.filter((s) => mine & (1 << s.slot)).map((s) => setField(reg(s.slot), ctx.ruleId!));
         if (mine) save.push(setField(SAVED_BITS_REG, mine, mine));
         variants.push({ when: [mf(SAVED_BITS_REG, taken, all)], actions: [...save, ...acts], specific: false });
       }
+      // An earlier rule changed the tag stack: restores cannot stack, so the packet goes to software untouched by this rule.
+      if (vlanBit) variants.push({ when: [mf(SAVED_BITS_REG, vlanBit, vlanBit)], actions: [slowPath(ctx, rule)], specific: false });
       return { variants, saves };
     }
     if (pcpSplit) {

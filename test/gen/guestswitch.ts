@@ -17,7 +17,8 @@
 //   (ofproto-dpif-xlate.c un-wildcards what a set action writes);
 // - actions, in OVS's order: `police index N` first (a meter: the shared
 //   policer of tc_add_policer_action, nl_msg_put_act_police_index); vlan pop,
-//   push (OVS has no vlan modify: a VID change is pop then push); pedit keys
+//   push (OVS has no vlan modify: a VID change is pop then push), and a pop
+//   then ct and goto (OVN's localnet port on a VLAN network); pedit keys
 //   of a masked set (parse_put_flow_set_masked_action: whole fields, DSCP
 //   with 0xfc, the low byte of an IPv4 address) and the csum action tc.c
 //   adds after IP rewrites (csum_update_flag, tcp/udp only); ct zone Z
@@ -139,6 +140,7 @@ type Shape =
   | 'push'
   | 'pop'
   | 'vid change'
+  | 'pop, ct, goto'
   | 'rewrite, output'
   | 'rewrite, goto'
   | 'ct, goto'
@@ -162,7 +164,7 @@ interface Spec {
 }
 
 const arbShape = fc.constantFrom<Shape>(
-  'output', 'output', 'output', 'flood', 'drop', 'push', 'pop', 'vid change',
+  'output', 'output', 'output', 'flood', 'drop', 'push', 'pop', 'vid change', 'pop, ct, goto',
   'rewrite, output', 'rewrite, output', 'rewrite, goto', 'ct, goto', 'ct, goto', 'ct nat, goto', 'ct commit, goto', 'rewrite, ct, goto', 'ct clear, output',
 );
 
@@ -297,8 +299,8 @@ function megaflows(s: Spec, after: AfterSpec[]): Made[] {
   const t = s.t;
   let shape = s.shape;
   // Shapes that need IP (ct, rewrites of IP fields) or a tag fall back to what OVS would make for this packet.
-  if (t.kind === 'vlan' && !['output', 'flood', 'drop', 'pop', 'vid change'].includes(shape)) shape = 'pop';
-  if (t.kind !== 'vlan' && (shape === 'pop' || shape === 'vid change')) shape = 'push';
+  if (t.kind === 'vlan' && !['output', 'flood', 'drop', 'pop', 'vid change', 'pop, ct, goto'].includes(shape)) shape = 'pop';
+  if (t.kind !== 'vlan' && (shape === 'pop' || shape === 'vid change' || shape === 'pop, ct, goto')) shape = 'push';
   if (!isIp(t.kind) && shape.startsWith('ct')) shape = 'output';
   if (t.kind === 'arp' && shape.startsWith('rewrite')) shape = 'output';
   const origin = templatePacket(t);
@@ -315,7 +317,8 @@ function megaflows(s: Spec, after: AfterSpec[]): Made[] {
     if (!rw.text) rw = rewriteText(origin, ['eth dst']);
     pins = pinsOf(rw.text.includes('eth dst') ? [...s.rewrites, 'eth dst'] : s.rewrites);
   }
-  const m = matchText(origin, s.prof, pins, s.prof.vlanPrio);
+  // pop_vlan un-wildcards the whole TCI (ofproto-dpif-xlate.c), so a megaflow that pops pins the PCP too.
+  const m = matchText(origin, s.prof, pins, s.prof.vlanPrio || shape === 'pop, ct, goto');
   const goto = `action goto chain ${s.chain}`;
   let acts: string;
   switch (shape) {
@@ -325,6 +328,8 @@ function megaflows(s: Spec, after: AfterSpec[]): Made[] {
     case 'push': acts = `action vlan push id ${s.newVid} priority ${t.pcp} protocol 802.1Q pipe ${out}`; break;
     case 'pop': acts = `action vlan pop pipe ${out}`; break;
     case 'vid change': acts = `action vlan pop pipe action vlan push id ${s.newVid} priority ${t.pcp} protocol 802.1Q pipe ${out}`; break;
+    // OVN's localnet port on a VLAN provider network: the tag comes off, then conntrack for the ACLs recirculates.
+    case 'pop, ct, goto': acts = `action vlan pop pipe ${ctText({ zone: s.zone, commit: false, mark: false, label: false, nat: 'none' })} ${goto}`; break;
     case 'rewrite, output': acts = `${rw.text} ${out}`; break;
     case 'rewrite, goto': acts = `${rw.text} ${goto}`; break;
     case 'ct, goto': acts = `${ctText({ zone: s.zone, commit: false, mark: false, label: false, nat: 'none' })} ${goto}`; break;

@@ -92,6 +92,9 @@ const DECLARED_FORMS: [string, string][] = [
   ['declared 802.1Q: vlan_id, vlan_prio, vlan_ethtype ip, dst_ip', 'protocol 802.1Q flower vlan_id 5 vlan_prio 3 vlan_ethtype ip dst_ip 10.0.0.2 action mirred egress redirect dev vf1'],
   ['declared 802.1Q: inner 802.1Q tag (vlan_ethtype 802.1Q)', 'protocol 802.1Q flower vlan_ethtype 802.1Q action drop'],
   ['declared 802.1Q: any tag, pop and redirect', 'protocol 802.1Q flower action vlan pop pipe action mirred egress redirect dev vf1'],
+  // OVN's localnet shape without its ct (no recirculation offload on this kernel): a pinned tag popped, then a chain that misses for udp.
+  ['declared 802.1Q: pinned tag popped, goto, miss puts it back', 'protocol 802.1Q flower vlan_id 5 vlan_prio 3 action vlan pop pipe action goto chain 1\ndev vf0 ingress chain 1 prio 1 protocol ip flower ip_proto tcp action mirred egress redirect dev vf1'],
+  ['declared 802.1Q: vlan push, goto, miss pops it', 'protocol ip flower action vlan push id 9 pipe action goto chain 1\ndev vf0 ingress chain 1 prio 1 protocol 802.1Q flower vlan_ethtype ip ip_proto tcp action drop'],
 ];
 
 function formCases(): Case[] {

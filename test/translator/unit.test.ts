@@ -274,7 +274,7 @@ describe('refusals and partial offload', () => {
     expect(t.perRule.get(1)!.error!.message).toMatch(/rewrites the packet.*chain 0 again/);
   });
   it('a rewrite that may reach software after a later chain is not offloaded unless the hand-off can put it back', () => {
-    const t = translate({ rules: ['dev vf0 ingress prio 1 protocol ip flower action vlan push id 5 pipe action goto chain 1', 'dev vf0 ingress chain 1 prio 1 protocol all flower action drop'].map((l, i) => ({ id: i + 1, rule: parseFilter(splitArgs(l)).value! })), ports });
+    const t = translate({ rules: ['dev vf0 ingress prio 1 protocol ip flower action pedit ex munge ip src set 10.1.1.1 pipe action goto chain 1', 'dev vf0 ingress chain 1 prio 1 protocol all flower action drop'].map((l, i) => ({ id: i + 1, rule: parseFilter(splitArgs(l)).value! })), ports });
     expect(t.perRule.get(1)!.error!.message).toMatch(/rewrites the packet.*chain 0 again/);
   });
   it('a mirror copy or a meter followed by a possible hand-off to software is not offloaded (software would repeat it)', () => {
@@ -521,6 +521,44 @@ describe('rewrite, then goto (issue 11 section 2)', () => {
     expect(tr([rewrite.replace('src_ip 10.0.0.1', 'src_ip 10.0.0.0/24'), chain1]).perRule.get(1)!.offloaded).toBe(false);
     expect(tr([rewrite.replace('pipe action goto', 'pipe action mirred egress mirror dev vf1 pipe action goto'), chain1]).perRule.get(1)!.offloaded).toBe(false);
     expect(tr([rewrite, chain1, 'dev vf0 ingress chain 1 prio 2 protocol all flower action goto chain 0']).perRule.get(1)!.offloaded).toBe(false);
+  });
+});
+
+describe('vlan push, pop or modify, then goto (issue 11 section 2)', () => {
+  const tr = (lines: string[]) => translate({ rules: lines.map((l, i) => ({ id: i + 1, rule: parseFilter(splitArgs(l)).value! })), ports, outerTpid: 0x8100 });
+  const chain1 = 'dev vf0 ingress chain 1 prio 1 protocol ip flower ip_proto tcp action drop';
+  const restores = (t: ReturnType<typeof translate>) => t.flows.filter((f) => f.table === 253 && f.priority === 10).map(flowLine).map((l) => l.replace(/cookie=0x[0-9a-f]+,/, ''));
+
+  it('a pop of a tag the match pins (VID and PCP) is put back by the hand-off: push_vlan with them', () => {
+    const t = tr(['dev vf0 ingress prio 1 protocol 802.1Q flower vlan_id 100 vlan_prio 3 vlan_ethtype ip action vlan pop pipe action goto chain 1', chain1]);
+    expect(t.perRule.get(1)!.offloaded).toBe(true);
+    expect(restores(t)).toEqual(['table=253,priority=10,reg14=13,reg12=1,actions=push_vlan:0x8100,set_field:4196->vlan_vid,set_field:3->vlan_pcp']);
+    // (Its other flows send frames of two tags to software: deeper tags, docs/mapping.md.)
+    expect(ruleFlows(t).filter((f) => cookieRuleId(f.cookie) === 1 && f.table !== 253).map((f) => actionsText(f.actions))).toContain(
+      `set_field:1->reg12,set_field:0x1000/0x1000->reg15,pop_vlan,resubmit(,${t.tables.get('1/entry')})`,
+    );
+  });
+  it('a push is undone by a pop; a modify by a pop and a push of the pinned tag', () => {
+    expect(restores(tr(['dev vf0 ingress prio 1 protocol ip flower action vlan push id 5 pipe action goto chain 1', chain1]))).toEqual([
+      'table=253,priority=10,reg14=13,reg12=1,vlan_tci=0x1000/0x1000,actions=pop_vlan',
+    ]);
+    expect(restores(tr(['dev vf0 ingress prio 1 protocol 802.1Q flower vlan_id 100 vlan_prio 0 action vlan modify id 7 pipe action goto chain 1', chain1]))).toEqual([
+      'table=253,priority=10,reg14=13,reg12=1,vlan_tci=0x1000/0x1000,actions=pop_vlan,push_vlan:0x8100,set_field:4196->vlan_vid,set_field:0->vlan_pcp',
+    ]);
+  });
+  it('stays trapped when the tag it took is not pinned, or it took two', () => {
+    expect(tr(['dev vf0 ingress prio 1 protocol 802.1Q flower vlan_id 100 action vlan pop pipe action goto chain 1', chain1]).perRule.get(1)!.offloaded).toBe(false);
+    expect(tr(['dev vf0 ingress prio 1 protocol 802.1Q flower vlan_id 100 vlan_prio 0 action vlan pop pipe action vlan pop pipe action goto chain 1', chain1]).perRule.get(1)!.offloaded).toBe(false);
+  });
+  it('a later rule changing the tag again hands the packet off untouched (tag restores do not stack)', () => {
+    const t = tr([
+      'dev vf0 ingress prio 1 protocol ip flower action vlan push id 5 pipe action goto chain 1',
+      'dev vf0 ingress chain 1 prio 1 protocol all flower action vlan push id 6 pipe action goto chain 2',
+      'dev vf0 ingress chain 2 prio 1 protocol ip flower ip_proto tcp action drop',
+    ]);
+    expect(t.perRule.get(2)!.offloaded).toBe(true);
+    const second = ruleFlows(t).filter((f) => cookieRuleId(f.cookie) === 2 && f.table !== 253).map(flowText);
+    expect(second).toContainEqual(expect.objectContaining({ match: expect.stringContaining('reg15=0x1000/0x1000'), actions: 'resubmit(,253)' }));
   });
 });
 
