@@ -32,6 +32,8 @@ export interface ActionContext {
   ruleId?: number;
   /** False when some rule jumps back to chain 0, whose hand-offs do not restore: no rewrite may then precede a goto. */
   restoreOk?: boolean;
+  /** The VM's declared outer TPID: later chains' VLAN filters are offloaded on the strength of it. */
+  outerTpid?: number;
 }
 
 /**
@@ -279,8 +281,13 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
   const orig = (rule.protocol === EthP.VLAN_8021Q || rule.protocol === EthP.VLAN_8021AD) && rule.match.vlanId !== undefined && rule.match.vlanPrio !== undefined
     ? { tpid: rule.protocol, vid: rule.match.vlanId, pcp: rule.match.vlanPrio }
     : undefined;
-  const vlan = { pushed: 0, removed: 0, modified: false };
-  const vlanChanged = (op: 'push' | 'pop' | 'modify') => {
+  // With vlan-limit 1 OVS parses one tag: after a pop of a frame with two, OpenFlow sees it untagged where tc sees the
+  // inner tag. A non-VLAN vlan_ethtype keeps such frames off this rule's flows (its deeper-tag traps take them).
+  const oneTag = rule.match.vlanEthType !== undefined && rule.match.vlanEthType !== EthP.VLAN_8021Q && rule.match.vlanEthType !== EthP.VLAN_8021AD;
+  const vlan = { pushed: 0, removed: 0, modified: false, foreign: false };
+  const vlanChanged = (op: 'push' | 'pop' | 'modify', tpid?: number) => {
+    // A tag of another TPID than the declared one would reach later chains, whose VLAN filters assume the declared one.
+    if (tpid !== undefined && ctx.outerTpid !== undefined && tpid !== ctx.outerTpid) vlan.foreign = true;
     if (op === 'push') vlan.pushed++;
     else if (op === 'pop') vlan.pushed ? vlan.pushed-- : vlan.removed++;
     else if (!vlan.pushed) vlan.modified = true;
@@ -293,7 +300,7 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
   /** What puts the tag stack back as it came: pop what this rule pushed, push the original back; undefined if unknown. */
   const vlanRestore = (): OfAction[] | undefined => {
     const putBack = vlan.removed === 1 || (vlan.modified && !vlan.removed);
-    if (vlan.removed > 1 || vlan.pushed + (vlan.modified && !vlan.removed ? 1 : 0) > 1 || (putBack && !orig)) return undefined;
+    if (vlan.foreign || vlan.removed > 1 || (vlan.removed && !oneTag) || vlan.pushed + (vlan.modified && !vlan.removed ? 1 : 0) > 1 || (putBack && !orig)) return undefined;
     const pops = vlan.pushed + (vlan.modified && !vlan.removed ? 1 : 0);
     return [
       ...(pops ? [POP_VLAN] : []),
@@ -373,7 +380,7 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
           if (a.prio) acts.push(setField('vlan_pcp', a.prio));
           tagged = 'yes';
           tag = { tpid: a.protocol ?? EthP.VLAN_8021Q, pcp: a.prio ?? 0 };
-          vlanChanged('push');
+          vlanChanged('push', tag.tpid);
         } else {
           if (tagged === 'unknown') refuse('vlan modify after a vlan pop: the frame may or may not still carry a tag', 'vlan');
           if (tagged === 'yes') {
@@ -391,7 +398,7 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
               acts.push(POP_VLAN, { a: 'push_vlan', tpid }, setField('vlan_vid', 0x1000 | a.id), pcp === undefined ? PCP_PLACEHOLDER : setField('vlan_pcp', pcp));
             }
             tag = pcp === undefined ? undefined : { tpid, pcp };
-            vlanChanged('modify');
+            vlanChanged('modify', tpid);
           }
         }
         break;

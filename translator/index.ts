@@ -332,6 +332,7 @@ function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo,
       zone: zoned.zone,
       ruleId: id,
       restoreOk: ctx.restoreOk,
+      ...(ctx.outerTpid !== undefined ? { outerTpid: ctx.outerTpid } : {}),
       chainTable: (c) => {
         shared = true;
         return ctx.chainTable(c);

@@ -542,12 +542,21 @@ describe('vlan push, pop or modify, then goto (issue 11 section 2)', () => {
     expect(restores(tr(['dev vf0 ingress prio 1 protocol ip flower action vlan push id 5 pipe action goto chain 1', chain1]))).toEqual([
       'table=253,priority=10,reg14=13,reg12=1,vlan_tci=0x1000/0x1000,actions=pop_vlan',
     ]);
-    expect(restores(tr(['dev vf0 ingress prio 1 protocol 802.1Q flower vlan_id 100 vlan_prio 0 action vlan modify id 7 pipe action goto chain 1', chain1]))).toEqual([
+    expect(restores(tr(['dev vf0 ingress prio 1 protocol 802.1Q flower vlan_id 100 vlan_prio 0 vlan_ethtype ip action vlan modify id 7 pipe action goto chain 1', chain1]))).toEqual([
       'table=253,priority=10,reg14=13,reg12=1,vlan_tci=0x1000/0x1000,actions=pop_vlan,push_vlan:0x8100,set_field:4196->vlan_vid,set_field:0->vlan_pcp',
     ]);
   });
-  it('stays trapped when the tag it took is not pinned, or it took two', () => {
-    expect(tr(['dev vf0 ingress prio 1 protocol 802.1Q flower vlan_id 100 action vlan pop pipe action goto chain 1', chain1]).perRule.get(1)!.offloaded).toBe(false);
+  it('stays trapped when the tag it leaves has another TPID than the declared one (later chains assume the declared one)', () => {
+    const t = tr([
+      'dev vf0 ingress prio 1 protocol ip flower action vlan push id 5 protocol 802.1ad pipe action goto chain 1',
+      'dev vf0 ingress chain 1 prio 1 protocol 802.1Q flower vlan_id 5 action drop',
+    ]);
+    expect(t.perRule.get(1)!.offloaded).toBe(false);
+    expect(tr(['dev vf0 ingress prio 1 protocol 802.1Q flower vlan_id 100 vlan_prio 0 action vlan modify id 7 protocol 802.1ad pipe action goto chain 1', chain1]).perRule.get(1)!.offloaded).toBe(false);
+  });
+  it('stays trapped when the tag it took is not pinned, it took two, or a frame of two tags may reach it (OVS would see no tag after the pop)', () => {
+    expect(tr(['dev vf0 ingress prio 1 protocol 802.1Q flower vlan_id 100 vlan_ethtype ip action vlan pop pipe action goto chain 1', chain1]).perRule.get(1)!.offloaded).toBe(false);
+    expect(tr(['dev vf0 ingress prio 1 protocol 802.1Q flower vlan_id 100 vlan_prio 3 action vlan pop pipe action goto chain 1', chain1]).perRule.get(1)!.offloaded).toBe(false);
     expect(tr(['dev vf0 ingress prio 1 protocol 802.1Q flower vlan_id 100 vlan_prio 0 action vlan pop pipe action vlan pop pipe action goto chain 1', chain1]).perRule.get(1)!.offloaded).toBe(false);
   });
   it('a later rule changing the tag again hands the packet off untouched (tag restores do not stack)', () => {

@@ -113,11 +113,48 @@ const natLine = fc
     ][k]!;
   });
 
+// Tag changes with a goto after them (issue 11 section 2): push, pop and modify of a pinned tag (OVN's localnet
+// pop then ct), of the declared TPID and of the other one, and later chains whose VLAN filters meet, miss or change
+// the tag again: the hand-off must put the tag stack back, and later chains must see the TPID the frame has.
+const vlanGotoLine = (devs: fc.Arbitrary<string>) => fc
+  .tuple(devs, devs, fc.integer({ min: 1, max: 4 }), fc.nat(10))
+  .map(([d, to, prio, k]) => {
+    const c0 = `dev ${d} ingress prio ${prio}`, c1 = `dev ${d} ingress chain 1 prio ${prio}`;
+    return [
+      `${c0} protocol ip flower action vlan push id 5 priority 3 pipe action goto chain 1`,
+      `${c0} protocol ip flower ip_proto udp action vlan push id 5 protocol 802.1ad pipe action goto chain 1`,
+      `${c0} protocol 802.1Q flower vlan_id 5 vlan_prio 3 action vlan pop pipe action goto chain 1`,
+      `${c0} protocol 802.1ad flower vlan_id 100 vlan_prio 3 vlan_ethtype ip action vlan pop pipe action goto chain 1`,
+      `${c0} protocol 802.1Q flower vlan_id 5 vlan_prio 3 action vlan modify id 6 pipe action goto chain 1`,
+      `${c0} protocol 802.1Q flower vlan_id 5 vlan_prio 3 vlan_ethtype ip action vlan pop pipe action ct zone 3 pipe action goto chain 1`,
+      `${c1} protocol 802.1Q flower vlan_id 5 action drop`,
+      `${c1} protocol 802.1ad flower vlan_id 5 action mirred egress redirect dev ${to}`,
+      `${c1} protocol ip flower ip_proto udp action mirred egress redirect dev ${to}`,
+      `${c1} protocol all flower action vlan push id 6 pipe action goto chain 2`,
+      `dev ${d} ingress chain 2 prio ${prio} protocol ip flower ip_proto tcp action drop`,
+    ][k]!;
+  });
+
+/** Rule sets of tag changes then goto alone, on one representor, so that they meet each other often. */
+export function arbVlanGotoRuleset(d: string): fc.Arbitrary<FlowerRule[]> {
+  return fc.array(vlanGotoLine(fc.constant(d)), { minLength: 2, maxLength: 6 }).map((lines) => {
+    const protoAt = new Map<string, number>();
+    return lines.flatMap((l) => {
+      const r = parseFilter(splitArgs(l));
+      if (!r.ok) throw new Error(`bad vlan rule ${l}: ${r.error.message}`);
+      const k = `${r.value.chain}|${r.value.prio}`;
+      if ((protoAt.get(k) ?? r.value.protocol) !== r.value.protocol) return [];
+      protoAt.set(k, r.value.protocol);
+      return [r.value];
+    });
+  });
+}
+
 /** `base` rule sets with up to three of the extra shapes mixed in (one protocol per prio, as cls_api.c insists). */
 export function arbExtraRuleset(base: fc.Arbitrary<FlowerRule[]>): fc.Arbitrary<FlowerRule[]> {
-  return fc.tuple(base, fc.array(extraLine, { maxLength: 3 }), fc.array(rewriteLine, { maxLength: 4 }), fc.array(maskedRule, { maxLength: 3 }), fc.array(natLine, { maxLength: 3 }), fc.nat()).map(([rules, extra, rewrites, masked, nats, at]) => {
+  return fc.tuple(base, fc.array(extraLine, { maxLength: 3 }), fc.array(rewriteLine, { maxLength: 4 }), fc.array(maskedRule, { maxLength: 3 }), fc.array(natLine, { maxLength: 3 }), fc.array(vlanGotoLine(dev), { maxLength: 3 }), fc.nat()).map(([rules, extra, rewrites, masked, nats, vlans, at]) => {
     const out = [...rules];
-    const parsed = [...extra, ...rewrites, ...nats].map((l) => {
+    const parsed = [...extra, ...rewrites, ...nats, ...vlans].map((l) => {
       const r = parseFilter(splitArgs(l));
       if (!r.ok) throw new Error(`bad extra rule ${l}: ${r.error.message}`);
       return r.value;
