@@ -68,17 +68,21 @@ export interface Verdict {
   report: string;
 }
 
-/** ct commits in one send change what the next sees: such frames are not compared. */
 /**
  * ct state carries over between sends, so a frame is not compared where it
  * matters: a rule matching ct_* keys, or a ct that recirculates into the
  * next chain (which reads its state; and OVS 3.1 offloads no recirculation
  * on a kernel without CONFIG_NET_TC_SKB_EXT). A ct in place (commit, NAT,
- * then outputs) does the same to every send of one frame: compared.
+ * then outputs) does the same to every send of one frame (a later send finds
+ * the first one's entry and its NAT binding): compared.
  */
 const usesCt = (r: FlowerRule) =>
   r.match.ctState !== undefined || r.match.ctZone !== undefined || r.match.ctMark !== undefined || r.match.ctLabel !== undefined ||
   r.actions.some((a, i) => a.kind === 'ct' && !a.clear && (a.control.kind === 'goto' || (a.control.kind === 'pipe' && r.actions.slice(i + 1).some((b) => b.kind === 'gact' && b.control.kind === 'goto'))));
+
+/** A NAT to a range: which address and port conntrack picks in it depends on the tuples in use (nf_nat_core.c), not on the rule. */
+const natToRange = (r: FlowerRule) =>
+  r.actions.some((a) => a.kind === 'ct' && a.nat && ((a.nat.addrMax !== undefined && a.nat.addrMax !== a.nat.addrMin) || (a.nat.portMax !== undefined && a.nat.portMax !== a.nat.portMin)));
 
 export function judge(p: Prepared, res: SetResult, n: number): Verdict {
   const raw = p.c.packets[n]!;
@@ -104,7 +108,7 @@ export function judge(p: Prepared, res: SetResult, n: number): Verdict {
   const metRule = metBySoftware.length > 0 && !metBySoftware.some((r) => r.flags.skipHw);
   const offloaded = fr.last.path === 'tc';
   const met = p.kept.filter((r) => r.dev === pkt.inDev && want.trace.some((s) => s.chain === r.chain && s.prio === r.prio));
-  const skipped = met.some(usesCt) ? 'conntrack' : undefined;
+  const skipped = met.some(usesCt) ? 'conntrack' : met.some(natToRange) ? 'NAT to a range' : undefined;
   let cause = '';
   if (!offloaded) {
     const failed = fr.flows.map((f) => res.failures.find((x) => x.ufid === f.ufid)).filter((x) => x !== undefined);

@@ -29,12 +29,27 @@ function l4(p: Packet): number[] {
   }
 }
 
+/**
+ * The TCP (or IPv6 UDP) checksum over the pseudo-header, written into `body`: conntrack drops a TCP segment with a
+ * wrong one as invalid (nf_conntrack_checksum; tcp_error), so a NAT would not happen. Whole segments only.
+ */
+function l4Checksum(p: Packet, body: number[]): void {
+  const ip = p.ip!;
+  const at = ip.proto === 6 ? 16 : ip.proto === 17 && ip.version === 6 ? 6 : -1;
+  if (at < 0 || ip.frag !== 'no') return;
+  const pseudo = ip.version === 4 ? [...ipToBytes(ip.src), ...ipToBytes(ip.dst), 0, ip.proto, ...u16(body.length)] : [...ipToBytes(ip.src), ...ipToBytes(ip.dst), 0, 0, ...u16(body.length), 0, 0, 0, ip.proto];
+  const c = csum([...pseudo, ...body]);
+  body[at] = c >> 8;
+  body[at + 1] = c & 0xff;
+}
+
 export function packetToHex(p: Packet): string {
   const b: number[] = [...macToBytes(p.dstMac), ...macToBytes(p.srcMac)];
   for (const v of p.vlans) b.push(...u16(v.tpid), ...u16(((v.pcp & 7) << 13) | (v.vid & 0xfff)));
   b.push(...u16(p.ethType));
   if (p.ip?.version === 4) {
     const body = l4(p);
+    l4Checksum(p, body);
     // flags+offset: MF for a first fragment, offset 8 x 8 bytes for a later one
     const frag = p.ip.frag === 'first' ? 0x2000 : p.ip.frag === 'later' ? 8 : 0;
     const h = [0x45, p.ip.tos, ...u16(20 + body.length), 0, 1, ...u16(frag), p.ip.ttl, p.ip.proto, 0, 0, ...ipToBytes(p.ip.src), ...ipToBytes(p.ip.dst)];
@@ -44,6 +59,7 @@ export function packetToHex(p: Packet): string {
     b.push(...h, ...body);
   } else if (p.ip?.version === 6) {
     let body = l4(p);
+    l4Checksum(p, body);
     let nh = p.ip.proto;
     if (p.ip.frag !== 'no') {
       // RFC 8200 fragment header: offset in 8-byte units, M flag

@@ -71,6 +71,9 @@ const FORMS: [string, string][] = [
   ['ct clear', 'protocol ip flower action ct clear pipe action mirred egress redirect dev vf1'],
   // ct in place, no recirculation: the datapath NATs the frame its outputs carry (docs/mapping.md, ct nat without goto).
   ['ct commit nat without goto', 'protocol ip flower ip_proto udp action ct commit zone 5 nat src addr 10.9.9.9 pipe action mirred egress redirect dev vf1'],
+  // TCP too (its frames carry a real checksum: conntrack takes a bad one as invalid and NATs nothing).
+  ['ct commit nat dst with a port, tcp', 'protocol ip flower ip_proto tcp action ct commit zone 5 nat dst addr 10.8.8.8 port 80 pipe action mirred egress redirect dev vf1'],
+  ['ct commit nat src, tcp', 'protocol ip flower ip_proto tcp action ct commit zone 9 nat src addr 10.9.9.9 pipe action mirred egress redirect dev vf1'],
   ['ct commit mark, then output', 'protocol ip flower ip_proto tcp action ct commit zone 6 mark 7 pipe action mirred egress redirect dev vf1'],
   // What a guest OVS emits (issue 11): masked rewrites, VLAN rewrites on protocol all, shared policers.
   ['pedit tos retain (DSCP only)', 'protocol ip flower action pedit ex munge ip tos set 0x28 retain 0xfc pipe action mirred egress redirect dev vf1'],
@@ -93,7 +96,7 @@ const DECLARED_FORMS: [string, string][] = [
   ['declared 802.1Q: inner 802.1Q tag (vlan_ethtype 802.1Q)', 'protocol 802.1Q flower vlan_ethtype 802.1Q action drop'],
   ['declared 802.1Q: any tag, pop and redirect', 'protocol 802.1Q flower action vlan pop pipe action mirred egress redirect dev vf1'],
   // OVN's localnet shape without its ct (no recirculation offload on this kernel): a pinned tag popped, then a chain that misses for udp.
-  ['declared 802.1Q: pinned tag popped, goto, miss puts it back', 'protocol 802.1Q flower vlan_id 5 vlan_prio 3 action vlan pop pipe action goto chain 1\ndev vf0 ingress chain 1 prio 1 protocol ip flower ip_proto tcp action mirred egress redirect dev vf1'],
+  ['declared 802.1Q: pinned tag popped, goto, miss puts it back', 'protocol 802.1Q flower vlan_id 5 vlan_prio 3 vlan_ethtype ip action vlan pop pipe action goto chain 1\ndev vf0 ingress chain 1 prio 1 protocol ip flower ip_proto tcp action mirred egress redirect dev vf1'],
   ['declared 802.1Q: vlan push, goto, miss pops it', 'protocol ip flower action vlan push id 9 pipe action goto chain 1\ndev vf0 ingress chain 1 prio 1 protocol 802.1Q flower vlan_ethtype ip ip_proto tcp action drop'],
 ];
 
@@ -191,7 +194,7 @@ function summary(what: string, pick: (name: string) => boolean): void {
   const wrongWhere = [...verdicts].filter(([n]) => pick(n)).flatMap(([n, v]) => v.flatMap((x, i) => (!x.skipped && !x.outputOk ? [`${n} #${i + 1}`] : [])));
   console.log(
     `offload ${what}: ${all.length} frames, ${off}/${must.length} (${must.length ? ((100 * off) / must.length).toFixed(1) : '-'}%) of those meeting offloaded rules or misses handled by dp:tc; ` +
-      `${all.filter((v) => v.skipped).length} conntrack frames not compared; ${beyond.length} frames OVS 3.1 never offloads (${[...new Set(beyond.map((v) => v.beyondOvs))].join(', ') || 'none'}); ${wrong} wrong outputs${wrong ? ` (${wrongWhere.join(', ')})` : ''}; not offloaded: ` +
+      `${all.filter((v) => v.skipped).length} conntrack or NAT-to-a-range frames not compared; ${beyond.length} frames OVS 3.1 never offloads (${[...new Set(beyond.map((v) => v.beyondOvs))].join(', ') || 'none'}); ${wrong} wrong outputs${wrong ? ` (${wrongWhere.join(', ')})` : ''}; not offloaded: ` +
       ([...causes].sort((a, b) => b[1] - a[1]).map(([c, n]) => `${n} ${c}`).join('; ') || 'none'),
   );
 }
