@@ -299,9 +299,11 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
   };
   /** What puts the tag stack back as it came: pop what this rule pushed, push the original back; undefined if unknown. */
   const vlanRestore = (): OfAction[] | undefined => {
-    const putBack = vlan.removed === 1 || (vlan.modified && !vlan.removed);
-    if (vlan.foreign || vlan.removed > 1 || (vlan.removed && !oneTag) || vlan.pushed + (vlan.modified && !vlan.removed ? 1 : 0) > 1 || (putBack && !orig)) return undefined;
-    const pops = vlan.pushed + (vlan.modified && !vlan.removed ? 1 : 0);
+    // An original tag modified and still on is popped like a pushed one; popped or modified, it is pushed back.
+    const replaced = vlan.modified && !vlan.removed;
+    const pops = vlan.pushed + (replaced ? 1 : 0);
+    const putBack = vlan.removed === 1 || replaced;
+    if (vlan.foreign || vlan.removed > 1 || (vlan.removed && !oneTag) || pops > 1 || (putBack && !orig)) return undefined;
     return [
       ...(pops ? [POP_VLAN] : []),
       ...(putBack ? [{ a: 'push_vlan', tpid: orig!.tpid } as const, setField('vlan_vid', 0x1000 | orig!.vid), setField('vlan_pcp', orig!.pcp)] : []),

@@ -147,9 +147,10 @@ export function translate(input: TranslateInput): Translation {
   }
   const wanted: string[] = [];
   const chains = [...byChain.keys()].sort((a, b) => a - b);
+  const prios = new Map(chains.map((c) => [c, [...byChain.get(c)!].sort((a, b) => a - b)]));
   for (const c of chains) {
     wanted.push(entryKey(c));
-    for (const p of [...byChain.get(c)!].sort((a, b) => a - b)) wanted.push(key(c, p));
+    for (const p of prios.get(c)!) wanted.push(key(c, p));
   }
   const tables = new Map<string, number>();
   const used = new Set<number>();
@@ -168,11 +169,10 @@ export function translate(input: TranslateInput): Translation {
     tables.set(k, free);
     used.add(free);
   }
-  const chainTables = new Map(chains.map((c) => [c, [...byChain.get(c)!].sort((a, b) => a - b).map((p) => tables.get(key(c, p))!)]));
   const chainTable = (c: number) => tables.get(entryKey(c));
   // The table after (chain, prio): where its misses go, and a continue (undefined: the chain ends there).
   const nextTables = new Map<string, number>();
-  for (const [c, list] of chainTables) [...byChain.get(c)!].sort((a, b) => a - b).forEach((p, i) => i + 1 < list.length && nextTables.set(key(c, p), list[i + 1]!));
+  for (const [c, ps] of prios) ps.forEach((p, i) => i + 1 < ps.length && nextTables.set(key(c, p), tables.get(key(c, ps[i + 1]!))!));
   const nextTable = (c: number, p: number) => nextTables.get(key(c, p));
 
   // Table 0: what the guest sends on a representor leaves by its VF/wire untouched; what arrives from a VF/wire is classified.
@@ -195,12 +195,13 @@ export function translate(input: TranslateInput): Translation {
 
   // A chain's entry table starts at its first prio; each prio table falls through to the next,
   // and the chain's last sends the packet up its representor.
-  for (const [c, list] of chainTables) {
-    flows.push(flow(FlowKind.DEFAULT, 0, chainTable(c)!, 0, [], [resubmit(list[0]!)]));
-    list.forEach((t, i) => {
-      if (i + 1 < list.length) flows.push(flow(FlowKind.DEFAULT, 0, t, 0, [], [resubmit(list[i + 1]!)]));
+  for (const [c, ps] of prios) {
+    flows.push(flow(FlowKind.DEFAULT, 0, chainTable(c)!, 0, [], [resubmit(tables.get(key(c, ps[0]!))!)]));
+    for (const p of ps) {
+      const t = tables.get(key(c, p))!, next = nextTable(c, p);
+      if (next !== undefined) flows.push(flow(FlowKind.DEFAULT, 0, t, 0, [], [resubmit(next)]));
       else for (const dev of repNames(ports)) flows.push(flow(FlowKind.DEFAULT, 0, t, 0, [inPortIs(portPair(ports, dev)!.port)], [handOffAction(ports, dev, c)]));
-    });
+    }
   }
 
   // Rank of each rule inside its tcf_proto (dev, chain, prio): masks in first-insertion order, then install order.
