@@ -78,6 +78,7 @@ const FORMS: [string, string][] = [
   // What a guest OVS emits (issue 11): masked rewrites, VLAN rewrites on protocol all, shared policers.
   ['pedit tos retain (DSCP only)', 'protocol ip flower action pedit ex munge ip tos set 0x28 retain 0xfc pipe action mirred egress redirect dev vf1'],
   ['pedit tos and ttl, part of DSCP, ECN and ttl', 'protocol ip flower action pedit ex munge ip tos set 0x21 retain 0x31 munge ip ttl set 5 retain 0xf pipe action mirred egress redirect dev vf1'],
+  ['continue, then the next prio', 'protocol ip flower ip_proto udp action continue\ndev vf0 ingress prio 2 protocol ip flower action mirred egress redirect dev vf1'],
   ['pedit port retain', 'protocol ip flower ip_proto udp action pedit ex munge udp dport set 0x1234 retain 0xff00 pipe action mirred egress redirect dev vf1'],
   ['rewrite pinned, goto, miss restored', 'protocol ip flower dst_ip 10.0.0.2 action pedit ex munge ip dst set 10.9.9.9 pipe action goto chain 1\ndev vf0 ingress chain 1 prio 1 protocol ip flower ip_proto tcp action mirred egress redirect dev vf1'],
   ['vlan pop on protocol all', 'protocol all flower action vlan pop pipe action mirred egress redirect dev vf1'],
