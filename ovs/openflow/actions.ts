@@ -3,12 +3,13 @@
 // OF1.5 (lib/ofp-actions.c encode_*: mod_dl_*/mod_nw_src/dst become Set-Field,
 // masked set_field stays OFPAT_SET_FIELD with an OXM mask since NXAST_REG_LOAD2
 // is NX1.0-1.4 only, meter is the OF1.5 OFPAT_METER action, goto_table the
-// only instruction after Apply-Actions). Anything else throws UnsupportedFlow.
+// only instruction after Apply-Actions, move is OF1.5's OFPAT_COPY_FIELD as
+// encode_REG_MOVE writes it). Anything else throws UnsupportedFlow.
 import type { OfAction, OfNat } from './flow.js';
-import { fieldByName, oxmEntry, unsupported, valueBytes } from './oxm.js';
+import { fieldByName, moveSubfields, oxmEntry, oxmFieldHeader, unsupported, valueBytes } from './oxm.js';
 
 const NX_VENDOR_ID = 0x00002320;
-const OFPAT = { OUTPUT: 0, SET_QUEUE: 21, SET_NW_TTL: 23, DEC_NW_TTL: 24, PUSH_VLAN: 17, POP_VLAN: 18, PUSH_MPLS: 19, POP_MPLS: 20, SET_FIELD: 25, METER: 29, EXPERIMENTER: 0xffff } as const;
+const OFPAT = { OUTPUT: 0, SET_QUEUE: 21, SET_NW_TTL: 23, DEC_NW_TTL: 24, PUSH_VLAN: 17, POP_VLAN: 18, PUSH_MPLS: 19, POP_MPLS: 20, SET_FIELD: 25, COPY_FIELD: 28, METER: 29, EXPERIMENTER: 0xffff } as const;
 const NXAST = { RESUBMIT: 1, RESUBMIT_TABLE: 14, SAMPLE: 29, CT: 35, NAT: 36, CLONE: 42, CT_CLEAR: 43 } as const;
 const OFPIT = { GOTO_TABLE: 1, APPLY_ACTIONS: 4 } as const;
 /** OpenFlow 1.1+ reserved port numbers (openflow-1.1.h ofp11_port_no). */
@@ -60,6 +61,16 @@ function setField(x: Extract<OfAction, { a: 'set_field' }>): Buffer {
   const mask = x.mask === undefined ? undefined : valueBytes(x.mask, spec.bytes, spec.name);
   if (spec.name === 'vlan_vid' && !(value.readUInt16BE(0) & 0x1000)) return unsupported('set_field vlan_vid without OFPVID_PRESENT', 'set_field: vlan_vid needs the 0x1000 present bit in OF1.5');
   return ofpat(OFPAT.SET_FIELD, oxmEntry(spec, value, mask));
+}
+
+/**
+ * move as OFPAT15_COPY_FIELD (ofp-actions.c encode_REG_MOVE, OF1.5 branch; openflow-1.5.h
+ * ofp15_action_copy_field): n_bits, src_offset, dst_offset, pad[2], then where pad2[4] starts the
+ * two fields' bare OXM headers for OF1.5, padded to 8.
+ */
+function move(x: Extract<OfAction, { a: 'move' }>): Buffer {
+  const m = moveSubfields(x);
+  return ofpat(OFPAT.COPY_FIELD, Buffer.concat([u16(m.bits), u16(m.srcOfs), u16(m.dstOfs), Buffer.alloc(2), oxmFieldHeader(m.src), oxmFieldHeader(m.dst)]));
 }
 
 /** NXAST_RESUBMIT_TABLE: 16-bit in_port (OFPP_IN_PORT when none), table. */
@@ -150,6 +161,8 @@ export function action(x: OfAction): Buffer {
       return ofpat(OFPAT.METER, u32(x.id));
     case 'set_queue':
       return ofpat(OFPAT.SET_QUEUE, u32(x.queue));
+    case 'move':
+      return move(x);
     case 'sample':
       return nxast(NXAST.SAMPLE, Buffer.concat([u16(x.probability), u32(x.collectorSetId ?? 0), u32(x.obsDomainId ?? 0), u32(x.obsPointId ?? 0)]));
     case 'goto_table':

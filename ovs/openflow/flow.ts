@@ -5,6 +5,7 @@
 // (ovs-fields(7), ovs-actions(7)) for logs, explain, dumps and the ovs-ofctl
 // installer.
 import { bytesToHex, bytesToIpv4, bytesToIpv6, maskPrefixLen } from '../../rules/addr.js';
+import { fieldByName } from './oxm.js';
 
 /**
  * Match and set_field fields (OVS canonical names, meta-flow.h), plus the two
@@ -68,6 +69,12 @@ export type OfAction =
   | { a: 'meter'; id: number }
   | { a: 'clone'; actions: OfAction[] }
   | { a: 'set_queue'; queue: number }
+  /**
+   * move: copy `bits` bits (default: src's whole width) from bit `srcOfs` of src to bit `dstOfs` of dst,
+   * bit 0 the least significant (ovs-actions(7) move). Offsets of 0 and a `bits` that is src's whole
+   * width from bit 0 are left out, the form parse.ts reads a dump back as.
+   */
+  | { a: 'move'; src: FieldName; dst: FieldName; srcOfs?: number; dstOfs?: number; bits?: number }
   | { a: 'sample'; probability: number; collectorSetId?: number; obsDomainId?: number; obsPointId?: number };
 
 export interface OfFlow {
@@ -197,6 +204,19 @@ function loadText(name: string, value: number, mask: number): string {
   return `load:${hex(value >>> lo)}->${name}[${lo === hi ? lo : `${lo}..${hi}`}]`;
 }
 
+/**
+ * move as OVS prints it (nx-match.c nxm_format_reg_move, meta-flow.c mf_format_subfield): NXM/OXM
+ * names, `[]` for a whole field, `[i]` for one bit, else `[lo..hi]`. A field with no NXM name in
+ * oxm.ts prints under its own name, which ovs-ofctl reads too (it then checks the widths itself).
+ */
+function moveText(x: Extract<OfAction, { a: 'move' }>): string {
+  const src = fieldByName(x.src), dst = fieldByName(x.dst);
+  const n = x.bits ?? src?.bits;
+  const sub = (name: FieldName, width: number | undefined, nxm: string | undefined, ofs: number) =>
+    (nxm ?? name) + (n === undefined || (ofs === 0 && n === width) ? '[]' : n === 1 ? `[${ofs}]` : `[${ofs}..${ofs + n - 1}]`);
+  return `move:${sub(x.src, src?.bits, src?.nxm, x.srcOfs ?? 0)}->${sub(x.dst, dst?.bits, dst?.nxm, x.dstOfs ?? 0)}`;
+}
+
 function natText(n: OfNat): string {
   if (n.type === 'restore') return 'nat';
   const addr = (b: Uint8Array) => (b.length === 16 ? bytesToIpv6(b) : bytesToIpv4(b));
@@ -252,6 +272,8 @@ export function actionText(x: OfAction): string {
       return `clone(${actionsText(x.actions)})`;
     case 'set_queue':
       return `set_queue:${x.queue}`;
+    case 'move':
+      return moveText(x);
     case 'sample': {
       const opt = (k: string, v: number | undefined) => (v ? `,${k}=${v}` : '');
       return `sample(probability=${x.probability}${opt('collector_set_id', x.collectorSetId)}${opt('obs_domain_id', x.obsDomainId)}${opt('obs_point_id', x.obsPointId)})`;

@@ -5,7 +5,7 @@
 // A value that does not fit its field throws UnsupportedFlow. A value that
 // fits but OVS deems invalid (mf_is_value_valid) is sent as is: the switch
 // refuses it (OFPBMC_BAD_VALUE) as ovs-ofctl would have refused the line.
-import type { FieldValue, Match } from './flow.js';
+import type { FieldValue, Match, OfAction } from './flow.js';
 
 /** A flow the native encoder does not cover; `form` names the construct (for coverage reports). */
 export class UnsupportedFlow extends Error {
@@ -43,40 +43,46 @@ export interface FieldSpec {
   bits: number;
   prereq: Prereq;
   writable: boolean;
+  /**
+   * The name OVS prints a subfield of it with (meta-flow.c mf_format_subfield: the OF1.0-era
+   * NXM/OXM name, as ovs-ofctl 3.1 prints it back), set only where `bits` is OVS's n_bits too:
+   * the fields a move (ovs-actions(7)) is encoded for.
+   */
+  nxm?: string;
 }
 
-const f = (name: string, bytes: number, oxmClass: number, oxmField: number, maskable: boolean, kind: Kind, prereq: Prereq, opts: { bits?: number; writable?: boolean } = {}): FieldSpec => ({
-  name, bytes, oxmClass, oxmField, maskable, kind, prereq, bits: opts.bits ?? bytes * 8, writable: opts.writable ?? true,
+const f = (name: string, bytes: number, oxmClass: number, oxmField: number, maskable: boolean, kind: Kind, prereq: Prereq, opts: { bits?: number; writable?: boolean; nxm?: string } = {}): FieldSpec => ({
+  name, bytes, oxmClass, oxmField, maskable, kind, prereq, bits: opts.bits ?? bytes * 8, writable: opts.writable ?? true, ...(opts.nxm ? { nxm: opts.nxm } : {}),
 });
 
 // Header per field as OVS picks it for OF1.5 (the newest OXM if there is one, else NXM).
 const FIELDS: FieldSpec[] = [
   f('in_port', 4, OXM_OF, 0, false, 'port', 'none'),
-  f('eth_src', 6, OXM_OF, 4, true, 'mac', 'eth'),
-  f('eth_dst', 6, OXM_OF, 3, true, 'mac', 'eth'),
-  f('eth_type', 2, OXM_OF, 5, false, 'int', 'eth', { writable: false }),
+  f('eth_src', 6, OXM_OF, 4, true, 'mac', 'eth', { nxm: 'NXM_OF_ETH_SRC' }),
+  f('eth_dst', 6, OXM_OF, 3, true, 'mac', 'eth', { nxm: 'NXM_OF_ETH_DST' }),
+  f('eth_type', 2, OXM_OF, 5, false, 'int', 'eth', { writable: false, nxm: 'NXM_OF_ETH_TYPE' }),
   f('vlan_vid', 2, OXM_OF, 6, true, 'int', 'eth', { bits: 13 }),
   f('vlan_pcp', 1, OXM_OF, 7, false, 'int', 'eth', { bits: 3 }),
   f('mpls_label', 4, OXM_OF, 34, false, 'int', 'mpls', { bits: 20 }),
   f('mpls_tc', 1, OXM_OF, 35, false, 'int', 'mpls', { bits: 3 }),
   f('mpls_bos', 1, OXM_OF, 36, false, 'int', 'mpls', { bits: 1, writable: false }),
   f('mpls_ttl', 1, NXM_NX, 30, false, 'int', 'mpls'),
-  f('ip_src', 4, OXM_OF, 11, true, 'ipv4', 'ipv4'),
-  f('ip_dst', 4, OXM_OF, 12, true, 'ipv4', 'ipv4'),
-  f('ipv6_src', 16, OXM_OF, 26, true, 'ipv6', 'ipv6'),
-  f('ipv6_dst', 16, OXM_OF, 27, true, 'ipv6', 'ipv6'),
+  f('ip_src', 4, OXM_OF, 11, true, 'ipv4', 'ipv4', { nxm: 'NXM_OF_IP_SRC' }),
+  f('ip_dst', 4, OXM_OF, 12, true, 'ipv4', 'ipv4', { nxm: 'NXM_OF_IP_DST' }),
+  f('ipv6_src', 16, OXM_OF, 26, true, 'ipv6', 'ipv6', { nxm: 'NXM_NX_IPV6_SRC' }),
+  f('ipv6_dst', 16, OXM_OF, 27, true, 'ipv6', 'ipv6', { nxm: 'NXM_NX_IPV6_DST' }),
   f('ip_frag', 1, NXM_NX, 26, true, 'frag', 'ip', { bits: 2, writable: false }),
-  f('ip_dscp', 1, OXM_OF, 8, false, 'int', 'ip', { bits: 6 }),
-  f('nw_ecn', 1, OXM_OF, 9, false, 'int', 'ip', { bits: 2 }),
-  f('nw_ttl', 1, NXM_NX, 29, false, 'int', 'ip'),
-  f('nw_proto', 1, OXM_OF, 10, false, 'int', 'ip', { writable: false }),
-  f('tcp_src', 2, OXM_OF, 13, true, 'int', 'tcp'),
-  f('tcp_dst', 2, OXM_OF, 14, true, 'int', 'tcp'),
+  f('ip_dscp', 1, OXM_OF, 8, false, 'int', 'ip', { bits: 6, nxm: 'OXM_OF_IP_DSCP' }),
+  f('nw_ecn', 1, OXM_OF, 9, false, 'int', 'ip', { bits: 2, nxm: 'NXM_NX_IP_ECN' }),
+  f('nw_ttl', 1, NXM_NX, 29, false, 'int', 'ip', { nxm: 'NXM_NX_IP_TTL' }),
+  f('nw_proto', 1, OXM_OF, 10, false, 'int', 'ip', { writable: false, nxm: 'NXM_OF_IP_PROTO' }),
+  f('tcp_src', 2, OXM_OF, 13, true, 'int', 'tcp', { nxm: 'NXM_OF_TCP_SRC' }),
+  f('tcp_dst', 2, OXM_OF, 14, true, 'int', 'tcp', { nxm: 'NXM_OF_TCP_DST' }),
   f('tcp_flags', 2, OXM_OF, 42, true, 'int', 'tcp', { bits: 12, writable: false }),
-  f('udp_src', 2, OXM_OF, 15, true, 'int', 'udp'),
-  f('udp_dst', 2, OXM_OF, 16, true, 'int', 'udp'),
-  f('sctp_src', 2, OXM_OF, 17, true, 'int', 'sctp'),
-  f('sctp_dst', 2, OXM_OF, 18, true, 'int', 'sctp'),
+  f('udp_src', 2, OXM_OF, 15, true, 'int', 'udp', { nxm: 'NXM_OF_UDP_SRC' }),
+  f('udp_dst', 2, OXM_OF, 16, true, 'int', 'udp', { nxm: 'NXM_OF_UDP_DST' }),
+  f('sctp_src', 2, OXM_OF, 17, true, 'int', 'sctp', { nxm: 'OXM_OF_SCTP_SRC' }),
+  f('sctp_dst', 2, OXM_OF, 18, true, 'int', 'sctp', { nxm: 'OXM_OF_SCTP_DST' }),
   f('icmp_type', 1, OXM_OF, 19, false, 'int', 'icmpv4'),
   f('icmp_code', 1, OXM_OF, 20, false, 'int', 'icmpv4'),
   f('icmpv6_type', 1, OXM_OF, 29, false, 'int', 'icmpv6'),
@@ -87,8 +93,8 @@ const FIELDS: FieldSpec[] = [
   f('arp_sha', 6, OXM_OF, 24, true, 'mac', 'arp'),
   f('arp_tha', 6, OXM_OF, 25, true, 'mac', 'arp'),
   // Registers as set_field targets keep their NXM header (MFF_REGn has no OXM); matches use xregs.
-  ...Array.from({ length: 16 }, (_, i) => f(`reg${i}`, 4, NXM_NX, i, true, 'int', 'none')),
-  f('pkt_mark', 4, NXM_NX, 33, true, 'int', 'none'),
+  ...Array.from({ length: 16 }, (_, i) => f(`reg${i}`, 4, NXM_NX, i, true, 'int', 'none', { nxm: `NXM_NX_REG${i}` })),
+  f('pkt_mark', 4, NXM_NX, 33, true, 'int', 'none', { nxm: 'NXM_NX_PKT_MARK' }),
   f('ct_state', 4, NXM_NX, 105, true, 'ct_state', 'none', { writable: false }),
   f('ct_zone', 2, NXM_NX, 106, false, 'int', 'none', { writable: false }),
   f('ct_mark', 4, NXM_NX, 107, true, 'int', 'none'),
@@ -96,6 +102,7 @@ const FIELDS: FieldSpec[] = [
 ];
 
 const BY_NAME = new Map(FIELDS.map((x) => [x.name, x]));
+const BY_NXM = new Map(FIELDS.filter((x) => x.nxm).map((x) => [x.nxm!, x]));
 // ovs-fields(7) aliases the translators (or people) use.
 const ALIASES: Record<string, string> = {
   dl_src: 'eth_src', dl_dst: 'eth_dst', dl_type: 'eth_type',
@@ -105,6 +112,37 @@ const ALIASES: Record<string, string> = {
 
 export function fieldByName(name: string): FieldSpec | undefined {
   return BY_NAME.get(ALIASES[name] ?? name);
+}
+
+/** A field by the NXM/OXM name OVS prints in a subfield (FieldSpec.nxm), e.g. NXM_NX_REG2. */
+export const fieldByNxm = (name: string): FieldSpec | undefined => BY_NXM.get(name);
+
+/** A move (ovs-actions(7) move:src[..]->dst[..]) resolved to its fields and bit counts. */
+export interface MoveSpec {
+  src: FieldSpec;
+  dst: FieldSpec;
+  srcOfs: number;
+  dstOfs: number;
+  bits: number;
+}
+
+/**
+ * A move checked as ovs-ofctl checks it (nx-match.c nxm_parse_reg_move, mf_check_src/mf_check_dst):
+ * both fields known (with the NXM name OVS prints), the bits inside each field, the destination
+ * writable. `bits` absent = the source's whole width, from srcOfs 0.
+ */
+export function moveSubfields(x: Extract<OfAction, { a: 'move' }>): MoveSpec {
+  const what = `move ${x.src}->${x.dst}`;
+  const src = fieldByName(x.src), dst = fieldByName(x.dst);
+  if (!src?.nxm) return unsupported(`move from ${x.src}`, `${what}: field '${x.src}' is not encoded natively in a move`);
+  if (!dst?.nxm) return unsupported(`move to ${x.dst}`, `${what}: field '${x.dst}' is not encoded natively in a move`);
+  if (!dst.writable) return unsupported(`move to ${dst.name} read-only`, `${what}: ${dst.name} is read-only`);
+  const srcOfs = x.srcOfs ?? 0, dstOfs = x.dstOfs ?? 0, bits = x.bits ?? src.bits;
+  const ok = (n: number) => Number.isInteger(n) && n >= 0;
+  if (!ok(srcOfs) || !ok(dstOfs) || !ok(bits) || bits === 0) return unsupported('move bit range', `${what}: bad bit range`);
+  if (srcOfs + bits > src.bits) return unsupported('move bit range', `${what}: bits ${srcOfs}..${srcOfs + bits - 1} are outside ${src.name} (${src.bits} bits)`);
+  if (dstOfs + bits > dst.bits) return unsupported('move bit range', `${what}: bits ${dstOfs}..${dstOfs + bits - 1} are outside ${dst.name} (${dst.bits} bits)`);
+  return { src, dst, srcOfs, dstOfs, bits };
 }
 
 /** A value with its mask, both `bytes` long, network byte order. */
@@ -136,6 +174,13 @@ export function valueBytes(v: FieldValue, bytes: number, what: string): Buffer {
 
 /** OXM header word: class(16) field(7) hasmask(1) length(8). */
 const oxmHeader = (cls: number, field: number, masked: boolean, len: number) => ((cls << 16) | (field << 9) | (masked ? 0x100 : 0) | len) >>> 0;
+
+/** A field's bare OXM header (no value), as nx_put_mff_header writes it into an action. */
+export function oxmFieldHeader(spec: Pick<FieldSpec, 'oxmClass' | 'oxmField' | 'bytes'>): Buffer {
+  const out = Buffer.alloc(4);
+  out.writeUInt32BE(oxmHeader(spec.oxmClass, spec.oxmField, false, spec.bytes), 0);
+  return out;
+}
 
 /** One OXM TLV; masked only when the mask is not all-ones (nx-match.c nxm_put). */
 export function oxmEntry(spec: Pick<FieldSpec, 'oxmClass' | 'oxmField'>, value: Buffer, mask?: Buffer): Buffer {

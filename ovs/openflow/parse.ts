@@ -4,7 +4,7 @@
 // them. The vocabulary is the encoder's; anything else throws UnsupportedFlow.
 import { ipv4ToBytes, ipv6ToBytes, macToBytes } from '../../rules/addr.js';
 import { CT_STATE_BITS, FRAG_NAMES, LOAD_NAME, type FieldName, type FieldValue, type Match, type MatchField, type OfAction, type OfFlow, type OfNat } from './flow.js';
-import { fieldByName, unsupported, type FieldSpec } from './oxm.js';
+import { fieldByName, fieldByNxm, moveSubfields, unsupported, type FieldSpec } from './oxm.js';
 
 const intRe = /^(0x[0-9a-fA-F]+|[0-9]+)$/;
 
@@ -179,6 +179,33 @@ function ct(arg: string | undefined): OfAction {
   return x;
 }
 
+/** One side of a move: NAME, NAME[], NAME[i] or NAME[lo..hi] (meta-flow.c mf_parse_subfield__), NAME an NXM/OXM name as OVS prints it or a field name. */
+function subfield(text: string, what: string): { spec: FieldSpec; ofs: number; bits: number } {
+  const m = /^(\w+)(?:\[(?:(\d+)(?:\.\.(\d+))?)?\])?$/.exec(text);
+  const spec = m ? fieldByNxm(m[1]!) ?? fieldByName(m[1]!) : undefined;
+  if (!m || !spec) return unsupported(`move field ${m?.[1] ?? text}`, `${what}: field '${text}' is not known`);
+  if (m[2] === undefined) return { spec, ofs: 0, bits: spec.bits };
+  const lo = Number(m[2]), hi = Number(m[3] ?? m[2]);
+  if (hi < lo || hi >= spec.bits) return unsupported('move bit range', `${what}: '${text}' is outside ${spec.name} (${spec.bits} bits)`);
+  return { spec, ofs: lo, bits: hi - lo + 1 };
+}
+
+/** move:SRC->DST as the move value, in flow.ts's form: zero offsets and a whole-source `bits` left out. */
+function move(arg: string | undefined): OfAction {
+  const at = arg?.indexOf('->') ?? -1;
+  if (at < 0) return unsupported('move syntax', `move: cannot parse '${arg ?? ''}'`);
+  const what = `move:${arg}`;
+  const src = subfield(arg!.slice(0, at), what), dst = subfield(arg!.slice(at + 2), what);
+  // nxm_parse_reg_move: both sides must be the same width.
+  if (src.bits !== dst.bits) return unsupported('move width', `${what}: source is ${src.bits} bits wide but destination is ${dst.bits} bits wide`);
+  const x: OfAction & { a: 'move' } = { a: 'move', src: src.spec.name as FieldName, dst: dst.spec.name as FieldName };
+  if (src.ofs) x.srcOfs = src.ofs;
+  if (dst.ofs) x.dstOfs = dst.ofs;
+  if (src.ofs || src.bits !== src.spec.bits) x.bits = src.bits;
+  moveSubfields(x);
+  return x;
+}
+
 function sample(arg: string | undefined): OfAction {
   const v: Record<string, number> = { probability: 0, collector_set_id: 0, obs_domain_id: 0, obs_point_id: 0 };
   for (const item of arg ? arg.split(',') : []) {
@@ -254,6 +281,8 @@ export function parseAction(item: string): OfAction {
       return { a: 'set_queue', queue: int(arg, 0xffffffff, name) };
     case 'sample':
       return sample(arg);
+    case 'move':
+      return move(arg);
   }
   return unsupported(`action ${name}${arg === undefined ? '' : ' with this argument'}`, `actions: '${item}' is not known`);
 }

@@ -11,7 +11,8 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultVfSettings, VLAN_PROTO_8021AD, VLAN_PROTO_8021Q } from '../../rules/vf.js';
 import { encodeDeleteByCookie, encodeFlowMod, UnsupportedFlow } from '../../ovs/openflow/encode.js';
-import { flowLine, type OfFlow } from '../../ovs/openflow/flow.js';
+import { actionsText, flowLine, type OfAction, type OfFlow } from '../../ovs/openflow/flow.js';
+import { parseActions } from '../../ovs/openflow/parse.js';
 import { translate } from '../../translator/index.js';
 import { translateLegacy } from '../../translator/legacy.js';
 import { defaultPortMap } from '../../translator/portmap.js';
@@ -132,9 +133,37 @@ const report = (t: Tally) =>
   ].join('\n');
 
 
+const IP_TCP = 'in_port=1,dl_type=0x800,nw_proto=6', IP_UDP = 'in_port=1,dl_type=0x800,nw_proto=17';
+/**
+ * move (ovs-actions(7)) in the exact text ovs-ofctl 3.1 prints back (its NXM/OXM names, `[]` for a
+ * whole field), with the match each needs (OFPBAC_MATCH_INCONSISTENT otherwise): every field a
+ * save/restore copies, whole and ranges, field->reg and reg->field, plus one-bit, reg->reg and the
+ * other fields oxm.ts names.
+ */
+const MOVES: [match: string, actions: string][] = [
+  [IP_TCP, 'move:NXM_OF_IP_SRC[]->NXM_NX_REG2[],move:NXM_OF_IP_DST[]->NXM_NX_REG3[]'],
+  [IP_TCP, 'move:NXM_NX_REG2[]->NXM_OF_IP_SRC[],move:NXM_NX_REG3[]->NXM_OF_IP_DST[]'],
+  [IP_TCP, 'move:OXM_OF_IP_DSCP[]->NXM_NX_REG6[0..5],move:NXM_NX_IP_ECN[]->NXM_NX_REG6[6..7]'],
+  [IP_TCP, 'move:NXM_NX_REG6[0..5]->OXM_OF_IP_DSCP[],move:NXM_NX_REG6[6..7]->NXM_NX_IP_ECN[]'],
+  [IP_TCP, 'move:NXM_NX_IP_TTL[]->NXM_NX_REG7[0..7],move:NXM_NX_REG7[0..7]->NXM_NX_IP_TTL[]'],
+  [IP_TCP, 'move:NXM_OF_TCP_SRC[]->NXM_NX_REG8[0..15],move:NXM_OF_TCP_DST[]->NXM_NX_REG9[0..15]'],
+  [IP_TCP, 'move:NXM_NX_REG8[0..15]->NXM_OF_TCP_SRC[],move:NXM_NX_REG9[0..15]->NXM_OF_TCP_DST[]'],
+  [IP_UDP, 'move:NXM_OF_UDP_SRC[]->NXM_NX_REG10[0..15],move:NXM_OF_UDP_DST[]->NXM_NX_REG11[0..15]'],
+  [IP_UDP, 'move:NXM_NX_REG10[0..15]->NXM_OF_UDP_SRC[],move:NXM_NX_REG11[0..15]->NXM_OF_UDP_DST[]'],
+  [IP_TCP, 'move:NXM_OF_IP_SRC[8..15]->NXM_NX_REG12[16..23],move:NXM_NX_REG13[3]->NXM_NX_REG0[31],move:NXM_NX_REG1[16..31]->NXM_OF_TCP_SRC[]'],
+  [IP_TCP, 'move:NXM_OF_TCP_DST[4..11]->NXM_NX_IP_TTL[],move:NXM_NX_REG4[]->NXM_NX_REG5[],move:NXM_NX_REG12[1..6]->OXM_OF_IP_DSCP[]'],
+  [IP_UDP, 'move:OXM_OF_IP_DSCP[1..4]->NXM_OF_UDP_DST[10..13],move:NXM_NX_IP_ECN[1]->NXM_NX_REG13[0],move:NXM_NX_REG0[]->NXM_OF_IP_DST[]'],
+  ['in_port=1,dl_type=0x86dd', 'move:NXM_NX_IP_TTL[]->NXM_NX_REG7[0..7],move:NXM_NX_IPV6_SRC[0..31]->NXM_NX_REG1[],move:NXM_NX_IPV6_SRC[]->NXM_NX_IPV6_DST[]'],
+  ['in_port=1,dl_type=0x800,nw_proto=132', 'move:OXM_OF_SCTP_SRC[]->NXM_NX_REG1[0..15],move:NXM_NX_REG1[16..31]->OXM_OF_SCTP_DST[]'],
+  ['in_port=1', 'move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],move:NXM_NX_PKT_MARK[]->NXM_NX_REG14[],move:NXM_NX_REG15[]->NXM_NX_PKT_MARK[],output:2'],
+  [IP_TCP, 'move:NXM_OF_ETH_TYPE[]->NXM_NX_REG4[16..31],move:NXM_OF_IP_PROTO[]->NXM_NX_REG4[0..7]'],
+];
+const MOVE_FLOWS: OfFlow[] = MOVES.map(([m, a], i) => flow(3, 60 + i, 0x600n + BigInt(i), m, a));
+
 /** Every syntax form translator/{match,actions,legacy,index}.ts can emit, including those random rules seldom reach. */
 const HAND: OfFlow[] = [
   ...RARE_FORMS,
+  ...MOVE_FLOWS,
   flow(0, 100, 0x30000000b28f0c1cn, 'in_port=2', 'output:1'),
   flow(0, 0, 0x3000000000000001n, '', 'drop'),
   // The VLAN forms OVS's tc offload takes (docs/mapping.md): untagged with every TCI bit, a tagged VID with and without its PCP.
@@ -202,6 +231,59 @@ describe('native flow mods are the bytes ovs-ofctl sends', () => {
   it('a delete by cookie is the `delete cookie=0x../-1` line', async () => {
     const got = await ofctlBytes(['delete cookie=0x1234567890abcdef/-1', 'delete cookie=0x0/-1']);
     expect(got.inner.map((b) => b.toString('hex'))).toEqual([encodeDeleteByCookie(0x1234567890abcdefn), encodeDeleteByCookie(0n)].map((b) => b.toString('hex')));
+  });
+});
+
+describe('move: text, dump and values agree', () => {
+  it('each hand-listed move reads back as the text it was written as (text -> parse -> actionText)', () => {
+    for (const [, a] of MOVES) expect(actionsText(parseActions(a))).toBe(a);
+  });
+
+  /** Moves as the translator builds them (flow.ts's form) and the text OVS prints for them. */
+  const values: [OfAction, string][] = [
+    [{ a: 'move', src: 'ip_src', dst: 'reg2' }, 'move:NXM_OF_IP_SRC[]->NXM_NX_REG2[]'],
+    [{ a: 'move', src: 'tcp_src', dst: 'reg8' }, 'move:NXM_OF_TCP_SRC[]->NXM_NX_REG8[0..15]'],
+    [{ a: 'move', src: 'ip_dscp', dst: 'reg6' }, 'move:OXM_OF_IP_DSCP[]->NXM_NX_REG6[0..5]'],
+    [{ a: 'move', src: 'nw_ecn', dst: 'reg6', dstOfs: 6 }, 'move:NXM_NX_IP_ECN[]->NXM_NX_REG6[6..7]'],
+    [{ a: 'move', src: 'nw_ttl', dst: 'reg7' }, 'move:NXM_NX_IP_TTL[]->NXM_NX_REG7[0..7]'],
+    [{ a: 'move', src: 'reg6', dst: 'ip_dscp', bits: 6 }, 'move:NXM_NX_REG6[0..5]->OXM_OF_IP_DSCP[]'],
+    [{ a: 'move', src: 'reg6', dst: 'nw_ecn', srcOfs: 6, bits: 2 }, 'move:NXM_NX_REG6[6..7]->NXM_NX_IP_ECN[]'],
+    [{ a: 'move', src: 'reg11', dst: 'udp_dst', bits: 16 }, 'move:NXM_NX_REG11[0..15]->NXM_OF_UDP_DST[]'],
+    [{ a: 'move', src: 'reg3', dst: 'ip_dst' }, 'move:NXM_NX_REG3[]->NXM_OF_IP_DST[]'],
+    [{ a: 'move', src: 'reg13', dst: 'reg0', srcOfs: 3, dstOfs: 31, bits: 1 }, 'move:NXM_NX_REG13[3]->NXM_NX_REG0[31]'],
+  ];
+  it.each(values)('%j prints as %s and reads back as itself', (x, text) => {
+    expect(actionsText([x])).toBe(text);
+    expect(parseActions(text)).toEqual([x]);
+  });
+
+  it('dump-flows of installed moves prints actionsText, and reads back as the flows', async () => {
+    await addTestBridge(ovs, 'br1');
+    const file = `${ovs.rundir}/moves.txt`;
+    writeFileSync(file, MOVE_FLOWS.map(flowLine).join('\n') + '\n');
+    await ovs.ofctl('add-flows', 'br1', file);
+    const dump = await ovs.ofctl('dump-flows', 'br1', '--no-stats', 'table=3');
+    for (const f of MOVE_FLOWS) {
+      const line = dump.split('\n').find((l) => l.includes(`cookie=0x${f.cookie.toString(16)},`));
+      const actions = line?.match(/actions=(.*)$/)?.[1];
+      expect(actions, dump).toBe(actionsText(f.actions));
+      expect(parseActions(actions!)).toEqual(f.actions);
+    }
+  });
+
+  const refused: [OfAction, string][] = [
+    [{ a: 'move', src: 'ip_src', dst: 'tcp_src' }, 'move bit range'],
+    [{ a: 'move', src: 'reg0', dst: 'reg1', srcOfs: 8 }, 'move bit range'],
+    [{ a: 'move', src: 'reg0', dst: 'reg1', dstOfs: 30, bits: 4 }, 'move bit range'],
+    [{ a: 'move', src: 'reg0', dst: 'nw_proto', bits: 8 }, 'move to nw_proto read-only'],
+    [{ a: 'move', src: 'vlan_vid', dst: 'reg0', bits: 12 }, 'move from vlan_vid'],
+    [{ a: 'move', src: 'reg0', dst: 'vlan_vid', bits: 12 }, 'move to vlan_vid'],
+  ];
+  it.each(refused)('%j is refused (%s)', (x, form) => {
+    expect(() => encodeFlowMod({ table: 1, priority: 1, cookie: 1n, match: [], actions: [x] }, 'add')).toThrow(expect.objectContaining({ form }));
+  });
+  it('a move whose sides differ in width is refused when read, as ovs-ofctl refuses it', () => {
+    expect(() => parseActions('move:NXM_OF_IP_SRC[]->NXM_NX_REG2[0..15]')).toThrow(expect.objectContaining({ form: 'move width' }));
   });
 });
 
