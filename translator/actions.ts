@@ -38,15 +38,19 @@ export interface ActionContext {
 
 /**
  * A field a rewrite-then-goto changes and a later hand-off to software puts
- * back: register `reg<slot>` names the rule that changed it first (reg15 bit
- * `slot` says it is taken), and the rule's own match pins the value it had.
+ * back (reg15 bit `slot` says the slot is taken). Either the rule's own match
+ * pins the value it had, and register `reg<slot>` names the rule that changed
+ * it first; or `save` copies the original bits into `reg<slot>` (reg13 bit
+ * `slot` says so), for fields of up to 32 bits the match does not pin.
  */
 export interface Saved {
   slot: number;
-  /** set_field actions that put the field back. */
+  /** Actions that put the field back: set_field of the pinned value, or a move of the saved bits. */
   restore: OfAction[];
-  /** Match fields the restore's set_field needs (OpenFlow prerequisites). */
+  /** Match fields the restore needs (OpenFlow prerequisites). */
   prereq: MatchField[];
+  /** Moves of the original bits into reg<slot>, ahead of the rule's rewrites (unpinned fields only). */
+  save?: OfAction[];
 }
 
 /** Where chains other than 0 hand a packet to software: restores, then output to the representor (translate()). */
@@ -54,6 +58,8 @@ export const HANDOFF_TABLE = 253;
 /** reg15: which save slots are taken; reg14: the slot a restore lookup in HANDOFF_TABLE is for. */
 export const SAVED_BITS_REG = 'reg15';
 export const RESTORE_SLOT_REG = 'reg14';
+/** reg13: the taken slots whose register holds the field's original bits, not a rule id. */
+export const VALUE_BITS_REG = 'reg13';
 const reg = (slot: number): FieldName => `reg${slot}`;
 /** The save slot of the outer VLAN tag: a stack, not a field, so a second rule changing it hands the packet off instead. */
 const VLAN_SLOT = 12;
@@ -270,9 +276,13 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
   const natted = new Set<'src' | 'dst'>();
   const rewrote = (s: Saved | undefined) => {
     if (!s) return did('rewrites the packet');
-    const same = saves.find((x) => x.slot === s.slot);
-    // Two masked sets of one field write different bits: the restore puts back both.
+    const at = saves.findIndex((x) => x.slot === s.slot);
+    const same = saves[at];
+    // Two masked sets of one field write different bits: the restore puts back both. A saved copy of the
+    // whole field (taken before any rewrite of the rule) puts back everything, so it replaces pinned restores.
     if (!same) saves.push(s);
+    else if (same.save) return;
+    else if (s.save) saves[at] = s;
     else for (const a of s.restore) if (!same.restore.some((b) => JSON.stringify(b) === JSON.stringify(a))) same.restore.push(a);
   };
   // The tag changes so far, relative to the frame as it came: tags pushed and still on, original tags removed,
@@ -408,7 +418,7 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
         for (const op of peditOps(a.keys)) {
           const side = op.field === 'src' || op.field === 'sport' ? 'src' : op.field === 'dst' || op.field === 'dport' ? 'dst' : undefined;
           if (side && natted.has(side) && op.hdr !== 'eth') refuse(`pedit ${op.hdr} ${op.field} after ct nat: OVS's pipeline keeps the value from before the NAT and leaves out a set it takes for a no-op (measured, docs/mapping.md)`, 'pedit');
-          const pin = pinnedRestore(rule, op);
+          const pin = pinnedRestore(rule, op) ?? savedCopy(rule, op);
           // A ttl dec on a pinned ttl is a set of the known result (no wrap, no dec_ttl flows needed).
           if (op.op === 'dec' && ttl !== undefined) op.value = (ttl + 255) & 0xff, op.op = 'set';
           rewrote(pin);
@@ -568,41 +578,55 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
       refuse('police, then drop: OVS 3.1 cannot end a flow whose only datapath action is a meter in tc, so its conforming packets would go up to ovs-vswitchd', 'police');
     }
     const sideEffectThenSoftware = repeated;
-    if (saving && !sideEffectThenSoftware) {
-      // One flow per combination of slots already taken by an earlier rule (reg15 bits): the first rule to
-      // change a field names itself in the field's register, later ones leave it (the original is the first's).
-      const all = saves.reduce((m, s) => m | (1 << s.slot), 0);
-      const variants: ActionVariant[] = [];
-      const vlanBit = all & (1 << VLAN_SLOT);
-      for (let taken = 0; taken <= all; taken++) {
-        if ((taken & ~all) !== 0 || taken & vlanBit) continue;
-        const mine = all & ~taken;
-        const save = saves.filter((s) => mine & (1 << s.slot)).map((s) => setField(reg(s.slot), ctx.ruleId!));
-        if (mine) save.push(setField(SAVED_BITS_REG, mine, mine));
-        variants.push({ when: [mf(SAVED_BITS_REG, taken, all)], actions: [...save, ...acts], specific: false });
-      }
-      // An earlier rule changed the tag stack: restores cannot stack, so the packet goes to software untouched by this rule.
-      if (vlanBit) variants.push({ when: [mf(SAVED_BITS_REG, vlanBit, vlanBit)], actions: [slowPath(ctx, rule)], specific: false });
-      return { variants, saves };
-    }
+    const variants = ruleVariants();
+    if (saving && !sideEffectThenSoftware) return { variants: savingVariants(variants), saves };
+    return { variants, sideEffectThenSoftware };
+  }
+
+  /** The rule's flows before any saving: one, or one per PCP, or tc's wrapping ttl dec as three. */
+  function ruleVariants(): ActionVariant[] {
     if (pcpSplit) {
       // The frame's own PCP, one flow per value (the tag-with-PCP form OVS's tc offload takes).
-      return {
-        variants: taggedAlts().map((when, p) => ({ when, actions: acts.map((x) => (x === PCP_PLACEHOLDER ? setField('vlan_pcp', p) : x)), specific: true })),
-        sideEffectThenSoftware,
-      };
+      return taggedAlts().map((when, p) => ({ when, actions: acts.map((x) => (x === PCP_PLACEHOLDER ? setField('vlan_pcp', p) : x)), specific: true }));
     }
-    if (!ttlDec) return { variants: [{ when: [], actions: acts, specific: false }], sideEffectThenSoftware };
+    if (!ttlDec) return [{ when: [], actions: acts, specific: false }];
     // tc's ttl dec is an 8-bit add that wraps; OVS dec_ttl stops at ttl <= 1. Two exact flows cover those.
     const subst = (r: OfAction) => acts.map((x) => (x === TTLDEC_PLACEHOLDER ? r : x));
-    return {
-      variants: [
-        { when: [mf('nw_ttl', 0)], actions: subst({ a: 'mod_nw_ttl', ttl: 255 }), specific: true },
-        { when: [mf('nw_ttl', 1)], actions: subst({ a: 'mod_nw_ttl', ttl: 0 }), specific: true },
-        { when: [], actions: subst({ a: 'dec_ttl' }), specific: false },
-      ],
-      sideEffectThenSoftware,
-    };
+    return [
+      { when: [mf('nw_ttl', 0)], actions: subst({ a: 'mod_nw_ttl', ttl: 255 }), specific: true },
+      { when: [mf('nw_ttl', 1)], actions: subst({ a: 'mod_nw_ttl', ttl: 0 }), specific: true },
+      { when: [], actions: subst({ a: 'dec_ttl' }), specific: false },
+    ];
+  }
+
+  /**
+   * Each of `base` once per combination of slots already taken by an earlier rule (reg15 bits): the first rule
+   * to change a field saves it (its id in the slot's register, or the field's bits and reg13's bit), later ones
+   * leave it, the original being the first's.
+   */
+  function savingVariants(base: ActionVariant[]): ActionVariant[] {
+    const all = saves.reduce((m, s) => m | (1 << s.slot), 0);
+    const variants: ActionVariant[] = [];
+    // Chain 0 is entered with every slot free (no hand-off restores after a jump back to it: restoreOk).
+    const first = rule.chain === 0;
+    const vlanBit = first ? 0 : all & (1 << VLAN_SLOT);
+    for (let taken = 0; taken <= (first ? 0 : all); taken++) {
+      if ((taken & ~all) !== 0 || taken & vlanBit) continue;
+      const mine = all & ~taken;
+      const save: OfAction[] = [];
+      let copied = 0;
+      for (const s of saves) {
+        if (!(mine & (1 << s.slot))) continue;
+        if (s.save) (save.push(...s.save), (copied |= 1 << s.slot));
+        else save.push(setField(reg(s.slot), ctx.ruleId!));
+      }
+      if (copied) save.push(setField(VALUE_BITS_REG, copied, copied));
+      if (mine) save.push(setField(SAVED_BITS_REG, mine, mine));
+      for (const v of base) variants.push({ when: first ? v.when : [...v.when, mf(SAVED_BITS_REG, taken, all)], actions: [...save, ...v.actions], specific: v.specific });
+    }
+    // An earlier rule changed the tag stack: restores cannot stack, so the packet goes to software untouched by this rule.
+    if (vlanBit) variants.push({ when: [mf(SAVED_BITS_REG, vlanBit, vlanBit)], actions: [slowPath(ctx, rule)], specific: base.some((v) => v.specific) });
+    return variants;
   }
 }
 
@@ -694,6 +718,41 @@ function pinnedRestore(rule: FlowerRule, op: PeditOp): Saved | undefined {
       const slot = (op.hdr === 'tcp' ? 8 : 10) + (op.field === 'sport' ? 0 : 1);
       if (port && !range) return one(slot, putBack(`${op.hdr as 'tcp' | 'udp'}_${op.field === 'sport' ? 'src' : 'dst'}`, 2, port.value, port.mask, op), [...dl, mf('nw_proto', m.ipProto!)]);
     }
+  }
+  return undefined;
+}
+
+const move = (src: FieldName, dst: FieldName, bits?: number, srcOfs?: number, dstOfs?: number): OfAction => ({
+  a: 'move',
+  src,
+  dst,
+  ...(srcOfs ? { srcOfs } : {}),
+  ...(dstOfs ? { dstOfs } : {}),
+  ...(bits !== undefined ? { bits } : {}),
+});
+
+/**
+ * The save of a field of up to 32 bits the match does not pin: its bits are
+ * copied into reg<slot> before the rule rewrites it (ovs-actions(7) move), and
+ * moved back by the hand-off. Reading the field makes OVS's megaflow match it
+ * exactly (ofproto-dpif-xlate.c un-wildcards a move's source), so the
+ * datapath flow of a miss still carries no net rewrite. MACs and IPv6
+ * addresses do not fit a register: undefined.
+ */
+function savedCopy(rule: FlowerRule, op: PeditOp): Saved | undefined {
+  const m = rule.match;
+  const l3 = l3Protocol(m);
+  const dl = l3 === EthP.IP ? [mf('eth_type', EthP.IP)] : l3 === EthP.IPV6 ? [mf('eth_type', EthP.IPV6)] : undefined;
+  if (!dl) return undefined;
+  const f = `${op.hdr} ${op.field}`;
+  const whole = (slot: number, field: FieldName, width: number, prereq: MatchField[]): Saved => ({ slot, save: [move(field, reg(slot))], restore: [move(reg(slot), field, width < 32 ? width : undefined)], prereq });
+  if ((f === 'ip src' || f === 'ip dst') && l3 === EthP.IP) return whole(f === 'ip src' ? 2 : 3, op.field === 'src' ? 'ip_src' : 'ip_dst', 32, dl);
+  // DSCP (6 bits) and ECN (2 bits) are two OpenFlow fields: both go in reg6, DSCP low.
+  if (f === 'ip tos' && l3 === EthP.IP) return { slot: 6, save: [move('ip_dscp', reg(6)), move('nw_ecn', reg(6), undefined, 0, 6)], restore: [move(reg(6), 'ip_dscp', 6), move(reg(6), 'nw_ecn', 2, 6)], prereq: dl };
+  if ((f === 'ip ttl' && l3 === EthP.IP) || (f === 'ip6 hoplimit' && l3 === EthP.IPV6)) return whole(7, 'nw_ttl', 8, dl);
+  if ((op.hdr === 'tcp' || op.hdr === 'udp') && m.ipProto === (op.hdr === 'tcp' ? 6 : 17)) {
+    const slot = (op.hdr === 'tcp' ? 8 : 10) + (op.field === 'sport' ? 0 : 1);
+    return whole(slot, `${op.hdr as 'tcp' | 'udp'}_${op.field === 'sport' ? 'src' : 'dst'}`, 16, [...dl, mf('nw_proto', m.ipProto!)]);
   }
   return undefined;
 }

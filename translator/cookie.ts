@@ -115,6 +115,13 @@ function actions(list: OfAction[]): void {
       case 'set_queue':
         word(x.queue);
         break;
+      case 'move':
+        name(x.src);
+        name(x.dst);
+        opt(x.srcOfs);
+        opt(x.dstOfs);
+        opt(x.bits);
+        break;
       case 'sample':
         word(x.probability);
         opt(x.collectorSetId);

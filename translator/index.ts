@@ -18,7 +18,7 @@ import { refusal } from './refuse.js';
 import type { FlowerRule } from '../rules/model.js';
 import { maskShape } from '../rules/classify/match.js';
 import type { Match, MatchField, OfAction, OfFlow, OfMeter } from '../ovs/openflow/flow.js';
-import { handOffAction, HANDOFF_TABLE, output, resubmit, RESTORE_SLOT_REG, setField, translateActions, type Saved } from './actions.js';
+import { handOffAction, HANDOFF_TABLE, output, resubmit, RESTORE_SLOT_REG, setField, translateActions, VALUE_BITS_REG, type Saved } from './actions.js';
 import { cookieOf, FlowKind } from './cookie.js';
 import { guestZones } from '../rules/ctzone.js';
 import { deeperTags, ipv6LaterFragments, mf, ruleView, translateMatch, trapMatches, UNTAGGED } from './match.js';
@@ -238,6 +238,8 @@ export function translate(input: TranslateInput): Translation {
   // A rewrite before a goto is undone at a later hand-off, which chain 0 does not do: no rule may jump back there.
   const restoreOk = !live.some(({ rule }) => rule.chain !== 0 && rule.actions.some((a) => 'control' in a && a.control.kind === 'goto' && a.control.chain === 0));
   const slots = new Set<number>();
+  // Saved copies of unpinned fields, by slot and prerequisites: one restore flow each serves every rule.
+  const copies = new Map<string, Saved>();
   const meterIds = new Map<string, number>();
   const ones: ReturnType<typeof translateOne>[] = new Array(live.length);
   const ctx0 = { ports, zone, maxFlowsPerRule, ...(input.outerTpid !== undefined ? { outerTpid: input.outerTpid } : {}), restoreOk };
@@ -275,7 +277,10 @@ export function translate(input: TranslateInput): Translation {
   for (let i = 0; i < live.length; i++) {
     const one = ones[i]!;
     for (const f of one.flows) flows.push(f);
-    for (const s of one.saves ?? []) slots.add(s.slot);
+    for (const s of one.saves ?? []) {
+      slots.add(s.slot);
+      if (s.save) copies.set(JSON.stringify([s.slot, s.prereq]), s);
+    }
     perRule.set(live[i]!.id, one.result);
   }
   // The hand-off of chains other than 0: each slot a rule may have taken is looked up (reg14 = slot + 1 selects
@@ -286,6 +291,11 @@ export function translate(input: TranslateInput): Translation {
     for (const dev of repNames(ports)) {
       const p = portPair(ports, dev)!;
       flows.push(flow(FlowKind.DEFAULT, 0, HANDOFF_TABLE, 1, [inPortIs(p.port), mf(RESTORE_SLOT_REG, 0)], [...restore, output(p.rep)]));
+    }
+    // A slot holding a saved copy (reg13 bit set) moves it back, above the rules' own restores, which match a rule id.
+    for (const s of copies.values()) {
+      const bit = 1 << s.slot;
+      flows.push(flow(FlowKind.DEFAULT, 0, HANDOFF_TABLE, 20, [mf(RESTORE_SLOT_REG, s.slot + 1), mf(VALUE_BITS_REG, bit, bit), ...s.prereq], s.restore));
     }
     flows.push(flow(FlowKind.DEFAULT, 0, HANDOFF_TABLE, 0, [], DROP));
   }
@@ -363,6 +373,7 @@ function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo,
     for (const m of deeperTags(rule, ctx)) out.push(flow(FlowKind.TRAP, id, table, hi, withPort(inPort, m, NONE), trapActs));
     // What the rule saved, put back by the hand-off table when the packet misses later (docs/mapping.md, restore).
     for (const s of acts.saves ?? []) {
+      if (s.save) continue; // a saved copy is put back by its slot's own flow (translate())
       out.push(flow(FlowKind.RULE, id, HANDOFF_TABLE, 10, [mf(RESTORE_SLOT_REG, s.slot + 1), mf(`reg${s.slot}`, id), ...s.prereq], s.restore));
     }
     saves = acts.saves;

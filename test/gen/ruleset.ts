@@ -43,7 +43,23 @@ const actionText = (ip: boolean, chain: number) =>
         ]
       : []),
     ...(chain === 0
-      ? [fc.constant('action goto chain 1'), ...(ip ? [fc.constant('action ct zone 3 pipe action goto chain 1'), fc.constant('action ct commit zone 3 mark 0x10 pipe action goto chain 1')] : [])]
+      ? [
+          fc.constant('action goto chain 1'),
+          ...(ip
+            ? [
+                fc.constant('action ct zone 3 pipe action goto chain 1'),
+                fc.constant('action ct commit zone 3 mark 0x10 pipe action goto chain 1'),
+                // Rewrites then goto, whether or not the match pins what they write: a miss in chain 1 puts it back.
+                fc.constantFrom(
+                  'action pedit ex munge ip dst set 10.9.9.9 pipe action goto chain 1',
+                  'action pedit ex munge ip src set 10.0.0.9 munge ip ttl dec pipe action goto chain 1',
+                  'action pedit ex munge ip tos set 0x28 retain 0xfc pipe action goto chain 1',
+                  'action pedit ex munge udp dport set 4789 pipe action goto chain 1',
+                  'action pedit ex munge ip ttl set 9 munge tcp sport set 1024 pipe action goto chain 1',
+                ),
+              ]
+            : []),
+        ]
       : ip
         ? [dev.map((d) => `action ct commit zone 3 mark 0x10/0xff pipe action mirred egress redirect dev ${d}`), fc.constant('action ct clear pipe action drop')]
         : []),

@@ -17,7 +17,7 @@ import { addTestBridge, startOvs, type PrivateOvs } from '../harness/ovs.js';
 import { arbPacket } from '../gen/packet.js';
 import { arbRuleset, DEVS } from '../gen/ruleset.js';
 import { arbGuestSwitchSet } from '../gen/guestswitch.js';
-import { arbExtraRuleset, arbVlanGotoRuleset } from './support/rulesets.js';
+import { arbExtraRuleset, arbRewriteGotoRuleset, arbVlanGotoRuleset } from './support/rulesets.js';
 import { odpToOfport, trace } from './support/trace.js';
 import { deeperTagTrap } from './support/traps.js';
 import { shown } from '../helpers/shown.js';
@@ -234,6 +234,9 @@ describe('translator on a real Open vSwitch agrees with the reference classifier
   // Tag changes then goto, on a declaring VM: later chains must see the TPID the frame has, a miss the tags it came with.
   it(`${2 * TPID_RULESETS} sets of tag changes then goto x ${PACKETS} packets on a VM declaring outer TPID 802.1Q`, () =>
     property(2 * TPID_RULESETS, 0x8100, fc.tuple(arbVlanGotoRuleset('vf0'), fc.array(arbPacket({ outerTpid: 0x8100 }).map((p) => ({ ...p, inDev: 'vf0' })).chain((p) => fc.constantFrom(p, { ...p, vlans: [] })), { minLength: PACKETS, maxLength: PACKETS }))), 600_000);
+  // Rewrites then goto, pinned or saved in registers: a miss in a later chain must hand software the packet as it came.
+  it(`${2 * TPID_RULESETS} sets of rewrites then goto x ${PACKETS} packets`, () =>
+    property(2 * TPID_RULESETS, undefined, fc.tuple(arbRewriteGotoRuleset('vf0'), fc.array(arbPacket().map((p) => ({ ...p, inDev: 'vf0' })), { minLength: PACKETS, maxLength: PACKETS }))), 600_000);
   // Rule sets a guest OVS's tc offload emits (test/gen/guestswitch.ts): correct like the others, and issue 11's
   // figure: the share of packets meeting a rule that offloaded flows handle, with the causes of the rest.
   for (const outerTpid of [undefined, 0x8100]) {

@@ -274,7 +274,8 @@ describe('refusals and partial offload', () => {
     expect(t.perRule.get(1)!.error!.message).toMatch(/rewrites the packet.*chain 0 again/);
   });
   it('a rewrite that may reach software after a later chain is not offloaded unless the hand-off can put it back', () => {
-    const t = translate({ rules: ['dev vf0 ingress prio 1 protocol ip flower action pedit ex munge ip src set 10.1.1.1 pipe action goto chain 1', 'dev vf0 ingress chain 1 prio 1 protocol all flower action drop'].map((l, i) => ({ id: i + 1, rule: parseFilter(splitArgs(l)).value! })), ports });
+    // A MAC is 48 bits, more than the slot's register holds: an unpinned one cannot be saved.
+    const t = translate({ rules: ['dev vf0 ingress prio 1 protocol ip flower action pedit ex munge eth src set 02:00:00:00:00:99 pipe action goto chain 1', 'dev vf0 ingress chain 1 prio 1 protocol all flower action drop'].map((l, i) => ({ id: i + 1, rule: parseFilter(splitArgs(l)).value! })), ports });
     expect(t.perRule.get(1)!.error!.message).toMatch(/rewrites the packet.*chain 0 again/);
   });
   it('a mirror copy or a meter followed by a possible hand-off to software is not offloaded (software would repeat it)', () => {
@@ -517,8 +518,26 @@ describe('rewrite, then goto (issue 11 section 2)', () => {
     expect(lines.some((l) => l.includes('in_port=100,reg14=0,actions=set_field:3->reg14,resubmit(,253),output:200'))).toBe(true);
   });
 
-  it('traps it when the field is not pinned, a mirror copy went out, or a rule jumps back to chain 0', () => {
-    expect(tr([rewrite.replace('src_ip 10.0.0.1', 'src_ip 10.0.0.0/24'), chain1]).perRule.get(1)!.offloaded).toBe(false);
+  it('saves an unpinned field of up to 32 bits in its register and moves it back on the hand-off', () => {
+    const t = tr([rewrite.replace('src_ip 10.0.0.1', 'src_ip 10.0.0.0/24'), chain1]);
+    expect(t.perRule.get(1)!.offloaded).toBe(true);
+    const lines = t.flows.map(flowLine).map((l) => l.replace(/cookie=\w+,/, ''));
+    // The copy is taken before the rewrite, and reg13 says reg2 holds bits, not a rule id.
+    // Chain 0 is entered with every slot free: one flow, no reg15 match.
+    expect(lines.filter((l) => l.startsWith('table=2,') && l.includes('nw_src=10.0.0.0/255.255.255.0')).map((l) => l.replace(/.*actions=/, ''))).toEqual([
+      'move:NXM_OF_IP_SRC[]->NXM_NX_REG2[],set_field:0x4/0x4->reg13,set_field:0x4/0x4->reg15,mod_nw_src:192.168.1.1,resubmit(,3)',
+    ]);
+    expect(lines).toContain('table=253,priority=20,reg14=3,reg13=0x4/0x4,dl_type=0x800,actions=move:NXM_NX_REG2[]->NXM_OF_IP_SRC[]');
+    expect(lines.some((l) => l.startsWith('table=253,priority=10,'))).toBe(false);
+    // Ports (a range too), tos and ttl fit as well; MACs and IPv6 addresses do not.
+    const saved = (line: string) => tr([line, chain1]).perRule.get(1)!.offloaded;
+    expect(saved('dev vf0 ingress prio 1 protocol ip flower ip_proto udp dst_port 1000-1999 action pedit ex munge udp dport set 4789 pipe action goto chain 1')).toBe(true);
+    expect(saved('dev vf0 ingress prio 1 protocol ip flower action pedit ex munge ip tos set 0x28 retain 0xfc munge ip ttl dec pipe action goto chain 1')).toBe(true);
+    expect(saved('dev vf0 ingress prio 1 protocol ipv6 flower action pedit ex munge ip6 dst set 2001:db8::9 pipe action goto chain 1')).toBe(false);
+    expect(saved('dev vf0 ingress prio 1 protocol ip flower action pedit ex munge eth dst set 02:00:00:00:00:09 pipe action goto chain 1')).toBe(false);
+  });
+
+  it('traps it when a mirror copy went out, or a rule jumps back to chain 0', () => {
     expect(tr([rewrite.replace('pipe action goto', 'pipe action mirred egress mirror dev vf1 pipe action goto'), chain1]).perRule.get(1)!.offloaded).toBe(false);
     expect(tr([rewrite, chain1, 'dev vf0 ingress chain 1 prio 2 protocol all flower action goto chain 0']).perRule.get(1)!.offloaded).toBe(false);
   });
@@ -635,10 +654,9 @@ describe('masked pedit as masked set_field (issue 11 section 5)', () => {
       'table=253,priority=10,reg14=4,reg3=1,dl_type=0x800,actions=set_field:0.0.0.7/0.0.0.255->ip_dst',
       'table=253,priority=10,reg14=7,reg6=1,dl_type=0x800,actions=set_field:8->ip_dscp',
     ]);
-    // A bit the set writes that the match leaves open cannot be put back: the rule stays in software.
+    // A bit the set writes that the match leaves open: the whole field is saved and moved back instead.
     const open = tr([lowByte(rule('dev vf0 ingress prio 1 protocol ip flower dst_ip 10.0.1.0/24 action pedit ex munge ip dst set 0.0.0.9 pipe action goto chain 1')), chain1]);
-    expect(open.perRule.get(1)!.offloaded).toBe(false);
-    const wide = tr([rule('dev vf0 ingress prio 1 protocol ip flower dst_ip 10.0.0.0/16 action pedit ex munge ip dst set 10.0.0.9 pipe action goto chain 1'), chain1]);
-    expect(wide.perRule.get(1)!.offloaded).toBe(false);
+    expect(open.perRule.get(1)!.offloaded).toBe(true);
+    expect(open.flows.map(flowLine).some((l) => l.includes('actions=move:NXM_NX_REG3[]->NXM_OF_IP_DST[]'))).toBe(true);
   });
 });

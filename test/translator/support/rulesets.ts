@@ -37,8 +37,8 @@ const extraLine = fc
 
 // Rewrites with a goto after them (chain 0 -> 1), over matches that pin the rewritten fields (as a guest OVS's
 // megaflows do), and chain 1 rules that meet the rewritten packet, miss it or trap it: the hand-off must restore.
-const rewriteLine = fc
-  .tuple(dev, dev, fc.integer({ min: 1, max: 4 }), fc.nat(12))
+const rewriteLineOn = (devs: fc.Arbitrary<string>) => fc
+  .tuple(devs, devs, fc.integer({ min: 1, max: 4 }), fc.nat(17))
   .map(([d, to, prio, k]) => {
     const c0 = `dev ${d} ingress prio ${prio}`, c1 = `dev ${d} ingress chain 1 prio ${prio}`;
     return [
@@ -55,8 +55,15 @@ const rewriteLine = fc
       `${c1} protocol ipv6 flower dst_ip 2001:db8::1 action pedit ex munge ip6 src set 2001:db8::2 pipe action mirred egress redirect dev ${to}`,
       `${c1} protocol ip flower src_ip 192.168.1.1 ip_proto udp action pedit ex munge ip src set 10.0.0.2 pipe action goto chain 2`,
       `${c1} protocol all flower dst_mac 02:00:00:00:00:01 action goto chain 0`,
+      // Unpinned fields of up to 32 bits: saved in their registers before the rewrite (move), moved back on a miss.
+      `${c0} protocol ip flower ip_proto udp action pedit ex munge ip src set 192.168.1.1 munge udp dport set 53 pipe action goto chain 1`,
+      `${c0} protocol ip flower action pedit ex munge ip ttl dec munge ip tos set 0x28 retain 0xfc pipe action goto chain 1`,
+      `${c0} protocol ip flower ip_proto tcp dst_port 70-90 action pedit ex munge tcp dport set 443 munge ip dst set 10.0.0.1 pipe action goto chain 1`,
+      `${c1} protocol ip flower ip_proto tcp dst_port 443 action mirred egress redirect dev ${to}`,
+      `${c1} protocol ip flower ip_proto udp action pedit ex munge ip dst set 10.0.0.9 munge ip ttl set 3 pipe action goto chain 2`,
     ][k]!;
   });
+const rewriteLine = rewriteLineOn(dev);
 
 // Masked rewrites as a guest OVS emits them (issue 11 section 5): `retain`, DSCP-only/ECN-only tos, and partial
 // MAC/IPv4/IPv6 words (tc syntax has no retain for addresses, so `keep` masks bits of a key word afterwards).
@@ -142,6 +149,21 @@ export function arbVlanGotoRuleset(d: string): fc.Arbitrary<FlowerRule[]> {
     return lines.flatMap((l) => {
       const r = parseFilter(splitArgs(l));
       if (!r.ok) throw new Error(`bad vlan rule ${l}: ${r.error.message}`);
+      const k = `${r.value.chain}|${r.value.prio}`;
+      if ((protoAt.get(k) ?? r.value.protocol) !== r.value.protocol) return [];
+      protoAt.set(k, r.value.protocol);
+      return [r.value];
+    });
+  });
+}
+
+/** Rule sets of rewrites then goto alone, on one representor, so that a rewrite and a later miss meet often. */
+export function arbRewriteGotoRuleset(d: string): fc.Arbitrary<FlowerRule[]> {
+  return fc.array(rewriteLineOn(fc.constant(d)), { minLength: 2, maxLength: 6 }).map((lines) => {
+    const protoAt = new Map<string, number>();
+    return lines.flatMap((l) => {
+      const r = parseFilter(splitArgs(l));
+      if (!r.ok) throw new Error(`bad rewrite rule ${l}: ${r.error.message}`);
       const k = `${r.value.chain}|${r.value.prio}`;
       if ((protoAt.get(k) ?? r.value.protocol) !== r.value.protocol) return [];
       protoAt.set(k, r.value.protocol);
