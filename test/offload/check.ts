@@ -128,7 +128,7 @@ export function judge(p: Prepared, res: SetResult, n: number): Verdict {
       : fr.flows.length === 0 ? `no datapath flow (path ${fr.last.path})`
       : `other (path ${fr.last.path})`;
   }
-  const beyondOvs = offloaded ? undefined : ovsNeverOffloads(pkt, fr.flows.filter((f) => f.dp !== 'tc'));
+  const beyondOvs = offloaded ? undefined : ovsNeverOffloads(pkt, fr.flows.filter((f) => f.dp !== 'tc'), p.kept);
   const report = [
     `set ${p.c.name}, frame ${n + 1} on ${pkt.inDev}: ${fr.hex}`,
     'rules:',
@@ -149,18 +149,22 @@ export function judge(p: Prepared, res: SetResult, n: number): Verdict {
 /**
  * Frames OVS 3.1 does not offload whatever the flows: an IPv6 fragment
  * (netdev-offload-tc.c: "offloading of IPv6 fragments isn't supported"), an
- * IPv4 first fragment under a megaflow that matches L4 ports (flower
- * dissects a fragment's ports as 0, so the tc filter OVS installs never
- * matches it), and an IP header rewrite of a packet that is not TCP, UDP or
+ * IPv4 first fragment under a megaflow that matches L4 ports or ICMP
+ * type/code (flower dissects neither for a fragment, flow_dissector.c without
+ * FLOW_DISSECTOR_F_PARSE_1ST_FRAG, so the tc filter OVS installs never
+ * matches it and every pass is an upcall), and an IP header rewrite of a packet that is not TCP, UDP or
  * ICMP (tc.c csum_update_flag: "can't offload rewrite of IP/IPV6 with
  * ip_proto"). Judged from the frame and its software datapath flows only.
  */
-function ovsNeverOffloads(pkt: Packet, software: { match: string; actions: string }[]): string | undefined {
+function ovsNeverOffloads(pkt: Packet, software: { match: string; actions: string }[], rules: FlowerRule[]): string | undefined {
   const softwareMatches = software.map((f) => f.match);
   if (pkt.ip?.version === 6 && pkt.ip.frag !== 'no') return 'IPv6 fragment';
   const csummed = pkt.ip?.version === 6 ? [6, 17, 58] : [6, 17, 1];
   if (pkt.ip && !csummed.includes(pkt.ip.proto) && software.some((f) => /\bset\(ipv[46]\(|\bdec_ttl\(/.test(f.actions))) return 'IP header rewrite of a protocol other than TCP/UDP/ICMP';
   const l4Masked = (m: string) => [...m.matchAll(/\b(?:tcp|udp|sctp)\(([^)]*)\)/g)].some(([, f]) => !/^src=\d+\/0,dst=\d+\/0$/.test(f!));
   if (pkt.ip?.version === 4 && pkt.ip.frag === 'first' && softwareMatches.some(l4Masked)) return 'IPv4 first fragment under an L4-port megaflow';
+  // With no software flow to read, a rule on the frame's port matching ICMP type/code puts it in the megaflow.
+  const icmpRule = rules.some((r) => r.dev === pkt.inDev && (r.match.icmpType || r.match.icmpCode));
+  if (pkt.ip?.version === 4 && pkt.ip.frag === 'first' && pkt.ip.proto === 1 && icmpRule) return 'IPv4 first fragment under an ICMP type/code megaflow';
   return undefined;
 }

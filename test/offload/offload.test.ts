@@ -81,6 +81,9 @@ const FORMS: [string, string][] = [
   ['continue, then the next prio', 'protocol ip flower ip_proto udp action continue\ndev vf0 ingress prio 2 protocol ip flower action mirred egress redirect dev vf1'],
   ['pedit port retain', 'protocol ip flower ip_proto udp action pedit ex munge udp dport set 0x1234 retain 0xff00 pipe action mirred egress redirect dev vf1'],
   ['rewrite pinned, goto, miss restored', 'protocol ip flower dst_ip 10.0.0.2 action pedit ex munge ip dst set 10.9.9.9 pipe action goto chain 1\ndev vf0 ingress chain 1 prio 1 protocol ip flower ip_proto tcp action mirred egress redirect dev vf1'],
+  // Unpinned fields are saved in registers (move:) and moved back: the frames that miss chain 1 leave unrewritten.
+  ['rewrite unpinned, goto, miss restored', 'protocol ip flower action pedit ex munge ip dst set 10.9.9.9 munge ip tos set 0x28 retain 0xfc pipe action goto chain 1\ndev vf0 ingress chain 1 prio 1 protocol ip flower ip_proto tcp action mirred egress redirect dev vf1'],
+  ['port and ttl unpinned, goto, miss restored', 'protocol ip flower ip_proto udp action pedit ex munge udp dport set 4789 munge ip ttl dec pipe action goto chain 1\ndev vf0 ingress chain 1 prio 1 protocol ip flower ip_proto udp src_port 2000 action drop'],
   ['vlan pop on protocol all', 'protocol all flower action vlan pop pipe action mirred egress redirect dev vf1'],
   ['vlan modify on protocol all', 'protocol all flower action vlan modify id 9 pipe action mirred egress redirect dev vf1'],
   ['police after a rewrite', 'protocol ip flower action pedit ex munge ip tos set 0x28 retain 0xfc pipe action police rate 8mbit burst 100k index 8 conform-exceed drop/pipe action mirred egress redirect dev vf1'],
