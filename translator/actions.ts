@@ -540,8 +540,13 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
       }
       case 'skbedit':
         if (a.priority !== undefined || a.ptype !== undefined || a.queueMapping !== undefined) refuse('skbedit priority/ptype/queue_mapping have no OpenFlow equivalent', 'skbedit');
-        // set(skb_mark) is no action OVS's tc offload knows (netdev-offload-tc.c: "unsupported set action type").
-        if (a.mark) refuse('skbedit mark: OVS cannot offload a pkt_mark rewrite (netdev-offload-tc.c: unsupported set action type)', 'skbedit');
+        // set(skb_mark) is no action OVS's tc offload knows (netdev-offload-tc.c: "unsupported set action type"), but a
+        // mark nobody reads need not be written: flower cannot match it, a VF or the wire never sees it, and the
+        // guest's stack gets the packet through a hand-off, where software runs this rule again and sets it. Only a
+        // mirred ingress after it, or a later chain or prio that may do one, would deliver it marked.
+        if (a.mark && rule.actions.slice(i).some((b) => (b.kind === 'mirred' && b.direction === 'ingress') || ['goto', 'continue', 'reclassify', 'jump'].includes(b.control.kind))) {
+          refuse('skbedit mark before a mirred ingress or another chain or prio: OVS cannot offload a pkt_mark rewrite (netdev-offload-tc.c: unsupported set action type)', 'skbedit');
+        }
         break;
       case 'sample':
         // Without an IPFIX collector OVS emits no datapath action for sample(), and with one a sample action

@@ -66,7 +66,9 @@ const FORMS: [string, string][] = [
   ['ttl dec', 'protocol ip flower action pedit ex munge ip ttl dec pipe action mirred egress redirect dev vf1'],
   ['csum', 'protocol ip flower action csum ip4h pipe action mirred egress redirect dev vf1'],
   ['police', 'protocol ip flower action police rate 8mbit burst 100k conform-exceed drop/pipe action mirred egress redirect dev vf1'],
+  // A mark nothing reads is left out (offloaded); before a mirred ingress it would be seen, so that rule is trapped.
   ['skbedit mark', 'protocol ip flower action skbedit mark 5/0xff action mirred egress redirect dev vf1'],
+  ['skbedit mark, then mirred ingress', 'protocol ip flower action skbedit mark 5/0xff action mirred ingress redirect dev vf1'],
   ['sample', 'protocol ip flower action sample rate 10 group 5 action mirred egress redirect dev vf1'],
   ['ct clear', 'protocol ip flower action ct clear pipe action mirred egress redirect dev vf1'],
   // ct in place, no recirculation: the datapath NATs the frame its outputs carry (docs/mapping.md, ct nat without goto).

@@ -2,7 +2,7 @@
 // driven by the real tc through nlshim. What the guest's `tc -s filter show`
 // says of in_hw and hardware counters must be what the datapath did: a rule
 // whose flows OVS put into tc is in_hw with its hardware packets, one OVS
-// cannot offload (skbedit mark) or that asked not to be (skip_hw) is not.
+// cannot offload (skbedit mark before a mirred ingress) or that asked not to be (skip_hw) is not.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +13,7 @@ import { bootKernelVm, bridgePorts, ensureKernelVm, parseProbe, writeGuest, type
 const RULES = [
   'qdisc add dev vf0 clsact',
   'filter add dev vf0 ingress prio 1 protocol ip flower dst_ip 10.0.0.2 action mirred egress redirect dev vf1',
-  'filter add dev vf0 ingress prio 2 protocol ip flower dst_ip 10.0.0.3 action skbedit mark 5 pipe action mirred egress redirect dev vf1',
+  'filter add dev vf0 ingress prio 2 protocol ip flower dst_ip 10.0.0.3 action skbedit mark 5 pipe action mirred ingress redirect dev vf1',
   'filter add dev vf0 ingress prio 3 protocol ip flower skip_hw dst_ip 10.0.0.4 action drop',
 ];
 

@@ -294,17 +294,25 @@ describe('refusals and partial offload', () => {
     expect(one('dev vf0 ingress prio 1 protocol ip flower action mirred egress mirror dev vf1 pipe action mirred egress redirect dev uplink').perRule.get(1)!.offloaded).toBe(true);
   });
   it('actions OVS cannot offload (pkt_mark, sample) are trapped, or refused with skip_sw, with the reason', () => {
-    for (const [act, why] of [['skbedit mark 5', /pkt_mark/], ['sample rate 10 group 5', /IPFIX collector/]] as const) {
-      const t = one(`dev vf0 ingress prio 1 protocol ip flower action ${act} pipe action mirred egress redirect dev vf1`);
+    for (const [act, why] of [['skbedit mark 5 pipe action mirred ingress redirect dev vf1', /pkt_mark/], ['skbedit mark 5 pipe action goto chain 1', /pkt_mark/], ['sample rate 10 group 5 pipe action mirred egress redirect dev vf1', /IPFIX collector/]] as const) {
+      const t = one(`dev vf0 ingress prio 1 protocol ip flower action ${act}`);
       expect(t.perRule.get(1)).toMatchObject({ offloaded: false, flows: 1 });
       expect(t.perRule.get(1)!.error!.message).toMatch(why);
-      const s = one(`dev vf0 ingress prio 1 protocol ip flower skip_sw action ${act} pipe action mirred egress redirect dev vf1`);
+      const s = one(`dev vf0 ingress prio 1 protocol ip flower skip_sw action ${act}`);
       expect(s.perRule.get(1)).toMatchObject({ refused: true });
       expect(s.perRule.get(1)!.error!.errno).toBe(Errno.EOPNOTSUPP);
     }
   });
+  it('a mark that only a VF, the wire or a software re-run would carry is left out, and the rule offloaded', () => {
+    for (const tail of ['mirred egress redirect dev vf1', 'mirred egress mirror dev vf1 pipe action drop', 'pass', 'mirred ingress mirror dev vf1 pipe action pipe']) {
+      const line = `dev vf0 ingress prio 1 protocol ip flower action ${tail.startsWith('mirred ingress') ? `${tail.replace(' pipe action pipe', '')} pipe action skbedit mark 5 pipe action drop` : `skbedit mark 5 pipe action ${tail}`}`;
+      const t = one(line);
+      expect(t.perRule.get(1), line).toMatchObject({ offloaded: true });
+      expect(ruleFlows(t).some((f) => f.actions.some((x) => x.a === 'set_field' && x.field === 'pkt_mark'))).toBe(false);
+    }
+  });
   it("a trap covers the rule's own match, not all traffic of its protocol", () => {
-    const t = one('dev vf0 ingress prio 1 protocol ip flower ip_proto udp dst_port 80 action skbedit mark 7 pipe action mirred egress redirect dev vf1');
+    const t = one('dev vf0 ingress prio 1 protocol ip flower ip_proto udp dst_port 80 action skbedit mark 7 pipe action mirred ingress redirect dev vf1');
     expect(ruleFlows(t).map((f) => matchText(f.match))).toEqual(['in_port=100,dl_type=0x800,vlan_tci=0x0000/0xffff,nw_proto=17,udp_dst=80']);
   });
   it('a trapped VLAN rule takes only tags with its VID/PCP, in forms OVS offloads (no CFI-only mask)', () => {
