@@ -142,13 +142,13 @@ const vlanGotoLine = (devs: fc.Arbitrary<string>) => fc
     ][k]!;
   });
 
-/** Rule sets of tag changes then goto alone, on one representor, so that they meet each other often. */
-export function arbVlanGotoRuleset(d: string): fc.Arbitrary<FlowerRule[]> {
-  return fc.array(vlanGotoLine(fc.constant(d)), { minLength: 2, maxLength: 6 }).map((lines) => {
+/** Rule sets of 2 to 6 lines of one shape, on one representor, so that they meet each other often (one protocol per prio). */
+function oneRepresentorSet(line: (devs: fc.Arbitrary<string>) => fc.Arbitrary<string>, d: string): fc.Arbitrary<FlowerRule[]> {
+  return fc.array(line(fc.constant(d)), { minLength: 2, maxLength: 6 }).map((lines) => {
     const protoAt = new Map<string, number>();
     return lines.flatMap((l) => {
       const r = parseFilter(splitArgs(l));
-      if (!r.ok) throw new Error(`bad vlan rule ${l}: ${r.error.message}`);
+      if (!r.ok) throw new Error(`bad rule ${l}: ${r.error.message}`);
       const k = `${r.value.chain}|${r.value.prio}`;
       if ((protoAt.get(k) ?? r.value.protocol) !== r.value.protocol) return [];
       protoAt.set(k, r.value.protocol);
@@ -157,20 +157,10 @@ export function arbVlanGotoRuleset(d: string): fc.Arbitrary<FlowerRule[]> {
   });
 }
 
-/** Rule sets of rewrites then goto alone, on one representor, so that a rewrite and a later miss meet often. */
-export function arbRewriteGotoRuleset(d: string): fc.Arbitrary<FlowerRule[]> {
-  return fc.array(rewriteLineOn(fc.constant(d)), { minLength: 2, maxLength: 6 }).map((lines) => {
-    const protoAt = new Map<string, number>();
-    return lines.flatMap((l) => {
-      const r = parseFilter(splitArgs(l));
-      if (!r.ok) throw new Error(`bad rewrite rule ${l}: ${r.error.message}`);
-      const k = `${r.value.chain}|${r.value.prio}`;
-      if ((protoAt.get(k) ?? r.value.protocol) !== r.value.protocol) return [];
-      protoAt.set(k, r.value.protocol);
-      return [r.value];
-    });
-  });
-}
+/** Tag changes then goto alone. */
+export const arbVlanGotoRuleset = (d: string) => oneRepresentorSet(vlanGotoLine, d);
+/** Rewrites then goto alone: a rewrite and a later miss meet often. */
+export const arbRewriteGotoRuleset = (d: string) => oneRepresentorSet(rewriteLineOn, d);
 
 /** `base` rule sets with up to three of the extra shapes mixed in (one protocol per prio, as cls_api.c insists). */
 export function arbExtraRuleset(base: fc.Arbitrary<FlowerRule[]>): fc.Arbitrary<FlowerRule[]> {
