@@ -25,6 +25,8 @@ export class DesiredFlows {
     private total: number,
     /** A rule was left to software for a loop of chains, which a change to any goto may undo. */
     readonly loops: boolean,
+    /** Later chains' rules have flows for deferred mirror copies, which depend on every rule (translator/actions.ts). */
+    readonly pendingMirrors: boolean,
   ) {}
 
   /** From a whole translation of `rules`. */
@@ -38,7 +40,7 @@ export class DesiredFlows {
       if (k === undefined) structure.push(f);
       else groups.get(k)!.push(f);
     }
-    return new DesiredFlows(structure, groups, new Map(t.perRule), t.tables, t.meters, t.flows.length, !!t.loops);
+    return new DesiredFlows(structure, groups, new Map(t.perRule), t.tables, t.meters, t.flows.length, !!t.loops, !!t.pendingMirrors);
   }
 
   get count(): number {

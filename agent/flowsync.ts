@@ -275,6 +275,8 @@ export class FlowSync {
     if (table.police.changed) return { t: this.translate() };
     // A rule left to software for a loop of chains comes back once no loop remains, which only the whole set shows.
     if (sw.loops) return { t: this.translate() };
+    // Deferred mirror copies give every later chain's rule a flow that depends on the whole set.
+    if (sw.pendingMirrors) return { t: this.translate() };
     const groups = new Map<string, GroupFlows>();
     const notOffloadable = this.notOffloadable();
     for (const k of table.dirtyGroups()) {

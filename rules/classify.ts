@@ -26,12 +26,14 @@ export interface ClassifyOptions {
    * to software (the translator's trap flow); neither its protocol nor its
    * keys are consulted: the hook states what the trap covers.
    */
-  trapped?: (rule: FlowerRule, packet: Packet) => boolean;
+  trapped?: (rule: FlowerRule, packet: Packet, emits: readonly Emit[]) => boolean;
   /**
    * Hardware's hand-off: what reaches the representor on a miss, trap or pass
    * is the packet as it arrived, every rewrite undone (vpf's restore flows,
    * docs/mapping.md), so that the guest's software can run chain 0 on it.
-   * A rewrite that cannot be undone must never precede a hand-off.
+   * A rewrite that cannot be undone must never precede a hand-off. Mirror
+   * copies made before a hand-off are not sent either: vpf defers a copy to
+   * where the path ends in hardware (software makes it again after a hand-off).
    */
   handOffRestores?: boolean;
 }
@@ -58,7 +60,7 @@ function runAction(a: Action, p: Packet, emits: Emit[], opts: ClassifyOptions): 
       // act_mirred.c: egress transmits on the device (here: the VF/wire behind the representor);
       // ingress injects into its receive path (here: the guest's representor).
       const to: Destination = a.direction === 'egress' ? { kind: 'port', dev: a.dev } : { kind: 'rep', dev: a.dev };
-      emits.push({ to, packet: clone(p) });
+      emits.push({ to, packet: clone(p), ...(a.control.kind !== 'stolen' ? { copy: true as const } : {}) });
       return a.control;
     }
     case 'vlan':
@@ -193,7 +195,11 @@ export function classify(rules: FlowerRule[], packet: Packet, opts: ClassifyOpti
   const p = clone(packet);
   const emits: Emit[] = [];
   const trace: TraceStep[] = [];
-  const slowpath = (): Outcome => ({ emits: [...emits, { to: { kind: 'rep', dev: packet.inDev }, packet: opts.handOffRestores ? { ...clone(packet), ct: p.ct } : p }], final: 'slowpath', trace });
+  const slowpath = (): Outcome => ({
+    emits: [...(opts.handOffRestores ? emits.filter((e) => !e.copy) : emits), { to: { kind: 'rep', dev: packet.inDev }, packet: opts.handOffRestores ? { ...clone(packet), ct: p.ct } : p }],
+    final: 'slowpath',
+    trace,
+  });
   let chain = 0;
   // One count for both: __tcf_classify's `limit` goes up at every restart, a goto's or a reclassify's.
   let restarts = 0;
@@ -204,7 +210,7 @@ export function classify(rules: FlowerRule[], packet: Packet, opts: ClassifyOpti
     let passed: number | undefined;
     for (const r of ordered.get(chain) ?? []) {
       if (r.prio === passed) continue;
-      if (opts.trapped?.(r, p)) {
+      if (opts.trapped?.(r, p, emits)) {
         trace.push({ chain: r.chain, prio: r.prio, handle: r.handle, verdict: 'trap (not offloaded)' });
         return slowpath();
       }

@@ -82,6 +82,8 @@ export type Destination =
 export interface Emit {
   to: Destination;
   packet: Packet;
+  /** A mirror copy (the packet goes on): hardware defers it, and a hand-off never sends it (handOffRestores). */
+  copy?: true;
 }
 
 /** One rule evaluation in the trace: which filter matched and what its actions returned. */

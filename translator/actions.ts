@@ -32,6 +32,8 @@ export interface ActionContext {
   ruleId?: number;
   /** False when some rule jumps back to chain 0, whose hand-offs do not restore: no rewrite may then precede a goto. */
   restoreOk?: boolean;
+  /** Some rule defers its mirror copies (reg13 bit 15): rules in chains other than 0 take a pending copy into account. */
+  pendingMirrors?: boolean;
   /** The VM's declared outer TPID: later chains' VLAN filters are offloaded on the strength of it. */
   outerTpid?: number;
 }
@@ -60,6 +62,16 @@ export const SAVED_BITS_REG = 'reg15';
 export const RESTORE_SLOT_REG = 'reg14';
 /** reg13: the taken slots whose register holds the field's original bits, not a rule id. */
 export const VALUE_BITS_REG = 'reg13';
+/**
+ * Deferred mirror copies: reg13 bit 15 says copies are pending, bits 16-31 name the rule that made them; a path
+ * that ends in hardware sends them from EMIT_TABLE first, a hand-off drops them (software makes them again).
+ */
+export const EMIT_TABLE = 252;
+export const PENDING_BIT = 0x8000;
+export const PENDING_RULE_MASK = 0xffff0000;
+const MAX_PENDING_RULE = 0xffff;
+/** Actions that change the packet a mirror copy carries. */
+const changesPacket = (x: OfAction) => REWRITES.has(x.a) || (x.a === 'ct' && x.nat !== undefined && x.nat.type !== 'restore') || x.a === 'meter';
 const reg = (slot: number): FieldName => `reg${slot}`;
 /** The save slot of the outer VLAN tag: a stack, not a field, so a second rule changing it hands the packet off instead. */
 const VLAN_SLOT = 12;
@@ -218,6 +230,8 @@ export interface TranslatedActions {
   sideEffectThenSoftware?: string;
   /** Fields this rule rewrites before a goto and a miss after it puts back (its flows save them). */
   saves?: Saved[];
+  /** Mirror copies this rule defers to the end of the path (EMIT_TABLE), in order. */
+  deferred?: OfAction[];
 }
 
 type Tagged = 'yes' | 'no' | 'unknown';
@@ -236,7 +250,7 @@ export function translateActions(rule: FlowerRule, ctx: ActionContext): Translat
   const tagged = translateList(rule, c, 'yes');
   // OpenFlow 1.1+ takes pop_vlan only where the match says a tag is there (OVS ofpact_check: OFPBAC_MATCH_INCONSISTENT):
   // tagged frames are named one PCP at a time, the presence form OVS's tc offload takes.
-  const taggedVariants = tagged.variants.flatMap((v) => (v.when.length ? [v] : taggedAlts().map((when) => ({ when, actions: v.actions, specific: true }))));
+  const taggedVariants = tagged.variants.flatMap((v) => (v.when.some((m) => m.field === 'vlan_tci') ? [v] : taggedAlts().map((when) => ({ when: [...when, ...v.when], actions: v.actions, specific: true }))));
   return {
     variants: [...untagged.variants.map((v) => ({ when: [UNTAGGED, ...v.when], actions: v.actions, specific: true })), ...taggedVariants],
     sideEffectThenSoftware: untagged.sideEffectThenSoftware ?? tagged.sideEffectThenSoftware,
@@ -256,9 +270,14 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
   let ttlPartlySet = false;
   // The first effect a software re-run would repeat (docs/mapping.md, misses): rewrites, copies out, meters.
   let effect: string | undefined;
+  const effects = new Set<string>();
   const did = (what: string) => {
     effect ??= what;
+    effects.add(what);
   };
+  // Mirror copies, as their own output actions (a copy to in_port must not share the redirect's object).
+  const mirrorOuts: OfAction[] = [];
+  let deferring = false;
   // VLAN presence as far as the match and earlier actions tell, and the outer tag's TPID/PCP when a push set them.
   let tagged = tagged0;
   // A filter on a VLAN protocol (offloaded under a declared outer TPID) sees frames tagged with it.
@@ -322,9 +341,17 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
   // A goto to a chain other than 0 may miss there: the hand-off then restores what `saves` lists, so software
   // runs chain 0 on the packet as it arrived (no rewrite is repeated on a rewritten packet).
   const handOff = (toChain?: number) => {
-    if (effect) repeated ??= effect;
-    else if (saves.length && toChain !== undefined && toChain !== 0 && ctx.restoreOk && ctx.ruleId !== undefined) saving = true;
-    else if (saves.length) repeated ??= 'rewrites the packet';
+    const later = toChain !== undefined && toChain !== 0 && ctx.restoreOk && ctx.ruleId !== undefined;
+    // Copies before a goto whose path may hand off are deferred: sent where the path ends in hardware, never
+    // before a hand-off. Nothing may change the packet after the first copy (the copy carries it as it was then).
+    const first = acts.indexOf(mirrorOuts[0]!);
+    const deferrable = later && ctx.pendingMirrors && effects.size === 1 && mirrorOuts.length > 0 && ctx.ruleId! <= MAX_PENDING_RULE && !acts.slice(first).some(changesPacket);
+    if (effect && !deferrable) repeated ??= effect;
+    else {
+      if (effect) deferring = true;
+      if (saves.length && later) saving = true;
+      else if (saves.length) repeated ??= 'rewrites the packet';
+    }
   };
 
   const verdict = (c: Control, i: number): boolean => {
@@ -370,11 +397,16 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
     switch (a.kind) {
       case 'gact':
         break;
-      case 'mirred':
-        acts.push(out(ctx, rule, a.dev, a.direction === 'ingress'));
+      case 'mirred': {
+        const o = { ...out(ctx, rule, a.dev, a.direction === 'ingress') };
+        acts.push(o);
         // A copy that leaves is a side effect: software would send it a second time.
-        if (a.control.kind !== 'stolen') did('sends a mirror copy');
+        if (a.control.kind !== 'stolen') {
+          mirrorOuts.push(o);
+          did('sends a mirror copy');
+        }
         break;
+      }
       case 'vlan':
         if (a.op === 'pop') {
           // act_vlan.c: popping an untagged frame is a no-op.
@@ -583,9 +615,37 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
       refuse('police, then drop: OVS 3.1 cannot end a flow whose only datapath action is a meter in tc, so its conforming packets would go up to ovs-vswitchd', 'police');
     }
     const sideEffectThenSoftware = repeated;
-    const variants = ruleVariants();
-    if (saving && !sideEffectThenSoftware) return { variants: savingVariants(variants), saves };
-    return { variants, sideEffectThenSoftware };
+    let variants = ruleVariants();
+    let deferred: OfAction[] | undefined;
+    if (deferring && !sideEffectThenSoftware) {
+      // The copies leave the list; the rule's id and the pending bit go in reg13 for EMIT_TABLE.
+      deferred = mirrorOuts;
+      const copies = new Set(mirrorOuts);
+      const pending = setField(VALUE_BITS_REG, (ctx.ruleId! * 0x10000 + PENDING_BIT) >>> 0, (PENDING_RULE_MASK | PENDING_BIT) >>> 0);
+      variants = variants.map((v) => ({ ...v, actions: [pending, ...v.actions.filter((x) => !copies.has(x))] }));
+    }
+    if (saving && !sideEffectThenSoftware) variants = savingVariants(variants);
+    if (ctx.pendingMirrors && rule.chain !== 0) variants = pendingVariants(variants);
+    return { variants, ...(sideEffectThenSoftware ? { sideEffectThenSoftware } : {}), ...(saving && !sideEffectThenSoftware ? { saves } : {}), ...(deferred ? { deferred } : {}) };
+  }
+
+  /**
+   * The rule under copies an earlier rule deferred (reg13 bit 15): where the path ends here in hardware they are
+   * sent first, in the order software sends them; a rule that may go on after changing the packet, copying or
+   * metering hands the packet off instead (software makes every copy again). A sure hand-off needs no second flow.
+   */
+  function pendingVariants(base: ActionVariant[]): ActionVariant[] {
+    // A goto or continue to a table of a later chain or prio (not the hand-off table).
+    const last = acts.at(-1);
+    const goesOn = ended === 'software' && last?.a === 'resubmit' && last.table !== HANDOFF_TABLE;
+    const meters = acts.some((x) => x.a === 'meter');
+    const emits = ended === 'stop' && !meters;
+    if (!emits && !(goesOn && (acts.some(changesPacket) || mirrorOuts.length > 0 || deferring)) && !(ended === 'stop' && meters)) return base;
+    const idle = mf(VALUE_BITS_REG, 0, PENDING_BIT), pending = mf(VALUE_BITS_REG, PENDING_BIT, PENDING_BIT);
+    const out = base.map((v) => ({ ...v, when: [...v.when, idle] }));
+    if (emits) for (const v of base) out.push({ when: [...v.when, pending], actions: [resubmit(EMIT_TABLE), ...v.actions], specific: v.specific });
+    else out.push({ when: [pending], actions: [slowPath(ctx, rule)], specific: base.some((v) => v.specific) });
+    return out;
   }
 
   /** The rule's flows before any saving: one, or one per PCP, or tc's wrapping ttl dec as three. */

@@ -18,7 +18,7 @@ import { refusal } from './refuse.js';
 import type { FlowerRule } from '../rules/model.js';
 import { maskShape } from '../rules/classify/match.js';
 import type { Match, MatchField, OfAction, OfFlow, OfMeter } from '../ovs/openflow/flow.js';
-import { handOffAction, HANDOFF_TABLE, output, resubmit, RESTORE_SLOT_REG, setField, translateActions, VALUE_BITS_REG, type Saved } from './actions.js';
+import { EMIT_TABLE, handOffAction, HANDOFF_TABLE, output, PENDING_RULE_MASK, resubmit, RESTORE_SLOT_REG, setField, translateActions, VALUE_BITS_REG, type Saved } from './actions.js';
 import { cookieOf, FlowKind } from './cookie.js';
 import { guestZones } from '../rules/ctzone.js';
 import { deeperTags, ipv6LaterFragments, mf, ruleView, translateMatch, trapMatches, UNTAGGED } from './match.js';
@@ -94,10 +94,12 @@ export interface Translation {
   tables: Map<string, number>;
   /** Some rule's goto lies on a loop of chains (translator/loops.ts): whether it still does depends on every rule. */
   loops?: true;
+  /** Some rule may defer mirror copies: every rule of a later chain has a flow for them, so any edit needs the whole set. */
+  pendingMirrors?: true;
 }
 
 export const ENTRY_TABLE = 0;
-const MAX_TABLE = HANDOFF_TABLE - 1;
+const MAX_TABLE = EMIT_TABLE - 1;
 const TOP = 60000;
 export const DEFAULT_MAX_FLOWS_PER_RULE = 256;
 
@@ -242,7 +244,9 @@ export function translate(input: TranslateInput): Translation {
   const copies = new Map<string, Saved>();
   const meterIds = new Map<string, number>();
   const ones: ReturnType<typeof translateOne>[] = new Array(live.length);
-  const ctx0 = { ports, zone, maxFlowsPerRule, ...(input.outerTpid !== undefined ? { outerTpid: input.outerTpid } : {}), restoreOk };
+  // A mirror copy before a goto may be deferred to where the path ends (docs/mapping.md): later chains then need to know.
+  const pendingMirrors = restoreOk && live.some(({ rule }) => rule.actions.some((a) => a.kind === 'mirred' && a.control.kind !== 'stolen') && rule.actions.some((a) => 'control' in a && a.control.kind === 'goto' && a.control.chain !== 0));
+  const ctx0 = { ports, zone, maxFlowsPerRule, ...(input.outerTpid !== undefined ? { outerTpid: input.outerTpid } : {}), restoreOk, pendingMirrors };
   for (let i = 0; i < live.length; i++) {
     const memo = memos[i]!;
     const localMeters: (OfMeter & { key: string })[] = [];
@@ -255,6 +259,7 @@ export function translate(input: TranslateInput): Translation {
       chainTable,
       nextTable,
       restoreOk,
+      pendingMirrors,
       meter(spec, key) {
         // One meter per police action: per index when it has one (shared across filters), else per rule and place.
         const known = meterIds.get(key) ?? localMeters.find((m) => m.key === key)?.id;
@@ -299,12 +304,14 @@ export function translate(input: TranslateInput): Translation {
     }
     flows.push(flow(FlowKind.DEFAULT, 0, HANDOFF_TABLE, 0, [], DROP));
   }
-  return { flows, meters: [...meters, ...vfMeters], perRule, tables, ...(onLoops.size ? { loops: true as const } : {}) };
+  if (pendingMirrors) flows.push(flow(FlowKind.DEFAULT, 0, EMIT_TABLE, 0, [], DROP));
+  return { flows, meters: [...meters, ...vfMeters], perRule, tables, ...(onLoops.size ? { loops: true as const } : {}), ...(pendingMirrors ? { pendingMirrors: true as const } : {}) };
 }
 
 interface RuleContext {
   ports: PortMap;
   restoreOk: boolean;
+  pendingMirrors?: boolean;
   zone(guestZone: number): number;
   maxFlowsPerRule: number;
   outerTpid?: number;
@@ -343,6 +350,7 @@ function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo,
       zone: zoned.zone,
       ruleId: id,
       restoreOk: ctx.restoreOk,
+      pendingMirrors: ctx.pendingMirrors,
       ...(ctx.outerTpid !== undefined ? { outerTpid: ctx.outerTpid } : {}),
       chainTable: (c) => {
         shared = true;
@@ -377,6 +385,8 @@ function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo,
       out.push(flow(FlowKind.RULE, id, HANDOFF_TABLE, 10, [mf(RESTORE_SLOT_REG, s.slot + 1), mf(`reg${s.slot}`, id), ...s.prereq], s.restore));
     }
     saves = acts.saves;
+    // Copies deferred to the path's end: sent from EMIT_TABLE by whichever later flow ends it in hardware.
+    if (acts.deferred) out.push(flow(FlowKind.RULE, id, EMIT_TABLE, 10, [mf(VALUE_BITS_REG, id * 0x10000, PENDING_RULE_MASK)], acts.deferred));
     if (out.length > ctx.maxFlowsPerRule) throw refusal(Errno.ENOSPC, `the rule needs ${out.length} flows, more than ${ctx.maxFlowsPerRule}`, 'match');
     result = { offloaded: true, flows: out.length };
   } catch (e) {

@@ -3,11 +3,11 @@
 // reference classifier (where it must come out) and the offload facts (which
 // datapath flow handled its last pass).
 import type { FlowerRule } from '../../rules/model.js';
-import type { Packet } from '../../rules/packet.js';
+import type { Emit, Packet } from '../../rules/packet.js';
 import { classify } from '../../rules/classify.js';
 import { keysMatch, protocolMatches } from '../../rules/classify/match.js';
 import { flowLine, meterLine } from '../../ovs/openflow/flow.js';
-import { deeperTagTrap } from '../translator/support/traps.js';
+import { deeperTagTrap, pendingHandOffs } from '../translator/support/traps.js';
 import { shown } from '../helpers/shown.js';
 import { causeKey, rulesMet } from '../helpers/met.js';
 import { translate } from '../../translator/index.js';
@@ -31,6 +31,8 @@ export interface Prepared {
   /** Why each rule that is not offloaded stays in the guest's software (the translator's reason). */
   reasons: Map<FlowerRule, string>;
   flows: string[];
+  /** Offloaded rules that hand a packet off under deferred mirror copies (support/traps.ts). */
+  pendingHandOff: ReturnType<typeof pendingHandOffs>;
 }
 
 export function prepare(c: Case, ports: PortMap): Prepared {
@@ -40,7 +42,7 @@ export function prepare(c: Case, ports: PortMap): Prepared {
   const notOffloaded = new Set(c.rules.filter((_, i) => !t.perRule.get(i + 1)!.offloaded));
   const reasons = new Map(c.rules.flatMap((r, i) => { const e = t.perRule.get(i + 1)!.error; return e ? [[r, e.message] as const] : []; }));
   const flows = t.flows.map(flowLine);
-  return { c, kept, notOffloaded, reasons, flows, set: { name: c.name, flows, meters: t.meters.map(meterLine), frames: c.packets.map((p) => ({ port: p.inDev, hex: packetToHex(p) })) } };
+  return { c, kept, notOffloaded, reasons, flows, pendingHandOff: pendingHandOffs(t, c.rules), set: { name: c.name, flows, meters: t.meters.map(meterLine), frames: c.packets.map((p) => ({ port: p.inDev, hex: packetToHex(p) })) } };
 }
 
 export interface Verdict {
@@ -89,7 +91,8 @@ export function judge(p: Prepared, res: SetResult, n: number): Verdict {
   const pkt: Packet = { ...raw, ct: { state: 0, zone: 0, mark: 0, label: '0'.repeat(32) } };
   // A rule that is not offloaded is trapped to software exactly over its match (issue 10 item 4);
   // IPv6 later fragments of ip_proto rules go to software too (OVS sees nw_proto 44 there).
-  const trapped = (r: FlowerRule, q: Packet) =>
+  const trapped = (r: FlowerRule, q: Packet, emits: readonly Emit[]) =>
+    p.pendingHandOff(r, q, emits) ||
     (p.notOffloaded.has(r) && protocolMatches(r, q) && keysMatch(r.match, q)) ||
     (r.protocol === 0x86dd && r.match.ipProto !== undefined && q.ip?.version === 6 && q.ip.frag === 'later' && q.vlans.length === 0) ||
     (!p.notOffloaded.has(r) && deeperTagTrap(r, q, p.c.outerTpid));

@@ -86,6 +86,8 @@ const FORMS: [string, string][] = [
   // Unpinned fields are saved in registers (move:) and moved back: the frames that miss chain 1 leave unrewritten.
   ['rewrite unpinned, goto, miss restored', 'protocol ip flower action pedit ex munge ip dst set 10.9.9.9 munge ip tos set 0x28 retain 0xfc pipe action goto chain 1\ndev vf0 ingress chain 1 prio 1 protocol ip flower ip_proto tcp action mirred egress redirect dev vf1'],
   ['port and ttl unpinned, goto, miss restored', 'protocol ip flower ip_proto udp action pedit ex munge udp dport set 4789 munge ip ttl dec pipe action goto chain 1\ndev vf0 ingress chain 1 prio 1 protocol ip flower ip_proto udp src_port 2000 action drop'],
+  // A copy before a goto is deferred: sent with chain 1's redirect (udp), never before the hand-off of a miss.
+  ['mirror, goto: the copy where the path ends in hardware', 'protocol ip flower action mirred egress mirror dev uplink pipe action goto chain 1\ndev vf0 ingress chain 1 prio 1 protocol ip flower ip_proto udp action mirred egress redirect dev vf1'],
   ['vlan pop on protocol all', 'protocol all flower action vlan pop pipe action mirred egress redirect dev vf1'],
   ['vlan modify on protocol all', 'protocol all flower action vlan modify id 9 pipe action mirred egress redirect dev vf1'],
   ['police after a rewrite', 'protocol ip flower action pedit ex munge ip tos set 0x28 retain 0xfc pipe action police rate 8mbit burst 100k index 8 conform-exceed drop/pipe action mirred egress redirect dev vf1'],

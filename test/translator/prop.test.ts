@@ -19,7 +19,7 @@ import { arbRuleset, DEVS } from '../gen/ruleset.js';
 import { arbGuestSwitchSet } from '../gen/guestswitch.js';
 import { arbExtraRuleset, arbRewriteGotoRuleset, arbVlanGotoRuleset } from './support/rulesets.js';
 import { odpToOfport, trace } from './support/trace.js';
-import { deeperTagTrap } from './support/traps.js';
+import { deeperTagTrap, pendingHandOffs } from './support/traps.js';
 import { shown } from '../helpers/shown.js';
 import { causeKey, rulesMet, Share } from '../helpers/met.js';
 import type { Outcome } from '../../rules/packet.js';
@@ -169,13 +169,14 @@ async function property(runs: number, outerTpid?: number, sets?: fc.Arbitrary<[F
         // Refused rules (skip_sw that cannot be offloaded) are refused in the guest too: they do not exist.
         const kept = ruleset.filter((_, i) => !t.perRule.get(i + 1)!.refused);
         const notOffloaded = new Set(ruleset.filter((_, i) => !t.perRule.get(i + 1)!.offloaded));
+        const pendingHandOff = pendingHandOffs(t, ruleset);
         await install(t.flows.map(flowLine), t.meters.map(meterLine));
         for (const raw of packets) {
           const p: Packet = { ...raw, inDev: DEVS.includes(raw.inDev) ? raw.inDev : 'vf0', ct: { state: 0, zone: 0, mark: 0, label: '0'.repeat(32) } };
           const offloadedRules = new Set(ruleset.filter((_, i) => t.perRule.get(i + 1)!.offloaded));
           const want = classify(kept, p, {
-            trapped: (r: FlowerRule, q: Packet) =>
-              (notOffloaded.has(r) && trapCovers(r, q)) || (offloadedRules.has(r) && ipv6LaterFragmentTrap(r, r.match, q)) || deeperTagTrap(r, q, outerTpid),
+            trapped: (r: FlowerRule, q: Packet, emits) =>
+              (notOffloaded.has(r) && trapCovers(r, q)) || (offloadedRules.has(r) && ipv6LaterFragmentTrap(r, r.match, q)) || deeperTagTrap(r, q, outerTpid) || pendingHandOff(r, q, emits),
             handOffRestores: true,
           });
           const pure = classify(kept, p);

@@ -545,8 +545,24 @@ describe('rewrite, then goto (issue 11 section 2)', () => {
     expect(saved('dev vf0 ingress prio 1 protocol ip flower action pedit ex munge eth dst set 02:00:00:00:00:09 pipe action goto chain 1')).toBe(false);
   });
 
-  it('traps it when a mirror copy went out, or a rule jumps back to chain 0', () => {
-    expect(tr([rewrite.replace('pipe action goto', 'pipe action mirred egress mirror dev vf1 pipe action goto'), chain1]).perRule.get(1)!.offloaded).toBe(false);
+  it('defers a mirror copy to where the path ends in hardware, and hands off without it', () => {
+    const t = tr([rewrite.replace('pipe action goto', 'pipe action mirred egress mirror dev vf1 pipe action goto'), chain1]);
+    expect(t.perRule.get(1)!.offloaded).toBe(true);
+    const lines = t.flows.map(flowLine).map((l) => l.replace(/cookie=\w+,/, ''));
+    // The copy leaves the rule's flow: reg13 names the rule (bits 16-31) and says copies are pending (bit 15).
+    expect(lines.filter((l) => l.startsWith('table=2,') && l.includes('nw_src=10.0.0.1')).map((l) => l.replace(/.*actions=/, ''))).toEqual([
+      'set_field:1->reg2,set_field:0x4/0x4->reg15,set_field:0x18000/0xffff8000->reg13,mod_nw_src:192.168.1.1,resubmit(,3)',
+    ]);
+    expect(lines).toContain('table=252,priority=10,reg13=0x10000/0xffff0000,actions=output:101');
+    // Chain 1's drop ends the path in hardware: the copy goes first, as tc sends it; idle, the drop alone.
+    expect(lines.filter((l) => l.includes('priority=59999,') && l.includes('nw_src=192.168.1.1')).map((l) => l.replace(/.*nw_src=192.168.1.1,/, ''))).toEqual([
+      'reg13=0x0/0x8000,actions=drop',
+      'reg13=0x8000/0x8000,actions=resubmit(,252)',
+    ]);
+  });
+
+  it('traps it when the packet changes after a mirror copy, or a rule jumps back to chain 0', () => {
+    expect(tr(['dev vf0 ingress prio 1 protocol ip flower src_ip 10.0.0.1 action mirred egress mirror dev vf1 pipe action pedit ex munge ip src set 192.168.1.1 pipe action goto chain 1', chain1]).perRule.get(1)!.offloaded).toBe(false);
     expect(tr([rewrite, chain1, 'dev vf0 ingress chain 1 prio 2 protocol all flower action goto chain 0']).perRule.get(1)!.offloaded).toBe(false);
   });
 });

@@ -38,7 +38,7 @@ const extraLine = fc
 // Rewrites with a goto after them (chain 0 -> 1), over matches that pin the rewritten fields (as a guest OVS's
 // megaflows do), and chain 1 rules that meet the rewritten packet, miss it or trap it: the hand-off must restore.
 const rewriteLineOn = (devs: fc.Arbitrary<string>) => fc
-  .tuple(devs, devs, fc.integer({ min: 1, max: 4 }), fc.nat(17))
+  .tuple(devs, dev, fc.integer({ min: 1, max: 4 }), fc.nat(22))
   .map(([d, to, prio, k]) => {
     const c0 = `dev ${d} ingress prio ${prio}`, c1 = `dev ${d} ingress chain 1 prio ${prio}`;
     return [
@@ -61,6 +61,12 @@ const rewriteLineOn = (devs: fc.Arbitrary<string>) => fc
       `${c0} protocol ip flower ip_proto tcp dst_port 70-90 action pedit ex munge tcp dport set 443 munge ip dst set 10.0.0.1 pipe action goto chain 1`,
       `${c1} protocol ip flower ip_proto tcp dst_port 443 action mirred egress redirect dev ${to}`,
       `${c1} protocol ip flower ip_proto udp action pedit ex munge ip dst set 10.0.0.9 munge ip ttl set 3 pipe action goto chain 2`,
+      // Mirror copies before a goto are deferred to where the path ends in hardware, and never sent before a hand-off.
+      `${c0} protocol ip flower action mirred egress mirror dev ${to} pipe action goto chain 1`,
+      `${c1} protocol ip flower ip_proto tcp action mirred egress mirror dev ${to} pipe action drop`,
+      `${c1} protocol ip flower action mirred ingress mirror dev ${to} pipe action goto chain 2`,
+      `${c1} protocol ip flower ip_proto tcp action police rate 8mbit burst 100k conform-exceed drop/pipe action mirred egress redirect dev ${to}`,
+      `dev ${d} ingress chain 2 prio ${prio} protocol ip flower action mirred egress redirect dev ${to}`,
     ][k]!;
   });
 const rewriteLine = rewriteLineOn(dev);
