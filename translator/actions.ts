@@ -71,7 +71,7 @@ export const PENDING_BIT = 0x8000;
 export const PENDING_RULE_MASK = 0xffff0000;
 const MAX_PENDING_RULE = 0xffff;
 /** Actions that change the packet a mirror copy carries. */
-const changesPacket = (x: OfAction) => REWRITES.has(x.a) || (x.a === 'ct' && x.nat !== undefined && x.nat.type !== 'restore') || x.a === 'meter';
+const changesPacket = (x: OfAction) => REWRITES.has(x.a) || (x.a === 'ct' && x.nat !== undefined) || x.a === 'meter';
 const reg = (slot: number): FieldName => `reg${slot}`;
 /** The save slot of the outer VLAN tag: a stack, not a field, so a second rule changing it hands the packet off instead. */
 const VLAN_SLOT = 12;
@@ -635,9 +635,10 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
    * metering hands the packet off instead (software makes every copy again). A sure hand-off needs no second flow.
    */
   function pendingVariants(base: ActionVariant[]): ActionVariant[] {
-    // A goto or continue to a table of a later chain or prio (not the hand-off table).
+    // A goto or continue to a table of a later chain or prio (not the hand-off table), or through ct(table=).
+    // A bare `ct nat` counts as a change: on an established NATed connection it rewrites the packet.
     const last = acts.at(-1);
-    const goesOn = ended === 'software' && last?.a === 'resubmit' && last.table !== HANDOFF_TABLE;
+    const goesOn = ended === 'software' && ((last?.a === 'resubmit' && last.table !== HANDOFF_TABLE) || last?.a === 'ct');
     const meters = acts.some((x) => x.a === 'meter');
     const emits = ended === 'stop' && !meters;
     if (!emits && !(goesOn && (acts.some(changesPacket) || mirrorOuts.length > 0 || deferring)) && !(ended === 'stop' && meters)) return base;

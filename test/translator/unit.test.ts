@@ -561,6 +561,19 @@ describe('rewrite, then goto (issue 11 section 2)', () => {
     ]);
   });
 
+  it('under pending copies, a later ct nat then goto hands off (it may rewrite an established connection), a ct without nat goes on', () => {
+    const t = tr([
+      'dev vf0 ingress prio 1 protocol ip flower action mirred egress mirror dev vf1 pipe action goto chain 1',
+      'dev vf0 ingress chain 1 prio 1 protocol ip flower ip_proto tcp action ct zone 3 nat pipe action goto chain 2',
+      'dev vf0 ingress chain 1 prio 2 protocol ip flower ip_proto udp action ct zone 4 pipe action goto chain 2',
+      'dev vf0 ingress chain 2 prio 1 protocol ip flower action drop',
+    ]);
+    const pending = (id: number) => t.flows.filter((f) => cookieRuleId(f.cookie) === id && f.match.some((m) => m.field === 'reg13' && m.value === 0x8000)).map((f) => actionsText(f.actions));
+    expect(pending(2)).toEqual(['resubmit(,253)']);
+    expect(pending(3)).toEqual([]);
+    expect(pending(4)).toEqual(['resubmit(,252)']);
+  });
+
   it('traps it when the packet changes after a mirror copy, or a rule jumps back to chain 0', () => {
     expect(tr(['dev vf0 ingress prio 1 protocol ip flower src_ip 10.0.0.1 action mirred egress mirror dev vf1 pipe action pedit ex munge ip src set 192.168.1.1 pipe action goto chain 1', chain1]).perRule.get(1)!.offloaded).toBe(false);
     expect(tr([rewrite, chain1, 'dev vf0 ingress chain 1 prio 2 protocol all flower action goto chain 0']).perRule.get(1)!.offloaded).toBe(false);
