@@ -816,7 +816,9 @@ function savedCopy(rule: FlowerRule, op: PeditOp): Saved | undefined {
   // DSCP (6 bits) and ECN (2 bits) are two OpenFlow fields: both go in reg6, DSCP low.
   if (f === 'ip tos' && l3 === EthP.IP) return { slot: 6, save: [move('ip_dscp', reg(6)), move('nw_ecn', reg(6), undefined, 0, 6)], restore: [move(reg(6), 'ip_dscp', 6), move(reg(6), 'nw_ecn', 2, 6)], prereq: dl };
   if ((f === 'ip ttl' && l3 === EthP.IP) || (f === 'ip6 hoplimit' && l3 === EthP.IPV6)) return whole(7, 'nw_ttl', 8, dl);
-  if ((op.hdr === 'tcp' || op.hdr === 'udp') && m.ipProto === (op.hdr === 'tcp' ? 6 : 17)) {
+  // OVS refuses a port as a move's source under a match that may pin later fragments ("source field udp_dst
+  // lacks correct prerequisites", found by the property test): a filter on ip_flags keeps the pinned-only rule.
+  if ((op.hdr === 'tcp' || op.hdr === 'udp') && m.ipProto === (op.hdr === 'tcp' ? 6 : 17) && !m.ipFlags) {
     const slot = (op.hdr === 'tcp' ? 8 : 10) + (op.field === 'sport' ? 0 : 1);
     return whole(slot, `${op.hdr as 'tcp' | 'udp'}_${op.field === 'sport' ? 'src' : 'dst'}`, 16, [...dl, mf('nw_proto', m.ipProto!)]);
   }
