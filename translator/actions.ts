@@ -9,6 +9,7 @@ import type { CtNat, PeditKey } from '../rules/model.js';
 import { l3Protocol } from '../rules/validate.js';
 import { hexToBytes, ipToBytes, ipv6ToBytes } from '../rules/addr.js';
 import type { FieldName, FieldValue, MatchField, OfAction, OfMeter, OfNat } from '../ovs/openflow/flow.js';
+import { fieldByName } from '../ovs/openflow/oxm.js';
 import { portPair, type PortMap } from './portmap.js';
 import { ipv4Num, macNum, mf, taggedAlts, UNTAGGED } from './match.js';
 
@@ -268,13 +269,10 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
   // and whether a set wrote part of an unknown one (the dec flows split on the arriving value).
   let ttl = rule.match.ipTtl?.mask === 0xff ? rule.match.ipTtl.value : undefined;
   let ttlPartlySet = false;
-  // The first effect a software re-run would repeat (docs/mapping.md, misses): rewrites, copies out, meters.
-  let effect: string | undefined;
+  // What a software re-run would repeat (docs/mapping.md, misses): rewrites, copies out, meters, in the order
+  // they happened (the first is the one a refusal names; copies alone may be deferred).
   const effects = new Set<string>();
-  const did = (what: string) => {
-    effect ??= what;
-    effects.add(what);
-  };
+  const did = (what: string) => void effects.add(what);
   // Mirror copies, as their own output actions (a copy to in_port must not share the redirect's object).
   const mirrorOuts: OfAction[] = [];
   let deferring = false;
@@ -346,6 +344,7 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
     // before a hand-off. Nothing may change the packet after the first copy (the copy carries it as it was then).
     const first = acts.indexOf(mirrorOuts[0]!);
     const deferrable = later && ctx.pendingMirrors && effects.size === 1 && mirrorOuts.length > 0 && ctx.ruleId! <= MAX_PENDING_RULE && !acts.slice(first).some(changesPacket);
+    const effect = effects.values().next().value;
     if (effect && !deferrable) repeated ??= effect;
     else {
       if (effect) deferring = true;
@@ -484,7 +483,7 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
             }
           } else if (op.hdr === 'tcp' || op.hdr === 'udp') {
             need(rule.match.ipProto === (op.hdr === 'tcp' ? 6 : 17), `ip_proto ${op.hdr}`);
-            acts.push(masked(`${op.hdr as 'tcp' | 'udp'}_${op.field === 'sport' ? 'src' : 'dst'}`));
+            acts.push(masked(portField(op)));
           } else refuse(`pedit ${f} cannot be offloaded`, 'pedit');
         }
         break;
@@ -641,7 +640,8 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
     const goesOn = ended === 'software' && ((last?.a === 'resubmit' && last.table !== HANDOFF_TABLE) || last?.a === 'ct');
     const meters = acts.some((x) => x.a === 'meter');
     const emits = ended === 'stop' && !meters;
-    if (!emits && !(goesOn && (acts.some(changesPacket) || mirrorOuts.length > 0 || deferring)) && !(ended === 'stop' && meters)) return base;
+    const handsOff = (ended === 'stop' && meters) || (goesOn && (acts.some(changesPacket) || mirrorOuts.length > 0));
+    if (!emits && !handsOff) return base;
     const idle = mf(VALUE_BITS_REG, 0, PENDING_BIT), pending = mf(VALUE_BITS_REG, PENDING_BIT, PENDING_BIT);
     const out = base.map((v) => ({ ...v, when: [...v.when, idle] }));
     if (emits) for (const v of base) out.push({ when: [...v.when, pending], actions: [resubmit(EMIT_TABLE), ...v.actions], specific: v.specific });
@@ -756,10 +756,19 @@ function putBack(field: FieldName, width: number, value: FieldValue, mask: Field
  * a masked set only its bits (ofproto-dpif-xlate.c un-wildcards a set field
  * under its mask). Undefined: not restorable.
  */
+/** The rule's L3 protocol and the eth_type match a restore of an IP field needs (undefined: not IP). */
+function ipPrereq(m: FlowerRule['match']): { l3: number | undefined; dl: MatchField[] | undefined } {
+  const l3 = l3Protocol(m);
+  return { l3, dl: l3 === EthP.IP ? [mf('eth_type', EthP.IP)] : l3 === EthP.IPV6 ? [mf('eth_type', EthP.IPV6)] : undefined };
+}
+
+/** A TCP/UDP port pedit's OpenFlow field and save slot (8/9 tcp src/dst, 10/11 udp src/dst). */
+const portField = (op: PeditOp): FieldName => `${op.hdr as 'tcp' | 'udp'}_${op.field === 'sport' ? 'src' : 'dst'}`;
+const portSlot = (op: PeditOp): number => (op.hdr === 'tcp' ? 8 : 10) + (op.field === 'sport' ? 0 : 1);
+
 function pinnedRestore(rule: FlowerRule, op: PeditOp): Saved | undefined {
   const m = rule.match;
-  const l3 = l3Protocol(m);
-  const dl = l3 === EthP.IP ? [mf('eth_type', EthP.IP)] : l3 === EthP.IPV6 ? [mf('eth_type', EthP.IPV6)] : undefined;
+  const { l3, dl } = ipPrereq(m);
   const f = `${op.hdr} ${op.field}`;
   const one = (slot: number, a: OfAction | undefined, prereq: MatchField[]): Saved | undefined => (a ? { slot, restore: [a], prereq } : undefined);
   if (op.op === 'set' || f === 'ip ttl' || f === 'ip6 hoplimit') {
@@ -781,20 +790,20 @@ function pinnedRestore(rule: FlowerRule, op: PeditOp): Saved | undefined {
     if ((op.hdr === 'tcp' || op.hdr === 'udp') && m.ipProto === (op.hdr === 'tcp' ? 6 : 17)) {
       const port = op.field === 'sport' ? m.srcPort : m.dstPort;
       const range = op.field === 'sport' ? m.srcPortRange : m.dstPortRange;
-      const slot = (op.hdr === 'tcp' ? 8 : 10) + (op.field === 'sport' ? 0 : 1);
-      if (port && !range) return one(slot, putBack(`${op.hdr as 'tcp' | 'udp'}_${op.field === 'sport' ? 'src' : 'dst'}`, 2, port.value, port.mask, op), [...dl, mf('nw_proto', m.ipProto!)]);
+      if (port && !range) return one(portSlot(op), putBack(portField(op), 2, port.value, port.mask, op), [...dl, mf('nw_proto', m.ipProto!)]);
     }
   }
   return undefined;
 }
 
+/** A move in flow.ts's form, the one parse.ts reads a dump back as: zero offsets and a whole-source `bits` left out. */
 const move = (src: FieldName, dst: FieldName, bits?: number, srcOfs?: number, dstOfs?: number): OfAction => ({
   a: 'move',
   src,
   dst,
   ...(srcOfs ? { srcOfs } : {}),
   ...(dstOfs ? { dstOfs } : {}),
-  ...(bits !== undefined ? { bits } : {}),
+  ...(bits !== undefined && (srcOfs || bits !== fieldByName(src)?.bits) ? { bits } : {}),
 });
 
 /**
@@ -807,11 +816,10 @@ const move = (src: FieldName, dst: FieldName, bits?: number, srcOfs?: number, ds
  */
 function savedCopy(rule: FlowerRule, op: PeditOp): Saved | undefined {
   const m = rule.match;
-  const l3 = l3Protocol(m);
-  const dl = l3 === EthP.IP ? [mf('eth_type', EthP.IP)] : l3 === EthP.IPV6 ? [mf('eth_type', EthP.IPV6)] : undefined;
+  const { l3, dl } = ipPrereq(m);
   if (!dl) return undefined;
   const f = `${op.hdr} ${op.field}`;
-  const whole = (slot: number, field: FieldName, width: number, prereq: MatchField[]): Saved => ({ slot, save: [move(field, reg(slot))], restore: [move(reg(slot), field, width < 32 ? width : undefined)], prereq });
+  const whole = (slot: number, field: FieldName, width: number, prereq: MatchField[]): Saved => ({ slot, save: [move(field, reg(slot))], restore: [move(reg(slot), field, width)], prereq });
   if ((f === 'ip src' || f === 'ip dst') && l3 === EthP.IP) return whole(f === 'ip src' ? 2 : 3, op.field === 'src' ? 'ip_src' : 'ip_dst', 32, dl);
   // DSCP (6 bits) and ECN (2 bits) are two OpenFlow fields: both go in reg6, DSCP low.
   if (f === 'ip tos' && l3 === EthP.IP) return { slot: 6, save: [move('ip_dscp', reg(6)), move('nw_ecn', reg(6), undefined, 0, 6)], restore: [move(reg(6), 'ip_dscp', 6), move(reg(6), 'nw_ecn', 2, 6)], prereq: dl };
@@ -819,8 +827,7 @@ function savedCopy(rule: FlowerRule, op: PeditOp): Saved | undefined {
   // OVS refuses a port as a move's source under a match that may pin later fragments ("source field udp_dst
   // lacks correct prerequisites", found by the property test): a filter on ip_flags keeps the pinned-only rule.
   if ((op.hdr === 'tcp' || op.hdr === 'udp') && m.ipProto === (op.hdr === 'tcp' ? 6 : 17) && !m.ipFlags) {
-    const slot = (op.hdr === 'tcp' ? 8 : 10) + (op.field === 'sport' ? 0 : 1);
-    return whole(slot, `${op.hdr as 'tcp' | 'udp'}_${op.field === 'sport' ? 'src' : 'dst'}`, 16, [...dl, mf('nw_proto', m.ipProto!)]);
+    return whole(portSlot(op), portField(op), 16, [...dl, mf('nw_proto', m.ipProto!)]);
   }
   return undefined;
 }

@@ -19,7 +19,7 @@ import { arbRuleset, DEVS } from '../gen/ruleset.js';
 import { arbGuestSwitchSet } from '../gen/guestswitch.js';
 import { arbExtraRuleset, arbRewriteGotoRuleset, arbVlanGotoRuleset } from './support/rulesets.js';
 import { odpToOfport, trace } from './support/trace.js';
-import { deeperTagTrap, pendingHandOffs } from './support/traps.js';
+import { deeperTagTrap, isTpid, pendingHandOffs } from './support/traps.js';
 import { shown } from '../helpers/shown.js';
 import { causeKey, rulesMet, Share } from '../helpers/met.js';
 import type { Outcome } from '../../rules/packet.js';
@@ -44,7 +44,6 @@ async function install(flows: string[], meters: string[]): Promise<void> {
 }
 
 
-const isTpid = (t: number | undefined) => t === 0x8100 || t === 0x88a8;
 
 /**
  * The translator sends IPv6 later fragments a rule with ip_proto would take
@@ -177,7 +176,7 @@ async function property(runs: number, outerTpid?: number, sets?: fc.Arbitrary<[F
           const want = classify(kept, p, {
             trapped: (r: FlowerRule, q: Packet, emits) =>
               // On a declaring VM a filter on the other VLAN protocol matches no frame: it has no flow, not even a trap.
-              (notOffloaded.has(r) && trapCovers(r, q) && !(outerTpid !== undefined && (r.protocol === 0x8100 || r.protocol === 0x88a8) && r.protocol !== outerTpid)) || (offloadedRules.has(r) && ipv6LaterFragmentTrap(r, r.match, q)) || deeperTagTrap(r, q, outerTpid) || pendingHandOff(r, q, emits),
+              (notOffloaded.has(r) && trapCovers(r, q) && !(outerTpid !== undefined && isTpid(r.protocol) && r.protocol !== outerTpid)) || (offloadedRules.has(r) && ipv6LaterFragmentTrap(r, r.match, q)) || deeperTagTrap(r, q, outerTpid) || pendingHandOff(r, q, emits),
             handOffRestores: true,
           });
           const pure = classify(kept, p);

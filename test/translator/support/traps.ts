@@ -6,8 +6,9 @@ import type { Emit, Packet } from '../../../rules/packet.js';
 import { keysMatch, protocolMatches } from '../../../rules/classify/match.js';
 import { cookieRuleId } from '../../../translator/cookie.js';
 import type { Translation } from '../../../translator/index.js';
+import { HANDOFF_TABLE, PENDING_BIT, VALUE_BITS_REG } from '../../../translator/actions.js';
 
-const isTpid = (t: number | undefined) => t === 0x8100 || t === 0x88a8;
+export const isTpid = (t: number | undefined) => t === 0x8100 || t === 0x88a8;
 
 /**
  * A filter on a VLAN protocol (the declared one, on a VM that declares) with a
@@ -34,8 +35,8 @@ export function deeperTagTrap(r: FlowerRule, q: Packet, outerTpid: number | unde
 export function pendingHandOffs(t: Translation, rules: FlowerRule[]): (r: FlowerRule, q: Packet, emits: readonly Emit[]) => boolean {
   const ids = new Set<number>();
   for (const f of t.flows) {
-    const pending = f.match.some((m) => m.field === 'reg13' && m.value === 0x8000 && m.mask === 0x8000);
-    if (pending && f.actions.length === 1 && f.actions[0]!.a === 'resubmit' && f.actions[0]!.table === 253) ids.add(cookieRuleId(f.cookie));
+    const pending = f.match.some((m) => m.field === VALUE_BITS_REG && m.value === PENDING_BIT && m.mask === PENDING_BIT);
+    if (pending && f.actions.length === 1 && f.actions[0]!.a === 'resubmit' && f.actions[0]!.table === HANDOFF_TABLE) ids.add(cookieRuleId(f.cookie));
   }
   const handsOff = new Set(rules.filter((_, i) => ids.has(i + 1)));
   return (r, q, emits) => handsOff.has(r) && emits.some((e) => e.copy) && protocolMatches(r, q) && keysMatch(r.match, q);
