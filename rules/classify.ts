@@ -93,7 +93,16 @@ function runAction(a: Action, p: Packet, emits: Emit[], opts: ClassifyOptions): 
       // is not whole is held for the rest, TC_ACT_STOLEN. The model's packets are single, so a fragment stays held.
       if (p.ip && p.ip.frag !== 'no') return { kind: 'stolen' };
       const zone = a.zone ?? 0;
-      const ct: CtMeta = { ...p.ct, zone, state: (opts.conntrack ?? defaultConntrack)(p, zone) };
+      const state = (opts.conntrack ?? defaultConntrack)(p, zone);
+      if (state & CtState.INVALID) {
+        // No connection (act_ct.c: nf_ct_get() is NULL): nothing to commit or NAT; flower sees only +trk+inv and the zone.
+        p.ct = { state, zone, mark: 0, label: '0'.repeat(32) };
+        return a.control;
+      }
+      // act_ct.c tcf_ct_skb_nfct_cached: the same zone keeps the packet's connection, another looks one up anew.
+      const confirmed = !!p.ct.confirmed && p.ct.zone === zone;
+      const { confirmed: _, ...prev } = p.ct;
+      const ct: CtMeta = { ...prev, zone, state, ...(confirmed || a.commit ? { confirmed: true } : {}) };
       if (a.commit && a.mark) ct.mark = ((ct.mark & ~a.mark.mask) | (a.mark.value & a.mark.mask)) >>> 0;
       if (a.commit && a.label) {
         const v = Buffer.from(a.label.value, 'hex'), m = Buffer.from(a.label.mask, 'hex'), o = Buffer.from(ct.label.padEnd(32, '0'), 'hex');
@@ -102,7 +111,7 @@ function runAction(a: Action, p: Packet, emits: Emit[], opts: ClassifyOptions): 
       }
       p.ct = ct;
       // act_ct.c: nat rewrites the packet in place; the model takes the lowest address/port of the range.
-      if (a.nat && a.nat.type !== 'restore' && p.ip) {
+      if (a.nat && a.nat.type !== 'restore' && p.ip && !confirmed) {
         if (a.nat.type === 'src') {
           if (a.nat.addrMin) p.ip.src = a.nat.addrMin;
           if (a.nat.portMin !== undefined && p.l4) p.l4.src = a.nat.portMin;

@@ -49,6 +49,12 @@ export interface CtMeta {
   zone: number;
   mark: number;
   label: string; // 32 hex digits
+  /**
+   * A `ct commit` of this zone confirmed the connection earlier in this pass
+   * (nf_conntrack_confirm): a later NAT sets nothing up (nf_nat_setup_info
+   * returns at "Can't setup nat info for confirmed ct").
+   */
+  confirmed?: boolean;
 }
 
 export interface Packet {

@@ -2,6 +2,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { classify } from '../../rules/classify.js';
+import { firstPacketState } from '../../rules/classify/conntrack.js';
+import { CtState } from '../../rules/model.js';
 import type { FlowerRule } from '../../rules/model.js';
 import type { Packet } from '../../rules/packet.js';
 import { parseFilter, splitArgs } from '../../rules/tcsyntax/index.js';
@@ -52,6 +54,33 @@ describe('reference classifier: order', () => {
     expect(classify(rs, first).emits).toEqual([]);
     // ct clear does not track: the fragment goes on.
     expect(where(classify(rules('dev vf0 ingress prio 1 protocol ip flower action ct clear pipe action mirred egress redirect dev vf1'), first))).toEqual(['port:vf1']);
+  });
+
+  it('a NAT on a connection a ct commit of the same zone confirmed earlier in the pass sets nothing up (nf_nat_setup_info)', () => {
+    const nat = (zone: number) =>
+      rules(
+        'dev vf0 ingress prio 1 protocol ip flower action ct commit zone 5 pipe action goto chain 1',
+        `dev vf0 ingress chain 1 prio 1 protocol ip flower action ct commit zone ${zone} nat src addr 10.9.9.9 pipe action mirred egress redirect dev vf1`,
+      );
+    expect(classify(nat(5), udp()).emits[0]!.packet.ip!.src).toBe('10.0.0.1');
+    // Another zone is another, unconfirmed connection: NATed.
+    expect(classify(nat(6), udp()).emits[0]!.packet.ip!.src).toBe('10.9.9.9');
+    // Without the earlier commit the connection is unconfirmed: NATed.
+    const once = rules('dev vf0 ingress prio 1 protocol ip flower action ct zone 5 pipe action ct commit zone 5 nat src addr 10.9.9.9 pipe action mirred egress redirect dev vf1');
+    expect(classify(once, udp()).emits[0]!.packet.ip!.src).toBe('10.9.9.9');
+  });
+
+  it('an invalid packet gets no connection: +trk+inv, nothing committed or NATed, and a +trk+new rule misses it', () => {
+    const rs = rules(
+      'dev vf0 ingress prio 1 protocol ip flower action ct commit zone 5 mark 7 nat src addr 10.9.9.9 pipe action goto chain 1',
+      'dev vf0 ingress chain 1 prio 1 protocol ip flower ct_state +trk+new action mirred egress redirect dev vf1',
+      'dev vf0 ingress chain 1 prio 2 protocol ip flower ct_state +trk+inv action mirred egress redirect dev vf2',
+    );
+    const inv = classify(rs, udp(), { conntrack: () => CtState.TRACKED | CtState.INVALID });
+    expect(where(inv)).toEqual(['port:vf2']);
+    expect(inv.emits[0]!.packet.ip!.src).toBe('10.0.0.1');
+    expect(inv.emits[0]!.packet.ct).toMatchObject({ state: CtState.TRACKED | CtState.INVALID, zone: 5, mark: 0 });
+    expect(where(classify(rs, udp()))).toEqual(['port:vf1']);
   });
 
   it('no match goes up the representor (slow path)', () => {
@@ -220,5 +249,32 @@ describe('reference classifier: totality', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe('conntrack: a real kernel\'s answer for a connection\'s first packet', () => {
+  const NEW = CtState.TRACKED | CtState.NEW, INV = CtState.TRACKED | CtState.INVALID;
+  const tcp = (flags: number): Packet => udp({ ip: { version: 4, src: '10.0.0.1', dst: '10.0.0.2', proto: 6, tos: 0, ttl: 64, frag: 'no' }, tcpFlags: flags });
+  const icmp = (version: 4 | 6, type: number): Packet =>
+    udp({ ethType: version === 4 ? 0x0800 : 0x86dd, ip: { version, src: version === 4 ? '10.0.0.1' : '2001:db8::1', dst: version === 4 ? '10.0.0.2' : '2001:db8::2', proto: version === 4 ? 1 : 58, tos: 0, ttl: 64, frag: 'no' }, l4: undefined, icmp: { type, code: 0 } });
+
+  it('TCP: a SYN or a bare ACK (loose pick-up) opens one, ECE/CWR/PSH aside; SYN+ACK, FIN, RST, no flag are invalid (tcp_valid_flags, tcp_new)', () => {
+    const SYN = 0x02, ACK = 0x10, FIN = 0x01, RST = 0x04, PSH = 0x08, URG = 0x20, ECE = 0x40, CWR = 0x80;
+    for (const f of [SYN, SYN | ECE | CWR, SYN | URG, ACK, ACK | PSH, ACK | URG]) expect(firstPacketState(tcp(f)), `flags ${f}`).toBe(NEW);
+    for (const f of [SYN | ACK, FIN | ACK, RST, RST | ACK, 0, FIN, SYN | FIN, SYN | RST]) expect(firstPacketState(tcp(f)), `flags ${f}`).toBe(INV);
+  });
+
+  it('ICMP: requests open one (echo, timestamp, info, address mask), replies and errors are invalid; ICMPv6 likewise, neighbour discovery untracked', () => {
+    for (const t of [8, 13, 15, 17]) expect(firstPacketState(icmp(4, t))).toBe(NEW);
+    for (const t of [0, 3, 11, 14]) expect(firstPacketState(icmp(4, t))).toBe(INV);
+    for (const t of [128, 139]) expect(firstPacketState(icmp(6, t))).toBe(NEW);
+    for (const t of [129, 1, 135, 136, 8]) expect(firstPacketState(icmp(6, t))).toBe(INV);
+  });
+
+  it('UDP opens one, SCTP without an INIT does not, a bad checksum never does, and what is not IP is not tracked', () => {
+    expect(firstPacketState(udp())).toBe(NEW);
+    expect(firstPacketState(udp({ ip: { version: 4, src: '10.0.0.1', dst: '10.0.0.2', proto: 132, tos: 0, ttl: 64, frag: 'no' } }))).toBe(INV);
+    expect(firstPacketState(udp(), false)).toBe(INV);
+    expect(firstPacketState(udp({ ethType: 0x0806, ip: undefined, l4: undefined }))).toBe(0);
   });
 });

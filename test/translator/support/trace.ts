@@ -102,6 +102,8 @@ export async function trace(ovs: PrivateOvs, bridge: string, p: Packet, inPort: 
   // The datapath's ct() reassembles first (ovs_ct_execute, as act_ct.c): a lone fragment is held there, and
   // nothing after it, nor any recirculation, sees it. ofproto/trace does not simulate that; this reading does.
   let held = false;
+  // The zone whose connection a ct(commit) confirmed in this pass: conntrack sets NAT up on unconfirmed ones only.
+  let confirmedZone: number | undefined;
   for (const line of lines) {
     const acts = line.slice('Datapath actions:'.length).trim();
     if (acts === 'drop' || held) continue;
@@ -145,8 +147,13 @@ export async function trace(ovs: PrivateOvs, bridge: string, p: Packet, inPort: 
       // ct(...,nat(src|dst=MIN[-MAX][:PORT[-PORT]])) rewrites the packet in place in the datapath (act_ct.c does
       // the same); ofproto/trace only simulates it on a recirculation, taking the first address and port
       // (ofproto-dpif-trace.c), as rules/classify.ts does: that model here for every ct().
+      const ct = /^ct\((.*)\)$/.exec(a);
+      const zone = ct ? Number(/\bzone=(\d+)/.exec(ct[1]!)?.[1] ?? 0) : undefined;
+      if (a === 'ct_clear' || (zone !== undefined && zone !== confirmedZone)) confirmedZone = undefined;
       const nat = NAT.exec(a);
-      if (nat && pkt.ip) {
+      const confirmed = zone !== undefined && zone === confirmedZone;
+      if (ct && /(?:^|,)commit(?:,|$)/.test(ct[1]!)) confirmedZone = zone;
+      if (nat && pkt.ip && !confirmed) {
         const side = nat[1] as 'src' | 'dst';
         pkt.ip[side] = bytesToIp(ipToBytes(nat[2]!.replace(/[[\]]/g, '')));
         if (nat[3] !== undefined && pkt.l4) pkt.l4[side] = Number(nat[3]);
