@@ -49,11 +49,14 @@ export interface TraceStep {
  * off the `bridge("NAME")` headers and the ` T. match, priority P, cookie C`
  * lines (ofproto-dpif-trace.c). The megaflow's wildcarded fields do not change
  * which flows match (that is how the megaflow was made), so any value does.
+ * Only the first pass: the trace follows a recirculation on into the next
+ * recirc_id's flows, which are another datapath flow with its own counters.
  */
 export function parseTraceSteps(text: string): TraceStep[] {
   const out: TraceStep[] = [];
   let bridge = '';
   for (const line of text.split('\n')) {
+    if (line.startsWith('Datapath actions:')) break;
     const b = /^\s*bridge\("([^"]+)"\)/.exec(line);
     if (b) {
       bridge = b[1]!;

@@ -1,6 +1,6 @@
 // The operator's hardware view: dpctl/dump-flows lines, as OVS prints them for tc-offloaded and software flows.
 import { describe, expect, it } from 'vitest';
-import { parseDpctlFlows } from '../../ovs/ctl/offload.js';
+import { parseDpctlFlows, parseTraceSteps } from '../../ovs/ctl/offload.js';
 
 describe('dpctl/dump-flows -m', () => {
   it('tells offloaded datapath flows from software ones', () => {
@@ -14,5 +14,41 @@ describe('dpctl/dump-flows -m', () => {
       [false, 'ovs', 2],
     ]);
     expect(flows[0]!.match).toMatch(/^skb_priority/);
+  });
+});
+
+describe('ofproto/trace of a datapath flow', () => {
+  // OVS 3.1's trace of a recirc_id(0) flow whose ct() recirculates: it goes on into recirc(0x1), which is another
+  // datapath flow (its own ufid and counters). Counting table 3 here would count chain 1's packets twice (in_hw stats).
+  const text = [
+    'Flow: udp,in_port=100,vlan_tci=0x0000,dl_src=02:00:00:00:00:01,dl_dst=02:00:00:00:00:02,nw_src=10.0.0.1,nw_dst=10.0.0.2,nw_frag=no,tp_src=1,tp_dst=2',
+    '',
+    'bridge("br0")',
+    '-------------',
+    ' 0. ip,in_port=100, priority 10, cookie 0x1111',
+    '    ct(table=3,zone=3)',
+    '    drop',
+    '     -> A clone of the packet is forked to recirculate. The forked pipeline will be resumed at table 3.',
+    '',
+    'Final flow: unchanged',
+    'Megaflow: recirc_id=0,eth,ip,in_port=100,nw_frag=no',
+    'Datapath actions: ct(zone=3),recirc(0x1)',
+    '',
+    '===============================================================================',
+    'recirc(0x1) - resume conntrack with default ct_state=trk|new (use --ct-next to customize)',
+    '===============================================================================',
+    '',
+    'bridge("br0")',
+    '-------------',
+    '    thaw',
+    '        Resuming from table 3',
+    ' 3. ct_state=+new+trk,ip, priority 10, cookie 0x3333',
+    '    output:101',
+    '',
+    'Datapath actions: 3',
+  ].join('\n');
+
+  it('names the OpenFlow flows of its own pass only, not those after a recirculation', () => {
+    expect(parseTraceSteps(text)).toEqual([{ bridge: 'br0', table: 0, cookie: 0x1111n }]);
   });
 });
