@@ -6,12 +6,10 @@ import { execa } from 'execa';
 import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { classify } from '../../rules/classify.js';
-import type { FlowerMatch, FlowerRule } from '../../rules/model.js';
-import { keysMatch, protocolMatches } from '../../rules/classify/match.js';
+import type { FlowerRule } from '../../rules/model.js';
 import type { Packet } from '../../rules/packet.js';
 import { flowLine, meterLine } from '../../ovs/openflow/flow.js';
-import { DEFAULT_MAX_FLOWS_PER_RULE, translate } from '../../translator/index.js';
-import { translateMatch } from '../../translator/match.js';
+import { translate } from '../../translator/index.js';
 import { defaultPortMap, portPair } from '../../translator/portmap.js';
 import { addTestBridge, startOvs, type PrivateOvs } from '../harness/ovs.js';
 import { arbPacket } from '../gen/packet.js';
@@ -19,7 +17,7 @@ import { arbRuleset, DEVS } from '../gen/ruleset.js';
 import { arbGuestSwitchSet } from '../gen/guestswitch.js';
 import { arbExtraRuleset, arbRewriteGotoRuleset, arbVlanGotoRuleset } from './support/rulesets.js';
 import { odpToOfport, trace } from './support/trace.js';
-import { deeperTagTrap, isTpid, pendingHandOffs } from './support/traps.js';
+import { hardwareTraps } from './support/traps.js';
 import { shown } from '../helpers/shown.js';
 import { causeKey, rulesMet, Share } from '../helpers/met.js';
 import type { Outcome } from '../../rules/packet.js';
@@ -49,51 +47,6 @@ async function install(flows: string[], meters: string[]): Promise<void> {
  * The translator sends IPv6 later fragments a rule with ip_proto would take
  * (but for the protocol, which OVS reports as 44) to software.
  */
-const ipv6LaterFragmentTrap = (r: FlowerRule, m: FlowerMatch, p: Packet) =>
-  r.protocol === 0x86dd && r.match.ipProto !== undefined && p.ip?.version === 6 && p.ip.frag === 'later' && p.vlans.length === 0 && keysMatch({ ...m, ipProto: undefined }, p);
-
-/** Keys OpenFlow cannot state: a trap drops them (translator/match.ts, superset mode). */
-const inexpressible = (r: FlowerRule) => {
-  const m = r.match;
-  return isTpid(r.protocol) || (m.numOfVlans ?? 0) >= 1 || m.encKeyId !== undefined || !!(m.encSrcIp || m.encDstIp || m.encDstPort || m.encTos || m.encTtl || m.encOpts);
-};
-
-/** Whether the rule's trap match, as OpenFlow can state it, needs more flows than a rule may have. */
-function trapNeedsTooManyFlows(r: FlowerRule): boolean {
-  try {
-    translateMatch(r, { zone: (z) => z, maxFlowsPerRule: DEFAULT_MAX_FLOWS_PER_RULE }, 'superset');
-    return false;
-  } catch {
-    return true;
-  }
-}
-
-/**
- * What a not-offloaded rule's trap flows take: exactly its match when OpenFlow
- * can state it; else a tag with the rule's outer VID/PCP (any TPID) or its
- * protocol, and the keys OpenFlow can state.
- */
-function trapCovers(r: FlowerRule, p: Packet): boolean {
-  // A match that needs more flows than a rule may have is trapped by its protocol alone (trapMatches):
-  // broader, and harmless, since the guest's software re-runs the whole chain on what it is handed.
-  if (trapNeedsTooManyFlows(r)) {
-    if (r.protocol === 0x0003) return true;
-    if (isTpid(r.protocol)) return p.vlans.length > 0;
-    return p.vlans.length === 0 && p.ethType === r.protocol;
-  }
-  if (!inexpressible(r)) return (protocolMatches(r, p) && keysMatch(r.match, p)) || ipv6LaterFragmentTrap(r, r.match, p);
-  const m = r.match;
-  const relaxed: FlowerMatch = { ...m, ethType: undefined, vlanId: undefined, vlanPrio: undefined, vlanEthType: undefined, cvlanId: undefined, cvlanPrio: undefined, cvlanEthType: undefined, numOfVlans: undefined, encKeyId: undefined, encSrcIp: undefined, encDstIp: undefined, encDstPort: undefined, encTos: undefined, encTtl: undefined, encOpts: undefined };
-  let gate: boolean;
-  if (isTpid(r.protocol) || (r.protocol === 0x0003 && (m.numOfVlans ?? 0) >= 1)) {
-    const tag = p.vlans[0];
-    // With vlan-limit 1, OVS's dl_type is the type after the outer tag.
-    const after = p.vlans[1]?.tpid ?? p.ethType;
-    gate = !!tag && (m.vlanId === undefined || tag.vid === m.vlanId) && (m.vlanPrio === undefined || tag.pcp === m.vlanPrio) && (m.vlanEthType === undefined || isTpid(m.vlanEthType) || after === m.vlanEthType);
-  } else gate = protocolMatches(r, p);
-  return (gate && keysMatch(relaxed, p)) || ipv6LaterFragmentTrap(r, relaxed, p);
-}
-
 /**
  * Translation level of issue 11's figure: a packet meets a rule when the
  * classifier (software alone) says a rule decided it; offloaded flows handle
@@ -168,17 +121,11 @@ async function property(runs: number, outerTpid?: number, sets?: fc.Arbitrary<[F
         // Refused rules (skip_sw that cannot be offloaded) are refused in the guest too: they do not exist.
         const kept = ruleset.filter((_, i) => !t.perRule.get(i + 1)!.refused);
         const notOffloaded = new Set(ruleset.filter((_, i) => !t.perRule.get(i + 1)!.offloaded));
-        const pendingHandOff = pendingHandOffs(t, ruleset);
+        const trapped = hardwareTraps(t, ruleset, outerTpid);
         await install(t.flows.map(flowLine), t.meters.map(meterLine));
         for (const raw of packets) {
           const p: Packet = { ...raw, inDev: DEVS.includes(raw.inDev) ? raw.inDev : 'vf0', ct: { state: 0, zone: 0, mark: 0, label: '0'.repeat(32) } };
-          const offloadedRules = new Set(ruleset.filter((_, i) => t.perRule.get(i + 1)!.offloaded));
-          const want = classify(kept, p, {
-            trapped: (r: FlowerRule, q: Packet, emits) =>
-              // On a declaring VM a filter on the other VLAN protocol matches no frame: it has no flow, not even a trap.
-              (notOffloaded.has(r) && trapCovers(r, q) && !(outerTpid !== undefined && isTpid(r.protocol) && r.protocol !== outerTpid)) || (offloadedRules.has(r) && ipv6LaterFragmentTrap(r, r.match, q)) || deeperTagTrap(r, q, outerTpid) || pendingHandOff(r, q, emits),
-            handOffRestores: true,
-          });
+          const want = classify(kept, p, { trapped, handOffRestores: true });
           const pure = classify(kept, p);
           if (pure.looped) loops++;
           // A goto on a loop of chains is not offloaded (translator/loops.ts): software runs the loop as the kernel

@@ -1,11 +1,12 @@
 // What the translator sends to the guest's software beyond a rule's own
 // match, as the property test and the offload tier's oracles model it
 // (each trap is the rule's own, at its place; software then decides).
-import type { FlowerRule } from '../../../rules/model.js';
+import type { FlowerMatch, FlowerRule } from '../../../rules/model.js';
 import type { Emit, Packet } from '../../../rules/packet.js';
 import { keysMatch, protocolMatches } from '../../../rules/classify/match.js';
 import { cookieRuleId } from '../../../translator/cookie.js';
-import type { Translation } from '../../../translator/index.js';
+import { DEFAULT_MAX_FLOWS_PER_RULE, type Translation } from '../../../translator/index.js';
+import { translateMatch } from '../../../translator/match.js';
 import { HANDOFF_TABLE, PENDING_BIT, VALUE_BITS_REG } from '../../../translator/actions.js';
 
 export const isTpid = (t: number | undefined) => t === 0x8100 || t === 0x88a8;
@@ -40,4 +41,66 @@ export function pendingHandOffs(t: Translation, rules: FlowerRule[]): (r: Flower
   }
   const handsOff = new Set(rules.filter((_, i) => ids.has(i + 1)));
   return (r, q, emits) => handsOff.has(r) && emits.some((e) => e.copy) && protocolMatches(r, q) && keysMatch(r.match, q);
+}
+
+/** An IPv6 later fragment of an ip_proto rule: OVS sees nw_proto 44 there, so the rule's flows trap it. */
+const ipv6LaterFragmentTrap = (r: FlowerRule, m: FlowerMatch, p: Packet) =>
+  r.protocol === 0x86dd && r.match.ipProto !== undefined && p.ip?.version === 6 && p.ip.frag === 'later' && p.vlans.length === 0 && keysMatch({ ...m, ipProto: undefined }, p);
+
+/** Keys OpenFlow cannot state: a trap drops them (translator/match.ts, superset mode). */
+const inexpressible = (r: FlowerRule) => {
+  const m = r.match;
+  return isTpid(r.protocol) || (m.numOfVlans ?? 0) >= 1 || m.encKeyId !== undefined || !!(m.encSrcIp || m.encDstIp || m.encDstPort || m.encTos || m.encTtl || m.encOpts);
+};
+
+/** Whether the rule's trap match, as OpenFlow can state it, needs more flows than a rule may have. */
+function trapNeedsTooManyFlows(r: FlowerRule): boolean {
+  try {
+    translateMatch(r, { zone: (z) => z, maxFlowsPerRule: DEFAULT_MAX_FLOWS_PER_RULE }, 'superset');
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * What a not-offloaded rule's trap flows take: exactly its match when OpenFlow
+ * can state it; else a tag with the rule's outer VID/PCP (any TPID) or its
+ * protocol, and the keys OpenFlow can state.
+ */
+function trapCovers(r: FlowerRule, p: Packet): boolean {
+  // A match that needs more flows than a rule may have is trapped by its protocol alone (trapMatches):
+  // broader, and harmless, since the guest's software re-runs the whole chain on what it is handed.
+  if (trapNeedsTooManyFlows(r)) {
+    if (r.protocol === 0x0003) return true;
+    if (isTpid(r.protocol)) return p.vlans.length > 0;
+    return p.vlans.length === 0 && p.ethType === r.protocol;
+  }
+  if (!inexpressible(r)) return (protocolMatches(r, p) && keysMatch(r.match, p)) || ipv6LaterFragmentTrap(r, r.match, p);
+  const m = r.match;
+  const relaxed: FlowerMatch = { ...m, ethType: undefined, vlanId: undefined, vlanPrio: undefined, vlanEthType: undefined, cvlanId: undefined, cvlanPrio: undefined, cvlanEthType: undefined, numOfVlans: undefined, encKeyId: undefined, encSrcIp: undefined, encDstIp: undefined, encDstPort: undefined, encTos: undefined, encTtl: undefined, encOpts: undefined };
+  let gate: boolean;
+  if (isTpid(r.protocol) || (r.protocol === 0x0003 && (m.numOfVlans ?? 0) >= 1)) {
+    const tag = p.vlans[0];
+    // With vlan-limit 1, OVS's dl_type is the type after the outer tag.
+    const after = p.vlans[1]?.tpid ?? p.ethType;
+    gate = !!tag && (m.vlanId === undefined || tag.vid === m.vlanId) && (m.vlanPrio === undefined || tag.pcp === m.vlanPrio) && (m.vlanEthType === undefined || isTpid(m.vlanEthType) || after === m.vlanEthType);
+  } else gate = protocolMatches(r, p);
+  return (gate && keysMatch(relaxed, p)) || ipv6LaterFragmentTrap(r, relaxed, p);
+}
+
+/**
+ * Every trap of a translation, as classify's `trapped` hook: a not-offloaded
+ * rule's trap over what its flows take (none for a filter on the other VLAN
+ * protocol of a declaring VM: it matches no frame there), IPv6 later fragments
+ * of offloaded ip_proto rules, deeper tags, and hand-offs under deferred copies.
+ */
+export function hardwareTraps(t: Translation, rules: FlowerRule[], outerTpid: number | undefined): (r: FlowerRule, q: Packet, emits: readonly Emit[]) => boolean {
+  const notOffloaded = new Set(rules.filter((_, i) => !t.perRule.get(i + 1)!.offloaded));
+  const pendingHandOff = pendingHandOffs(t, rules);
+  return (r, q, emits) =>
+    (notOffloaded.has(r) && trapCovers(r, q) && !(outerTpid !== undefined && isTpid(r.protocol) && r.protocol !== outerTpid)) ||
+    (!notOffloaded.has(r) && ipv6LaterFragmentTrap(r, r.match, q)) ||
+    deeperTagTrap(r, q, outerTpid) ||
+    pendingHandOff(r, q, emits);
 }
