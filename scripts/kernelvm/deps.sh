@@ -12,10 +12,16 @@
 #     probe (probe.c), under $VPF_KERNELVM_CACHE/<kernel version>/.
 # Prints the ready directory on its last line.
 #
+#   deps.sh [stock|skbext]
+# skbext: the same Debian kernel built from its source with
+# CONFIG_NET_TC_SKB_EXT=y (skbext.sh), for the flows that recirculate.
+#
 # Env: VPF_KERNELVM_CACHE (default /var/cache/vpf-kernelvm),
 #      VPF_KERNELVM_KPKG (a kernel package other than linux-image-amd64's).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
+FLAVOR=${1:-stock}
+case $FLAVOR in stock | skbext) ;; *) echo "usage: deps.sh [stock|skbext]" >&2; exit 2 ;; esac
 ROOT=${VPF_KERNELVM_CACHE:-/var/cache/vpf-kernelvm}
 mkdir -p "$ROOT/debs"
 log() { echo "kernelvm/deps.sh: $*" >&2; }
@@ -77,6 +83,10 @@ KVER=${KPKG#linux-image-}
 C=$ROOT/$KVER
 mkdir -p "$C"
 fetch "$KPKG" "$C/kernel"
+if [ "$FLAVOR" = skbext ]; then
+	KVER=$(bash "$HERE/skbext.sh" "$ROOT" "$C/kernel" "$KVER" "$(ls "$ROOT"/debs/"${KPKG}"_*.deb | head -n1)" "${MODULES[*]}")
+	C=$ROOT/$KVER
+fi
 MODDIR=$C/kernel/lib/modules/$KVER
 [ -f "$MODDIR/modules.dep" ] || { log "depmod $KVER"; depmod -b "$C/kernel" "$KVER"; }
 fetch busybox-static "$ROOT/busybox"
@@ -126,6 +136,8 @@ if [ "$(cat "$C/initramfs.stamp" 2>/dev/null)" != "$stamp" ] || [ ! -f "$C/initr
 	mv "$C/initramfs.cpio.tmp" "$C/initramfs.cpio"
 	rm -rf "$T"
 	cp "$C/kernel/boot/vmlinuz-$KVER" "$C/vmlinuz"
+	# skbext.sh leaves the ELF it built; a stock package has only the bzImage
+	[ -f "$C/kernel/boot/vmlinux-$KVER" ] && cp "$C/kernel/boot/vmlinux-$KVER" "$C/vmlinux" || {
 	# The bzImage's ELF payload: qemu boots it through its PVH note, which
 	# skips ~5 s of self-decompression under TCG (vmlinuz is the fallback).
 	# Debian's amd64 kernels are xz-compressed: try each xz magic.
@@ -146,8 +158,9 @@ while i >= 0:
     i = d.find(b"\xfd7zXZ\x00", i + 1)
 sys.exit(1)
 PY
+	}
 	echo "$stamp" >"$C/initramfs.stamp"
 fi
-echo "$KVER" >"$ROOT/current"
+[ "$FLAVOR" != stock ] || echo "$KVER" >"$ROOT/current"
 log "ready: kernel $KVER, $(du -h "$C/initramfs.cpio" | cut -f1) initramfs"
 echo "$C"

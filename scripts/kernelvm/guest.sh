@@ -44,7 +44,8 @@ while [ $i -lt "$NSETS" ]; do
 	ovs-appctl revalidator/purge >/dev/null 2>&1
 	ovs-appctl dpctl/flush-conntrack >/dev/null 2>&1
 	before=$(logsize)
-	$PROBE --listen "$listen" --passes "$PASSES" --settle "$SETTLE_MS" --upcall-wait "$UPCALL_MS" \
+	# every send meets conntrack afresh (the classifier models a new connection)
+	$PROBE --listen "$listen" --passes "$PASSES" --flush-ct --settle "$SETTLE_MS" --upcall-wait "$UPCALL_MS" \
 		<$s/frames >$s/probe 2>$s/probe.err
 	ovs-appctl dpctl/dump-flows -m >$s/dp 2>&1
 	tail -c +$((before + 1)) /run/ovs/ovs-vswitchd.log >$s/log

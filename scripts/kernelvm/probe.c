@@ -3,8 +3,11 @@
  * offload with tc-policy=skip_hw) through the veth peers of its ports and
  * tells, per send, which part of the datapath handled it and what came out.
  *
- *   probe --listen NAME=PEER,... [--passes N] [--settle MS] [--upcall-settle MS]
- *         [--upcall-wait MS] < lines "INPEER HEX"
+ *   probe --listen NAME=PEER,... [--passes N] [--flush-ct] [--settle MS]
+ *         [--upcall-settle MS] [--upcall-wait MS] < lines "INPEER HEX"
+ *
+ * --flush-ct empties the conntrack table before each send, so that every send
+ * of a frame is a new connection's first packet.
  *
  * Per frame and pass it prints
  *   P <frame> <pass>     a send begins (then R lines as frames come out)
@@ -28,6 +31,8 @@
 #include <linux/gen_stats.h>
 #include <linux/genetlink.h>
 #include <linux/if_packet.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
 #include <linux/netlink.h>
 #include <linux/openvswitch.h>
 #include <linux/pkt_cls.h>
@@ -194,6 +199,28 @@ static void tc_snap(int ifindex, struct snap *s)
 }
 
 /* ---------------------------------------------------------------- genetlink */
+/*
+ * Forgets every conntrack entry, all zones and families (ctnetlink_del_conntrack
+ * with no tuple and AF_UNSPEC flushes the table): each send then meets
+ * conntrack as a new connection, as the reference classifier models it.
+ */
+static int nffd;
+static void ignore_cb(struct nlmsghdr *h, void *arg)
+{
+	(void)h;
+	(void)arg;
+}
+static int ct_flush(void)
+{
+	struct req r = { .h = { .nlmsg_len = NLMSG_LENGTH(sizeof(struct nfgenmsg)),
+				.nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE,
+				.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK } };
+	struct nfgenmsg *g = NLMSG_DATA(&r.h);
+	g->nfgen_family = AF_UNSPEC;
+	g->version = NFNETLINK_V0;
+	return nl_talk(nffd, &r.h, ignore_cb, NULL);
+}
+
 static int gfd, fam_dp, fam_flow, dp_ifindex;
 
 static void fam_cb(struct nlmsghdr *h, void *arg)
@@ -360,13 +387,15 @@ static int count_flows(int ifindex, struct snap *tc)
 
 int main(int argc, char **argv)
 {
-	int passes = 2;
+	int passes = 2, flush_ct = 0;
 	double settle = 20, upcall_settle = 100, upcall_wait = 1500;
 	char line[40000];
 	static struct snap tc0, tc1, k0, k1;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--passes") && i + 1 < argc)
 			passes = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--flush-ct"))
+			flush_ct = 1;
 		else if (!strcmp(argv[i], "--settle") && i + 1 < argc)
 			settle = atof(argv[++i]);
 		else if (!strcmp(argv[i], "--upcall-settle") && i + 1 < argc)
@@ -379,12 +408,13 @@ int main(int argc, char **argv)
 				sscanf(s, "%31[^=]=%31s", p->name, p->peer);
 			}
 		} else {
-			fprintf(stderr, "usage: probe --listen NAME=PEER,... [--passes N] [--settle MS] [--upcall-settle MS] [--upcall-wait MS]\n");
+			fprintf(stderr, "usage: probe --listen NAME=PEER,... [--passes N] [--flush-ct] [--settle MS] [--upcall-settle MS] [--upcall-wait MS]\n");
 			return 2;
 		}
 	}
 	rtfd = socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
 	gfd = socket(AF_NETLINK, SOCK_RAW, NETLINK_GENERIC);
+	nffd = socket(AF_NETLINK, SOCK_RAW, NETLINK_NETFILTER);
 	fam_dp = family(OVS_DATAPATH_FAMILY);
 	fam_flow = family(OVS_FLOW_FAMILY);
 	if (fam_dp < 0 || fam_flow < 0) {
@@ -422,12 +452,15 @@ int main(int argc, char **argv)
 			sscanf(hex + 2 * len, "%2hhx", &f[len]);
 		for (int pass = 1; pass <= passes; pass++) {
 			struct sockaddr_ll to = { .sll_family = AF_PACKET, .sll_halen = 6 };
+			int err;
 			if (!in) {
 				printf("P %d %d\nS error=unknown-port\n", frame, pass);
 				continue;
 			}
 			drain(0);
 			printf("P %d %d\n", frame, pass);
+			if (flush_ct && (err = ct_flush()) < 0)
+				printf("S error=ct-flush:%s\n", strerror(-err));
 			dp_stats(&d0);
 			tc_snap(in->ifindex, &tc0);
 			flow_snap(&k0);

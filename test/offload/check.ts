@@ -3,11 +3,11 @@
 // reference classifier (where it must come out) and the offload facts (which
 // datapath flow handled its last pass).
 import type { FlowerRule } from '../../rules/model.js';
-import type { Emit, Packet } from '../../rules/packet.js';
+import type { Packet } from '../../rules/packet.js';
 import { classify } from '../../rules/classify.js';
-import { keysMatch, protocolMatches } from '../../rules/classify/match.js';
+import { firstPacketState } from '../../rules/classify/conntrack.js';
 import { flowLine, meterLine } from '../../ovs/openflow/flow.js';
-import { deeperTagTrap, pendingHandOffs } from '../translator/support/traps.js';
+import { hardwareTraps } from '../translator/support/traps.js';
 import { shown } from '../helpers/shown.js';
 import { causeKey, rulesMet } from '../helpers/met.js';
 import { translate } from '../../translator/index.js';
@@ -31,8 +31,8 @@ export interface Prepared {
   /** Why each rule that is not offloaded stays in the guest's software (the translator's reason). */
   reasons: Map<FlowerRule, string>;
   flows: string[];
-  /** Offloaded rules that hand a packet off under deferred mirror copies (support/traps.ts). */
-  pendingHandOff: ReturnType<typeof pendingHandOffs>;
+  /** The hardware path's traps (support/traps.ts, the property test's own): classify's `trapped` hook. */
+  trapped: ReturnType<typeof hardwareTraps>;
 }
 
 export function prepare(c: Case, ports: PortMap): Prepared {
@@ -42,7 +42,7 @@ export function prepare(c: Case, ports: PortMap): Prepared {
   const notOffloaded = new Set(c.rules.filter((_, i) => !t.perRule.get(i + 1)!.offloaded));
   const reasons = new Map(c.rules.flatMap((r, i) => { const e = t.perRule.get(i + 1)!.error; return e ? [[r, e.message] as const] : []; }));
   const flows = t.flows.map(flowLine);
-  return { c, kept, notOffloaded, reasons, flows, pendingHandOff: pendingHandOffs(t, c.rules), set: { name: c.name, flows, meters: t.meters.map(meterLine), frames: c.packets.map((p) => ({ port: p.inDev, hex: packetToHex(p) })) } };
+  return { c, kept, notOffloaded, reasons, flows, trapped: hardwareTraps(t, c.rules, c.outerTpid), set: { name: c.name, flows, meters: t.meters.map(meterLine), frames: c.packets.map((p) => ({ port: p.inDev, hex: packetToHex(p) })) } };
 }
 
 export interface Verdict {
@@ -54,13 +54,14 @@ export interface Verdict {
   offloaded: boolean;
   /** Why not offloaded: OVS's reasons, or what the datapath flow shows. */
   cause: string;
-  /** Not comparable: conntrack state carries over between sends. */
+  /** Not comparable: conntrack picks a NAT range's address and port. */
   skipped?: string;
   /**
    * Not offloaded for a reason no flow form can change (docs/mapping.md, "Not
-   * vpf's to fix"): the frame itself is one OVS 3.1's tc offload never takes.
+   * vpf's to fix"): the frame itself is one OVS 3.1's tc offload never takes,
+   * or the flow recirculates and the kernel cannot offload that.
    */
-  beyondOvs?: string;
+  beyond?: string;
   /** Software alone (the classifier) says a rule decided the frame, not a skip_hw one: issue 11's "packets that meet a rule". */
   metRule: boolean;
   /** The hardware path hands the frame to the guest's software at a trap: the translator's reason. */
@@ -70,34 +71,26 @@ export interface Verdict {
   report: string;
 }
 
-/**
- * ct state carries over between sends, so a frame is not compared where it
- * matters: a rule matching ct_* keys, or a ct that recirculates into the
- * next chain (which reads its state; and OVS 3.1 offloads no recirculation
- * on a kernel without CONFIG_NET_TC_SKB_EXT). A ct in place (commit, NAT,
- * then outputs) does the same to every send of one frame (a later send finds
- * the first one's entry and its NAT binding): compared.
- */
-const usesCt = (r: FlowerRule) =>
-  r.match.ctState !== undefined || r.match.ctZone !== undefined || r.match.ctMark !== undefined || r.match.ctLabel !== undefined ||
-  r.actions.some((a, i) => a.kind === 'ct' && !a.clear && (a.control.kind === 'goto' || (a.control.kind === 'pipe' && r.actions.slice(i + 1).some((b) => b.kind === 'gact' && b.control.kind === 'goto'))));
+/** What the VM's kernel can offload (harness.ts KernelFlavor): the stock one no flow that recirculates. */
+export interface TierKernel {
+  recirculation: boolean;
+}
 
 /** A NAT to a range: which address and port conntrack picks in it depends on the tuples in use (nf_nat_core.c), not on the rule. */
 const natToRange = (r: FlowerRule) =>
   r.actions.some((a) => a.kind === 'ct' && a.nat && ((a.nat.addrMax !== undefined && a.nat.addrMax !== a.nat.addrMin) || (a.nat.portMax !== undefined && a.nat.portMax !== a.nat.portMin)));
 
-export function judge(p: Prepared, res: SetResult, n: number): Verdict {
+/**
+ * The probe empties the conntrack table before every send (--flush-ct), so
+ * each send is a new connection's first packet: conntrack's answer is
+ * firstPacketState's, and ct frames are compared like any other.
+ */
+export function judge(p: Prepared, res: SetResult, n: number, kernel: TierKernel): Verdict {
   const raw = p.c.packets[n]!;
   const pkt: Packet = { ...raw, ct: { state: 0, zone: 0, mark: 0, label: '0'.repeat(32) } };
-  // A rule that is not offloaded is trapped to software exactly over its match (issue 10 item 4);
-  // IPv6 later fragments of ip_proto rules go to software too (OVS sees nw_proto 44 there).
-  const trapped = (r: FlowerRule, q: Packet, emits: readonly Emit[]) =>
-    p.pendingHandOff(r, q, emits) ||
-    (p.notOffloaded.has(r) && protocolMatches(r, q) && keysMatch(r.match, q)) ||
-    (r.protocol === 0x86dd && r.match.ipProto !== undefined && q.ip?.version === 6 && q.ip.frag === 'later' && q.vlans.length === 0) ||
-    (!p.notOffloaded.has(r) && deeperTagTrap(r, q, p.c.outerTpid));
   // A hand-off after a rewrite-then-goto gives software the packet as it arrived (docs/mapping.md, restore).
-  const want = classify(p.kept, pkt, { trapped, handOffRestores: true });
+  const conntrack = (q: Packet) => firstPacketState(q);
+  const want = classify(p.kept, pkt, { trapped: p.trapped, handOffRestores: true, conntrack });
   const expected = want.emits.map((e) => packetView(e.to.kind === 'port' ? e.to.dev : `${e.to.dev}rep`, e.packet));
   const fr: FrameResult = res.frames[n]!;
   const actual = fr.last.out.map((o) => frameView(o.port, o.hex));
@@ -107,11 +100,11 @@ export function judge(p: Prepared, res: SetResult, n: number): Verdict {
   const mustOffload = !trapStep;
   const trapRule = trapStep && rulesMet(p.kept, pkt.inDev, [trapStep])[0];
   const trappedBy = trapStep ? causeKey((trapRule && p.reasons.get(trapRule)) || 'IPv6 later fragment or deeper tags of an offloaded rule') : undefined;
-  const metBySoftware = rulesMet(p.kept, pkt.inDev, classify(p.kept, pkt).trace);
+  const metBySoftware = rulesMet(p.kept, pkt.inDev, classify(p.kept, pkt, { conntrack }).trace);
   const metRule = metBySoftware.length > 0 && !metBySoftware.some((r) => r.flags.skipHw);
   const offloaded = fr.last.path === 'tc';
   const met = p.kept.filter((r) => r.dev === pkt.inDev && want.trace.some((s) => s.chain === r.chain && s.prio === r.prio));
-  const skipped = met.some(usesCt) ? 'conntrack' : met.some(natToRange) ? 'NAT to a range' : undefined;
+  const skipped = met.some(natToRange) ? 'NAT to a range' : undefined;
   let cause = '';
   if (!offloaded) {
     const failed = fr.flows.map((f) => res.failures.find((x) => x.ufid === f.ufid)).filter((x) => x !== undefined);
@@ -131,7 +124,9 @@ export function judge(p: Prepared, res: SetResult, n: number): Verdict {
       : fr.flows.length === 0 ? `no datapath flow (path ${fr.last.path})`
       : `other (path ${fr.last.path})`;
   }
-  const beyondOvs = offloaded ? undefined : ovsNeverOffloads(pkt, fr.flows.filter((f) => f.dp !== 'tc'), p.kept);
+  const beyond = offloaded ? undefined
+    : !kernel.recirculation && /recirc/.test(cause) ? 'recirculation (Debian\'s kernel has no CONFIG_NET_TC_SKB_EXT)'
+    : ovsNeverOffloads(pkt, fr.flows.filter((f) => f.dp !== 'tc'), p.kept);
   const report = [
     `set ${p.c.name}, frame ${n + 1} on ${pkt.inDev}: ${fr.hex}`,
     'rules:',
@@ -146,7 +141,7 @@ export function judge(p: Prepared, res: SetResult, n: number): Verdict {
     ...fr.flows.map((f) => `  dp:${f.dp} ${f.match} actions:${f.actions}`),
     ...(cause ? [`not offloaded: ${cause}`] : []),
   ].join('\n');
-  return { outputOk, mustOffload, offloaded, cause, skipped, ...(beyondOvs ? { beyondOvs } : {}), metRule, ...(trappedBy ? { trappedBy } : {}), expected, actual, report };
+  return { outputOk, mustOffload, offloaded, cause, skipped, ...(beyond ? { beyond } : {}), metRule, ...(trappedBy ? { trappedBy } : {}), expected, actual, report };
 }
 
 /**

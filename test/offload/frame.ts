@@ -30,14 +30,17 @@ function l4(p: Packet): number[] {
 }
 
 /**
- * The TCP (or IPv6 UDP) checksum over the pseudo-header, written into `body`: conntrack drops a TCP segment with a
- * wrong one as invalid (nf_conntrack_checksum; tcp_error), so a NAT would not happen. Whole segments only.
+ * The TCP, ICMP/ICMPv6 (or IPv6 UDP) checksum, written into `body`: conntrack takes a segment with a wrong one as
+ * invalid (nf_conntrack_checksum; tcp_error, icmp_error), so no connection, commit or NAT would happen. IPv4 UDP
+ * keeps 0, "no checksum". SCTP's CRC32c is left 0: the model's packets carry no INIT chunk, invalid anyway
+ * (rules/classify/conntrack.ts). Whole segments only.
  */
 function l4Checksum(p: Packet, body: number[]): void {
   const ip = p.ip!;
-  const at = ip.proto === 6 ? 16 : ip.proto === 17 && ip.version === 6 ? 6 : -1;
+  const at = ip.proto === 6 ? 16 : ip.proto === 17 && ip.version === 6 ? 6 : ip.proto === 1 || ip.proto === 58 ? 2 : -1;
   if (at < 0 || ip.frag !== 'no') return;
-  const pseudo = ip.version === 4 ? [...ipToBytes(ip.src), ...ipToBytes(ip.dst), 0, ip.proto, ...u16(body.length)] : [...ipToBytes(ip.src), ...ipToBytes(ip.dst), 0, 0, ...u16(body.length), 0, 0, 0, ip.proto];
+  // ICMP (IPv4) sums the message alone; the others a pseudo-header first
+  const pseudo = ip.proto === 1 && ip.version === 4 ? [] : ip.version === 4 ? [...ipToBytes(ip.src), ...ipToBytes(ip.dst), 0, ip.proto, ...u16(body.length)] : [...ipToBytes(ip.src), ...ipToBytes(ip.dst), 0, 0, ...u16(body.length), 0, 0, 0, ip.proto];
   const c = csum([...pseudo, ...body]);
   body[at] = c >> 8;
   body[at + 1] = c & 0xff;

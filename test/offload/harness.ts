@@ -29,8 +29,16 @@ export interface OffloadSet {
   frames: OffloadFrame[];
 }
 
+/**
+ * Which kernel the VM boots: Debian's stock one, or the same source and config
+ * with CONFIG_NET_TC_SKB_EXT=y (scripts/kernelvm/skbext.sh), on which OVS's tc
+ * offload takes flows that recirculate (`ct ... goto chain`).
+ */
+export type KernelFlavor = 'stock' | 'skbext';
+
 export interface OffloadOptions {
   ports?: PortMap;
+  flavor?: KernelFlavor;
   /** Sends of each frame; the first one normally misses (upcall). Default 2. */
   passes?: number;
   /** Keep the run directory (printed). */
@@ -99,15 +107,15 @@ export function bridgePorts(ports: PortMap): Map<string, number> {
 }
 
 /** Builds (or checks, ~1 s) what the VM needs; returns the cache directory of the kernel. */
-export async function ensureKernelVm(): Promise<string> {
-  const r = await execa('bash', [join(KVM, 'deps.sh')], { reject: false });
+export async function ensureKernelVm(flavor: KernelFlavor = 'stock'): Promise<string> {
+  const r = await execa('bash', [join(KVM, 'deps.sh'), flavor], { reject: false });
   if (r.exitCode !== 0) throw new Error(`scripts/kernelvm/deps.sh failed:\n${r.stderr.toString().slice(-3000)}`);
   return r.stdout.toString().trim().split('\n').pop()!;
 }
 
 export async function runOffload(sets: OffloadSet[], opts: OffloadOptions = {}): Promise<OffloadRun> {
   const t0 = Date.now();
-  const cache = await ensureKernelVm();
+  const cache = await ensureKernelVm(opts.flavor);
   const ports = bridgePorts(opts.ports ?? defaultPortMap(2));
   const passes = opts.passes ?? 2;
   const run = mkdtempSync('/tmp/vpf-offload-');
