@@ -10,16 +10,18 @@
 import type { Action, Control, FlowerRule } from './model.js';
 import { CtState } from './model.js';
 import type { CtMeta, Destination, Emit, Outcome, Packet, TraceStep } from './packet.js';
+import type { Conntrack } from './classify/conntrack.js';
 import { keysMatch, maskShape, protocolMatches } from './classify/match.js';
 import { applyPedit } from './classify/pedit.js';
 
 export interface ClassifyOptions {
   /**
-   * What conntrack answers for a packet at a `ct` action: the ct state bits
-   * (flower layout). Default: a new connection, +trk+new (and +est once the
-   * action commits nothing: tc's ct does not see replies in a single pass).
+   * What conntrack answers for a packet at a `ct` action (its state bits, in
+   * flower's layout, and its connection's mark and label), and what a commit
+   * records. Default: a new connection, +trk+new, and nothing recorded (what
+   * ofproto/trace is told); rules/classify/conntrack.ts has a real kernel's.
    */
-  conntrack?: (p: Packet, zone: number) => number;
+  conntrack?: Conntrack;
   /**
    * Partial offload: (rule, packet) pairs the hardware path holds only as a
    * trap. Such a rule takes the packet at its place in the order and hands it
@@ -47,9 +49,7 @@ type Verdict = { kind: 'pass' } | { kind: 'drop' } | { kind: 'stolen' } | { kind
 
 const clone = (p: Packet): Packet => structuredClone(p);
 
-function defaultConntrack(): number {
-  return CtState.TRACKED | CtState.NEW;
-}
+const defaultConntrack: Conntrack = { lookup: () => ({ state: CtState.TRACKED | CtState.NEW }) };
 
 /** Runs one action; returns its control verdict after its effect (act_api.c tcf_action_exec). */
 function runAction(a: Action, p: Packet, emits: Emit[], opts: ClassifyOptions): Control {
@@ -93,7 +93,9 @@ function runAction(a: Action, p: Packet, emits: Emit[], opts: ClassifyOptions): 
       // is not whole is held for the rest, TC_ACT_STOLEN. The model's packets are single, so a fragment stays held.
       if (p.ip && p.ip.frag !== 'no') return { kind: 'stolen' };
       const zone = a.zone ?? 0;
-      const state = (opts.conntrack ?? defaultConntrack)(p, zone);
+      const conntrack = opts.conntrack ?? defaultConntrack;
+      const found = conntrack.lookup(p, zone);
+      const state = found.state;
       if (state & CtState.INVALID) {
         // No connection (act_ct.c: nf_ct_get() is NULL): nothing to commit or NAT; flower sees only +trk+inv and the zone.
         p.ct = { state, zone, mark: 0, label: '0'.repeat(32) };
@@ -103,6 +105,9 @@ function runAction(a: Action, p: Packet, emits: Emit[], opts: ClassifyOptions): 
       const confirmed = !!p.ct.confirmed && p.ct.zone === zone;
       const { confirmed: _, ...prev } = p.ct;
       const ct: CtMeta = { ...prev, zone, state, ...(confirmed || a.commit ? { confirmed: true } : {}) };
+      // A connection conntrack already had brings its own mark and label.
+      if (found.mark !== undefined) ct.mark = found.mark;
+      if (found.label !== undefined) ct.label = found.label;
       if (a.commit && a.mark) ct.mark = ((ct.mark & ~a.mark.mask) | (a.mark.value & a.mark.mask)) >>> 0;
       if (a.commit && a.label) {
         const v = Buffer.from(a.label.value, 'hex'), m = Buffer.from(a.label.mask, 'hex'), o = Buffer.from(ct.label.padEnd(32, '0'), 'hex');
@@ -110,6 +115,7 @@ function runAction(a: Action, p: Packet, emits: Emit[], opts: ClassifyOptions): 
         ct.label = o.toString('hex');
       }
       p.ct = ct;
+      if (a.commit) conntrack.commit?.(p, zone, ct);
       // act_ct.c: nat rewrites the packet in place; the model takes the lowest address/port of the range.
       if (a.nat && a.nat.type !== 'restore' && p.ip && !confirmed) {
         if (a.nat.type === 'src') {

@@ -1,10 +1,20 @@
-// What Linux conntrack answers for the first packet of a connection it has
-// never seen (nf_conntrack_core.c nf_conntrack_in with an empty table), as
-// flower's ct_state shows it after a `ct` action. The reference classifier
-// assumes +trk+new by default (what ofproto/trace is told); the offload tier
-// runs real conntrack, emptied before every send, and judges with this.
+// What Linux conntrack answers at a `ct` action, as flower's ct_state shows
+// it: for the first packet of a connection it has never seen
+// (nf_conntrack_core.c nf_conntrack_in with an empty table), and, in
+// ConntrackTable, for the packets after a commit (the reply direction, then
+// established). The reference classifier assumes +trk+new by default (what
+// ofproto/trace is told); the offload tier runs real conntrack and judges
+// with these.
 import { CtState } from '../model.js';
-import type { Packet } from '../packet.js';
+import type { CtMeta, Packet } from '../packet.js';
+
+/** The classifier's view of conntrack (ClassifyOptions.conntrack). */
+export interface Conntrack {
+  /** The state p gets in `zone` (flower bits), and its connection's mark and label when conntrack knew it. */
+  lookup(p: Packet, zone: number): { state: number; mark?: number; label?: string };
+  /** A `ct commit` confirmed p's connection in `zone` with this mark and label (p as it reached the action). */
+  commit?(p: Packet, zone: number, ct: CtMeta): void;
+}
 
 const NEW = CtState.TRACKED | CtState.NEW;
 /** No connection: nf_ct_get() is NULL after the action, which flower (skb_flow_dissect_ct) and OVS (ovs_ct_update_key) both show as +trk+inv. */
@@ -53,5 +63,65 @@ export function firstPacketState(p: Packet, checksumsValid = true): number {
       return INVALID;
     default:
       return NEW; // udp, udplite and the generic tracker take any first packet
+  }
+}
+
+/** Every packet a connection's first: a fresh table for each. */
+export const firstPackets: Conntrack = { lookup: (p) => ({ state: firstPacketState(p) }) };
+
+/** A connection's key in one direction: zone, protocol, addresses and ports (ICMP: the echo identifier, one here). */
+const tuple = (zone: number, p: Packet, reverse = false): string | undefined => {
+  const ip = p.ip;
+  if (!ip) return undefined;
+  const icmpEcho = (ip.proto === 1 && [0, 8].includes(p.icmp?.type ?? -1)) || (ip.proto === 58 && [128, 129].includes(p.icmp?.type ?? -1));
+  if (ip.proto !== 17 && !icmpEcho) return undefined;
+  const [a, b] = reverse ? [ip.dst, ip.src] : [ip.src, ip.dst];
+  const [x, y] = ip.proto === 17 ? (reverse ? [p.l4?.dst, p.l4?.src] : [p.l4?.src, p.l4?.dst]) : [1, 1];
+  return `${zone}|${ip.proto}|${a}|${b}|${x}|${y}`;
+};
+
+interface Connection {
+  mark: number;
+  label: string;
+  /** Its reply direction has been seen (IPS_SEEN_REPLY): both directions are then +est. */
+  replied: boolean;
+}
+
+/**
+ * Conntrack across the packets of one test: connections a `ct commit`
+ * confirmed, for UDP and ICMP echo (whose state is their direction alone;
+ * TCP's window tracking is not modelled, so a TCP packet is always a first
+ * packet here). nf_conntrack_core.c resolve_normal_ct: a packet of the
+ * original direction is IP_CT_NEW until a reply was seen, then
+ * IP_CT_ESTABLISHED; a reply is IP_CT_ESTABLISHED_REPLY (flower +est+rpl).
+ * No NAT binding is kept: a NATed connection's later packets are not modelled.
+ */
+export class ConntrackTable implements Conntrack {
+  /** By the original direction's tuple; a reply finds its connection under its own tuple reversed. */
+  private readonly conns = new Map<string, Connection>();
+
+  lookup(p: Packet, zone: number): { state: number; mark?: number; label?: string } {
+    const fwd = tuple(zone, p), rev = tuple(zone, p, true);
+    const orig = fwd !== undefined ? this.conns.get(fwd) : undefined;
+    if (orig) return { state: CtState.TRACKED | (orig.replied ? CtState.ESTABLISHED : CtState.NEW), mark: orig.mark, label: orig.label };
+    const reply = rev !== undefined ? this.conns.get(rev) : undefined;
+    if (reply) {
+      reply.replied = true;
+      return { state: CtState.TRACKED | CtState.ESTABLISHED | CtState.REPLY, mark: reply.mark, label: reply.label };
+    }
+    // An ICMP echo reply with no request before it opens nothing (firstPacketState: invalid).
+    return { state: firstPacketState(p) };
+  }
+
+  commit(p: Packet, zone: number, ct: CtMeta): void {
+    const fwd = tuple(zone, p), rev = tuple(zone, p, true);
+    if (fwd === undefined || rev === undefined) return;
+    const known = this.conns.get(fwd) ?? this.conns.get(rev);
+    if (known) {
+      known.mark = ct.mark;
+      known.label = ct.label;
+      return;
+    }
+    this.conns.set(fwd, { mark: ct.mark, label: ct.label, replied: false });
   }
 }

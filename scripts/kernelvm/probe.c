@@ -7,7 +7,9 @@
  *         [--upcall-settle MS] [--upcall-wait MS] < lines "INPEER HEX"
  *
  * --flush-ct empties the conntrack table before each send, so that every send
- * of a frame is a new connection's first packet.
+ * of a frame is a new connection's first packet; a frame line ending in
+ * "keep" is sent with the table as the frames before it left it (a reply
+ * after its request).
  *
  * Per frame and pass it prints
  *   P <frame> <pass>     a send begins (then R lines as frames come out)
@@ -439,11 +441,11 @@ int main(int argc, char **argv)
 	}
 	int tx = socket(AF_PACKET, SOCK_RAW, 0);
 	for (int frame = 1; fgets(line, sizeof(line), stdin); frame++) {
-		char name[32], hex[sizeof(line)];
+		char name[32], hex[sizeof(line)], keep[8] = "";
 		unsigned char f[sizeof(line) / 2];
 		struct port *in = NULL;
 		int len = 0;
-		if (sscanf(line, "%31s %39999s", name, hex) != 2)
+		if (sscanf(line, "%31s %39999s %7s", name, hex, keep) < 2)
 			continue;
 		for (int i = 0; i < nports; i++)
 			if (!strcmp(ports[i].name, name))
@@ -459,7 +461,7 @@ int main(int argc, char **argv)
 			}
 			drain(0);
 			printf("P %d %d\n", frame, pass);
-			if (flush_ct && (err = ct_flush()) < 0)
+			if (flush_ct && strcmp(keep, "keep") && (err = ct_flush()) < 0)
 				printf("S error=ct-flush:%s\n", strerror(-err));
 			dp_stats(&d0);
 			tc_snap(in->ifindex, &tc0);

@@ -5,7 +5,7 @@
 import type { FlowerRule } from '../../rules/model.js';
 import type { Packet } from '../../rules/packet.js';
 import { classify } from '../../rules/classify.js';
-import { firstPacketState } from '../../rules/classify/conntrack.js';
+import { ConntrackTable, firstPackets, type Conntrack } from '../../rules/classify/conntrack.js';
 import { flowLine, meterLine } from '../../ovs/openflow/flow.js';
 import { hardwareTraps } from '../translator/support/traps.js';
 import { shown } from '../helpers/shown.js';
@@ -19,6 +19,8 @@ export interface Case {
   name: string;
   rules: FlowerRule[];
   packets: Packet[];
+  /** Per packet: sent with conntrack as the packets before it left it (a reply after its request), not emptied. */
+  keepCt?: boolean[];
   /** The VM's declared outer TPID (docs/mapping.md, VLAN matches): its packets carry only that one outside. */
   outerTpid?: number;
 }
@@ -42,7 +44,7 @@ export function prepare(c: Case, ports: PortMap): Prepared {
   const notOffloaded = new Set(c.rules.filter((_, i) => !t.perRule.get(i + 1)!.offloaded));
   const reasons = new Map(c.rules.flatMap((r, i) => { const e = t.perRule.get(i + 1)!.error; return e ? [[r, e.message] as const] : []; }));
   const flows = t.flows.map(flowLine);
-  return { c, kept, notOffloaded, reasons, flows, trapped: hardwareTraps(t, c.rules, c.outerTpid), set: { name: c.name, flows, meters: t.meters.map(meterLine), frames: c.packets.map((p) => ({ port: p.inDev, hex: packetToHex(p) })) } };
+  return { c, kept, notOffloaded, reasons, flows, trapped: hardwareTraps(t, c.rules, c.outerTpid), set: { name: c.name, flows, meters: t.meters.map(meterLine), frames: c.packets.map((p, n) => ({ port: p.inDev, hex: packetToHex(p), ...(c.keepCt?.[n] ? { keepCt: true } : {}) })) } };
 }
 
 export interface Verdict {
@@ -87,10 +89,9 @@ const natToRange = (r: FlowerRule) =>
  */
 export function judge(p: Prepared, res: SetResult, n: number, kernel: TierKernel): Verdict {
   const raw = p.c.packets[n]!;
-  const pkt: Packet = { ...raw, ct: { state: 0, zone: 0, mark: 0, label: '0'.repeat(32) } };
+  const pkt = fresh(raw);
   // A hand-off after a rewrite-then-goto gives software the packet as it arrived (docs/mapping.md, restore).
-  const conntrack = (q: Packet) => firstPacketState(q);
-  const want = classify(p.kept, pkt, { trapped: p.trapped, handOffRestores: true, conntrack });
+  const want = classify(p.kept, pkt, { trapped: p.trapped, handOffRestores: true, conntrack: conntrackAt(p, n) });
   const expected = want.emits.map((e) => packetView(e.to.kind === 'port' ? e.to.dev : `${e.to.dev}rep`, e.packet));
   const fr: FrameResult = res.frames[n]!;
   const actual = fr.last.out.map((o) => frameView(o.port, o.hex));
@@ -100,7 +101,7 @@ export function judge(p: Prepared, res: SetResult, n: number, kernel: TierKernel
   const mustOffload = !trapStep;
   const trapRule = trapStep && rulesMet(p.kept, pkt.inDev, [trapStep])[0];
   const trappedBy = trapStep ? causeKey((trapRule && p.reasons.get(trapRule)) || 'IPv6 later fragment or deeper tags of an offloaded rule') : undefined;
-  const metBySoftware = rulesMet(p.kept, pkt.inDev, classify(p.kept, pkt, { conntrack }).trace);
+  const metBySoftware = rulesMet(p.kept, pkt.inDev, classify(p.kept, pkt, { conntrack: conntrackAt(p, n) }).trace);
   const metRule = metBySoftware.length > 0 && !metBySoftware.some((r) => r.flags.skipHw);
   const offloaded = fr.last.path === 'tc';
   const met = p.kept.filter((r) => r.dev === pkt.inDev && want.trace.some((s) => s.chain === r.chain && s.prio === r.prio));
@@ -143,6 +144,22 @@ export function judge(p: Prepared, res: SetResult, n: number, kernel: TierKernel
   ].join('\n');
   return { outputOk, mustOffload, offloaded, cause, skipped, ...(beyond ? { beyond } : {}), metRule, ...(trappedBy ? { trappedBy } : {}), expected, actual, report };
 }
+
+/**
+ * Conntrack as packet n of a case meets it: the probe emptied the table before
+ * it, or (keepCt) before the first packet of its run, whose packets it replays
+ * through the hardware path (what the datapath committed) into a fresh table.
+ */
+function conntrackAt(p: Prepared, n: number): Conntrack {
+  if (!p.c.keepCt?.[n]) return firstPackets;
+  let start = n;
+  while (start > 0 && p.c.keepCt[start]) start--;
+  const table = new ConntrackTable();
+  for (let k = start; k < n; k++) classify(p.kept, fresh(p.c.packets[k]!), { trapped: p.trapped, handOffRestores: true, conntrack: table });
+  return table;
+}
+
+const fresh = (raw: Packet): Packet => ({ ...raw, ct: { state: 0, zone: 0, mark: 0, label: '0'.repeat(32) } });
 
 /**
  * Frames OVS 3.1 does not offload whatever the flows: an IPv6 fragment

@@ -18,6 +18,8 @@ export interface OffloadFrame {
   /** Bridge port the frame enters on (see bridgePorts). */
   port: string;
   hex: string;
+  /** Sent with conntrack as the frames before it left it (else the table is emptied first): a reply after its request. */
+  keepCt?: boolean;
 }
 
 export interface OffloadSet {
@@ -133,7 +135,7 @@ export async function runOffload(sets: OffloadSet[], opts: OffloadOptions = {}):
       writeFileSync(join(d, 'flows'), ['delete', ...s.flows].join('\n') + '\n');
       writeFileSync(join(d, 'meters'), (s.meters ?? []).map((m) => m + '\n').join(''));
       for (const f of s.frames) if (!ports.has(f.port)) throw new Error(`set ${s.name}: no bridge port ${f.port}`);
-      writeFileSync(join(d, 'frames'), s.frames.map((f) => `${f.port} ${f.hex}\n`).join(''));
+      writeFileSync(join(d, 'frames'), s.frames.map((f) => `${f.port} ${f.hex}${f.keepCt ? ' keep' : ''}\n`).join(''));
     });
     const nFrames = sets.reduce((n, s) => n + s.frames.length, 0);
     // generous: the machine's 2 cores are shared and TCG is ~10x slower than KVM

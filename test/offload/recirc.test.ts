@@ -8,6 +8,7 @@
 import { defaultPortMap } from '../../translator/portmap.js';
 import type { Packet } from '../../rules/packet.js';
 import { base, formCases, guestSwitchCases, PACKETS, QFRAMES, randomCases, SEED, tcp, udp, v6, arp } from './cases.js';
+import type { Case } from './check.js';
 import { offloadSuite } from './suite.js';
 
 const ports = defaultPortMap(2);
@@ -67,6 +68,42 @@ const DECLARED_CT_FORMS: [string, string][] = [
       goto1('protocol ip flower ct_state +trk+new action mirred egress redirect dev vf1')],
 ];
 
+/** The reply to p: addresses and ports swapped, from vf1, an echo request answered. */
+const replyTo = (p: Packet): Packet => ({
+  ...p,
+  inDev: 'vf1',
+  srcMac: p.dstMac,
+  dstMac: p.srcMac,
+  ...(p.ip ? { ip: { ...p.ip, src: p.ip.dst, dst: p.ip.src } } : {}),
+  ...(p.l4 ? { l4: { src: p.l4.dst, dst: p.l4.src } } : {}),
+  ...(p.icmp ? { icmp: { type: p.icmp.type === 8 ? 0 : 129, code: 0 } } : {}),
+});
+/**
+ * Conversations: a request, its reply (conntrack kept: +est+rpl), the request again (+est), each untagged and
+ * 802.1Q; UDP and ICMP echo, whose conntrack state is their direction alone (rules/classify/conntrack.ts).
+ */
+const CONVERSATIONS = [udp, icmp, v6, icmp6(128)].flatMap((p) => [p, { ...p, vlans: [{ tpid: 0x8100, vid: 5, pcp: 3 }] }]);
+/** Both representors' ACLs in one zone, as OVN's: a new connection is committed with a mark, its replies and the rest of it pass on the mark. */
+const aclOn = (proto: string, zone: number, commit: string, seen: string) =>
+  `protocol ${proto} flower action ct zone ${zone} pipe action goto chain 1` +
+  goto1(`protocol ${proto} flower ct_state +trk+new action ct commit zone ${zone} ${commit} pipe action mirred egress redirect dev vf1`) +
+  `\ndev vf0 ingress chain 1 prio 2 protocol ${proto} flower ct_state +trk+est-rpl ${seen} action mirred egress redirect dev uplink` +
+  `\ndev vf1 ingress prio 1 protocol ${proto} flower action ct zone ${zone} pipe action goto chain 1` +
+  `\ndev vf1 ingress chain 1 prio 1 protocol ${proto} flower ct_state +trk+est+rpl ${seen} action mirred egress redirect dev vf0` +
+  `\ndev vf1 ingress chain 1 prio 2 protocol ${proto} flower action drop`;
+const STATEFUL_FORMS: [string, string][] = [
+  ['conversation, ipv4: commit with a mark, reply +est+rpl, then +est', aclOn('ip', 3, 'mark 9', 'ct_mark 9')],
+  ['conversation, ipv4: commit with a label', aclOn('ip', 4, 'label 10', 'ct_label 10/ff')],
+  ['conversation, ipv6: commit with a mark', aclOn('ipv6', 5, 'mark 9', 'ct_mark 9')],
+];
+function conversationCases(): Case[] {
+  return formCases(STATEFUL_FORMS, []).map((c) => {
+    const proto = c.rules[0]!.protocol;
+    const talks = CONVERSATIONS.filter((p) => p.ethType === proto);
+    return { ...c, packets: talks.flatMap((p) => [p, replyTo(p), p]), keepCt: talks.flatMap(() => [false, true, true]) };
+  });
+}
+
 offloadSuite({
   title: 'offload tier: recirculation (ct then goto) on OVS tc offload, kernel with CONFIG_NET_TC_SKB_EXT',
   flavor: 'skbext',
@@ -79,6 +116,7 @@ offloadSuite({
   cases: () => [
     ...formCases(CT_FORMS, CT_FRAMES),
     ...formCases(DECLARED_CT_FORMS, QFRAMES, 0x8100),
+    ...conversationCases(),
     ...randomCases(RULESETS, SEED + 10),
     ...guestSwitchCases(GUEST_RULESETS, SEED + 12),
   ],

@@ -2,7 +2,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { classify } from '../../rules/classify.js';
-import { firstPacketState } from '../../rules/classify/conntrack.js';
+import { ConntrackTable, firstPacketState } from '../../rules/classify/conntrack.js';
 import { CtState } from '../../rules/model.js';
 import type { FlowerRule } from '../../rules/model.js';
 import type { Packet } from '../../rules/packet.js';
@@ -76,7 +76,7 @@ describe('reference classifier: order', () => {
       'dev vf0 ingress chain 1 prio 1 protocol ip flower ct_state +trk+new action mirred egress redirect dev vf1',
       'dev vf0 ingress chain 1 prio 2 protocol ip flower ct_state +trk+inv action mirred egress redirect dev vf2',
     );
-    const inv = classify(rs, udp(), { conntrack: () => CtState.TRACKED | CtState.INVALID });
+    const inv = classify(rs, udp(), { conntrack: { lookup: () => ({ state: CtState.TRACKED | CtState.INVALID }) } });
     expect(where(inv)).toEqual(['port:vf2']);
     expect(inv.emits[0]!.packet.ip!.src).toBe('10.0.0.1');
     expect(inv.emits[0]!.packet.ct).toMatchObject({ state: CtState.TRACKED | CtState.INVALID, zone: 5, mark: 0 });
@@ -228,7 +228,7 @@ describe('reference classifier: actions', () => {
       'dev vf0 ingress chain 1 prio 1 protocol ip flower ct_state +trk+new ct_zone 3 action mirred egress redirect dev vf1',
     );
     expect(where(classify(rs, udp()))).toEqual(['port:vf1']);
-    const est = classify(rs, udp(), { conntrack: () => 0x0a });
+    const est = classify(rs, udp(), { conntrack: { lookup: () => ({ state: 0x0a }) } });
     expect(est.final).toBe('slowpath');
   });
 
@@ -276,5 +276,43 @@ describe('conntrack: a real kernel\'s answer for a connection\'s first packet', 
     expect(firstPacketState(udp({ ip: { version: 4, src: '10.0.0.1', dst: '10.0.0.2', proto: 132, tos: 0, ttl: 64, frag: 'no' } }))).toBe(INV);
     expect(firstPacketState(udp(), false)).toBe(INV);
     expect(firstPacketState(udp({ ethType: 0x0806, ip: undefined, l4: undefined }))).toBe(0);
+  });
+});
+
+describe('conntrack across packets: a committed connection, its reply, then established (resolve_normal_ct)', () => {
+  const acl = rules(
+    'dev vf0 ingress prio 1 protocol ip flower action ct zone 3 pipe action goto chain 1',
+    'dev vf0 ingress chain 1 prio 1 protocol ip flower ct_state +trk+new action ct commit zone 3 mark 9 pipe action mirred egress redirect dev vf1',
+    'dev vf0 ingress chain 1 prio 2 protocol ip flower ct_state +trk+est-rpl ct_mark 9 action mirred egress redirect dev vf2',
+    'dev vf1 ingress prio 1 protocol ip flower action ct zone 3 pipe action goto chain 1',
+    'dev vf1 ingress chain 1 prio 1 protocol ip flower ct_state +trk+est+rpl ct_mark 9 action mirred egress redirect dev vf0',
+    'dev vf1 ingress chain 1 prio 2 protocol ip flower action drop',
+  );
+  const reply = udp({ inDev: 'vf1', ip: { version: 4, src: '10.0.0.2', dst: '10.0.0.1', proto: 17, tos: 0, ttl: 64, frag: 'no' } }, 1234, 5000);
+
+  it('UDP: new and committed, then the reply +est+rpl with the mark, then the original direction +est', () => {
+    const ct = new ConntrackTable();
+    expect(where(classify(acl, udp(), { conntrack: ct }))).toEqual(['port:vf1']);
+    expect(where(classify(acl, reply, { conntrack: ct }))).toEqual(['port:vf0']);
+    expect(where(classify(acl, udp(), { conntrack: ct }))).toEqual(['port:vf2']);
+  });
+
+  it('a reply with nothing committed before it is a new connection of its own', () => {
+    expect(where(classify(acl, reply, { conntrack: new ConntrackTable() }))).toEqual([]);
+    // ct without commit records nothing
+    const ct = new ConntrackTable();
+    classify(rules('dev vf0 ingress prio 1 protocol ip flower action ct zone 3 pipe action drop'), udp(), { conntrack: ct });
+    expect(where(classify(acl, reply, { conntrack: ct }))).toEqual([]);
+  });
+
+  it('another zone is another table; an ICMP echo reply finds its request, and without one is invalid', () => {
+    const ct = new ConntrackTable();
+    ct.commit(udp(), 4, { state: 0, zone: 4, mark: 9, label: '0'.repeat(32) });
+    expect(ct.lookup(reply, 3).state).toBe(CtState.TRACKED | CtState.NEW);
+    expect(ct.lookup(reply, 4)).toMatchObject({ state: CtState.TRACKED | CtState.ESTABLISHED | CtState.REPLY, mark: 9 });
+    const echo = (type: number, src: string, dst: string) => udp({ ip: { version: 4, src, dst, proto: 1, tos: 0, ttl: 64, frag: 'no' }, l4: undefined, icmp: { type, code: 0 } });
+    ct.commit(echo(8, '10.0.0.1', '10.0.0.2'), 3, { state: 0, zone: 3, mark: 0, label: '0'.repeat(32) });
+    expect(ct.lookup(echo(0, '10.0.0.2', '10.0.0.1'), 3).state).toBe(CtState.TRACKED | CtState.ESTABLISHED | CtState.REPLY);
+    expect(ct.lookup(echo(0, '10.0.0.3', '10.0.0.1'), 3).state).toBe(CtState.TRACKED | CtState.INVALID);
   });
 });
