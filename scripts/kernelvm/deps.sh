@@ -83,12 +83,14 @@ KVER=${KPKG#linux-image-}
 C=$ROOT/$KVER
 mkdir -p "$C"
 fetch "$KPKG" "$C/kernel"
-if [ "$FLAVOR" = skbext ]; then
-	KVER=$(bash "$HERE/skbext.sh" "$ROOT" "$C/kernel" "$KVER" "$(ls "$ROOT"/debs/"${KPKG}"_*.deb | head -n1)" "${MODULES[*]}")
-	C=$ROOT/$KVER
-fi
 MODDIR=$C/kernel/lib/modules/$KVER
 [ -f "$MODDIR/modules.dep" ] || { log "depmod $KVER"; depmod -b "$C/kernel" "$KVER"; }
+if [ "$FLAVOR" = skbext ]; then
+	# built from the stock package's config and module closure (skbext.sh)
+	KVER=$(bash "$HERE/skbext.sh" "$ROOT" "$C/kernel" "$KVER" "$(ls "$ROOT"/debs/"${KPKG}"_*.deb | head -n1)" "${MODULES[*]}")
+	C=$ROOT/$KVER
+	MODDIR=$C/kernel/lib/modules/$KVER
+fi
 fetch busybox-static "$ROOT/busybox"
 BB=$ROOT/busybox/bin/busybox
 

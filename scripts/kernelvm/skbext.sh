@@ -10,7 +10,7 @@
 #
 # Only the build is trimmed, never the code that runs: modules the tier does
 # not load are left out (make localmodconfig over the stock modules.dep
-# closure of $MODULES), and so is debug info. Built once, ~25 min on 2 cores;
+# closure of $MODULES), and so is debug info. Built once, ~16 min on 2 cores;
 # the cache keeps the kernel image, its modules and a stamp, not the tree.
 #
 #   skbext.sh ROOT STOCK_KERNEL_DIR STOCK_KVER STOCK_DEB "MODULES..."
@@ -23,7 +23,9 @@ VERSION=$(dpkg-deb -f "$SDEB" Version)  # e.g. 6.1.192-3: linux-source-6.1 of th
 SERIES=$(echo "$SKVER" | cut -d. -f1-2)
 SUFFIX=-vpf-skbext
 FRAGMENT="NET_TC_SKB_EXT=y DEBUG_INFO_NONE=y MODULE_SIG_ALL=n LOCALVERSION=$SUFFIX"
-stamp=$(echo "$VERSION $SERIES $FRAGMENT $MODULES $(sha256sum "$0" | cut -d' ' -f1)" | sha256sum | cut -d' ' -f1)
+# Bump when the recipe below changes what is built (a comment edit must not cost a rebuild).
+RECIPE=1
+stamp=$(echo "$VERSION $SERIES $FRAGMENT $MODULES recipe $RECIPE" | sha256sum | cut -d' ' -f1)
 for d in "$ROOT"/*"$SUFFIX"; do
 	if [ -f "$d/build.stamp" ] && [ "$(cat "$d/build.stamp")" = "$stamp" ]; then
 		basename "$d"
@@ -75,20 +77,23 @@ print("Module Size Used by")
 for m in sorted(seen):
     print(f"{m} 16384 0")
 PY
-make -C "$K" -s LSMOD="$B/lsmod" localmodconfig </dev/null >&2
+# (its questions on options the stock config leaves unset take their defaults)
+make -C "$K" -s LSMOD="$B/lsmod" localmodconfig </dev/null >"$B/config.log" 2>&1
 # Debian's signing keys are not in the source; unsigned modules load (no MODULE_SIG_FORCE).
 "$K/scripts/config" --file "$K/.config" --enable NET_TC_SKB_EXT \
 	--disable DEBUG_INFO --disable DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT --disable DEBUG_INFO_DWARF4 \
 	--disable DEBUG_INFO_DWARF5 --enable DEBUG_INFO_NONE --disable DEBUG_INFO_BTF \
 	--set-str SYSTEM_TRUSTED_KEYS "" --set-str SYSTEM_REVOCATION_KEYS "" --disable MODULE_SIG_ALL \
 	--set-str LOCALVERSION "$SUFFIX" --disable LOCALVERSION_AUTO
-make -C "$K" -s olddefconfig >&2
+make -C "$K" -s olddefconfig >>"$B/config.log" 2>&1
 grep -q '^CONFIG_NET_TC_SKB_EXT=y' "$K/.config" || { log "CONFIG_NET_TC_SKB_EXT did not stick"; exit 1; }
-REL=$(make -C "$K" -s kernelrelease)
-log "building $REL (Debian $VERSION + CONFIG_NET_TC_SKB_EXT=y)"
+log "building Debian $VERSION + CONFIG_NET_TC_SKB_EXT=y"
 t0=$(date +%s)
 make -C "$K" -s -j"$(nproc)" vmlinux bzImage modules >"$B/build.log" 2>&1 || { tail -n 40 "$B/build.log" >&2; exit 1; }
-log "built in $(($(date +%s) - t0)) s"
+# the release (with LOCALVERSION) is known once the build has prepared the tree
+REL=$(cat "$K/include/config/kernel.release")
+case $REL in *"$SUFFIX") ;; *) log "unexpected release $REL"; exit 1 ;; esac
+log "built $REL in $(($(date +%s) - t0)) s"
 
 C=$ROOT/$REL
 rm -rf "$C" && mkdir -p "$C/kernel/boot"
