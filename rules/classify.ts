@@ -10,7 +10,7 @@
 import type { Action, Control, FlowerRule } from './model.js';
 import { CtState } from './model.js';
 import type { CtMeta, Destination, Emit, Outcome, Packet, TraceStep } from './packet.js';
-import type { Conntrack } from './classify/conntrack.js';
+import type { Conntrack, NatRewrite } from './classify/conntrack.js';
 import { keysMatch, maskShape, protocolMatches } from './classify/match.js';
 import { applyPedit } from './classify/pedit.js';
 
@@ -101,8 +101,9 @@ function runAction(a: Action, p: Packet, emits: Emit[], opts: ClassifyOptions): 
         p.ct = { state, zone, mark: 0, label: '0'.repeat(32) };
         return a.control;
       }
-      // act_ct.c tcf_ct_skb_nfct_cached: the same zone keeps the packet's connection, another looks one up anew.
-      const confirmed = !!p.ct.confirmed && p.ct.zone === zone;
+      // A connection conntrack knew was confirmed by an earlier packet; in this pass, a commit of the same zone
+      // confirmed it (act_ct.c tcf_ct_skb_nfct_cached: the same zone keeps the packet's connection).
+      const confirmed = !!found.known || (!!p.ct.confirmed && p.ct.zone === zone);
       const { confirmed: _, ...prev } = p.ct;
       const ct: CtMeta = { ...prev, zone, state, ...(confirmed || a.commit ? { confirmed: true } : {}) };
       // A connection conntrack already had brings its own mark and label.
@@ -115,16 +116,18 @@ function runAction(a: Action, p: Packet, emits: Emit[], opts: ClassifyOptions): 
         ct.label = o.toString('hex');
       }
       p.ct = ct;
-      if (a.commit) conntrack.commit?.(p, zone, ct);
-      // act_ct.c: nat rewrites the packet in place; the model takes the lowest address/port of the range.
-      if (a.nat && a.nat.type !== 'restore' && p.ip && !confirmed) {
-        if (a.nat.type === 'src') {
-          if (a.nat.addrMin) p.ip.src = a.nat.addrMin;
-          if (a.nat.portMin !== undefined && p.l4) p.l4.src = a.nat.portMin;
-        } else {
-          if (a.nat.addrMin) p.ip.dst = a.nat.addrMin;
-          if (a.nat.portMin !== undefined && p.l4) p.l4.dst = a.nat.portMin;
-        }
+      // act_ct.c tcf_ct_act_nat rewrites the packet in place: by the connection's binding when it has one (either
+      // direction, for any nat action), else by the action's range on an unconfirmed connection (nf_nat_setup_info;
+      // the model takes the range's lowest address and port).
+      let rewrite: NatRewrite | undefined;
+      if (a.nat && p.ip) {
+        if (found.nat) rewrite = found.nat;
+        else if (a.nat.type !== 'restore' && !confirmed) rewrite = { side: a.nat.type, ...(a.nat.addrMin ? { addr: a.nat.addrMin } : {}), ...(a.nat.portMin !== undefined ? { port: a.nat.portMin } : {}) };
+      }
+      if (a.commit) conntrack.commit?.(p, zone, ct, found.nat ? undefined : rewrite);
+      if (rewrite && p.ip) {
+        if (rewrite.addr) p.ip[rewrite.side] = rewrite.addr;
+        if (rewrite.port !== undefined && p.l4) p.l4[rewrite.side] = rewrite.port;
       }
       return a.control;
     }

@@ -8,12 +8,29 @@
 import { CtState } from '../model.js';
 import type { CtMeta, Packet } from '../packet.js';
 
+/** A NAT rewrite of one side of a packet: its address and/or port become these. */
+export interface NatRewrite {
+  side: 'src' | 'dst';
+  addr?: string;
+  port?: number;
+}
+
+/** What conntrack says of a packet at a `ct` action. */
+export interface CtLookup {
+  /** flower ct_state bits */
+  state: number;
+  /** The connection existed before this packet (confirmed): its mark and label, and its NAT binding for this direction. */
+  known?: boolean;
+  mark?: number;
+  label?: string;
+  nat?: NatRewrite;
+}
+
 /** The classifier's view of conntrack (ClassifyOptions.conntrack). */
 export interface Conntrack {
-  /** The state p gets in `zone` (flower bits), and its connection's mark and label when conntrack knew it. */
-  lookup(p: Packet, zone: number): { state: number; mark?: number; label?: string };
-  /** A `ct commit` confirmed p's connection in `zone` with this mark and label (p as it reached the action). */
-  commit?(p: Packet, zone: number, ct: CtMeta): void;
+  lookup(p: Packet, zone: number): CtLookup;
+  /** A `ct commit` confirmed p's connection in `zone` (p as it reached the action), with a new NAT binding if one was set up. */
+  commit?(p: Packet, zone: number, ct: CtMeta, nat?: NatRewrite): void;
 }
 
 const NEW = CtState.TRACKED | CtState.NEW;
@@ -69,22 +86,24 @@ export function firstPacketState(p: Packet, checksumsValid = true): number {
 /** Every packet a connection's first: a fresh table for each. */
 export const firstPackets: Conntrack = { lookup: (p) => ({ state: firstPacketState(p) }) };
 
-/** A connection's key in one direction: zone, protocol, addresses and ports (ICMP: the echo identifier, one here). */
-const tuple = (zone: number, p: Packet, reverse = false): string | undefined => {
+/** A packet's key in its own direction: zone, protocol, addresses and ports (ICMP echo: its identifier, one here). */
+const tupleOf = (zone: number, proto: number, src: string, dst: string, sport?: number, dport?: number) => `${zone}|${proto}|${src}|${dst}|${sport ?? 1}|${dport ?? 1}`;
+const tracked = (p: Packet) => {
   const ip = p.ip;
-  if (!ip) return undefined;
+  if (!ip) return false;
   const icmpEcho = (ip.proto === 1 && [0, 8].includes(p.icmp?.type ?? -1)) || (ip.proto === 58 && [128, 129].includes(p.icmp?.type ?? -1));
-  if (ip.proto !== 17 && !icmpEcho) return undefined;
-  const [a, b] = reverse ? [ip.dst, ip.src] : [ip.src, ip.dst];
-  const [x, y] = ip.proto === 17 ? (reverse ? [p.l4?.dst, p.l4?.src] : [p.l4?.src, p.l4?.dst]) : [1, 1];
-  return `${zone}|${ip.proto}|${a}|${b}|${x}|${y}`;
+  return ip.proto === 17 || icmpEcho;
 };
+const key = (zone: number, p: Packet) => tupleOf(zone, p.ip!.proto === 58 || p.ip!.proto === 1 ? 1 : p.ip!.proto, p.ip!.src, p.ip!.dst, p.l4?.src, p.l4?.dst);
 
 interface Connection {
   mark: number;
   label: string;
   /** Its reply direction has been seen (IPS_SEEN_REPLY): both directions are then +est. */
   replied: boolean;
+  /** The original direction's binding, and that direction's addresses and ports before it (what a reply is put back to). */
+  nat?: NatRewrite;
+  orig: { src: string; dst: string; sport?: number; dport?: number };
 }
 
 /**
@@ -94,34 +113,49 @@ interface Connection {
  * packet here). nf_conntrack_core.c resolve_normal_ct: a packet of the
  * original direction is IP_CT_NEW until a reply was seen, then
  * IP_CT_ESTABLISHED; a reply is IP_CT_ESTABLISHED_REPLY (flower +est+rpl).
- * No NAT binding is kept: a NATed connection's later packets are not modelled.
+ * A NAT binding set up at the commit is kept: a reply is found by the NATed
+ * tuple and a `ct nat` puts it back (nf_nat_packet's reverse manip).
  */
 export class ConntrackTable implements Conntrack {
-  /** By the original direction's tuple; a reply finds its connection under its own tuple reversed. */
-  private readonly conns = new Map<string, Connection>();
+  /** By the original direction's tuple, and by the tuple its replies carry (after NAT). */
+  private readonly byOrig = new Map<string, Connection>();
+  private readonly byReply = new Map<string, Connection>();
 
-  lookup(p: Packet, zone: number): { state: number; mark?: number; label?: string } {
-    const fwd = tuple(zone, p), rev = tuple(zone, p, true);
-    const orig = fwd !== undefined ? this.conns.get(fwd) : undefined;
-    if (orig) return { state: CtState.TRACKED | (orig.replied ? CtState.ESTABLISHED : CtState.NEW), mark: orig.mark, label: orig.label };
-    const reply = rev !== undefined ? this.conns.get(rev) : undefined;
+  lookup(p: Packet, zone: number): CtLookup {
+    if (!tracked(p)) return { state: firstPacketState(p) };
+    const k = key(zone, p);
+    const orig = this.byOrig.get(k);
+    if (orig) return { state: CtState.TRACKED | (orig.replied ? CtState.ESTABLISHED : CtState.NEW), known: true, mark: orig.mark, label: orig.label, ...(orig.nat ? { nat: orig.nat } : {}) };
+    const reply = this.byReply.get(k);
     if (reply) {
       reply.replied = true;
-      return { state: CtState.TRACKED | CtState.ESTABLISHED | CtState.REPLY, mark: reply.mark, label: reply.label };
+      // The reply's other side goes back to what the original direction had before its NAT.
+      const back: NatRewrite | undefined = !reply.nat ? undefined
+        : reply.nat.side === 'src' ? { side: 'dst', addr: reply.orig.src, ...(reply.orig.sport !== undefined ? { port: reply.orig.sport } : {}) }
+        : { side: 'src', addr: reply.orig.dst, ...(reply.orig.dport !== undefined ? { port: reply.orig.dport } : {}) };
+      return { state: CtState.TRACKED | CtState.ESTABLISHED | CtState.REPLY, known: true, mark: reply.mark, label: reply.label, ...(back ? { nat: back } : {}) };
     }
     // An ICMP echo reply with no request before it opens nothing (firstPacketState: invalid).
     return { state: firstPacketState(p) };
   }
 
-  commit(p: Packet, zone: number, ct: CtMeta): void {
-    const fwd = tuple(zone, p), rev = tuple(zone, p, true);
-    if (fwd === undefined || rev === undefined) return;
-    const known = this.conns.get(fwd) ?? this.conns.get(rev);
+  commit(p: Packet, zone: number, ct: CtMeta, nat?: NatRewrite): void {
+    if (!tracked(p)) return;
+    const k = key(zone, p);
+    const known = this.byOrig.get(k) ?? this.byReply.get(k);
     if (known) {
       known.mark = ct.mark;
       known.label = ct.label;
       return;
     }
-    this.conns.set(fwd, { mark: ct.mark, label: ct.label, replied: false });
+    const ip = p.ip!;
+    const orig = { src: ip.src, dst: ip.dst, ...(p.l4 ? { sport: p.l4.src, dport: p.l4.dst } : {}) };
+    const after = { ...orig };
+    if (nat?.addr) after[nat.side] = nat.addr;
+    if (nat?.port !== undefined && p.l4) after[nat.side === 'src' ? 'sport' : 'dport'] = nat.port;
+    const c: Connection = { mark: ct.mark, label: ct.label, replied: false, orig, ...(nat ? { nat } : {}) };
+    this.byOrig.set(k, c);
+    const proto = ip.proto === 58 || ip.proto === 1 ? 1 : ip.proto;
+    this.byReply.set(tupleOf(zone, proto, after.dst, after.src, after.dport, after.sport), c);
   }
 }

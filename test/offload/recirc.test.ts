@@ -96,12 +96,33 @@ const STATEFUL_FORMS: [string, string][] = [
   ['conversation, ipv4: commit with a label', aclOn('ip', 4, 'label 10', 'ct_label 10/ff')],
   ['conversation, ipv6: commit with a mark', aclOn('ipv6', 5, 'mark 9', 'ct_mark 9')],
 ];
+/**
+ * NAT bindings (OVN's load balancer and SNAT): the request from vf0 is committed with a NAT, its reply comes from
+ * vf1 to the NATed side, a bare `ct nat` puts it back (+est+rpl), and the request again gets the same binding.
+ */
+const natTo = (p: Packet, side: 'src' | 'dst', addr: string, port: number): Packet => ({ ...p, ip: { ...p.ip!, [side]: addr }, l4: { ...p.l4!, [side]: port } });
+const NAT_FORMS: [string, string, Packet][] = [
+  ['conversation through a DNAT (a load balancer): the reply un-NATed by ct nat',
+    'protocol ip flower ip_proto udp action ct commit zone 6 nat dst addr 10.0.0.9 port 6000 pipe action mirred egress redirect dev vf1' +
+      '\ndev vf1 ingress prio 1 protocol ip flower ip_proto udp action ct zone 6 nat pipe action goto chain 1' +
+      '\ndev vf1 ingress chain 1 prio 1 protocol ip flower ct_state +trk+est+rpl action mirred egress redirect dev vf0' +
+      '\ndev vf1 ingress chain 1 prio 2 protocol ip flower action drop',
+    replyTo(natTo(udp, 'dst', '10.0.0.9', 6000))],
+  ['conversation through a SNAT: the reply un-NATed by ct nat',
+    'protocol ip flower ip_proto udp action ct commit zone 7 nat src addr 10.9.9.9 port 4000 pipe action mirred egress redirect dev vf1' +
+      '\ndev vf1 ingress prio 1 protocol ip flower ip_proto udp action ct zone 7 nat pipe action goto chain 1' +
+      '\ndev vf1 ingress chain 1 prio 1 protocol ip flower ct_state +trk+est+rpl action mirred egress redirect dev vf0' +
+      '\ndev vf1 ingress chain 1 prio 2 protocol ip flower action drop',
+    replyTo(natTo(udp, 'src', '10.9.9.9', 4000))],
+];
 function conversationCases(): Case[] {
-  return formCases(STATEFUL_FORMS, []).map((c) => {
+  const plain = formCases(STATEFUL_FORMS, []).map((c) => {
     const proto = c.rules[0]!.protocol;
     const talks = CONVERSATIONS.filter((p) => p.ethType === proto);
     return { ...c, packets: talks.flatMap((p) => [p, replyTo(p), p]), keepCt: talks.flatMap(() => [false, true, true]) };
   });
+  const nat = NAT_FORMS.map(([name, text, reply]) => ({ ...formCases([[name, text]], [])[0]!, packets: [udp, reply, udp], keepCt: [false, true, true] }));
+  return [...plain, ...nat];
 }
 
 offloadSuite({

@@ -305,6 +305,27 @@ describe('conntrack across packets: a committed connection, its reply, then esta
     expect(where(classify(acl, reply, { conntrack: ct }))).toEqual([]);
   });
 
+  it('a NAT binding: the reply is found by the NATed tuple and ct nat puts it back; the next request is NATed the same', () => {
+    const lb = rules(
+      // OVN's load balancer shape: DNAT to a backend on the way in, un-DNAT of its replies by a bare ct nat
+      'dev vf0 ingress prio 1 protocol ip flower action ct commit zone 3 nat dst addr 10.0.0.9 port 6000 pipe action mirred egress redirect dev vf1',
+      'dev vf1 ingress prio 1 protocol ip flower action ct zone 3 nat pipe action goto chain 1',
+      'dev vf1 ingress chain 1 prio 1 protocol ip flower ct_state +trk+est+rpl action mirred egress redirect dev vf0',
+    );
+    const ct = new ConntrackTable();
+    const out = classify(lb, udp(), { conntrack: ct }).emits[0]!.packet;
+    expect([out.ip!.dst, out.l4!.dst]).toEqual(['10.0.0.9', 6000]);
+    const back = udp({ inDev: 'vf1', ip: { version: 4, src: '10.0.0.9', dst: '10.0.0.1', proto: 17, tos: 0, ttl: 64, frag: 'no' } }, 1234, 6000);
+    const r = classify(lb, back, { conntrack: ct });
+    expect(where(r)).toEqual(['port:vf0']);
+    expect([r.emits[0]!.packet.ip!.src, r.emits[0]!.packet.l4!.src]).toEqual(['10.0.0.2', 5000]);
+    // The request again: the binding, whatever the action's range says now.
+    const again = classify(lb, udp(), { conntrack: ct }).emits[0]!.packet;
+    expect([again.ip!.dst, again.l4!.dst]).toEqual(['10.0.0.9', 6000]);
+    // A reply to the address before NAT is no reply: a connection of its own.
+    expect(ct.lookup(udp({ inDev: 'vf1', ip: { version: 4, src: '10.0.0.2', dst: '10.0.0.1', proto: 17, tos: 0, ttl: 64, frag: 'no' } }, 1234, 5000), 3).state).toBe(CtState.TRACKED | CtState.NEW);
+  });
+
   it('another zone is another table; an ICMP echo reply finds its request, and without one is invalid', () => {
     const ct = new ConntrackTable();
     ct.commit(udp(), 4, { state: 0, zone: 4, mark: 9, label: '0'.repeat(32) });
