@@ -4,7 +4,7 @@
 // (b) if it meets only offloaded rules (or no rule), a tc-offloaded datapath
 // flow (dp:tc) handled its last pass. One VM boot for every set.
 import { defaultPortMap } from '../../translator/portmap.js';
-import { FRAMES, PACKETS, QFRAMES, SEED, formCases, guestSwitchCases, randomCases } from './cases.js';
+import { FRAMES, PACKETS, QFRAMES, SEED, conversationCases, formCases, guestSwitchCases, randomCases } from './cases.js';
 import { offloadSuite } from './suite.js';
 
 const ports = defaultPortMap(2);
@@ -86,6 +86,8 @@ offloadSuite({
   cases: () => [
     ...formCases(FORMS, FRAMES),
     ...formCases(DECLARED_FORMS, QFRAMES, 0x8100),
+    // Real conntrack across a request and its reply, in the kernel datapath here (recirculation).
+    ...conversationCases(),
     ...randomCases(RULESETS, SEED),
     ...guestSwitchCases(GUEST_RULESETS, SEED + 2),
   ],
