@@ -94,7 +94,9 @@ const tracked = (p: Packet) => {
   const icmpEcho = (ip.proto === 1 && [0, 8].includes(p.icmp?.type ?? -1)) || (ip.proto === 58 && [128, 129].includes(p.icmp?.type ?? -1));
   return ip.proto === 17 || icmpEcho;
 };
-const key = (zone: number, p: Packet) => tupleOf(zone, p.ip!.proto === 58 || p.ip!.proto === 1 ? 1 : p.ip!.proto, p.ip!.src, p.ip!.dst, p.l4?.src, p.l4?.dst);
+/** ICMP and ICMPv6 echo share one key space (the addresses tell the families apart). */
+const protoKey = (proto: number) => (proto === 58 ? 1 : proto);
+const key = (zone: number, p: Packet) => tupleOf(zone, protoKey(p.ip!.proto), p.ip!.src, p.ip!.dst, p.l4?.src, p.l4?.dst);
 
 interface Connection {
   mark: number;
@@ -155,7 +157,6 @@ export class ConntrackTable implements Conntrack {
     if (nat?.port !== undefined && p.l4) after[nat.side === 'src' ? 'sport' : 'dport'] = nat.port;
     const c: Connection = { mark: ct.mark, label: ct.label, replied: false, orig, ...(nat ? { nat } : {}) };
     this.byOrig.set(k, c);
-    const proto = ip.proto === 58 || ip.proto === 1 ? 1 : ip.proto;
-    this.byReply.set(tupleOf(zone, proto, after.dst, after.src, after.dport, after.sport), c);
+    this.byReply.set(tupleOf(zone, protoKey(ip.proto), after.dst, after.src, after.dport, after.sport), c);
   }
 }
