@@ -43,6 +43,15 @@ export interface TunnelMeta {
   ttl: number;
 }
 
+/** The offending packet's IP header and first 8 L4 bytes (UDP here) inside an ICMP error. */
+export interface IcmpInner {
+  src: string;
+  dst: string;
+  proto: number;
+  sport: number;
+  dport: number;
+}
+
 export interface CtMeta {
   /** flower ct_state bits (rules/model.ts CtState); 0 = untracked. */
   state: number;
@@ -71,7 +80,8 @@ export interface Packet {
   /** Present when ip.proto is TCP/UDP/SCTP and the packet is not a fragment. */
   l4?: L4Ports;
   tcpFlags?: number;
-  icmp?: { type: number; code: number };
+  /** An ICMP error also carries the start of the packet it is about (RFC 792): what conntrack relates it by. */
+  icmp?: { type: number; code: number; inner?: IcmpInner };
   arp?: { op: number; sip: string; tip: string; sha: string; tha: string };
   ct: CtMeta;
   tunnel?: TunnelMeta;

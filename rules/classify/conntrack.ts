@@ -94,6 +94,9 @@ const tracked = (p: Packet) => {
   const icmpEcho = (ip.proto === 1 && [0, 8].includes(p.icmp?.type ?? -1)) || (ip.proto === 58 && [128, 129].includes(p.icmp?.type ?? -1));
   return ip.proto === 17 || icmpEcho;
 };
+/** nf_conntrack_proto_icmp.c icmp_is_err / icmpv6 types below 128: errors, which relate to the connection they carry. */
+const icmpError = (p: Packet) =>
+  p.icmp?.inner !== undefined && ((p.ip?.proto === 1 && [3, 4, 5, 11, 12].includes(p.icmp.type)) || (p.ip?.proto === 58 && p.icmp.type < 128));
 /** ICMP and ICMPv6 echo share one key space (the addresses tell the families apart). */
 const protoKey = (proto: number) => (proto === 58 ? 1 : proto);
 const key = (zone: number, p: Packet) => tupleOf(zone, protoKey(p.ip!.proto), p.ip!.src, p.ip!.dst, p.l4?.src, p.l4?.dst);
@@ -124,6 +127,7 @@ export class ConntrackTable implements Conntrack {
   private readonly byReply = new Map<string, Connection>();
 
   lookup(p: Packet, zone: number): CtLookup {
+    if (icmpError(p)) return this.related(p, zone);
     if (!tracked(p)) return { state: firstPacketState(p) };
     const k = key(zone, p);
     const orig = this.byOrig.get(k);
@@ -139,6 +143,21 @@ export class ConntrackTable implements Conntrack {
     }
     // An ICMP echo reply with no request before it opens nothing (firstPacketState: invalid).
     return { state: firstPacketState(p) };
+  }
+
+  /**
+   * icmp_error_message: the connection of the packet an error carries, found by that packet's tuple reversed.
+   * It relates to the error: IP_CT_RELATED, plus IS_REPLY when the carried packet went in the original direction
+   * (the error comes back against it): flower +trk+rel(+rpl). No connection: invalid. NATed connections' errors
+   * are not modelled (the inner header would be put back too).
+   */
+  private related(p: Packet, zone: number): CtLookup {
+    const i = p.icmp!.inner!;
+    const carried = tupleOf(zone, protoKey(i.proto), i.src, i.dst, i.sport, i.dport);
+    const asOrig = this.byOrig.get(carried), asReply = this.byReply.get(carried);
+    const c = asOrig ?? asReply;
+    if (!c) return { state: INVALID };
+    return { state: CtState.TRACKED | CtState.RELATED | (asOrig ? CtState.REPLY : 0), known: true, mark: c.mark, label: c.label };
   }
 
   commit(p: Packet, zone: number, ct: CtMeta, nat?: NatRewrite): void {

@@ -138,6 +138,30 @@ const NAT_FORMS: [string, string, Packet][] = [
       '\ndev vf1 ingress chain 1 prio 2 protocol ip flower action drop',
     replyTo(natTo(udp, 'src', '10.9.9.9', 4000))],
 ];
+/**
+ * Related (nf_conntrack_proto_icmp.c icmp_error_message): a UDP request from vf0 is committed, then an ICMP port
+ * unreachable from vf1 carrying it relates to its connection (+trk+rel+rpl), and one carrying another port does
+ * not (invalid).
+ */
+const unreachable = (p: Packet, sport: number): Packet => {
+  const v4 = p.ip!.version === 4;
+  return {
+    ...replyTo(p),
+    ip: { ...p.ip!, src: p.ip!.dst, dst: p.ip!.src, proto: v4 ? 1 : 58 },
+    l4: undefined,
+    icmp: { type: v4 ? 3 : 1, code: v4 ? 3 : 4, inner: { src: p.ip!.src, dst: p.ip!.dst, proto: 17, sport, dport: p.l4!.dst } },
+  } as Packet;
+};
+const relatedOn = (proto: string, icmpProto: string) =>
+  `protocol ${proto} flower ip_proto udp action ct commit zone 8 pipe action mirred egress redirect dev vf1` +
+  `\ndev vf1 ingress prio 1 protocol ${proto} flower ip_proto ${icmpProto} action ct zone 8 pipe action goto chain 1` +
+  `\ndev vf1 ingress chain 1 prio 1 protocol ${proto} flower ct_state +trk+rel+rpl action mirred egress redirect dev vf0` +
+  `\ndev vf1 ingress chain 1 prio 2 protocol ${proto} flower action drop`;
+const RELATED_FORMS: [string, string, Packet][] = [
+  ['related, ipv4: an ICMP port unreachable about a committed connection', relatedOn('ip', 'icmp'), udp],
+  ['related, ipv6: an ICMPv6 port unreachable about a committed connection', relatedOn('ipv6', 'icmpv6'), v6],
+];
+
 export function conversationCases(): Case[] {
   const plain = formCases(STATEFUL_FORMS, []).map((c) => {
     const proto = c.rules[0]!.protocol;
@@ -145,6 +169,11 @@ export function conversationCases(): Case[] {
     return { ...c, packets: talks.flatMap((p) => [p, replyTo(p), p]), keepCt: talks.flatMap(() => [false, true, true]) };
   });
   const nat = NAT_FORMS.map(([name, text, reply]) => ({ ...formCases([[name, text]], [])[0]!, packets: [udp, reply, udp], keepCt: [false, true, true] }));
-  return [...plain, ...nat];
+  const related = RELATED_FORMS.map(([name, text, p]) => ({
+    ...formCases([[name, text]], [])[0]!,
+    packets: [p, unreachable(p, p.l4!.src), unreachable(p, p.l4!.src + 1)],
+    keepCt: [false, true, true],
+  }));
+  return [...plain, ...nat, ...related];
 }
 

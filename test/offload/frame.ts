@@ -3,7 +3,7 @@
 // compares. VLAN tags are written in the frame (outermost first); the guest's
 // stack moves the outer one into metadata before tc, as a NIC with rx-vlan offload does.
 import { bytesToHex, bytesToIp, hexToBytes, ipToBytes, macToBytes, bytesToMac } from '../../rules/addr.js';
-import type { Packet } from '../../rules/packet.js';
+import type { IcmpInner, Packet } from '../../rules/packet.js';
 
 const u16 = (n: number) => [(n >> 8) & 0xff, n & 0xff];
 
@@ -12,6 +12,17 @@ function csum(b: number[]): number {
   for (let i = 0; i < b.length; i += 2) s += (b[i]! << 8) + (b[i + 1] ?? 0);
   while (s > 0xffff) s = (s & 0xffff) + (s >> 16);
   return ~s & 0xffff;
+}
+
+/** What an ICMP error carries (RFC 792, RFC 4443): the offending packet's IP header and its first 8 bytes (UDP). */
+function carried(version: 4 | 6, i: IcmpInner): number[] {
+  const udpHead = [...u16(i.sport), ...u16(i.dport), ...u16(16), 0, 0];
+  if (version === 6) return [0x60, 0, 0, 0, ...u16(16), i.proto, 64, ...ipToBytes(i.src), ...ipToBytes(i.dst), ...udpHead];
+  const h = [0x45, 0, ...u16(36), 0, 1, 0, 0, 64, i.proto, 0, 0, ...ipToBytes(i.src), ...ipToBytes(i.dst)];
+  const c = csum(h);
+  h[10] = c >> 8;
+  h[11] = c & 0xff;
+  return [...h, ...udpHead];
 }
 
 /** L4 header (+ a few payload bytes); fragments after the first carry payload only. */
@@ -24,7 +35,7 @@ function l4(p: Packet): number[] {
     case 6: return [...u16(sp), ...u16(dp), 0, 0, 0, 1, 0, 0, 0, 0, 0x50, p.tcpFlags ?? 0x02, ...u16(8192), 0, 0, 0, 0, ...pay];
     case 17: return [...u16(sp), ...u16(dp), ...u16(8 + pay.length), 0, 0, ...pay];
     case 132: return [...u16(sp), ...u16(dp), 0, 0, 0, 1, 0, 0, 0, 0, ...pay];
-    case 1: case 58: return [p.icmp?.type ?? 8, p.icmp?.code ?? 0, 0, 0, 0, 1, 0, 1, ...pay];
+    case 1: case 58: return p.icmp?.inner ? [p.icmp.type, p.icmp.code, 0, 0, 0, 0, 0, 0, ...carried(ip.version, p.icmp.inner)] : [p.icmp?.type ?? 8, p.icmp?.code ?? 0, 0, 0, 0, 1, 0, 1, ...pay];
     default: return pay;
   }
 }

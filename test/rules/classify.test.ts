@@ -326,6 +326,16 @@ describe('conntrack across packets: a committed connection, its reply, then esta
     expect(ct.lookup(udp({ inDev: 'vf1', ip: { version: 4, src: '10.0.0.2', dst: '10.0.0.1', proto: 17, tos: 0, ttl: 64, frag: 'no' } }, 1234, 5000), 3).state).toBe(CtState.TRACKED | CtState.NEW);
   });
 
+  it('an ICMP error carrying a committed connection\'s packet is related to it (+trk+rel+rpl); carrying another, invalid', () => {
+    const ct = new ConntrackTable();
+    ct.commit(udp(), 3, { state: 0, zone: 3, mark: 4, label: '0'.repeat(32) });
+    const err = (sport: number) =>
+      udp({ inDev: 'vf1', ip: { version: 4, src: '10.0.0.2', dst: '10.0.0.1', proto: 1, tos: 0, ttl: 64, frag: 'no' }, l4: undefined, icmp: { type: 3, code: 3, inner: { src: '10.0.0.1', dst: '10.0.0.2', proto: 17, sport, dport: 5000 } } });
+    expect(ct.lookup(err(1234), 3)).toMatchObject({ state: CtState.TRACKED | CtState.RELATED | CtState.REPLY, mark: 4 });
+    expect(ct.lookup(err(1235), 3).state).toBe(CtState.TRACKED | CtState.INVALID);
+    expect(ct.lookup(err(1234), 4).state).toBe(CtState.TRACKED | CtState.INVALID);
+  });
+
   it('another zone is another table; an ICMP echo reply finds its request, and without one is invalid', () => {
     const ct = new ConntrackTable();
     ct.commit(udp(), 4, { state: 0, zone: 4, mark: 9, label: '0'.repeat(32) });
