@@ -71,6 +71,28 @@ fetch() {
 	log "unpacked $(basename "$deb")"
 }
 
+# closure MODDIR: the modules MODULES need, as "name path" lines from
+# MODDIR/modules.dep, which lists each module's dependencies, deepest last:
+# those first, each once (kmod's own order). crc32c_generic first: libcrc32c
+# (openvswitch, nf_conntrack) asks for it.
+closure() {
+	local moddir=$1 m
+	declare -A seen=()
+	visit() {
+		local m=${1//-/_} line dep
+		[ -n "${seen[$m]:-}" ] && return 0
+		seen[$m]=1
+		line=$(grep -E "(^|/)${m}\.ko(\.xz|\.zst)?:" "$moddir/modules.dep" | head -n1 || true)
+		[ -n "$line" ] || { log "module $m not found"; return 1; }
+		for dep in $(echo "${line#*:}" | tr ' ' '\n' | tac); do
+			dep=$(basename "$dep")
+			visit "${dep%%.ko*}" || return 1
+		done
+		echo "$m ${line%%:*}"
+	}
+	for m in crc32c_generic "${MODULES[@]}"; do visit "$m" || return 1; done
+}
+
 # apt-cache costs ~6 s: the resolved package is remembered (VPF_KERNELVM_REFRESH=1 asks again)
 KPKG=${VPF_KERNELVM_KPKG:-}
 [ -n "$KPKG" ] || [ -n "${VPF_KERNELVM_REFRESH:-}" ] || KPKG=$(cat "$ROOT/kpkg" 2>/dev/null || true)
@@ -87,7 +109,8 @@ MODDIR=$C/kernel/lib/modules/$KVER
 [ -f "$MODDIR/modules.dep" ] || { log "depmod $KVER"; depmod -b "$C/kernel" "$KVER"; }
 if [ "$FLAVOR" = skbext ]; then
 	# built from the stock package's config and module closure (skbext.sh)
-	KVER=$(bash "$HERE/skbext.sh" "$ROOT" "$C/kernel" "$KVER" "$(ls "$ROOT"/debs/"${KPKG}"_*.deb | head -n1)" "${MODULES[*]}")
+	needed=$(closure "$MODDIR" | cut -d' ' -f1 | tr '\n' ' ')
+	KVER=$(bash "$HERE/skbext.sh" "$ROOT" "$C/kernel" "$KVER" "$(ls "$ROOT"/debs/"${KPKG}"_*.deb | head -n1)" "${MODULES[*]}" "$needed")
 	C=$ROOT/$KVER
 	MODDIR=$C/kernel/lib/modules/$KVER
 fi
@@ -110,30 +133,16 @@ if [ "$(cat "$C/initramfs.stamp" 2>/dev/null)" != "$stamp" ] || [ ! -f "$C/initr
 	cp "$BB" "$T/bin/busybox"
 	cp "$HERE/init.sh" "$T/init"
 	chmod 755 "$T/init" "$T/bin/busybox"
-	# modules.dep lists each module's dependencies, deepest last: load those
-	# first, each once (kmod's own order)
-	declare -A seen=()
-	order=()
-	add() {
-		local m=${1//-/_} line path dep
-		[ -n "${seen[$m]:-}" ] && return 0
-		seen[$m]=1
-		line=$(grep -E "(^|/)${m}\.ko(\.xz|\.zst)?:" "$MODDIR/modules.dep" | head -n1 || true)
-		[ -n "$line" ] || { log "module $m not found"; exit 1; }
-		path=${line%%:*}
-		for dep in $(echo "${line#*:}" | tr ' ' '\n' | tac); do
-			dep=$(basename "$dep"); add "${dep%%.ko*}"
-		done
+	closure "$MODDIR" >"$T/modules"
+	while read -r m path; do
 		case $path in
 		*.xz) xz -dc "$MODDIR/$path" >"$T/lib/modules/$m.ko" ;;
 		*.zst) zstd -qdc "$MODDIR/$path" >"$T/lib/modules/$m.ko" ;;
 		*) cp "$MODDIR/$path" "$T/lib/modules/$m.ko" ;;
 		esac
-		order+=("$m")
-	}
-	# crc32c_generic first: libcrc32c (openvswitch, nf_conntrack) asks for it
-	for m in crc32c_generic "${MODULES[@]}"; do add "$m"; done
-	printf '%s\n' "${order[@]}" >"$T/lib/modules/order"
+	done <"$T/modules"
+	cut -d' ' -f1 "$T/modules" >"$T/lib/modules/order"
+	rm "$T/modules"
 	(cd "$T" && find . | "$BB" cpio -o -H newc 2>/dev/null) >"$C/initramfs.cpio.tmp"
 	mv "$C/initramfs.cpio.tmp" "$C/initramfs.cpio"
 	rm -rf "$T"

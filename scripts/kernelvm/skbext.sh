@@ -13,10 +13,12 @@
 # closure of $MODULES), and so is debug info. Built once, ~16 min on 2 cores;
 # the cache keeps the kernel image, its modules and a stamp, not the tree.
 #
-#   skbext.sh ROOT STOCK_KERNEL_DIR STOCK_KVER STOCK_DEB "MODULES..."
+#   skbext.sh ROOT STOCK_KERNEL_DIR STOCK_KVER STOCK_DEB "MODULES..." "NEEDED..."
+# MODULES: what the tier loads (deps.sh); NEEDED: those with their
+# dependencies, deps.sh's closure over the stock kernel's modules.dep.
 # Prints the built kernel's release (its cache directory is ROOT/<release>).
 set -euo pipefail
-ROOT=$1 STOCK=$2 SKVER=$3 SDEB=$4 MODULES=$5
+ROOT=$1 STOCK=$2 SKVER=$3 SDEB=$4 MODULES=$5 NEEDED=$6
 log() { echo "kernelvm/skbext.sh: $*" >&2; }
 
 VERSION=$(dpkg-deb -f "$SDEB" Version)  # e.g. 6.1.192-3: linux-source-6.1 of the same upload
@@ -55,28 +57,12 @@ log "unpacking $(basename "$deb")"
 dpkg-deb --fsys-tarfile "$deb" | tar -xO "./usr/src/linux-source-$SERIES.tar.xz" | tar -xJ -C "$B"
 K=$B/linux-source-$SERIES
 
-# The stock config, trimmed to the modules the tier loads (lsmod format: the
-# modules.dep closure of MODULES, as deps.sh loads them).
+# The stock config, trimmed to the modules the tier loads (lsmod's format).
 cp "$STOCK/boot/config-$SKVER" "$K/.config"
-python3 - "$STOCK/lib/modules/$SKVER/modules.dep" $MODULES >"$B/lsmod" <<'PY'
-import os, re, sys
-name = lambda p: re.sub(r"\.ko(\.xz|\.zst)?$", "", os.path.basename(p)).replace("-", "_")
-dep = {}
-for line in open(sys.argv[1]):
-    path, _, deps = line.partition(":")
-    dep[name(path)] = [name(d) for d in deps.split()]
-seen = set()
-def add(m):
-    if m not in seen:
-        seen.add(m)
-        for d in dep[m]:
-            add(d)
-for m in ["crc32c_generic", *sys.argv[2:]]:
-    add(m)
-print("Module Size Used by")
-for m in sorted(seen):
-    print(f"{m} 16384 0")
-PY
+{
+	echo "Module Size Used by"
+	for m in $NEEDED; do echo "$m 16384 0"; done
+} >"$B/lsmod"
 # (its questions on options the stock config leaves unset take their defaults)
 make -C "$K" -s LSMOD="$B/lsmod" localmodconfig </dev/null >"$B/config.log" 2>&1
 # Debian's signing keys are not in the source; unsigned modules load (no MODULE_SIG_FORCE).
