@@ -749,13 +749,6 @@ function putBack(field: FieldName, width: number, value: FieldValue, mask: Field
   return written === full ? setField(field, as(v)) : setField(field, as(v), as(written));
 }
 
-/**
- * The restore of one pedit field when the rule's match pins every bit the
- * pedit writes (the value those bits had is then known): OVS's own megaflows,
- * and so the tc rules a guest OVS offloads, match exactly what they rewrite,
- * a masked set only its bits (ofproto-dpif-xlate.c un-wildcards a set field
- * under its mask). Undefined: not restorable.
- */
 /** The rule's L3 protocol and the eth_type match a restore of an IP field needs (undefined: not IP). */
 function ipPrereq(m: FlowerRule['match']): { l3: number | undefined; dl: MatchField[] | undefined } {
   const l3 = l3Protocol(m);
@@ -766,6 +759,13 @@ function ipPrereq(m: FlowerRule['match']): { l3: number | undefined; dl: MatchFi
 const portField = (op: PeditOp): FieldName => `${op.hdr as 'tcp' | 'udp'}_${op.field === 'sport' ? 'src' : 'dst'}`;
 const portSlot = (op: PeditOp): number => (op.hdr === 'tcp' ? 8 : 10) + (op.field === 'sport' ? 0 : 1);
 
+/**
+ * The restore of one pedit field when the rule's match pins every bit the
+ * pedit writes (the value those bits had is then known): OVS's own megaflows,
+ * and so the tc rules a guest OVS offloads, match exactly what they rewrite,
+ * a masked set only its bits (ofproto-dpif-xlate.c un-wildcards a set field
+ * under its mask). Undefined: not restorable.
+ */
 function pinnedRestore(rule: FlowerRule, op: PeditOp): Saved | undefined {
   const m = rule.match;
   const { l3, dl } = ipPrereq(m);

@@ -106,9 +106,9 @@ interface Connection {
   label: string;
   /** Its reply direction has been seen (IPS_SEEN_REPLY): both directions are then +est. */
   replied: boolean;
-  /** The original direction's binding, and that direction's addresses and ports before it (what a reply is put back to). */
+  /** The original direction's binding, and its reverse: a reply's other side put back to what the original had. */
   nat?: NatRewrite;
-  orig: { src: string; dst: string; sport?: number; dport?: number };
+  unNat?: NatRewrite;
 }
 
 /**
@@ -135,11 +135,7 @@ export class ConntrackTable implements Conntrack {
     const reply = this.byReply.get(k);
     if (reply) {
       reply.replied = true;
-      // The reply's other side goes back to what the original direction had before its NAT.
-      const back: NatRewrite | undefined = !reply.nat ? undefined
-        : reply.nat.side === 'src' ? { side: 'dst', addr: reply.orig.src, ...(reply.orig.sport !== undefined ? { port: reply.orig.sport } : {}) }
-        : { side: 'src', addr: reply.orig.dst, ...(reply.orig.dport !== undefined ? { port: reply.orig.dport } : {}) };
-      return { state: CtState.TRACKED | CtState.ESTABLISHED | CtState.REPLY, known: true, mark: reply.mark, label: reply.label, ...(back ? { nat: back } : {}) };
+      return { state: CtState.TRACKED | CtState.ESTABLISHED | CtState.REPLY, known: true, mark: reply.mark, label: reply.label, ...(reply.unNat ? { nat: reply.unNat } : {}) };
     }
     // An ICMP echo reply with no request before it opens nothing (firstPacketState: invalid).
     return { state: firstPacketState(p) };
@@ -170,11 +166,18 @@ export class ConntrackTable implements Conntrack {
       return;
     }
     const ip = p.ip!;
-    const orig = { src: ip.src, dst: ip.dst, ...(p.l4 ? { sport: p.l4.src, dport: p.l4.dst } : {}) };
+    const orig = { src: ip.src, dst: ip.dst, sport: p.l4?.src, dport: p.l4?.dst };
     const after = { ...orig };
-    if (nat?.addr) after[nat.side] = nat.addr;
-    if (nat?.port !== undefined && p.l4) after[nat.side === 'src' ? 'sport' : 'dport'] = nat.port;
-    const c: Connection = { mark: ct.mark, label: ct.label, replied: false, orig, ...(nat ? { nat } : {}) };
+    let unNat: NatRewrite | undefined;
+    if (nat) {
+      const port = nat.side === 'src' ? 'sport' : 'dport';
+      if (nat.addr) after[nat.side] = nat.addr;
+      if (nat.port !== undefined && p.l4) after[port] = nat.port;
+      // A reply comes to the NATed side: its other side goes back to what the original had there.
+      const back = orig[port];
+      unNat = { side: nat.side === 'src' ? 'dst' : 'src', addr: orig[nat.side], ...(back !== undefined ? { port: back } : {}) };
+    }
+    const c: Connection = { mark: ct.mark, label: ct.label, replied: false, ...(nat ? { nat, unNat } : {}) };
     this.byOrig.set(k, c);
     this.byReply.set(tupleOf(zone, protoKey(ip.proto), after.dst, after.src, after.dport, after.sport), c);
   }

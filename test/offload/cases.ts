@@ -106,14 +106,17 @@ const replyTo = (p: Packet): Packet => ({
  * 802.1Q; UDP and ICMP echo, whose conntrack state is their direction alone (rules/classify/conntrack.ts).
  */
 const CONVERSATIONS = [udp, icmp, v6, icmp6(128)].flatMap((p) => [p, { ...p, vlans: [{ tpid: 0x8100, vid: 5, pcp: 3 }] }]);
+/** vf1's side of a conversation: `ct` (with `nat` or not), then chain 1 sends what matches `state` back to vf0 and drops the rest. */
+const answersOn = (proto: string, match: string, ct: string, state: string) =>
+  `\ndev vf1 ingress prio 1 protocol ${proto} flower ${match ? `${match} ` : ''}action ${ct} pipe action goto chain 1` +
+  `\ndev vf1 ingress chain 1 prio 1 protocol ${proto} flower ct_state ${state} action mirred egress redirect dev vf0` +
+  `\ndev vf1 ingress chain 1 prio 2 protocol ${proto} flower action drop`;
 /** Both representors' ACLs in one zone, as OVN's: a new connection is committed with a mark, its replies and the rest of it pass on the mark. */
 const aclOn = (proto: string, zone: number, commit: string, seen: string) =>
   `protocol ${proto} flower action ct zone ${zone} pipe action goto chain 1` +
   goto1(`protocol ${proto} flower ct_state +trk+new action ct commit zone ${zone} ${commit} pipe action mirred egress redirect dev vf1`) +
   `\ndev vf0 ingress chain 1 prio 2 protocol ${proto} flower ct_state +trk+est-rpl ${seen} action mirred egress redirect dev uplink` +
-  `\ndev vf1 ingress prio 1 protocol ${proto} flower action ct zone ${zone} pipe action goto chain 1` +
-  `\ndev vf1 ingress chain 1 prio 1 protocol ${proto} flower ct_state +trk+est+rpl ${seen} action mirred egress redirect dev vf0` +
-  `\ndev vf1 ingress chain 1 prio 2 protocol ${proto} flower action drop`;
+  answersOn(proto, '', `ct zone ${zone}`, `+trk+est+rpl ${seen}`);
 const STATEFUL_FORMS: [string, string][] = [
   ['conversation, ipv4: commit with a mark, reply +est+rpl, then +est', aclOn('ip', 3, 'mark 9', 'ct_mark 9')],
   ['conversation, ipv4: commit with a label', aclOn('ip', 4, 'label 10', 'ct_label 10/ff')],
@@ -127,15 +130,11 @@ const natTo = (p: Packet, side: 'src' | 'dst', addr: string, port: number): Pack
 const NAT_FORMS: [string, string, Packet][] = [
   ['conversation through a DNAT (a load balancer): the reply un-NATed by ct nat',
     'protocol ip flower ip_proto udp action ct commit zone 6 nat dst addr 10.0.0.9 port 6000 pipe action mirred egress redirect dev vf1' +
-      '\ndev vf1 ingress prio 1 protocol ip flower ip_proto udp action ct zone 6 nat pipe action goto chain 1' +
-      '\ndev vf1 ingress chain 1 prio 1 protocol ip flower ct_state +trk+est+rpl action mirred egress redirect dev vf0' +
-      '\ndev vf1 ingress chain 1 prio 2 protocol ip flower action drop',
+      answersOn('ip', 'ip_proto udp', 'ct zone 6 nat', '+trk+est+rpl'),
     replyTo(natTo(udp, 'dst', '10.0.0.9', 6000))],
   ['conversation through a SNAT: the reply un-NATed by ct nat',
     'protocol ip flower ip_proto udp action ct commit zone 7 nat src addr 10.9.9.9 port 4000 pipe action mirred egress redirect dev vf1' +
-      '\ndev vf1 ingress prio 1 protocol ip flower ip_proto udp action ct zone 7 nat pipe action goto chain 1' +
-      '\ndev vf1 ingress chain 1 prio 1 protocol ip flower ct_state +trk+est+rpl action mirred egress redirect dev vf0' +
-      '\ndev vf1 ingress chain 1 prio 2 protocol ip flower action drop',
+      answersOn('ip', 'ip_proto udp', 'ct zone 7 nat', '+trk+est+rpl'),
     replyTo(natTo(udp, 'src', '10.9.9.9', 4000))],
 ];
 /**
@@ -144,19 +143,17 @@ const NAT_FORMS: [string, string, Packet][] = [
  * not (invalid).
  */
 const unreachable = (p: Packet, sport: number): Packet => {
-  const v4 = p.ip!.version === 4;
+  const v4 = p.ip!.version === 4, back = replyTo(p);
   return {
-    ...replyTo(p),
-    ip: { ...p.ip!, src: p.ip!.dst, dst: p.ip!.src, proto: v4 ? 1 : 58 },
+    ...back,
+    ip: { ...back.ip!, proto: v4 ? 1 : 58 },
     l4: undefined,
     icmp: { type: v4 ? 3 : 1, code: v4 ? 3 : 4, inner: { src: p.ip!.src, dst: p.ip!.dst, proto: 17, sport, dport: p.l4!.dst } },
   } as Packet;
 };
 const relatedOn = (proto: string, icmpProto: string) =>
   `protocol ${proto} flower ip_proto udp action ct commit zone 8 pipe action mirred egress redirect dev vf1` +
-  `\ndev vf1 ingress prio 1 protocol ${proto} flower ip_proto ${icmpProto} action ct zone 8 pipe action goto chain 1` +
-  `\ndev vf1 ingress chain 1 prio 1 protocol ${proto} flower ct_state +trk+rel+rpl action mirred egress redirect dev vf0` +
-  `\ndev vf1 ingress chain 1 prio 2 protocol ${proto} flower action drop`;
+  answersOn(proto, `ip_proto ${icmpProto}`, 'ct zone 8', '+trk+rel+rpl');
 const RELATED_FORMS: [string, string, Packet][] = [
   ['related, ipv4: an ICMP port unreachable about a committed connection', relatedOn('ip', 'icmp'), udp],
   ['related, ipv6: an ICMPv6 port unreachable about a committed connection', relatedOn('ipv6', 'icmpv6'), v6],

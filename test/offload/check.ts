@@ -84,8 +84,9 @@ const natToRange = (r: FlowerRule) =>
 
 /**
  * The probe empties the conntrack table before every send (--flush-ct), so
- * each send is a new connection's first packet: conntrack's answer is
- * firstPacketState's, and ct frames are compared like any other.
+ * each send is a new connection's first packet, unless it continues a
+ * conversation (keepCt): conntrackAt gives conntrack's answer either way, and
+ * ct frames are compared like any other.
  */
 export function judge(p: Prepared, res: SetResult, n: number, kernel: TierKernel): Verdict {
   const raw = p.c.packets[n]!;

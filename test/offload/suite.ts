@@ -22,11 +22,19 @@ export interface SuiteOptions {
   rerun: string;
 }
 
+/** Came out elsewhere than flower sends it. */
+const wrong = (v: Verdict) => !v.skipped && !v.outputOk;
+/** Met offloaded rules or a miss, yet not handled by dp:tc, where some flow form could have been. */
+const missed = (v: Verdict) => !v.skipped && !v.beyond && v.mustOffload && !v.offloaded;
+
 export function offloadSuite(o: SuiteOptions): void {
   let prepared: Prepared[];
   let run: OffloadRun;
   const verdicts = new Map<string, Verdict[]>();
   const pickKind = (prefix: string) => (n: string) => n.startsWith(prefix);
+  /** The sets `pick` names, with their frames' verdicts. */
+  const setsOf = (pick: (name: string) => boolean) => [...verdicts].filter(([n]) => pick(n));
+  const framesOf = (pick: (name: string) => boolean) => setsOf(pick).flatMap(([, v]) => v);
 
   /**
    * Issue 11's figure on the datapath: of the frames that meet a rule (trapped
@@ -37,7 +45,7 @@ export function offloadSuite(o: SuiteOptions): void {
    */
   function metShare(pick: (name: string) => boolean): Share {
     const share = new Share();
-    for (const v of [...verdicts].filter(([n]) => pick(n)).flatMap(([, x]) => x)) {
+    for (const v of framesOf(pick)) {
       if (!v.metRule) continue;
       const handled = v.offloaded && !v.trappedBy;
       share.add(handled, v.trappedBy ? `trapped: ${v.trappedBy}` : v.beyond ? `never offloaded here: ${v.beyond}` : v.cause);
@@ -47,13 +55,13 @@ export function offloadSuite(o: SuiteOptions): void {
 
   /** One line: frames, the fraction dp:tc among frames that must be offloaded, the causes of the others. */
   function summary(what: string, pick: (name: string) => boolean): string {
-    const all = [...verdicts].filter(([n]) => pick(n)).flatMap(([, v]) => v);
+    const all = framesOf(pick);
     const must = all.filter((v) => v.mustOffload && !v.skipped && !v.beyond);
     const beyond = all.filter((v) => v.mustOffload && !v.skipped && v.beyond);
     const off = must.filter((v) => v.offloaded).length;
     const causes = new Map<string, number>();
-    for (const v of must) if (!v.offloaded) causes.set(v.cause, (causes.get(v.cause) ?? 0) + 1);
-    const wrongWhere = [...verdicts].filter(([n]) => pick(n)).flatMap(([n, v]) => v.flatMap((x, i) => (!x.skipped && !x.outputOk ? [`${n} #${i + 1}`] : [])));
+    for (const v of all.filter(missed)) causes.set(v.cause, (causes.get(v.cause) ?? 0) + 1);
+    const wrongWhere = setsOf(pick).flatMap(([n, v]) => v.flatMap((x, i) => (wrong(x) ? [`${n} #${i + 1}`] : [])));
     const beyondWhy = new Map<string, number>();
     for (const v of beyond) beyondWhy.set(v.beyond!, (beyondWhy.get(v.beyond!) ?? 0) + 1);
     return (
@@ -84,11 +92,11 @@ export function offloadSuite(o: SuiteOptions): void {
     });
     for (const k of o.kinds) {
       it(`${k.label} sets: each frame comes out where flower sends it`, () => {
-        const bad = [...verdicts].filter(([n]) => n.startsWith(k.prefix)).flatMap(([, v]) => v.filter((x) => !x.skipped && !x.outputOk));
+        const bad = framesOf(pickKind(k.prefix)).filter(wrong);
         if (bad.length) expect.fail(`${bad.length} frames came out wrong; the first ones:\n${bad.slice(0, 3).map((b) => b.report).join('\n\n')}\n(${o.rerun})`);
       });
       it(`${k.label} sets: each frame that meets offloaded rules or a miss is handled by dp:tc`, () => {
-        const bad = [...verdicts].filter(([n]) => n.startsWith(k.prefix)).flatMap(([, v]) => v.filter((x) => !x.skipped && !x.beyond && x.mustOffload && !x.offloaded));
+        const bad = framesOf(pickKind(k.prefix)).filter(missed);
         if (bad.length) expect.fail(`${bad.length} frames not offloaded; the first:\n${bad[0]!.report}\n(${o.rerun})`);
       });
     }
