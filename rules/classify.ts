@@ -10,7 +10,7 @@
 import type { Action, Control, FlowerRule } from './model.js';
 import { CtState } from './model.js';
 import type { CtMeta, Destination, Emit, Outcome, Packet, TraceStep } from './packet.js';
-import type { Conntrack, NatRewrite } from './classify/conntrack.js';
+import type { Conntrack, CtLookup, NatRewrite } from './classify/conntrack.js';
 import { keysMatch, maskShape, protocolMatches } from './classify/match.js';
 import { applyPedit } from './classify/pedit.js';
 
@@ -51,8 +51,13 @@ const clone = (p: Packet): Packet => structuredClone(p);
 
 const defaultConntrack: Conntrack = { lookup: () => ({ state: CtState.TRACKED | CtState.NEW }) };
 
+/** What one packet's pass carries between actions: the connection a `ct` gave it, and in which zone. */
+interface Pass {
+  ct?: { zone: number; found: CtLookup };
+}
+
 /** Runs one action; returns its control verdict after its effect (act_api.c tcf_action_exec). */
-function runAction(a: Action, p: Packet, emits: Emit[], opts: ClassifyOptions): Control {
+function runAction(a: Action, p: Packet, emits: Emit[], opts: ClassifyOptions, pass: Pass): Control {
   switch (a.kind) {
     case 'gact':
       return a.control;
@@ -87,6 +92,7 @@ function runAction(a: Action, p: Packet, emits: Emit[], opts: ClassifyOptions): 
     case 'ct': {
       if (a.clear) {
         p.ct = { state: 0, zone: 0, mark: 0, label: '0'.repeat(32) };
+        delete pass.ct;
         return a.control;
       }
       // act_ct.c tcf_ct_act: conntrack reassembles first (tcf_ct_handle_fragments); a fragment whose datagram
@@ -94,9 +100,14 @@ function runAction(a: Action, p: Packet, emits: Emit[], opts: ClassifyOptions): 
       if (p.ip && p.ip.frag !== 'no') return { kind: 'stolen' };
       const zone = a.zone ?? 0;
       const conntrack = opts.conntrack ?? defaultConntrack;
-      const found = conntrack.lookup(p, zone);
+      // act_ct.c tcf_ct_skb_nfct_cached (OVS: skb_nfct_cached): a packet still holding the connection an earlier ct
+      // of this zone gave it is not run through conntrack again (a TCP segment moves its connection's state once).
+      // Its mark and label are the connection's as this pass left them.
+      const cached = pass.ct?.zone === zone ? pass.ct.found : undefined;
+      const found: CtLookup = cached ? { state: cached.state, ...(cached.known ? { known: true } : {}), ...(cached.nat ? { nat: cached.nat } : {}) } : conntrack.lookup(p, zone);
       const state = found.state;
       if (state & CtState.INVALID) {
+        delete pass.ct;
         // No connection (act_ct.c: nf_ct_get() is NULL): nothing to commit or NAT; flower sees only +trk+inv and the zone.
         p.ct = { state, zone, mark: 0, label: '0'.repeat(32) };
         return a.control;
@@ -116,6 +127,7 @@ function runAction(a: Action, p: Packet, emits: Emit[], opts: ClassifyOptions): 
         ct.label = o.toString('hex');
       }
       p.ct = ct;
+      pass.ct = { zone, found };
       // act_ct.c tcf_ct_act_nat rewrites the packet in place: by the connection's binding when it has one (either
       // direction, for any nat action), else by the action's range on an unconfirmed connection (nf_nat_setup_info;
       // the model takes the range's lowest address and port).
@@ -167,10 +179,10 @@ function runAction(a: Action, p: Packet, emits: Emit[], opts: ClassifyOptions): 
  * jump of 0, to the end or past it, and the 32nd jump of a walk (jmp_ttl) end
  * it with TC_ACT_OK.
  */
-function runActions(actions: Action[], p: Packet, emits: Emit[], opts: ClassifyOptions): Verdict {
+function runActions(actions: Action[], p: Packet, emits: Emit[], opts: ClassifyOptions, pass: Pass): Verdict {
   let jumps = 0;
   for (let i = 0; i < actions.length; i++) {
-    const c = runAction(actions[i]!, p, emits, opts);
+    const c = runAction(actions[i]!, p, emits, opts, pass);
     if (c.kind === 'pipe') continue;
     if (c.kind === 'jump') {
       if (c.count === 0 || c.count >= actions.length || ++jumps >= MAX_JUMPS) return { kind: 'pass' };
@@ -213,6 +225,7 @@ export function classify(rules: FlowerRule[], packet: Packet, opts: ClassifyOpti
   const p = clone(packet);
   const emits: Emit[] = [];
   const trace: TraceStep[] = [];
+  const pass: Pass = {};
   const slowpath = (): Outcome => ({
     emits: [...(opts.handOffRestores ? emits.filter((e) => !e.copy) : emits), { to: { kind: 'rep', dev: packet.inDev }, packet: opts.handOffRestores ? { ...clone(packet), ct: p.ct } : p }],
     final: 'slowpath',
@@ -234,7 +247,7 @@ export function classify(rules: FlowerRule[], packet: Packet, opts: ClassifyOpti
       }
       if (!protocolMatches(r, p) || !keysMatch(r.match, p)) continue;
       // tcf_exts_exec: a filter without actions returns TC_ACT_OK, which ends classification.
-      const v = r.actions.length ? runActions(r.actions, p, emits, opts) : ({ kind: 'pass' } as Verdict);
+      const v = r.actions.length ? runActions(r.actions, p, emits, opts, pass) : ({ kind: 'pass' } as Verdict);
       trace.push({ chain: r.chain, prio: r.prio, handle: r.handle, verdict: v.kind === 'goto' ? `goto chain ${v.chain}` : v.kind });
       switch (v.kind) {
         case 'continue':

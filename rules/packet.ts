@@ -66,6 +66,15 @@ export interface CtMeta {
   confirmed?: boolean;
 }
 
+/** What nf_conntrack_proto_tcp.c tcp_in_window reads of a segment (no options: no SACK, no window scaling). */
+export interface TcpSegment {
+  seq: number;
+  ack: number;
+  window: number;
+  /** Bytes of data after the header. */
+  dataLen: number;
+}
+
 export interface Packet {
   /** Representor whose rules classify the packet: 'uplink' or 'vfN'. */
   inDev: string;
@@ -80,6 +89,8 @@ export interface Packet {
   /** Present when ip.proto is TCP/UDP/SCTP and the packet is not a fragment. */
   l4?: L4Ports;
   tcpFlags?: number;
+  /** The TCP segment's sequence space, which conntrack's window tracking reads; absent: seq 1, ack 0, window 8192, 8 bytes of data. */
+  tcpSeg?: TcpSegment;
   /** An ICMP error also carries the start of the packet it is about (RFC 792): what conntrack relates it by. */
   icmp?: { type: number; code: number; inner?: IcmpInner };
   arp?: { op: number; sip: string; tip: string; sha: string; tha: string };

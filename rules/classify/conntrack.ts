@@ -7,6 +7,7 @@
 // with these.
 import { CtState } from '../model.js';
 import type { CtMeta, Packet } from '../packet.js';
+import { tcpFirst, tcpOpens, tcpSegment, type TcpConn } from './tcptrack.js';
 
 /** A NAT rewrite of one side of a packet: its address and/or port become these. */
 export interface NatRewrite {
@@ -37,20 +38,6 @@ const NEW = CtState.TRACKED | CtState.NEW;
 /** No connection: nf_ct_get() is NULL after the action, which flower (skb_flow_dissect_ct) and OVS (ovs_ct_update_key) both show as +trk+inv. */
 const INVALID = CtState.TRACKED | CtState.INVALID;
 
-const TCP = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10, URG: 0x20, ECE: 0x40, CWR: 0x80 };
-
-/**
- * nf_conntrack_proto_tcp.c: tcp_error drops flag combinations outside
- * tcp_valid_flags (ECE, CWR and PSH ignored), then tcp_new takes only what
- * tcp_conntracks[0][index][sNO] does not mark sIV: a SYN (sSS) or, with
- * nf_conntrack_tcp_loose=1 (the default), a bare ACK picking up a connection
- * (sES). SYN+ACK, FIN, RST and no flag at all are invalid as a first packet.
- */
-function tcpStartsConnection(flags: number): boolean {
-  const f = flags & ~(TCP.ECE | TCP.CWR | TCP.PSH) & 0xff;
-  return f === TCP.SYN || f === (TCP.SYN | TCP.URG) || f === TCP.ACK || f === (TCP.ACK | TCP.URG);
-}
-
 /** nf_conntrack_proto_icmp.c valid_new: echo, timestamp, information and address-mask requests. */
 const ICMP_NEW = new Set([8, 13, 15, 17]);
 /** nf_conntrack_proto_icmpv6.c valid_new: echo request and node information query. */
@@ -68,7 +55,7 @@ export function firstPacketState(p: Packet, checksumsValid = true): number {
   if (!checksumsValid) return INVALID;
   switch (ip.proto) {
     case 6:
-      return tcpStartsConnection(p.tcpFlags ?? 0) ? NEW : INVALID;
+      return tcpOpens(p.tcpFlags ?? 0) ? NEW : INVALID;
     case 1:
       // icmp_error first: error types need the offending packet's connection, which a first packet has none of
       return ip.version === 4 && ICMP_NEW.has(p.icmp?.type ?? -1) ? NEW : INVALID;
@@ -92,7 +79,8 @@ const tracked = (p: Packet) => {
   const ip = p.ip;
   if (!ip) return false;
   const icmpEcho = (ip.proto === 1 && [0, 8].includes(p.icmp?.type ?? -1)) || (ip.proto === 58 && [128, 129].includes(p.icmp?.type ?? -1));
-  return ip.proto === 17 || icmpEcho;
+  // TCP when the segment's sequence space is given (tcptrack.ts tracks its window); otherwise a first packet.
+  return ip.proto === 17 || icmpEcho || (ip.proto === 6 && p.tcpSeg !== undefined);
 };
 /** nf_conntrack_proto_icmp.c icmp_is_err / icmpv6 types below 128: errors, which relate to the connection they carry. */
 const icmpError = (p: Packet) =>
@@ -109,12 +97,15 @@ interface Connection {
   /** The original direction's binding, and its reverse: a reply's other side put back to what the original had. */
   nat?: NatRewrite;
   unNat?: NatRewrite;
+  /** A TCP connection's state and windows (nf_conntrack_proto_tcp.c). */
+  tcp?: TcpConn;
 }
 
 /**
  * Conntrack across the packets of one test: connections a `ct commit`
- * confirmed, for UDP and ICMP echo (whose state is their direction alone;
- * TCP's window tracking is not modelled, so a TCP packet is always a first
+ * confirmed, for UDP and ICMP echo (whose state is their direction alone),
+ * and TCP segments that give their sequence space (Packet.tcpSeg; tcptrack.ts
+ * follows the state table and the window; without it a TCP packet is a first
  * packet here). nf_conntrack_core.c resolve_normal_ct: a packet of the
  * original direction is IP_CT_NEW until a reply was seen, then
  * IP_CT_ESTABLISHED; a reply is IP_CT_ESTABLISHED_REPLY (flower +est+rpl).
@@ -131,9 +122,14 @@ export class ConntrackTable implements Conntrack {
     if (!tracked(p)) return { state: firstPacketState(p) };
     const k = key(zone, p);
     const orig = this.byOrig.get(k);
-    if (orig) return { state: CtState.TRACKED | (orig.replied ? CtState.ESTABLISHED : CtState.NEW), known: true, mark: orig.mark, label: orig.label, ...(orig.nat ? { nat: orig.nat } : {}) };
+    if (orig) {
+      // tcp_packet returning -NF_ACCEPT leaves no connection on the packet (nf_conntrack_in): +trk+inv.
+      if (orig.tcp && tcpSegment(orig.tcp, p, 0, orig.replied) === 'invalid') return { state: INVALID };
+      return { state: CtState.TRACKED | (orig.replied ? CtState.ESTABLISHED : CtState.NEW), known: true, mark: orig.mark, label: orig.label, ...(orig.nat ? { nat: orig.nat } : {}) };
+    }
     const reply = this.byReply.get(k);
     if (reply) {
+      if (reply.tcp && tcpSegment(reply.tcp, p, 1, reply.replied) === 'invalid') return { state: INVALID };
       reply.replied = true;
       return { state: CtState.TRACKED | CtState.ESTABLISHED | CtState.REPLY, known: true, mark: reply.mark, label: reply.label, ...(reply.unNat ? { nat: reply.unNat } : {}) };
     }
@@ -177,7 +173,9 @@ export class ConntrackTable implements Conntrack {
       const back = orig[port];
       unNat = { side: nat.side === 'src' ? 'dst' : 'src', addr: orig[nat.side], ...(back !== undefined ? { port: back } : {}) };
     }
-    const c: Connection = { mark: ct.mark, label: ct.label, replied: false, ...(nat ? { nat, unNat } : {}) };
+    const tcp = ip.proto === 6 ? tcpFirst(p) : undefined;
+    if (ip.proto === 6 && !tcp) return;
+    const c: Connection = { mark: ct.mark, label: ct.label, replied: false, ...(nat ? { nat, unNat } : {}), ...(tcp ? { tcp } : {}) };
     this.byOrig.set(k, c);
     this.byReply.set(tupleOf(zone, protoKey(ip.proto), after.dst, after.src, after.dport, after.sport), c);
   }

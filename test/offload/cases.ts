@@ -159,6 +159,39 @@ const RELATED_FORMS: [string, string, Packet][] = [
   ['related, ipv6: an ICMPv6 port unreachable about a committed connection', relatedOn('ipv6', 'icmpv6'), v6],
 ];
 
+/**
+ * TCP conversations (nf_conntrack_proto_tcp.c, rules/classify/tcptrack.ts): vf0 opens to vf1 in the zone of
+ * aclOn, each segment with 8 bytes of data. The probe sends every frame twice, so each segment after the first
+ * is also retransmitted: the SYN/ACK's second send is one the state table ignores, still +est+rpl.
+ */
+const SYN = 0x02, ACK = 0x10;
+const segment = (fromVf0: boolean, flags: number, seq: number, ack: number): Packet => {
+  const p: Packet = { ...tcp, tcpFlags: flags, tcpSeg: { seq, ack, window: 8192, dataLen: 8 } };
+  return fromVf0 ? p : replyTo(p);
+};
+const TCP_CONVERSATIONS: [string, Packet[]][] = [
+  ['conversation, tcp: the handshake (+trk+new, +est+rpl, +est), an ack of unsent data and an early ACK invalid', [
+    segment(true, SYN, 1000, 0), // new: committed with the mark
+    segment(false, SYN | ACK, 5000, 1010), // acks a byte vf0 never sent (tcp_in_window III): invalid, dropped
+    segment(true, ACK, 1009, 5009), // an ACK in SYN_SENT, before any SYN/ACK: invalid, handed to software
+    segment(false, SYN | ACK, 5000, 1009), // +est+rpl
+    segment(true, ACK, 1009, 5009), // +est; the connection is assured
+    segment(false, ACK, 5009, 1017), // data back: +est+rpl
+  ]],
+  ['conversation, tcp: a bare ACK picks a connection up (nf_conntrack_tcp_loose), its reply +est+rpl, then +est', [
+    segment(true, ACK, 70000, 300),
+    segment(false, ACK, 300, 70008),
+    segment(true, ACK, 70008, 308),
+  ]],
+];
+/** OVN's load balancer over TCP: vf0's SYN and ACK DNATed to the backend on vf1, whose SYN/ACK a bare `ct nat` puts back. */
+const TCP_BALANCED: [string, string, Packet[]] = [
+  'conversation, tcp through a DNAT (a load balancer): the SYN/ACK un-NATed by ct nat, then +est',
+  'protocol ip flower ip_proto tcp action ct commit zone 13 nat dst addr 10.0.0.9 port 6000 pipe action mirred egress redirect dev vf1' +
+    answersOn('ip', 'ip_proto tcp', 'ct zone 13 nat', '+trk+est+rpl'),
+  [segment(true, SYN, 1000, 0), replyTo(natTo({ ...tcp, tcpFlags: SYN | ACK, tcpSeg: { seq: 5000, ack: 1009, window: 8192, dataLen: 8 } }, 'dst', '10.0.0.9', 6000)), segment(true, ACK, 1009, 5009)],
+];
+
 export function conversationCases(): Case[] {
   const plain = formCases(STATEFUL_FORMS, []).map((c) => {
     const proto = c.rules[0]!.protocol;
@@ -171,6 +204,13 @@ export function conversationCases(): Case[] {
     packets: [p, unreachable(p, p.l4!.src), unreachable(p, p.l4!.src + 1)],
     keepCt: [false, true, true],
   }));
-  return [...plain, ...nat, ...related];
+  const tcpTalks = TCP_CONVERSATIONS.map(([name, packets], i) => ({
+    ...formCases([[name, aclOn('ip', 11 + i, 'mark 9', 'ct_mark 9')]], [])[0]!,
+    packets,
+    keepCt: packets.map((_, k) => k > 0),
+  }));
+  const [lbName, lbText, lbPackets] = TCP_BALANCED;
+  const balanced = { ...formCases([[lbName, lbText]], [])[0]!, packets: lbPackets, keepCt: lbPackets.map((_, k) => k > 0) };
+  return [...plain, ...nat, ...related, ...tcpTalks, balanced];
 }
 

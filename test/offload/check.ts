@@ -92,7 +92,7 @@ export function judge(p: Prepared, res: SetResult, n: number, kernel: TierKernel
   const raw = p.c.packets[n]!;
   const pkt = fresh(raw);
   // A hand-off after a rewrite-then-goto gives software the packet as it arrived (docs/mapping.md, restore).
-  const want = classify(p.kept, pkt, { trapped: p.trapped, handOffRestores: true, conntrack: conntrackAt(p, n) });
+  const want = classify(p.kept, pkt, { trapped: p.trapped, handOffRestores: true, conntrack: conntrackAt(p, res, n) });
   const expected = want.emits.map((e) => packetView(e.to.kind === 'port' ? e.to.dev : `${e.to.dev}rep`, e.packet));
   const fr: FrameResult = res.frames[n]!;
   const actual = fr.last.out.map((o) => frameView(o.port, o.hex));
@@ -102,7 +102,7 @@ export function judge(p: Prepared, res: SetResult, n: number, kernel: TierKernel
   const mustOffload = !trapStep;
   const trapRule = trapStep && rulesMet(p.kept, pkt.inDev, [trapStep])[0];
   const trappedBy = trapStep ? causeKey((trapRule && p.reasons.get(trapRule)) || 'IPv6 later fragment or deeper tags of an offloaded rule') : undefined;
-  const metBySoftware = rulesMet(p.kept, pkt.inDev, classify(p.kept, pkt, { conntrack: conntrackAt(p, n) }).trace);
+  const metBySoftware = rulesMet(p.kept, pkt.inDev, classify(p.kept, pkt, { conntrack: conntrackAt(p, res, n) }).trace);
   const metRule = metBySoftware.length > 0 && !metBySoftware.some((r) => r.flags.skipHw);
   const offloaded = fr.last.path === 'tc';
   const met = p.kept.filter((r) => r.dev === pkt.inDev && want.trace.some((s) => s.chain === r.chain && s.prio === r.prio));
@@ -147,16 +147,22 @@ export function judge(p: Prepared, res: SetResult, n: number, kernel: TierKernel
 }
 
 /**
- * Conntrack as packet n of a case meets it: the probe emptied the table before
- * it, or (keepCt) before the first packet of its run, whose packets it replays
- * through the hardware path (what the datapath committed) into a fresh table.
+ * Conntrack as the last send of packet n meets it: the probe emptied the
+ * table before it, or (keepCt) before the first packet of its run. The run is
+ * replayed through the hardware path (what the datapath committed) into a
+ * fresh table as the probe sent it: every send of the packets before n (a
+ * TCP segment sent twice is a retransmission to conntrack), then n's earlier
+ * sends. The run's first packet counts once, the table emptied before each.
  */
-function conntrackAt(p: Prepared, n: number): Conntrack {
+function conntrackAt(p: Prepared, res: SetResult, n: number): Conntrack {
   if (!p.c.keepCt?.[n]) return firstPackets;
   let start = n;
   while (start > 0 && p.c.keepCt[start]) start--;
   const table = new ConntrackTable();
-  for (let k = start; k < n; k++) classify(p.kept, fresh(p.c.packets[k]!), { trapped: p.trapped, handOffRestores: true, conntrack: table });
+  const sends = (k: number) => (k === start ? 1 : res.frames[k]!.passes.length) - (k === n ? 1 : 0);
+  for (let k = start; k <= n; k++) {
+    for (let i = 0; i < sends(k); i++) classify(p.kept, fresh(p.c.packets[k]!), { trapped: p.trapped, handOffRestores: true, conntrack: table });
+  }
   return table;
 }
 

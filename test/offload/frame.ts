@@ -6,6 +6,7 @@ import { bytesToHex, bytesToIp, hexToBytes, ipToBytes, macToBytes, bytesToMac } 
 import type { IcmpInner, Packet } from '../../rules/packet.js';
 
 const u16 = (n: number) => [(n >> 8) & 0xff, n & 0xff];
+const u32 = (n: number) => [...u16(Math.floor(n / 0x10000) & 0xffff), ...u16(n & 0xffff)];
 
 function csum(b: number[]): number {
   let s = 0;
@@ -32,7 +33,11 @@ function l4(p: Packet): number[] {
   if (ip.frag === 'later') return [...pay, ...pay];
   const sp = p.l4?.src ?? 0, dp = p.l4?.dst ?? 0;
   switch (ip.proto) {
-    case 6: return [...u16(sp), ...u16(dp), 0, 0, 0, 1, 0, 0, 0, 0, 0x50, p.tcpFlags ?? 0x02, ...u16(8192), 0, 0, 0, 0, ...pay];
+    case 6: {
+      const seg = p.tcpSeg ?? { seq: 1, ack: 0, window: 8192, dataLen: pay.length };
+      const data = Array.from({ length: seg.dataLen }, (_, i) => pay[i % pay.length]!);
+      return [...u16(sp), ...u16(dp), ...u32(seg.seq), ...u32(seg.ack), 0x50, p.tcpFlags ?? 0x02, ...u16(seg.window), 0, 0, 0, 0, ...data];
+    }
     case 17: return [...u16(sp), ...u16(dp), ...u16(8 + pay.length), 0, 0, ...pay];
     case 132: return [...u16(sp), ...u16(dp), 0, 0, 0, 1, 0, 0, 0, 0, ...pay];
     case 1: case 58: return p.icmp?.inner ? [p.icmp.type, p.icmp.code, 0, 0, 0, 0, 0, 0, ...carried(ip.version, p.icmp.inner)] : [p.icmp?.type ?? 8, p.icmp?.code ?? 0, 0, 0, 0, 1, 0, 1, ...pay];

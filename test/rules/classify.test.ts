@@ -347,3 +347,55 @@ describe('conntrack across packets: a committed connection, its reply, then esta
     expect(ct.lookup(echo(0, '10.0.0.3', '10.0.0.1'), 3).state).toBe(CtState.TRACKED | CtState.INVALID);
   });
 });
+
+describe('conntrack of TCP: the handshake and the window (nf_conntrack_proto_tcp.c)', () => {
+  const acl = rules(
+    'dev vf0 ingress prio 1 protocol ip flower action ct zone 3 pipe action goto chain 1',
+    'dev vf0 ingress chain 1 prio 1 protocol ip flower ct_state +trk+new action ct commit zone 3 mark 9 pipe action mirred egress redirect dev vf1',
+    'dev vf0 ingress chain 1 prio 2 protocol ip flower ct_state +trk+est-rpl ct_mark 9 action mirred egress redirect dev vf2',
+    // vf1 runs its replies through the zone twice, as a guest OVS does before and after its ACL chain
+    'dev vf1 ingress prio 1 protocol ip flower action ct zone 3 pipe action goto chain 1',
+    'dev vf1 ingress chain 1 prio 1 protocol ip flower action ct zone 3 pipe action goto chain 2',
+    'dev vf1 ingress chain 2 prio 1 protocol ip flower ct_state +trk+est+rpl ct_mark 9 action mirred egress redirect dev vf0',
+    'dev vf1 ingress chain 2 prio 2 protocol ip flower action drop',
+  );
+  // 10.0.0.1:1234 (vf0) opens to 10.0.0.2:80 (vf1); every segment carries 8 bytes of data.
+  const seg = (fromVf0: boolean, flags: number, seq: number, ack: number): Packet =>
+    udp({
+      inDev: fromVf0 ? 'vf0' : 'vf1',
+      ip: { version: 4, src: fromVf0 ? '10.0.0.1' : '10.0.0.2', dst: fromVf0 ? '10.0.0.2' : '10.0.0.1', proto: 6, tos: 0, ttl: 64, frag: 'no' },
+      l4: fromVf0 ? { src: 1234, dst: 80 } : { src: 80, dst: 1234 },
+      tcpFlags: flags,
+      tcpSeg: { seq, ack, window: 8192, dataLen: 8 },
+    });
+  const SYN = 0x02, ACK = 0x10;
+
+  it('SYN committed, SYN/ACK +est+rpl, ACK and data +est; acks beyond what was sent are invalid', () => {
+    const ct = new ConntrackTable();
+    expect(where(classify(acl, seg(true, SYN, 1000, 0), { conntrack: ct }))).toEqual(['port:vf1']);
+    // The SYN and its data end at 1009: an ack of 1010 acks what was never sent (tcp_in_window III), dropped.
+    expect(where(classify(acl, seg(false, SYN | ACK, 5000, 1010), { conntrack: ct }))).toEqual([]);
+    // An ACK from vf0 before any SYN/ACK: tcp_conntracks[ORIGINAL][ack][sSS] is invalid, handed to software.
+    expect(where(classify(acl, seg(true, ACK, 1009, 5009), { conntrack: ct }))).toEqual(['rep:vf0']);
+    expect(where(classify(acl, seg(false, SYN | ACK, 5000, 1009), { conntrack: ct }))).toEqual(['port:vf0']);
+    expect(where(classify(acl, seg(true, ACK, 1009, 5009), { conntrack: ct }))).toEqual(['port:vf2']);
+    expect(where(classify(acl, seg(false, ACK, 5009, 1017), { conntrack: ct }))).toEqual(['port:vf0']);
+    expect(where(classify(acl, seg(true, ACK, 1017, 5017), { conntrack: ct }))).toEqual(['port:vf2']);
+  });
+
+  it('a bare ACK picks a connection up (tcp_loose); a SYN/ACK, or a flag combination tcp_error rejects, opens none', () => {
+    expect(firstPacketState(seg(true, ACK, 1, 1))).toBe(CtState.TRACKED | CtState.NEW);
+    expect(firstPacketState(seg(true, SYN | ACK, 1, 1))).toBe(CtState.TRACKED | CtState.INVALID);
+    expect(firstPacketState(seg(true, SYN | 0x01, 1, 0))).toBe(CtState.TRACKED | CtState.INVALID);
+    const ct = new ConntrackTable();
+    expect(where(classify(acl, seg(true, ACK, 70000, 123), { conntrack: ct }))).toEqual(['port:vf1']);
+    // Picked up mid-stream, the window is not checked (IP_CT_TCP_FLAG_BE_LIBERAL): any reply ack is taken.
+    expect(where(classify(acl, seg(false, ACK, 9, 3), { conntrack: ct }))).toEqual(['port:vf0']);
+  });
+
+  it('what the model does not follow it refuses, rather than guess', () => {
+    const ct = new ConntrackTable();
+    classify(acl, seg(true, SYN, 1000, 0), { conntrack: ct });
+    expect(() => classify(acl, seg(true, 0x11, 1009, 0), { conntrack: ct })).toThrow(/FIN or RST is not modelled/);
+  });
+});
