@@ -34,13 +34,20 @@
  * EPROTONOSUPPORT so that nothing reaches the host's kernel by mistake. A
  * variable set to the word `kernel` opts that protocol into the real kernel
  * (a guest's OVS: rtnetlink to the channel, the openvswitch genl families to
- * its own kernel datapath).
+ * its own kernel datapath). With $VPF_NL_REPS (the representors' ifindexes,
+ * "2,3"), a tc request (qdisc, class, filter, chain) naming another device
+ * goes to the guest's own kernel instead: on a virtual PF the representors'
+ * tc reaches the hypervisor and the guest's own devices stay the guest
+ * kernel's. A guest OVS probes what flower takes on the first device it
+ * opens, its datapath's ovs-system (netdev-offload-tc.c
+ * probe_ct_state_support), and must get its kernel's answer, not ENODEV.
  * Build: gcc -shared -fPIC -O2 -o dist/nlshim.so agent/guest/nlshim.c -ldl
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -76,6 +83,7 @@ struct chan {
 	struct kept *head, *tail; /* answers read ahead, in stream order */
 	struct pending *pending;  /* oldest first */
 	size_t npending, cap;
+	int kernel;               /* the guest kernel's NETLINK_ROUTE socket, for its own devices; 0 until needed */
 };
 
 static struct chan chans[MAX_FD];
@@ -102,6 +110,9 @@ static void autobind(struct chan *c)
 
 static void forget(struct chan *c)
 {
+	REAL(close);
+	if (c->kernel > 0)
+		real_close(c->kernel);
 	while (c->head) {
 		struct kept *m = c->head;
 		c->head = m->next;
@@ -404,6 +415,108 @@ static void collect(int fd)
 }
 
 /*
+ * A tc request about a device that is not one of $VPF_NL_REPS: the guest
+ * kernel's. A dump over every device (ifindex 0) and a shared block stay the
+ * channel's.
+ */
+static int for_own_kernel(const struct nlmsghdr *h)
+{
+	const char *reps = getenv("VPF_NL_REPS");
+	int t = h->nlmsg_type;
+	int tc = (t >= RTM_NEWQDISC && t <= RTM_GETTFILTER) || (t >= RTM_NEWCHAIN && t <= RTM_GETCHAIN);
+	if (!reps || !tc || h->nlmsg_len < NLMSG_LENGTH(sizeof(struct tcmsg)))
+		return 0;
+	int ifindex = ((const struct tcmsg *)NLMSG_DATA(h))->tcm_ifindex;
+	if (ifindex <= 0)
+		return 0;
+	for (const char *p = reps; *p;) {
+		char *end;
+		long v = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		if (v == ifindex)
+			return 0;
+		p = *end ? end + 1 : end;
+	}
+	return 1;
+}
+
+/*
+ * One request to the guest's own kernel, answered there and then: its answers,
+ * each a message of the datagrams read until its last (NLMSG_ERROR or
+ * NLMSG_DONE), are kept for recv* as the channel's are, addressed to the
+ * client's port id.
+ */
+static int ask_own_kernel(struct chan *c, struct nlmsghdr *h)
+{
+	REAL(socket);
+	REAL(send);
+	REAL(recv);
+	if (!c->kernel && (c->kernel = real_socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE)) < 0) {
+		c->kernel = 0;
+		return -1;
+	}
+	if (add_pending(c, h->nlmsg_seq, (h->nlmsg_flags & NLM_F_ACK) != 0) < 0)
+		return -1;
+	h->nlmsg_flags |= NLM_F_ACK;
+	if (real_send(c->kernel, h, h->nlmsg_len, 0) < 0)
+		return -1;
+	static char dgram[1 << 16];
+	for (size_t before = c->npending; c->npending >= before;) {
+		ssize_t n = real_recv(c->kernel, dgram, sizeof(dgram), 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		for (size_t at = 0; at + NLMSG_HDRLEN <= (size_t)n;) {
+			struct nlmsghdr *a = (struct nlmsghdr *)(dgram + at);
+			size_t size = NLMSG_ALIGN(a->nlmsg_len);
+			if (a->nlmsg_len < NLMSG_HDRLEN || at + a->nlmsg_len > (size_t)n)
+				break;
+			struct kept *m = malloc(sizeof(*m) + size);
+			if (!m)
+				return -1;
+			memcpy(m->data, a, a->nlmsg_len);
+			memset(m->data + a->nlmsg_len, 0, size - a->nlmsg_len);
+			((struct nlmsghdr *)m->data)->nlmsg_pid = c->portid;
+			m->len = size;
+			m->next = NULL;
+			if (answer_for_client(c, m))
+				keep(c, m);
+			else
+				free(m);
+			at += size;
+		}
+	}
+	return 0;
+}
+
+/* A send with requests for the guest's own kernel: each request in turn, to where it goes, answered before the next. */
+static int send_split(int fd, char *buf, size_t len)
+{
+	struct chan *c = &chans[fd];
+	for (size_t at = 0; at + sizeof(struct nlmsghdr) <= len;) {
+		struct nlmsghdr *h = (struct nlmsghdr *)(buf + at);
+		if (h->nlmsg_len < sizeof(*h) || h->nlmsg_len > len - at)
+			break;
+		size_t size = NLMSG_ALIGN(h->nlmsg_len) < len - at ? NLMSG_ALIGN(h->nlmsg_len) : len - at;
+		if (for_own_kernel(h)) {
+			if (ask_own_kernel(c, h) < 0)
+				return -1;
+		} else {
+			int client_ack = (h->nlmsg_flags & NLM_F_ACK) != 0;
+			if (h->nlmsg_flags & NLM_F_REQUEST)
+				h->nlmsg_flags |= NLM_F_ACK;
+			if (((h->nlmsg_flags & NLM_F_ACK) && add_pending(c, h->nlmsg_seq, client_ack) < 0) || write_all(fd, (char *)h, size) < 0)
+				return -1;
+			collect(fd);
+		}
+		at += NLMSG_ALIGN(h->nlmsg_len);
+	}
+	return 0;
+}
+
+/*
  * One send: the messages with nlmsg_pid set to the socket's port id (C1), each
  * request with NLM_F_ACK so that its last answer is known, then its answers
  * read (C3).
@@ -424,7 +537,20 @@ static ssize_t send_messages(int fd, const struct iovec *iov, size_t iovlen)
 		off += iov[i].iov_len;
 	}
 	autobind(c); /* sending on an unbound netlink socket autobinds it */
-	int failed = 0;
+	int failed = 0, split = 0;
+	for (size_t at = 0; at + sizeof(struct nlmsghdr) <= len;) {
+		struct nlmsghdr *h = (struct nlmsghdr *)(buf + at);
+		if (h->nlmsg_len < sizeof(*h) || h->nlmsg_len > len - at)
+			break;
+		h->nlmsg_pid = c->portid;
+		split |= for_own_kernel(h);
+		at += NLMSG_ALIGN(h->nlmsg_len);
+	}
+	if (split) {
+		failed = send_split(fd, buf, len) < 0;
+		free(buf);
+		return failed ? -1 : (ssize_t)len;
+	}
 	for (size_t at = 0; !failed && at + sizeof(struct nlmsghdr) <= len;) {
 		struct nlmsghdr *h = (struct nlmsghdr *)(buf + at);
 		if (h->nlmsg_len < sizeof(*h) || h->nlmsg_len > len - at)

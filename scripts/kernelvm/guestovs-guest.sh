@@ -8,8 +8,8 @@
 #            build), NLSHIM (nlshim.so)
 #   flows    ovs-ofctl add-flows lines for the guest's bridge br-g
 #   meters   (optional) ovs-ofctl add-meter arguments, one a line
-#   frames   "PORT HEX" lines, sent once, then (the guest's flows offloaded)
-#            PASSES more times by the probe
+#   frames   "PORT HEX" lines, sent once each (waiting for the guest's flows),
+#            then (the guest's flows offloaded) PASSES more times by the probe
 # MODE=vpfd: the guest OVS's NETLINK_ROUTE is vpfd's channel (nlshim), its
 # NETLINK_GENERIC its own kernel datapath; g's vfN is the peer of the host
 # bridge's vfNrep, so a frame vpfd traps reaches the guest OVS as on a
@@ -17,7 +17,7 @@
 # vfN's peer pN in g (the reference).
 # Reads back: probe1, probe, gdp-*/gdpoff-*/gdpshow-* (the guest's dpctl before
 # and after the second sends: mid, after), govs.log, and in
-# vpfd mode tc.out/tc.json (the guest's tc through nlshim), tc-purged.json
+# vpfd mode tc.out/tc.json/tc-vf1.json (the guest's tc through nlshim), tc-purged.json
 # (after the guest's OVS purged its flows), offload.json, dp, hovs.log, vpfd.log.
 R=$1
 . $R/config
@@ -70,7 +70,11 @@ gx ovsdb-server $G/conf.db --remote=punix:$G/db.sock --pidfile --detach --no-chd
 gx ovs-vsctl --no-wait init -- set Open_vSwitch . other_config:hw-offload=true \
 	other_config:max-idle=600000 other_config:max-revalidator=5000 >>$R/setup.out 2>&1
 pre=
-[ "$MODE" = vpfd ] && pre="env LD_PRELOAD=$NLSHIM VPF_NL_ROUTE=$VMSOCK VPF_NL_GENL=kernel"
+# Its tc on the representors (vfN, ifindex N + 2) goes to vpfd, on its own devices (ovs-system, br-g) to its kernel.
+reps=
+i=0
+while [ $i -lt "$VFS" ]; do reps="$reps${reps:+,}$((i + 2))"; i=$((i + 1)); done
+[ "$MODE" = vpfd ] && pre="env LD_PRELOAD=$NLSHIM VPF_NL_ROUTE=$VMSOCK VPF_NL_GENL=kernel VPF_NL_REPS=$reps"
 # (ovs-up.sh) OVS 3.1.0 runs no upcall handler when started before 10 s of uptime
 gx $pre unshare --time --monotonic 30 ovs-vswitchd unix:$G/db.sock --pidfile --detach --no-chdir \
 	--log-file=$G/ovs-vswitchd.log -vconsole:off \
@@ -110,8 +114,21 @@ else
 	while [ $i -lt "$VFS" ]; do listen="$listen${listen:+,}vf$i=p$i"; i=$((i + 1)); done
 	probe() { ip netns exec g $PROBE --listen "$listen" "$@"; }
 fi
-# First sends: each misses, reaches the guest's OVS, which installs (and offloads) a flow.
-probe --passes 1 --settle 200 --upcall-wait 6000 <$R/frames >$R/probe1 2>$R/probe1.err
+# First sends, a frame at a time: each misses, reaches the guest's OVS, which installs (and offloads) its
+# flows. The next frame waits for them: the guest's handler is slow under TCG, and a reply must meet the
+# connection its request made in the guest's conntrack.
+gflows() { gx ovs-appctl dpctl/dump-flows 2>/dev/null | grep -c 'actions:'; }
+: >$R/probe1
+while read -r line; do
+	before=$(gflows)
+	echo "$line" | probe --passes 1 --settle 200 --upcall-wait 6000 >>$R/probe1 2>>$R/probe1.err
+	read -r t0 _ </proc/uptime
+	while [ "$(gflows)" -le "$before" ]; do
+		read -r t _ </proc/uptime
+		[ "${t%.*}" -ge $((${t0%.*} + 15)) ] && break
+		sleep 0.2
+	done
+done <$R/frames
 # The guest's handler is slow under TCG: wait for its flows to be offloaded
 # (dp:tc in its dpctl), then for vpfd's bridge to carry them.
 want=$(grep -c . $R/frames)
@@ -139,6 +156,7 @@ if [ "$MODE" = vpfd ]; then
 	LD_PRELOAD=$NLSHIM VPF_NL_ROUTE=$VMSOCK tc -s -d filter show dev vf0 ingress >$R/tc.out 2>&1
 	echo "### rc $?" >>$R/tc.out
 	LD_PRELOAD=$NLSHIM VPF_NL_ROUTE=$VMSOCK tc -s -j filter show dev vf0 ingress >$R/tc.json 2>&1
+	LD_PRELOAD=$NLSHIM VPF_NL_ROUTE=$VMSOCK tc -s -j filter show dev vf1 ingress >$R/tc-vf1.json 2>&1
 	# The guest's OVS deleting its datapath flows deletes its filters on vpfd.
 	gx ovs-appctl revalidator/purge >/dev/null 2>&1
 	LD_PRELOAD=$NLSHIM VPF_NL_ROUTE=$VMSOCK tc -j filter show dev vf0 ingress >$R/tc-purged.json 2>&1

@@ -5,19 +5,11 @@
 // host bridge without reaching the guest, and its log has no tc error.
 // scripts/kernelvm/guestovs-guest.sh runs it in the tier's VM; nlshim alone
 // gives it the synchronous answers OVS's netlink code expects (C3).
-import { execa } from 'execa';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Packet } from '../../rules/packet.js';
-import { defaultPortMap } from '../../translator/portmap.js';
-import { packetToHex, udpFromVf0 } from './frame.js';
-import { bootKernelVm, bridgePorts, ensureKernelVm, parseProbe, writeGuest, type Pass } from './harness.js';
-
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-/** The run directory as the VM mounts it (init.sh). */
-const VM_RUN = '/tmp/vpf';
+import { udpFromVf0 } from './frame.js';
+import type { Pass } from './harness.js';
+import { lookups, runGuestOvs, tcErrors, type GuestOvsRun, type ShownFilter } from './guestovs-run.js';
 
 const FLOWS = [
   'in_port=vf0,ip,nw_dst=10.0.0.2 actions=output:vf1',
@@ -39,44 +31,16 @@ const FRAMES: { packet: Packet; out: string[] }[] = [
   { packet: arpWhoHas, out: ['vf1'] },
 ];
 
-interface ShownFilter {
-  protocol?: string;
-  options?: { handle?: number; in_hw?: boolean; not_in_hw?: boolean };
-}
-
-/** `lookups: hit:N missed:M` of a dpctl/show: every packet the guest's kernel datapath saw. */
-function lookups(dpshow: string): number {
-  const m = /lookups: hit:(\d+) missed:(\d+)/.exec(dpshow);
-  if (!m) throw new Error(`no lookups in dpctl/show:\n${dpshow}`);
-  return Number(m[1]) + Number(m[2]);
-}
-
-async function buildShim(src: string, out: string): Promise<void> {
-  await execa('gcc', ['-shared', '-fPIC', '-O2', '-o', out, join(ROOT, src), '-ldl']);
-}
-
 describe("a guest's own OVS offloading through vpfd", () => {
+  let run: GuestOvsRun;
   let txt: (p: string) => string;
   let frames: Pass[][];
-  const run = mkdtempSync('/tmp/vpf-offload-guestovs-');
 
   beforeAll(async () => {
-    const cache = await ensureKernelVm();
-    await buildShim('agent/guest/nlshim.c', join(run, 'nlshim.so'));
-    writeGuest(run, 'guestovs-guest.sh', bridgePorts(defaultPortMap(2)));
-    const dist = process.env.VPF_OFFLOAD_DIST ?? join(ROOT, 'dist');
-    writeFileSync(
-      join(run, 'config'),
-      [`PROBE=${join(cache, 'probe')}`, 'VM=t', 'VFS=2', 'MODE=vpfd', 'PASSES=2', `DIST=${dist}`,
-        `NLSHIM=${VM_RUN}/nlshim.so`].join('\n') + '\n',
-      { flag: 'a' },
-    );
-    writeFileSync(join(run, 'flows'), FLOWS.join('\n') + '\n');
-    writeFileSync(join(run, 'frames'), FRAMES.map((f) => `vf0 ${packetToHex(f.packet)}\n`).join(''));
-    txt = await bootKernelVm(cache, run, 240_000);
-    frames = parseProbe(txt('probe'));
+    run = await runGuestOvs({ flavor: 'stock', flows: FLOWS, frames: FRAMES.map((f) => f.packet), passes: 2, timeoutMs: 240_000 });
+    ({ txt, frames } = run);
   }, 300_000);
-  afterAll(() => (process.env.VPF_KEEP ? console.error(`kept ${run}`) : rmSync(run, { recursive: true, force: true })));
+  afterAll(() => run?.done());
 
   const govsLog = () => txt('govs.log');
 
@@ -114,9 +78,7 @@ describe("a guest's own OVS offloading through vpfd", () => {
 
   it("the guest's OVS logs no tc error and no failed offload", () => {
     expect(govsLog()).toContain('ovs-vswitchd (Open vSwitch) 3.1');
-    const bad = govsLog()
-      .split('\n')
-      .filter((l) => /failed to offload|\|(netdev_offload_tc|tc|netdev_offload)(\([^)]*\))?\|(WARN|ERR|EMER)\||\|EMER\|/.test(l));
+    const bad = tcErrors(govsLog());
     expect(bad).toEqual([]);
   });
 
