@@ -364,6 +364,8 @@ export class FilterTable {
       table.replace(existing, { id: existing.id, rule, installedAt: Date.now(), actIndex: table.allocActions(rule) });
       return;
     }
+    // fl_ht_insert_unique: the key its mask already holds in this tcf_proto is a bare EEXIST (before any handle or action index is taken).
+    if (tp && table.holdsKey(rule)) throw new VpfError(Errno.EEXIST, '');
     if (table.size >= this.rulesPerVm) throw new VpfError(Errno.ENOSPC, `this VM already has ${this.rulesPerVm} filters (its quota)`);
     if (!rule.handle) rule.handle = table.freeHandle(rule);
     table.push({ id: this.rec.nextRuleId++, rule, installedAt: Date.now(), actIndex: table.allocActions(rule) });

@@ -10,7 +10,16 @@ import type { Action, FlowerRule, PoliceAction } from '../rules/model.js';
 import type { ChainEntry, PolicerEntry, RuleEntry } from './records.js';
 import { PolicerTable } from './policers.js';
 import { blockKey, blockOfKey, chainKey, groupKey, type Block, type FilterGroup } from './group.js';
+import { maskedKey, maskShape } from '../rules/classify/match.js';
 
+
+/** Where a filter sits in cls_flower's hash tables: its tcf_proto, its mask's shape, its key under that mask. */
+const keyCache = new WeakMap<FlowerRule, string>();
+function keyOf(r: FlowerRule): string {
+  let k = keyCache.get(r);
+  if (k === undefined) keyCache.set(r, (k = `${groupKey(r)}|${maskShape(r.match)}|${maskedKey(r.match)}`));
+  return k;
+}
 
 /** A chain's references (cls_api.c: refcnt, action_refcnt, explicitly_created). */
 interface ChainRefs {
@@ -62,6 +71,8 @@ export class RuleTable {
   private dirty = new Set<string>();
   /** Per group: handle -> rule, and the lowest handle that may be free. */
   private readonly handles = new Map<string, { byHandle: Map<number, RuleEntry>; free: number }>();
+  /** Per tcf_proto and mask shape, the masked keys its filters hold (cls_flower's per-mask hash tables), with how many hold each. */
+  private readonly keys = new Map<string, number>();
   /** Per block, its chains in creation order (a Map keeps insertion order; a chain that goes and comes back goes last). */
   private readonly blocks = new Map<string, Map<number, ChainRefs>>();
   private chainsChanged = false;
@@ -98,6 +109,8 @@ export class RuleTable {
     if (list) list.push(e);
     else prios.set(e.rule.prio, [e]);
     this.handlesOf(e.rule).byHandle.set(e.rule.handle, e);
+    const key = keyOf(e.rule);
+    this.keys.set(key, (this.keys.get(key) ?? 0) + 1);
     // tc_new_tfilter takes the filter's chain first, then its actions take their goto targets.
     this.chainRef(e.rule, e.rule.chain).rules++;
     this.holdTargets(e.rule, 1);
@@ -280,6 +293,9 @@ export class RuleTable {
     const h = this.handlesOf(e.rule);
     h.byHandle.delete(e.rule.handle);
     h.free = Math.min(h.free, e.rule.handle);
+    const key = keyOf(e.rule), n = this.keys.get(key)!;
+    if (n > 1) this.keys.set(key, n - 1);
+    else this.keys.delete(key);
     this.holdTargets(e.rule, -1);
     this.chainRef(e.rule, e.rule.chain).rules--;
     this.chainRelease(e.rule, e.rule.chain);
@@ -295,6 +311,11 @@ export class RuleTable {
     const h = this.handlesOf(r);
     while (h.byHandle.has(h.free)) h.free++;
     return h.free;
+  }
+
+  /** A filter of the rule's tcf_proto already holds its mask shape and masked key (cls_flower.c fl_ht_insert_unique). */
+  holdsKey(r: FlowerRule): boolean {
+    return this.keys.has(keyOf(r));
   }
 
   /** Prios in use in the rule's chain. */

@@ -105,6 +105,34 @@ export function keysMatch(m: FlowerMatch, p: Packet): boolean {
   return true;
 }
 
+/** Masked fields whose values are addresses or a label: masked byte by byte. */
+const MAC_KEYS = new Set(['dstMac', 'srcMac', 'arpSha', 'arpTha']);
+
+/**
+ * The key a filter is found by in its mask's table (cls_flower.c
+ * fl_set_masked_key): each masked field's value under its mask, the others
+ * as they are. Two filters of one tcf_proto with equal mask shapes and equal
+ * keys collide (fl_ht_insert_unique: EEXIST), whatever their actions or flags.
+ */
+export function maskedKey(m: FlowerMatch): string {
+  const parts: unknown[] = [];
+  for (const k of Object.keys(m).sort()) {
+    const v = (m as Record<string, unknown>)[k];
+    if (!v || typeof v !== 'object' || !('mask' in v)) {
+      parts.push([k, v]);
+      continue;
+    }
+    const { value, mask } = v as Masked<number | string>;
+    if (typeof value === 'number') parts.push([k, (value & (mask as number)) >>> 0]);
+    else {
+      const bytes = (x: string) => (k === 'ctLabel' ? hexToBytes(x) : MAC_KEYS.has(k) ? macToBytes(x) : ipToBytes(x));
+      const mb = bytes(mask as string);
+      parts.push([k, Array.from(bytes(value), (b, i) => b & (mb[i] ?? 0))]);
+    }
+  }
+  return JSON.stringify(parts);
+}
+
 /** The shape of a filter's mask: filters with equal shapes share one entry of the tcf_proto's mask list. */
 export function maskShape(m: FlowerMatch): string {
   const parts: string[] = [];

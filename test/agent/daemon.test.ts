@@ -188,7 +188,9 @@ describe('vpfd guest channel', () => {
 
   it('gives a filter without a handle the lowest free one, as cls_flower does (idr_alloc_u32 from 1)', async () => {
     const b = await newVm();
-    const add = () => send(b, encodeFilterRequest(rule('dev vf1 ingress prio 9 protocol ip flower ip_proto udp action drop')));
+    // Each its own key: the same key again is EEXIST (cls_flower.c fl_ht_insert_unique).
+    let port = 1000;
+    const add = () => send(b, encodeFilterRequest(rule(`dev vf1 ingress prio 9 protocol ip flower ip_proto udp dst_port ${port++} action drop`)));
     for (let i = 0; i < 3; i++) expect(errnoOf(await add()).errno).toBe(0);
     const handles = async () => (await d.vmRules(b)).filter((v) => v.rule.prio === 9).map((v) => v.rule.handle).sort();
     expect(await handles()).toEqual([1, 2, 3]);

@@ -33,9 +33,10 @@ async function stop(): Promise<void> {
 const api = <T>(method: string, path: string, body?: unknown) => adminRequest<T>(join(state, 'vpfd.sock'), method, path, body);
 const list = () => api<VmInfo[]>('GET', '/vms');
 const states = async () => Object.fromEntries((await list()).map((v) => [v.name, v.state]));
-/** The guest's view: a filter add on the VM's channel is acknowledged. */
+/** The guest's view: a filter add on the VM's channel is acknowledged (each a key of its own: the same one again is EEXIST). */
+let probes = 0;
 async function guestWorks(vm: string): Promise<boolean> {
-  const r = (parseFilter(splitArgs('dev vf0 ingress prio 1 protocol ip flower action drop')) as { value: FlowerRule }).value;
+  const r = (parseFilter(splitArgs(`dev vf0 ingress prio 1 protocol ip flower ip_proto udp dst_port ${++probes} action drop`)) as { value: FlowerRule }).value;
   const replies = await talk(join(state, 'vms', `${vm}.sock`), encodeFilterRequest(r));
   return parseError(replies.at(-1)!).errno === 0;
 }

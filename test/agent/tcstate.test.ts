@@ -272,11 +272,11 @@ describe('action cookies (TCA_ACT_COOKIE): what OVS stamps its flows with', () =
 describe('dumps as tc_dump_tfilter walks them', () => {
   it('chains in creation order, then prio, then handle; each tcf_proto opens with its bare entry', async () => {
     const lines = [
-      'dev vf0 ingress chain 7 prio 2 handle 2 protocol ip flower action drop',
+      'dev vf0 ingress chain 7 prio 2 handle 2 protocol ip flower dst_ip 10.0.0.2 action drop',
       'dev vf0 ingress chain 0 prio 9 handle 5 protocol ip flower action goto chain 7',
-      'dev vf0 ingress chain 0 prio 1 handle 8 protocol ip flower action drop',
-      'dev vf0 ingress chain 7 prio 2 handle 1 protocol ip flower action drop',
-      'dev vf0 ingress chain 0 prio 1 handle 3 protocol ip flower action drop',
+      'dev vf0 ingress chain 0 prio 1 handle 8 protocol ip flower dst_ip 10.0.0.8 action drop',
+      'dev vf0 ingress chain 7 prio 2 handle 1 protocol ip flower dst_ip 10.0.0.1 action drop',
+      'dev vf0 ingress chain 0 prio 1 handle 3 protocol ip flower dst_ip 10.0.0.3 action drop',
     ];
     for (const l of lines) expect(errOf(await add(l)).errno).toBe(0);
     const got = entries(await dump()).map((e) => (e.bare ? `${e.chain}/${e.prio}` : `${e.chain}/${e.prio}/${e.handle}`));
@@ -299,15 +299,15 @@ describe('dumps as tc_dump_tfilter walks them', () => {
     expect(await idx(2, 7)).toEqual([[['gact', 4]], [['gact', 1]]]);
     expect(await idx(1)).toEqual([[['gact', 5]], [['gact', 3]]]);
     expect(errOf(await del({ prio: 1, handle: 3 })).errno).toBe(0);
-    expect(errOf(await add('dev vf0 ingress chain 0 prio 1 handle 3 protocol ip flower action pass action mirred egress redirect dev vf1')).errno).toBe(0);
+    expect(errOf(await add('dev vf0 ingress chain 0 prio 1 handle 3 protocol ip flower dst_ip 10.0.0.3 action pass action mirred egress redirect dev vf1')).errno).toBe(0);
     expect((await idx(1))[0]).toEqual([
       ['gact', 5],
       ['mirred', 1],
     ]);
     // A replace allocates the new actions while the old ones are held: the index moves.
-    expect(errOf(await add('dev vf0 ingress chain 0 prio 1 handle 3 protocol ip flower action pass', REPLACE)).errno).toBe(0);
+    expect(errOf(await add('dev vf0 ingress chain 0 prio 1 handle 3 protocol ip flower dst_ip 10.0.0.3 action pass', REPLACE)).errno).toBe(0);
     expect((await idx(1))[0]).toEqual([['gact', 6]]);
-    expect(errOf(await add('dev vf0 ingress chain 0 prio 1 handle 4 protocol ip flower action drop')).errno).toBe(0);
+    expect(errOf(await add('dev vf0 ingress chain 0 prio 1 handle 4 protocol ip flower dst_ip 10.0.0.4 action drop')).errno).toBe(0);
     expect((await idx(1))[1]).toEqual([['gact', 5]]);
   });
 });

@@ -97,6 +97,26 @@ function filterSteps(): Step[] {
   return lines.map((l) => tc(g, l));
 }
 
+/** cls_flower.c fl_ht_insert_unique: a key already in its mask's table (whatever the actions or flags) is EEXIST. */
+function duplicateSteps(): Step[] {
+  const g = 'filters: a key its mask already holds';
+  const lines = [
+    'filter add dev vf2 ingress prio 1 protocol ip flower dst_ip 10.0.0.1 action drop',
+    'filter add dev vf2 ingress prio 1 protocol ip flower dst_ip 10.0.0.1 action pass',
+    'filter add dev vf2 ingress prio 1 protocol ip flower dst_ip 10.0.0.1 skip_hw action drop',
+    'filter add dev vf2 ingress prio 1 protocol ip flower dst_ip 10.0.1.1/16 action drop',
+    'filter add dev vf2 ingress prio 1 protocol ip flower dst_ip 10.0.2.2/16 action drop',
+    'filter add dev vf2 ingress prio 1 protocol ip flower dst_ip 10.0.0.2 action drop',
+    'filter add dev vf2 ingress prio 2 protocol ip flower dst_ip 10.0.0.1 action drop',
+    'filter add dev vf2 ingress chain 1 prio 1 protocol ip flower dst_ip 10.0.0.1 action drop',
+    'filter show dev vf2 ingress',
+    'filter del dev vf2 ingress',
+    'filter del dev vf2 ingress chain 1',
+    'filter show dev vf2 ingress',
+  ];
+  return lines.map((l) => tc(g, l));
+}
+
 function chainSteps(): Step[] {
   const g = 'chains: add, get, show, del';
   const lines = [
@@ -150,5 +170,5 @@ export function setupSteps(): Step[] {
 
 /** The tc script, in order: it runs on a real kernel as one sequence. */
 export function tcScript(): Step[] {
-  return [...setupSteps(), ...corpusSteps(), ...filterSteps(), ...chainSteps(), ...errorSteps()];
+  return [...setupSteps(), ...corpusSteps(), ...filterSteps(), ...duplicateSteps(), ...chainSteps(), ...errorSteps()];
 }
