@@ -1,6 +1,7 @@
-// A guest's own Open vSwitch with a stateful ACL, the shape OVN gives a
-// logical port (ct, recirculate, commit what is new from inside, let replies
-// back on +est+rpl, drop the rest), offloading through vpfd on the tier's
+// A guest's own Open vSwitch with a stateful ACL and a load balancer, the
+// shapes OVN gives a logical port (ct with nat, recirculate, commit what is
+// new from inside with a mark, DNAT what goes to the VIP, let replies back on
+// +est+rpl and the mark, drop the rest), offloading through vpfd on the tier's
 // kernel with CONFIG_NET_TC_SKB_EXT, where its datapath shares recirculation
 // ids with tc. Its probe of flower's ct_state support runs on its own
 // ovs-system, so nlshim must give that to its kernel (VPF_NL_REPS); every
@@ -9,25 +10,34 @@
 // the guest.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Packet } from '../../rules/packet.js';
-import { udpFromVf0 } from './frame.js';
+import { frameView, packetView, udpFromVf0 } from './frame.js';
 import type { Pass } from './harness.js';
 import { lookups, runGuestOvs, tcErrors, type GuestOvsRun, type ShownFilter } from './guestovs-run.js';
 
 const FLOWS = [
-  'table=0,in_port=vf0,ip actions=ct(zone=5,table=1)',
-  'table=0,in_port=vf1,ip actions=ct(zone=5,table=2)',
-  'table=1,priority=10,ip,ct_state=+trk+new actions=ct(commit,zone=5),output:vf1',
-  'table=1,priority=10,ip,ct_state=+trk+est actions=output:vf1',
-  'table=2,priority=10,ip,ct_state=+trk+est+rpl actions=output:vf0',
+  'table=0,in_port=vf0,ip actions=ct(zone=5,nat,table=1)',
+  'table=0,in_port=vf1,ip actions=ct(zone=5,nat,table=2)',
+  // OVN's load balancer: a new connection to the VIP is DNATed to the backend and marked 1
+  'table=1,priority=20,udp,ct_state=+trk+new,nw_dst=10.0.0.100,tp_dst=8080 actions=ct(commit,zone=5,nat(dst=10.0.0.2:80),exec(set_field:1->ct_mark)),output:vf1',
+  'table=1,priority=10,ip,ct_state=+trk+new actions=ct(commit,zone=5,exec(set_field:2->ct_mark)),output:vf1',
+  'table=1,priority=10,ip,ct_state=+trk+est-rpl actions=output:vf1',
+  'table=2,priority=10,ip,ct_state=+trk+est+rpl,ct_mark=1 actions=output:vf0',
+  'table=2,priority=10,ip,ct_state=+trk+est+rpl,ct_mark=2 actions=output:vf0',
   'table=2,priority=1,ip actions=drop',
 ];
 
-const request = udpFromVf0('10.0.0.2');
-const reply: Packet = { ...request, inDev: 'vf1', srcMac: request.dstMac, dstMac: request.srcMac, ip: { ...request.ip!, src: '10.0.0.2', dst: '10.0.0.1' }, l4: { src: 80, dst: 1000 } };
-/** The request and its reply, and where each must come out. */
-const FRAMES: { packet: Packet; out: string[] }[] = [
-  { packet: request, out: ['vf1'] },
-  { packet: reply, out: ['vf0'] },
+const from = (p: Packet, src: [string, number], dst: [string, number]): Packet => ({ ...p, ip: { ...p.ip!, src: src[0], dst: dst[0] }, l4: { src: src[1], dst: dst[1] } });
+const vf0 = udpFromVf0('10.0.0.2');
+const vf1: Packet = { ...vf0, inDev: 'vf1', srcMac: vf0.dstMac, dstMac: vf0.srcMac };
+const CLIENT: [string, number] = ['10.0.0.1', 1000], LB_CLIENT: [string, number] = ['10.0.0.1', 1001];
+const SERVER: [string, number] = ['10.0.0.2', 80], VIP: [string, number] = ['10.0.0.100', 8080];
+/** Each frame, where it must come out, and as what. */
+const FRAMES: { packet: Packet; out: string[]; as: Packet }[] = [
+  { packet: from(vf0, CLIENT, SERVER), out: ['vf1'], as: from(vf0, CLIENT, SERVER) },
+  { packet: from(vf1, SERVER, CLIENT), out: ['vf0'], as: from(vf1, SERVER, CLIENT) },
+  // to the VIP: out DNATed to the backend; its reply out un-NATed, from the VIP
+  { packet: from(vf0, LB_CLIENT, VIP), out: ['vf1'], as: from(vf0, LB_CLIENT, SERVER) },
+  { packet: from(vf1, SERVER, LB_CLIENT), out: ['vf0'], as: from(vf1, VIP, LB_CLIENT) },
 ];
 // The host's conntrack meets the conversation after the guest's flows are offloaded: each frame's first send
 // makes a host datapath flow (an upcall, whose output may land in the next send's window), the third is clean.
@@ -52,7 +62,12 @@ describe("a guest's own OVS with conntrack, offloading through vpfd (skbext kern
     const dp = txt('gdp-after').split('\n').filter((l) => l.startsWith('ufid:'));
     expect(dp.some((l) => /recirc_id\(0x[1-9a-f]/.test(l) && /ct_state\(0x2a\/0x2a\)/.test(l)), txt('gdp-after')).toBe(true);
     expect(dp.length, txt('gdp-after')).toBeGreaterThanOrEqual(4);
-    for (const l of dp) expect(l).toMatch(/offloaded:yes, dp:tc/);
+    // A packet vpfd hands back after chain 0 reaches the guest's datapath at recirc_id 0 (nlshim's guest has no
+    // software copy of its filters to continue at the chain), and OVS may put that flow again: vpfd answers as
+    // cls_flower does, EEXIST, and OVS keeps the copy in its kernel datapath. Every other flow is in tc.
+    const same = (l: string) => l.replace(/^ufid:\S+ /, '').replace(/, packets:.*?actions:/, ' actions:');
+    const offloaded = new Set(dp.filter((l) => /offloaded:yes, dp:tc/.test(l)).map(same));
+    for (const l of dp) if (!/offloaded:yes, dp:tc/.test(l)) expect(offloaded.has(same(l)), l).toBe(true);
   });
 
   it('vpfd holds them as in_hw filters: ct then goto chain, then +trk+new with a commit, and +trk+est+rpl', () => {
@@ -66,14 +81,15 @@ describe("a guest's own OVS with conntrack, offloading through vpfd (skbext kern
   it('after the offload, the conversation crosses the host in tc and never reaches the guest', () => {
     expect(frames).toHaveLength(FRAMES.length);
     frames.forEach((passes, n) => {
-      const last = passes.at(-1)!;
-      expect(last.out.map((o) => o.port), `frame ${n + 1}: ${JSON.stringify(passes.map((p) => [p.path, p.out.map((o) => o.port)]))}`).toEqual(FRAMES[n]!.out);
+      const last = passes.at(-1)!, want = FRAMES[n]!;
+      expect(last.out.map((o) => o.port), `frame ${n + 1}: ${JSON.stringify(passes.map((p) => [p.path, p.out.map((o) => o.port)]))}`).toEqual(want.out);
+      for (const o of last.out) expect(frameView(o.port, o.hex), `frame ${n + 1}`).toEqual(packetView(o.port, want.as));
       expect(last.path, `frame ${n + 1}`).toBe('tc');
     });
     expect(lookups(txt('gdpshow-after'))).toBe(lookups(txt('gdpshow-mid')));
   });
 
-  it("the guest's OVS logs no tc error and no failed offload", () => {
-    expect(tcErrors(txt('govs.log'))).toEqual([]);
+  it("the guest's OVS logs no tc error and no failed offload but such a second put's EEXIST", () => {
+    expect(tcErrors(txt('govs.log')).filter((l) => !/failed to offload flow: File exists/.test(l))).toEqual([]);
   });
 });
