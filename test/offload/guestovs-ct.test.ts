@@ -14,7 +14,10 @@ import { frameView, packetView, udpFromVf0 } from './frame.js';
 import type { Pass } from './harness.js';
 import { lookups, runGuestOvs, tcErrors, type GuestOvsRun, type ShownFilter } from './guestovs-run.js';
 
+/** OVS turns a meter into a shared tc police action (RTM_NEWACTION), and a flow using it into a filter naming its index. */
+const METERS = ['meter=1,pktps,burst,band=type=drop,rate=1000,burst_size=100'];
 const FLOWS = [
+  'table=0,priority=40000,in_port=vf0,ip,nw_dst=10.0.0.50 actions=meter:1,output:vf1',
   'table=0,in_port=vf0,ip actions=ct(zone=5,nat,table=1)',
   'table=0,in_port=vf1,ip actions=ct(zone=5,nat,table=2)',
   // OVN's load balancer: a new connection to the VIP is DNATed to the backend and marked 1
@@ -38,6 +41,8 @@ const FRAMES: { packet: Packet; out: string[]; as: Packet }[] = [
   // to the VIP: out DNATed to the backend; its reply out un-NATed, from the VIP
   { packet: from(vf0, LB_CLIENT, VIP), out: ['vf1'], as: from(vf0, LB_CLIENT, SERVER) },
   { packet: from(vf1, SERVER, LB_CLIENT), out: ['vf0'], as: from(vf1, VIP, LB_CLIENT) },
+  // metered: far below its rate, every packet passes
+  { packet: from(vf0, CLIENT, ['10.0.0.50', 80]), out: ['vf1'], as: from(vf0, CLIENT, ['10.0.0.50', 80]) },
 ];
 // The host's conntrack meets the conversation after the guest's flows are offloaded: each frame's first send
 // makes a host datapath flow (an upcall, whose output may land in the next send's window), the third is clean.
@@ -49,12 +54,13 @@ describe("a guest's own OVS with conntrack, offloading through vpfd (skbext kern
   let frames: Pass[][];
 
   beforeAll(async () => {
-    run = await runGuestOvs({ flavor: 'skbext', flows: FLOWS, frames: FRAMES.map((f) => f.packet), passes: PASSES, timeoutMs: 300_000 });
+    run = await runGuestOvs({ flavor: 'skbext', flows: FLOWS, meters: METERS, frames: FRAMES.map((f) => f.packet), passes: PASSES, timeoutMs: 300_000 });
     ({ txt, frames } = run);
   }, 360_000);
   afterAll(() => run?.done());
 
-  it("the guest's OVS probes its own kernel's flower and finds every ct_state bit", () => {
+  it("the guest's OVS comes up with its meter and flows, and probes its own kernel's flower: every ct_state bit", () => {
+    expect(txt('gflows.rc').trim(), txt('gflows.out')).toBe('0');
     expect(txt('govs.log')).toContain('probe tc: supported ovs ct_state bits: 0x3f');
   });
 
@@ -70,12 +76,17 @@ describe("a guest's own OVS with conntrack, offloading through vpfd (skbext kern
     for (const l of dp) if (!/offloaded:yes, dp:tc/.test(l)) expect(offloaded.has(same(l)), l).toBe(true);
   });
 
-  it('vpfd holds them as in_hw filters: ct then goto chain, then +trk+new with a commit, and +trk+est+rpl', () => {
+  it('vpfd holds them as in_hw filters: ct then goto chain, +trk+new with a commit, +trk+est+rpl, and the meter as a police', () => {
     const filters = ['tc.json', 'tc-vf1.json'].flatMap((f) => (JSON.parse(txt(f)) as ShownFilter[]).filter((x) => x.options?.handle !== undefined));
     for (const f of filters) expect(f.options, JSON.stringify(f)).toMatchObject({ in_hw: true });
     const states = filters.map((f) => f.options?.keys?.ct_state).filter((s) => s !== undefined).sort();
     expect(states).toEqual(expect.arrayContaining(['+trk+est+rpl', '+trk+new']));
-    expect(filters.filter((f) => f.chain === 0 && f.options?.actions?.some((a) => a.kind === 'ct')).length).toBe(2);
+    for (const file of ['tc.json', 'tc-vf1.json']) {
+      const own = (JSON.parse(txt(file)) as ShownFilter[]).filter((x) => x.options?.handle !== undefined);
+      expect(own.some((f) => f.chain === 0 && f.options?.actions?.some((a) => a.kind === 'ct')), file).toBe(true);
+    }
+    // The meter: OVS's shared police action (its index from METER_POLICE_IDS_BASE, 0x10000000: netdev-offload-tc.c).
+    expect(filters.some((f) => f.options?.actions?.[0]?.kind === 'police')).toBe(true);
   });
 
   it('after the offload, the conversation crosses the host in tc and never reaches the guest', () => {

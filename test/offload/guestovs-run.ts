@@ -25,7 +25,7 @@ export interface GuestOvsRun {
   done: () => void;
 }
 
-export async function runGuestOvs(o: { flavor: KernelFlavor; flows: string[]; frames: Packet[]; passes: number; timeoutMs: number }): Promise<GuestOvsRun> {
+export async function runGuestOvs(o: { flavor: KernelFlavor; flows: string[]; meters?: string[]; frames: Packet[]; passes: number; timeoutMs: number }): Promise<GuestOvsRun> {
   const run = mkdtempSync('/tmp/vpf-offload-guestovs-');
   const cache = await ensureKernelVm(o.flavor);
   await execa('gcc', ['-shared', '-fPIC', '-O2', '-o', join(run, 'nlshim.so'), join(ROOT, 'agent/guest/nlshim.c'), '-ldl']);
@@ -37,6 +37,7 @@ export async function runGuestOvs(o: { flavor: KernelFlavor; flows: string[]; fr
     { flag: 'a' },
   );
   writeFileSync(join(run, 'flows'), o.flows.join('\n') + '\n');
+  if (o.meters) writeFileSync(join(run, 'meters'), o.meters.join('\n') + '\n');
   writeFileSync(join(run, 'frames'), o.frames.map((p) => `${p.inDev} ${packetToHex(p)}\n`).join(''));
   const txt = await bootKernelVm(cache, run, o.timeoutMs);
   const done = () => (process.env.VPF_KEEP ? console.error(`kept ${run}`) : rmSync(run, { recursive: true, force: true }));
