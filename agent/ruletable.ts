@@ -11,15 +11,11 @@ import type { ChainEntry, PolicerEntry, RuleEntry } from './records.js';
 import { PolicerTable } from './policers.js';
 import { blockKey, blockOfKey, chainKey, groupKey, type Block, type FilterGroup } from './group.js';
 import { maskedKey, maskShape } from '../rules/classify/match.js';
+import { fnv1a } from '../rules/fnv.js';
 
 
 /** Where a filter sits in cls_flower's hash tables: its tcf_proto, its mask's shape, its key under that mask. */
-const keyCache = new WeakMap<FlowerRule, string>();
-function keyOf(r: FlowerRule): string {
-  let k = keyCache.get(r);
-  if (k === undefined) keyCache.set(r, (k = `${groupKey(r)}|${maskShape(r.match)}|${maskedKey(r.match)}`));
-  return k;
-}
+const keyOf = (r: FlowerRule): string => `${groupKey(r)}|${maskShape(r.match)}|${maskedKey(r.match)}`;
 
 /** A chain's references (cls_api.c: refcnt, action_refcnt, explicitly_created). */
 interface ChainRefs {
@@ -71,8 +67,11 @@ export class RuleTable {
   private dirty = new Set<string>();
   /** Per group: handle -> rule, and the lowest handle that may be free. */
   private readonly handles = new Map<string, { byHandle: Map<number, RuleEntry>; free: number }>();
-  /** Per tcf_proto and mask shape, the masked keys its filters hold (cls_flower's per-mask hash tables), with how many hold each. */
-  private readonly keys = new Map<string, number>();
+  /**
+   * cls_flower's per-mask hash tables, by the hash of keyOf (a number, not the text: ~300 bytes a rule less),
+   * with how many filters hold each; a hash held is checked against the tcf_proto's filters themselves.
+   */
+  private readonly keys = new Map<number, number>();
   /** Per block, its chains in creation order (a Map keeps insertion order; a chain that goes and comes back goes last). */
   private readonly blocks = new Map<string, Map<number, ChainRefs>>();
   private chainsChanged = false;
@@ -109,7 +108,7 @@ export class RuleTable {
     if (list) list.push(e);
     else prios.set(e.rule.prio, [e]);
     this.handlesOf(e.rule).byHandle.set(e.rule.handle, e);
-    const key = keyOf(e.rule);
+    const key = fnv1a(keyOf(e.rule));
     this.keys.set(key, (this.keys.get(key) ?? 0) + 1);
     // tc_new_tfilter takes the filter's chain first, then its actions take their goto targets.
     this.chainRef(e.rule, e.rule.chain).rules++;
@@ -293,7 +292,7 @@ export class RuleTable {
     const h = this.handlesOf(e.rule);
     h.byHandle.delete(e.rule.handle);
     h.free = Math.min(h.free, e.rule.handle);
-    const key = keyOf(e.rule), n = this.keys.get(key)!;
+    const key = fnv1a(keyOf(e.rule)), n = this.keys.get(key)!;
     if (n > 1) this.keys.set(key, n - 1);
     else this.keys.delete(key);
     this.holdTargets(e.rule, -1);
@@ -315,7 +314,8 @@ export class RuleTable {
 
   /** A filter of the rule's tcf_proto already holds its mask shape and masked key (cls_flower.c fl_ht_insert_unique). */
   holdsKey(r: FlowerRule): boolean {
-    return this.keys.has(keyOf(r));
+    const key = keyOf(r);
+    return this.keys.has(fnv1a(key)) && this.atPrio(r).some((e) => keyOf(e.rule) === key);
   }
 
   /** Prios in use in the rule's chain. */

@@ -6,6 +6,7 @@
 // (OVN, Antrea). Flows that use a port wait until its requested ofport is set.
 import { createHash } from 'node:crypto';
 import { ovs, type OvsdbClient, type Op, type Row } from './ovsdb/client.js';
+import { fnv1a } from '../rules/fnv.js';
 
 export interface BridgePort {
   name: string;
@@ -59,13 +60,7 @@ export function internalPortName(vm: string, role: 'port' | 'rep', tag: string):
 /** A legal bridge name for a VM: IFNAMSIZ-1 = 15 characters. */
 export function bridgeNameFor(vm: string): string {
   const name = `vpf-${vm}`;
-  return name.length <= 15 ? name : `vpf-${vm.slice(0, 6)}${fnv(vm).toString(16).slice(0, 5)}`;
-}
-
-function fnv(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-  return h >>> 0;
+  return name.length <= 15 ? name : `vpf-${vm.slice(0, 6)}${fnv1a(vm).toString(16).slice(0, 5)}`;
 }
 
 /** Insert ops for one port with one interface, named i<tag> and p<tag> in the transaction. */
