@@ -110,3 +110,30 @@ describe('nlshim for a client that reads without waiting', () => {
     expect(r.shim).toContain('get lo: sent 32, seq 1 link 1, EAGAIN');
   });
 });
+
+// A virtual PF takes the representors' tc only; the guest's own devices stay
+// its kernel's (a guest OVS probes flower on its ovs-system). Given the
+// representors' ifindexes (VPF_NL_REPS), the shim sends tc requests naming
+// another device to the client's own kernel.
+describe('nlshim with VPF_NL_REPS: tc on the guest\'s own devices goes to its own kernel', () => {
+  const ip = (ns: string, ...a: string[]) => execa('ip', ['netns', 'exec', ns, ...a], { reject: false });
+  const index = async (ns: string, dev: string) => (JSON.parse((await ip(ns, 'ip', '-j', 'link', 'show', dev)).stdout) as { ifindex: number }[])[0]!.ifindex;
+  const qdiscs = async (ns: string, dev: string) => (await ip(ns, 'tc', 'qdisc', 'show', 'dev', dev)).stdout;
+
+  it('a qdisc on a representor reaches the channel, one on another device the client\'s kernel', async () => {
+    // The channel (relay) side: a representor r0 and another device r1; the client's own kernel has g0 at r1's ifindex.
+    await ip(NS.relay, 'ip', 'link', 'add', 'r0', 'type', 'veth', 'peer', 'name', 'r1');
+    const rep = await index(NS.relay, 'r0'), other = await index(NS.relay, 'r1');
+    await ip(NS.client, 'ip', 'link', 'add', 'g0', 'index', String(other), 'type', 'veth', 'peer', 'name', 'g0p');
+    expect(await index(NS.client, 'g0')).toBe(other);
+    const env = { LD_PRELOAD: shimPath(), VPF_NL_ROUTE: join(dir, 'route.sock'), VPF_NL_GENL: join(dir, 'genl.sock'), VPF_NL_REPS: `${rep},${rep + 100}` };
+    const shimmed = (...a: string[]) => execa('ip', ['netns', 'exec', NS.client, 'tc', ...a], { env, reject: false });
+    expect((await shimmed('qdisc', 'add', 'dev', 'r0', 'clsact')).exitCode).toBe(0);
+    expect((await shimmed('qdisc', 'add', 'dev', 'r1', 'clsact')).exitCode).toBe(0);
+    expect(await qdiscs(NS.relay, 'r0')).toContain('qdisc clsact');
+    expect(await qdiscs(NS.relay, 'r1')).not.toContain('qdisc clsact');
+    expect(await qdiscs(NS.client, 'g0')).toContain('qdisc clsact');
+    // The client's kernel answers for its own device, errors included (a second clsact: EEXIST there).
+    expect((await shimmed('qdisc', 'add', 'dev', 'r1', 'clsact')).stderr).toContain('File exists');
+  });
+});
