@@ -2,8 +2,10 @@
 // for the segments the offload tier sends: the handshake and data after it,
 // without TCP options (no SACK, no window scaling) and with the default
 // sysctls (nf_conntrack_tcp_loose=1, nf_conntrack_tcp_be_liberal=0). What
-// the model does not follow (FIN, RST, simultaneous open, segments the state
-// table ignores) it refuses with an error rather than guess.
+// the model does not follow (FIN, RST, simultaneous open, a SYN/ACK answering
+// a SYN the table ignored, an assured connection's segments on which act_ct's
+// flow table and OVS's datapath disagree) it refuses with an error rather
+// than guess.
 import type { Packet, TcpSegment } from '../packet.js';
 
 /** tcp_conntrack states the model follows (TCP_CONNTRACK_NONE .. ESTABLISHED). */
