@@ -415,6 +415,19 @@ static void collect(int fd)
 }
 
 /*
+ * netlink_rcv_skb answers a request, and ACKs anything that asks: a request
+ * goes out with NLM_F_ACK so that its last answer is known, and is pending
+ * until it comes (answer_for_client drops an ACK the client did not ask for).
+ */
+static int expect_answer(struct chan *c, struct nlmsghdr *h)
+{
+	int client_ack = (h->nlmsg_flags & NLM_F_ACK) != 0;
+	if (h->nlmsg_flags & NLM_F_REQUEST)
+		h->nlmsg_flags |= NLM_F_ACK;
+	return h->nlmsg_flags & NLM_F_ACK ? add_pending(c, h->nlmsg_seq, client_ack) : 0;
+}
+
+/*
  * A tc request about a device that is not one of $VPF_NL_REPS: the guest
  * kernel's. A dump over every device (ifindex 0) and a shared block stay the
  * channel's.
@@ -456,13 +469,11 @@ static int ask_own_kernel(struct chan *c, struct nlmsghdr *h)
 		c->kernel = 0;
 		return -1;
 	}
-	if (add_pending(c, h->nlmsg_seq, (h->nlmsg_flags & NLM_F_ACK) != 0) < 0)
-		return -1;
-	h->nlmsg_flags |= NLM_F_ACK;
-	if (real_send(c->kernel, h, h->nlmsg_len, 0) < 0)
+	size_t before = c->npending;
+	if (expect_answer(c, h) < 0 || real_send(c->kernel, h, h->nlmsg_len, 0) < 0)
 		return -1;
 	static char dgram[1 << 16];
-	for (size_t before = c->npending; c->npending >= before;) {
+	while (c->npending > before) {
 		ssize_t n = real_recv(c->kernel, dgram, sizeof(dgram), 0);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -504,10 +515,7 @@ static int send_split(int fd, char *buf, size_t len)
 			if (ask_own_kernel(c, h) < 0)
 				return -1;
 		} else {
-			int client_ack = (h->nlmsg_flags & NLM_F_ACK) != 0;
-			if (h->nlmsg_flags & NLM_F_REQUEST)
-				h->nlmsg_flags |= NLM_F_ACK;
-			if (((h->nlmsg_flags & NLM_F_ACK) && add_pending(c, h->nlmsg_seq, client_ack) < 0) || write_all(fd, (char *)h, size) < 0)
+			if (expect_answer(c, h) < 0 || write_all(fd, (char *)h, size) < 0)
 				return -1;
 			collect(fd);
 		}
@@ -538,6 +546,7 @@ static ssize_t send_messages(int fd, const struct iovec *iov, size_t iovlen)
 	}
 	autobind(c); /* sending on an unbound netlink socket autobinds it */
 	int failed = 0, split = 0;
+	/* Every message carries the socket's port id (C1); one for the guest's own kernel sends them one by one. */
 	for (size_t at = 0; at + sizeof(struct nlmsghdr) <= len;) {
 		struct nlmsghdr *h = (struct nlmsghdr *)(buf + at);
 		if (h->nlmsg_len < sizeof(*h) || h->nlmsg_len > len - at)
@@ -555,13 +564,7 @@ static ssize_t send_messages(int fd, const struct iovec *iov, size_t iovlen)
 		struct nlmsghdr *h = (struct nlmsghdr *)(buf + at);
 		if (h->nlmsg_len < sizeof(*h) || h->nlmsg_len > len - at)
 			break;
-		h->nlmsg_pid = c->portid;
-		int client_ack = (h->nlmsg_flags & NLM_F_ACK) != 0;
-		/* netlink_rcv_skb answers a request, and ACKs anything that asks */
-		if (h->nlmsg_flags & NLM_F_REQUEST)
-			h->nlmsg_flags |= NLM_F_ACK;
-		if (h->nlmsg_flags & NLM_F_ACK)
-			failed = add_pending(c, h->nlmsg_seq, client_ack) < 0;
+		failed = expect_answer(c, h) < 0;
 		at += NLMSG_ALIGN(h->nlmsg_len);
 	}
 	if (failed)
