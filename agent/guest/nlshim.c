@@ -41,12 +41,16 @@
  * kernel's. A guest OVS probes what flower takes on the first device it
  * opens, its datapath's ovs-system (netdev-offload-tc.c
  * probe_ct_state_support), and must get its kernel's answer, not ENODEV.
+ * With $VPF_NL_SWCOPY as well, the guest's kernel keeps a software copy of
+ * the representors' filters, as a switchdev's tc core does (swcopy below).
  * Build: gcc -shared -fPIC -O2 -o dist/nlshim.so agent/guest/nlshim.c -ldl
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <linux/netlink.h>
+#include <linux/pkt_cls.h>
+#include <net/if.h>
 #include <linux/rtnetlink.h>
 #include <poll.h>
 #include <stdint.h>
@@ -454,26 +458,25 @@ static int for_own_kernel(const struct nlmsghdr *h)
 	return 1;
 }
 
-/*
- * One request to the guest's own kernel, answered there and then: its answers,
- * each a message of the datagrams read until its last (NLMSG_ERROR or
- * NLMSG_DONE), are kept for recv* as the channel's are, addressed to the
- * client's port id.
- */
-static int ask_own_kernel(struct chan *c, struct nlmsghdr *h)
+/* The guest kernel's NETLINK_ROUTE socket of this channel, opened on first use; -1 if it cannot be. */
+static int own_kernel(struct chan *c)
 {
 	REAL(socket);
-	REAL(send);
-	REAL(recv);
-	if (!c->kernel && (c->kernel = real_socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE)) < 0) {
+	if (!c->kernel && (c->kernel = real_socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE)) < 0)
 		c->kernel = 0;
-		return -1;
-	}
-	size_t before = c->npending;
-	if (expect_answer(c, h) < 0 || real_send(c->kernel, h, h->nlmsg_len, 0) < 0)
-		return -1;
+	return c->kernel ? c->kernel : -1;
+}
+
+/*
+ * Reads the guest kernel's answers to a request: each message of the datagrams,
+ * addressed to the client's port id, goes to `take` (which keeps or frees it)
+ * until `take` says the request is answered.
+ */
+static int own_kernel_answers(struct chan *c, int (*take)(struct chan *, struct kept *, void *), void *arg)
+{
+	REAL(recv);
 	static char dgram[1 << 16];
-	while (c->npending > before) {
+	for (int done = 0; !done;) {
 		ssize_t n = real_recv(c->kernel, dgram, sizeof(dgram), 0);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -492,17 +495,194 @@ static int ask_own_kernel(struct chan *c, struct nlmsghdr *h)
 			((struct nlmsghdr *)m->data)->nlmsg_pid = c->portid;
 			m->len = size;
 			m->next = NULL;
-			if (answer_for_client(c, m))
-				keep(c, m);
-			else
-				free(m);
+			done |= take(c, m, arg);
 			at += size;
 		}
 	}
 	return 0;
 }
 
-/* A send with requests for the guest's own kernel: each request in turn, to where it goes, answered before the next. */
+/* An answer of the guest's kernel for the client, as the channel's are; the request is answered when nothing it sent is pending. */
+static int keep_for_client(struct chan *c, struct kept *m, void *before)
+{
+	if (answer_for_client(c, m))
+		keep(c, m);
+	else
+		free(m);
+	return c->npending <= *(size_t *)before;
+}
+
+/*
+ * One request to the guest's own kernel, answered there and then: its answers
+ * are kept for recv* as the channel's are.
+ */
+static int ask_own_kernel(struct chan *c, struct nlmsghdr *h)
+{
+	REAL(send);
+	size_t before = c->npending;
+	if (own_kernel(c) < 0 || expect_answer(c, h) < 0 || real_send(c->kernel, h, h->nlmsg_len, 0) < 0)
+		return -1;
+	return own_kernel_answers(c, keep_for_client, &before);
+}
+
+/*
+ * $VPF_NL_SWCOPY: the guest's kernel keeps its own copy of what the client
+ * puts on the representors, as the kernel's tc core does on a switchdev
+ * (cls_api.c adds a filter to software, then offers it to the driver:
+ * tc_setup_cb_add). A packet vpfd hands to a representor then meets the
+ * guest's filters in software, and a miss after a `goto chain` reaches a
+ * guest OVS at that chain's recirc_id (tc_skb_ext, CONFIG_NET_TC_SKB_EXT) as
+ * on a NIC, not at 0. A filter goes to the guest's kernel first, which picks
+ * its handle (an ECHO tells it) and refuses what it refuses; vpfd gets it with
+ * that handle and answers the client; vpfd's refusal takes the copy away.
+ * Qdiscs, chains, deletions and shared actions go to both, the client gets
+ * vpfd's answer. The guest kernel's counters are not added to vpfd's in a dump.
+ */
+static int swcopy(const struct nlmsghdr *h)
+{
+	const char *on = getenv("VPF_NL_SWCOPY");
+	int t = h->nlmsg_type;
+	if (!on || !*on || !strcmp(on, "0") || !(h->nlmsg_flags & NLM_F_REQUEST))
+		return 0;
+	if (t == RTM_NEWACTION || t == RTM_DELACTION)
+		return 1;
+	int changes = t == RTM_NEWQDISC || t == RTM_DELQDISC || t == RTM_NEWTFILTER || t == RTM_DELTFILTER || t == RTM_NEWCHAIN || t == RTM_DELCHAIN;
+	return changes && h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct tcmsg)) && ((const struct tcmsg *)NLMSG_DATA(h))->tcm_ifindex > 0 && !for_own_kernel(h);
+}
+
+/* What the guest's kernel answered one request: its error (errno, 0 for an ACK) and, for a new filter, the handle it echoed. */
+struct own_answer {
+	uint32_t seq;
+	uint32_t handle;
+	int error;
+	struct kept *refusal; /* the NLMSG_ERROR of a refusal, for the client */
+};
+
+static int note_answer(struct chan *c, struct kept *m, void *arg)
+{
+	(void)c;
+	struct own_answer *a = arg;
+	struct nlmsghdr *h = (struct nlmsghdr *)m->data;
+	struct nlmsgerr *err = error_of(m);
+	int last = h->nlmsg_seq == a->seq && h->nlmsg_type == NLMSG_ERROR;
+	if (h->nlmsg_seq == a->seq && h->nlmsg_type == RTM_NEWTFILTER && h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct tcmsg)))
+		a->handle = ((struct tcmsg *)NLMSG_DATA(h))->tcm_handle;
+	if (last && err && err->error) {
+		a->error = -err->error;
+		a->refusal = m;
+	} else {
+		free(m);
+	}
+	return last;
+}
+
+/* Sends a copy of h to the guest's kernel with an ACK (and an ECHO if `echo`), and reads what it answers. */
+static int own_kernel_transact(struct chan *c, const struct nlmsghdr *h, int echo, struct own_answer *a)
+{
+	REAL(send);
+	*a = (struct own_answer){ .seq = h->nlmsg_seq };
+	struct nlmsghdr *copy = malloc(h->nlmsg_len);
+	if (!copy || own_kernel(c) < 0) {
+		free(copy);
+		return -1;
+	}
+	memcpy(copy, h, h->nlmsg_len);
+	copy->nlmsg_flags |= NLM_F_ACK | (echo ? NLM_F_ECHO : 0);
+	int r = real_send(c->kernel, copy, copy->nlmsg_len, 0) < 0 ? -1 : own_kernel_answers(c, note_answer, a);
+	free(copy);
+	return r;
+}
+
+/* A flower filter the client puts in hardware only (TCA_CLS_FLAGS_SKIP_SW): there is no software copy. */
+static int skips_sw(const struct nlmsghdr *h)
+{
+	int len = (int)h->nlmsg_len - (int)NLMSG_LENGTH(sizeof(struct tcmsg));
+	for (struct rtattr *a = (struct rtattr *)((char *)NLMSG_DATA(h) + NLMSG_ALIGN(sizeof(struct tcmsg))); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+		if ((a->rta_type & NLA_TYPE_MASK) != TCA_OPTIONS)
+			continue;
+		int in = (int)RTA_PAYLOAD(a);
+		for (struct rtattr *o = RTA_DATA(a); RTA_OK(o, in); o = RTA_NEXT(o, in))
+			if ((o->rta_type & NLA_TYPE_MASK) == TCA_FLOWER_FLAGS && RTA_PAYLOAD(o) >= 4)
+				return (*(uint32_t *)RTA_DATA(o) & TCA_CLS_FLAGS_SKIP_SW) != 0;
+	}
+	return 0;
+}
+
+/* The deletion of the filter h added (its device, parent, prio, protocol, handle, kind and chain), to take a copy away. */
+static void own_kernel_forget(struct chan *c, const struct nlmsghdr *h, uint32_t handle)
+{
+	char buf[NLMSG_LENGTH(sizeof(struct tcmsg)) + 2 * RTA_SPACE(IFNAMSIZ)];
+	struct nlmsghdr *d = (struct nlmsghdr *)buf;
+	*d = *h;
+	d->nlmsg_type = RTM_DELTFILTER;
+	d->nlmsg_flags = NLM_F_REQUEST;
+	d->nlmsg_len = NLMSG_LENGTH(sizeof(struct tcmsg));
+	memcpy(NLMSG_DATA(d), NLMSG_DATA(h), sizeof(struct tcmsg));
+	((struct tcmsg *)NLMSG_DATA(d))->tcm_handle = handle;
+	int len = (int)h->nlmsg_len - (int)NLMSG_LENGTH(sizeof(struct tcmsg));
+	for (struct rtattr *a = (struct rtattr *)((char *)NLMSG_DATA(h) + NLMSG_ALIGN(sizeof(struct tcmsg))); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+		if ((a->rta_type != TCA_KIND && a->rta_type != TCA_CHAIN) || a->rta_len > RTA_SPACE(IFNAMSIZ))
+			continue;
+		memcpy(buf + NLMSG_ALIGN(d->nlmsg_len), a, a->rta_len);
+		d->nlmsg_len = NLMSG_ALIGN(d->nlmsg_len) + RTA_ALIGN(a->rta_len);
+	}
+	struct own_answer a;
+	if (own_kernel_transact(c, d, 0, &a) == 0)
+		free(a.refusal);
+}
+
+/* The channel's answer to seq, read by collect(), is an error. */
+static int channel_refused(struct chan *c, uint32_t seq)
+{
+	for (struct kept *m = c->head; m; m = m->next) {
+		struct nlmsgerr *err = error_of(m);
+		if (err && err->error && ((struct nlmsghdr *)m->data)->nlmsg_seq == seq)
+			return 1;
+	}
+	return 0;
+}
+
+/* One request to the channel, its answers collected for the client. */
+static int ask_channel(int fd, struct nlmsghdr *h, size_t size)
+{
+	if (expect_answer(&chans[fd], h) < 0 || write_all(fd, (char *)h, size) < 0)
+		return -1;
+	collect(fd);
+	return 0;
+}
+
+/* A request the guest's kernel keeps a copy of (swcopy): to the guest's kernel and to the channel. */
+static int ask_both(int fd, struct nlmsghdr *h, size_t size)
+{
+	struct chan *c = &chans[fd];
+	struct own_answer a;
+	if (h->nlmsg_type == RTM_NEWTFILTER && !skips_sw(h)) {
+		if (own_kernel_transact(c, h, 1, &a) < 0)
+			return -1;
+		if (a.error) {
+			/* Refused in software: the client gets the guest kernel's error, as it would before any offload. */
+			((struct nlmsghdr *)a.refusal->data)->nlmsg_flags = h->nlmsg_flags;
+			error_of(a.refusal)->msg.nlmsg_flags = h->nlmsg_flags;
+			keep(c, a.refusal);
+			return 0;
+		}
+		struct tcmsg *t = NLMSG_DATA(h);
+		if (!t->tcm_handle)
+			t->tcm_handle = a.handle;
+		if (ask_channel(fd, h, size) < 0)
+			return -1;
+		if (channel_refused(c, h->nlmsg_seq))
+			own_kernel_forget(c, h, t->tcm_handle);
+		return 0;
+	}
+	if (ask_channel(fd, h, size) < 0)
+		return -1;
+	if (h->nlmsg_type != RTM_NEWTFILTER && own_kernel_transact(c, h, 0, &a) == 0)
+		free(a.refusal);
+	return 0;
+}
+
+/* A send with requests for the guest's own kernel (or for both): each request in turn, to where it goes, answered before the next. */
 static int send_split(int fd, char *buf, size_t len)
 {
 	struct chan *c = &chans[fd];
@@ -511,14 +691,8 @@ static int send_split(int fd, char *buf, size_t len)
 		if (h->nlmsg_len < sizeof(*h) || h->nlmsg_len > len - at)
 			break;
 		size_t size = NLMSG_ALIGN(h->nlmsg_len) < len - at ? NLMSG_ALIGN(h->nlmsg_len) : len - at;
-		if (for_own_kernel(h)) {
-			if (ask_own_kernel(c, h) < 0)
-				return -1;
-		} else {
-			if (expect_answer(c, h) < 0 || write_all(fd, (char *)h, size) < 0)
-				return -1;
-			collect(fd);
-		}
+		if ((for_own_kernel(h) ? ask_own_kernel(c, h) : swcopy(h) ? ask_both(fd, h, size) : ask_channel(fd, h, size)) < 0)
+			return -1;
 		at += NLMSG_ALIGN(h->nlmsg_len);
 	}
 	return 0;
@@ -552,7 +726,7 @@ static ssize_t send_messages(int fd, const struct iovec *iov, size_t iovlen)
 		if (h->nlmsg_len < sizeof(*h) || h->nlmsg_len > len - at)
 			break;
 		h->nlmsg_pid = c->portid;
-		split |= for_own_kernel(h);
+		split |= for_own_kernel(h) || swcopy(h);
 		at += NLMSG_ALIGN(h->nlmsg_len);
 	}
 	if (split) {

@@ -17,8 +17,9 @@
 # vfN's peer pN in g (the reference).
 # Reads back: probe1, probe, gdp-*/gdpoff-*/gdpshow-* (the guest's dpctl before
 # and after the second sends: mid, after), govs.log, and in
-# vpfd mode tc.out/tc.json/tc-vf1.json (the guest's tc through nlshim), tc-purged.json
-# (after the guest's OVS purged its flows), offload.json, dp, hovs.log, vpfd.log.
+# vpfd mode tc.out/tc.json/tc-vf1.json (the guest's tc through nlshim), gtc.json (its
+# kernel's software copies), tc-purged.json and gtc-purged.json (after the guest's OVS
+# purged its flows), offload.json, dp, hovs.log, vpfd.log. SWCOPY=0 in config: no copies.
 R=$1
 . $R/config
 : ${PASSES:=2}
@@ -34,6 +35,10 @@ else
 fi
 ip netns add g
 ip netns exec g sh -c 'echo 1 >/proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 >/proc/sys/net/ipv6/conf/default/disable_ipv6; ip link set lo up'
+# Under TCG the first sends take longer than UDP's 30 s unreplied timeout: the guest's conntrack must still
+# hold a connection when a later miss brings its packet back (the host's conntrack is another table).
+modprobe nf_conntrack 2>/dev/null
+ip netns exec g sh -c 'echo 600 >/proc/sys/net/netfilter/nf_conntrack_udp_timeout' >>$R/setup.out 2>&1
 i=0
 while [ $i -lt "$VFS" ]; do
 	if [ "$MODE" = vpfd ]; then
@@ -74,7 +79,9 @@ pre=
 reps=
 i=0
 while [ $i -lt "$VFS" ]; do reps="$reps${reps:+,}$((i + 2))"; i=$((i + 1)); done
-[ "$MODE" = vpfd ] && pre="env LD_PRELOAD=$NLSHIM VPF_NL_ROUTE=$VMSOCK VPF_NL_GENL=kernel VPF_NL_REPS=$reps"
+# Its kernel keeps a software copy of its filters (VPF_NL_SWCOPY), as a switchdev's tc core does: what vpfd
+# hands to a representor meets them, and a miss after a goto reaches its datapath at that chain's recirc_id.
+[ "$MODE" = vpfd ] && pre="env LD_PRELOAD=$NLSHIM VPF_NL_ROUTE=$VMSOCK VPF_NL_GENL=kernel VPF_NL_REPS=$reps VPF_NL_SWCOPY=${SWCOPY:-1}"
 # (ovs-up.sh) OVS 3.1.0 runs no upcall handler when started before 10 s of uptime
 gx $pre unshare --time --monotonic 30 ovs-vswitchd unix:$G/db.sock --pidfile --detach --no-chdir \
 	--log-file=$G/ovs-vswitchd.log -vconsole:off \
@@ -157,9 +164,12 @@ if [ "$MODE" = vpfd ]; then
 	echo "### rc $?" >>$R/tc.out
 	LD_PRELOAD=$NLSHIM VPF_NL_ROUTE=$VMSOCK tc -s -j filter show dev vf0 ingress >$R/tc.json 2>&1
 	LD_PRELOAD=$NLSHIM VPF_NL_ROUTE=$VMSOCK tc -s -j filter show dev vf1 ingress >$R/tc-vf1.json 2>&1
-	# The guest's OVS deleting its datapath flows deletes its filters on vpfd.
+	# The guest kernel's own copies (VPF_NL_SWCOPY), with their software counters.
+	ip netns exec g tc -s -j filter show dev vf0 ingress >$R/gtc.json 2>&1
+	# The guest's OVS deleting its datapath flows deletes its filters on vpfd, and their copies.
 	gx ovs-appctl revalidator/purge >/dev/null 2>&1
 	LD_PRELOAD=$NLSHIM VPF_NL_ROUTE=$VMSOCK tc -j filter show dev vf0 ingress >$R/tc-purged.json 2>&1
+	ip netns exec g tc -j filter show dev vf0 ingress >$R/gtc-purged.json 2>&1
 	node -e "require('http').get({ socketPath: '$S/vpfd.sock', path: '/offload' }, (r) => r.pipe(process.stdout))" >$R/offload.json 2>>$R/setup.out
 	cp /run/ovs/ovs-vswitchd.log $R/hovs.log
 else

@@ -6,8 +6,11 @@
 // ids with tc. Its probe of flower's ct_state support runs on its own
 // ovs-system, so nlshim must give that to its kernel (VPF_NL_REPS); every
 // datapath flow it makes, recirculation and +rpl included, must then be
-// offloaded, and the conversation must cross the host's tc without reaching
-// the guest.
+// offloaded, and the conversation must cross the host in tc without reaching
+// the guest. Its kernel keeps a software copy of its filters (nlshim
+// VPF_NL_SWCOPY), as a switchdev's tc core does: a packet that misses at
+// chain 1 on vpfd's bridge misses there in the guest's software too, and its
+// OVS gets it at recirc_id 1 (tc_skb_ext), as from a NIC.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Packet } from '../../rules/packet.js';
 import { frameView, packetView, udpFromVf0 } from './frame.js';
@@ -43,10 +46,15 @@ const FRAMES: { packet: Packet; out: string[]; as: Packet }[] = [
   { packet: from(vf1, SERVER, LB_CLIENT), out: ['vf0'], as: from(vf1, VIP, LB_CLIENT) },
   // metered: far below its rate, every packet passes
   { packet: from(vf0, CLIENT, ['10.0.0.50', 80]), out: ['vf1'], as: from(vf0, CLIENT, ['10.0.0.50', 80]) },
+  // the client again, +est-rpl: no frame before made the guest install that flow, so its first send misses at
+  // chain 1 on vpfd's bridge and in the guest's software copy, and reaches its OVS at recirc_id 1
+  { packet: from(vf0, CLIENT, SERVER), out: ['vf1'], as: from(vf0, CLIENT, SERVER) },
 ];
+const MISSES = 1;
 // The host's conntrack meets the conversation after the guest's flows are offloaded: each frame's first send
-// makes a host datapath flow (an upcall, whose output may land in the next send's window), the third is clean.
-const PASSES = 3;
+// makes a host datapath flow (an upcall, whose output may land in the next send's window). The last frame's
+// first sends also wait for the guest's handler, slow under TCG: the fourth is clean.
+const PASSES = 4;
 
 describe("a guest's own OVS with conntrack, offloading through vpfd (skbext kernel)", () => {
   let run: GuestOvsRun;
@@ -68,12 +76,20 @@ describe("a guest's own OVS with conntrack, offloading through vpfd (skbext kern
     const dp = txt('gdp-after').split('\n').filter((l) => l.startsWith('ufid:'));
     expect(dp.some((l) => /recirc_id\(0x[1-9a-f]/.test(l) && /ct_state\(0x2a\/0x2a\)/.test(l)), txt('gdp-after')).toBe(true);
     expect(dp.length, txt('gdp-after')).toBeGreaterThanOrEqual(4);
-    // A packet vpfd hands back after chain 0 reaches the guest's datapath at recirc_id 0 (nlshim's guest has no
-    // software copy of its filters to continue at the chain), and OVS may put that flow again: vpfd answers as
-    // cls_flower does, EEXIST, and OVS keeps the copy in its kernel datapath. Every other flow is in tc.
-    const same = (l: string) => l.replace(/^ufid:\S+ /, '').replace(/, packets:.*?actions:/, ' actions:');
-    const offloaded = new Set(dp.filter((l) => /offloaded:yes, dp:tc/.test(l)).map(same));
-    for (const l of dp) if (!/offloaded:yes, dp:tc/.test(l)) expect(offloaded.has(same(l)), l).toBe(true);
+    // Without a software copy, the miss after chain 1 would reach the guest's datapath at recirc_id 0, and OVS
+    // would put its chain 0 flow again (EEXIST) and keep it in its kernel datapath: every flow is in tc.
+    for (const l of dp) expect(l, txt('gdp-after')).toMatch(/offloaded:yes, dp:tc/);
+    // The +est-rpl flow the last frame's miss made: at recirc_id 1, where the miss happened.
+    expect(dp.some((l) => /recirc_id\(0x1\)/.test(l) && /in_port\(vf0\)/.test(l) && /ct_state\(0x22\/0x2a\)/.test(l)), txt('gdp-after')).toBe(true);
+  });
+
+  it("its kernel holds a software copy of each filter vpfd holds, with vpfd's handle, and loses it when OVS purges", () => {
+    const key = (f: ShownFilter) => `${f.chain}/${f.options?.handle}`;
+    const own = (file: string) => (JSON.parse(txt(file)) as ShownFilter[]).filter((x) => x.options?.handle !== undefined);
+    expect(own('gtc.json').map(key).sort()).toEqual(own('tc.json').map(key).sort());
+    expect(own('gtc.json').length).toBeGreaterThan(0);
+    expect(own('gtc-purged.json')).toEqual([]);
+    expect(own('tc-purged.json')).toEqual([]);
   });
 
   it('vpfd holds them as in_hw filters: ct then goto chain, +trk+new with a commit, +trk+est+rpl, and the meter as a police', () => {
@@ -89,7 +105,7 @@ describe("a guest's own OVS with conntrack, offloading through vpfd (skbext kern
     expect(filters.some((f) => f.options?.actions?.[0]?.kind === 'police')).toBe(true);
   });
 
-  it('after the offload, the conversation crosses the host in tc and never reaches the guest', () => {
+  it('after the offload, the conversation crosses the host in tc, and only the +est miss reaches the guest', () => {
     expect(frames).toHaveLength(FRAMES.length);
     frames.forEach((passes, n) => {
       const last = passes.at(-1)!, want = FRAMES[n]!;
@@ -97,10 +113,13 @@ describe("a guest's own OVS with conntrack, offloading through vpfd (skbext kern
       for (const o of last.out) expect(frameView(o.port, o.hex), `frame ${n + 1}`).toEqual(packetView(o.port, want.as));
       expect(last.path, `frame ${n + 1}`).toBe('tc');
     });
-    expect(lookups(txt('gdpshow-after'))).toBe(lookups(txt('gdpshow-mid')));
+    // Only the last frame's miss reaches the guest's datapath (once, or again while its handler is slow).
+    const reached = lookups(txt('gdpshow-after')) - lookups(txt('gdpshow-mid'));
+    expect(reached).toBeGreaterThanOrEqual(MISSES);
+    expect(reached).toBeLessThanOrEqual(MISSES * PASSES);
   });
 
-  it("the guest's OVS logs no tc error and no failed offload but such a second put's EEXIST", () => {
-    expect(tcErrors(txt('govs.log')).filter((l) => !/failed to offload flow: File exists/.test(l))).toEqual([]);
+  it("the guest's OVS logs no tc error and no failed offload", () => {
+    expect(tcErrors(txt('govs.log'))).toEqual([]);
   });
 });

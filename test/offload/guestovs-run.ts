@@ -25,7 +25,16 @@ export interface GuestOvsRun {
   done: () => void;
 }
 
-export async function runGuestOvs(o: { flavor: KernelFlavor; flows: string[]; meters?: string[]; frames: Packet[]; passes: number; timeoutMs: number }): Promise<GuestOvsRun> {
+export async function runGuestOvs(o: {
+  flavor: KernelFlavor;
+  flows: string[];
+  meters?: string[];
+  frames: Packet[];
+  passes: number;
+  timeoutMs: number;
+  /** The guest's kernel keeps a software copy of its filters (nlshim VPF_NL_SWCOPY); true unless said. */
+  swcopy?: boolean;
+}): Promise<GuestOvsRun> {
   const run = mkdtempSync('/tmp/vpf-offload-guestovs-');
   const cache = await ensureKernelVm(o.flavor);
   await execa('gcc', ['-shared', '-fPIC', '-O2', '-o', join(run, 'nlshim.so'), join(ROOT, 'agent/guest/nlshim.c'), '-ldl']);
@@ -33,7 +42,7 @@ export async function runGuestOvs(o: { flavor: KernelFlavor; flows: string[]; me
   const dist = process.env.VPF_OFFLOAD_DIST ?? join(ROOT, 'dist');
   writeFileSync(
     join(run, 'config'),
-    [`PROBE=${join(cache, 'probe')}`, 'VM=t', 'VFS=2', 'MODE=vpfd', `PASSES=${o.passes}`, `DIST=${dist}`, `NLSHIM=${VM_RUN}/nlshim.so`].join('\n') + '\n',
+    [`PROBE=${join(cache, 'probe')}`, 'VM=t', 'VFS=2', 'MODE=vpfd', `PASSES=${o.passes}`, `DIST=${dist}`, `NLSHIM=${VM_RUN}/nlshim.so`, `SWCOPY=${o.swcopy === false ? 0 : 1}`].join('\n') + '\n',
     { flag: 'a' },
   );
   writeFileSync(join(run, 'flows'), o.flows.join('\n') + '\n');
