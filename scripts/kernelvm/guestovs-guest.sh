@@ -25,6 +25,7 @@ R=$1
 : ${PASSES:=2}
 if [ "$MODE" = vpfd ]; then
 	. $R/ovs-up.sh
+	guest_reps
 else
 	export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 	up() { read -r u _ </proc/uptime; echo "$1 $u" >>$R/timing; }
@@ -32,27 +33,22 @@ else
 	echo 1 >/proc/sys/net/ipv6/conf/default/disable_ipv6
 	ip link set lo up
 	echo ok >$R/ovs-version; uname -r >$R/kernel
+	ip netns add g
+	ip netns exec g sh -c 'echo 1 >/proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 >/proc/sys/net/ipv6/conf/default/disable_ipv6; ip link set lo up'
+	listen=
+	i=0
+	while [ $i -lt "$VFS" ]; do
+		ip netns exec g ip link add p$i mtu 9000 type veth peer name vf$i index $((i + 2)) >>$R/setup.out 2>&1
+		ip netns exec g ip link set p$i arp off multicast off up
+		ip netns exec g ip link set vf$i mtu 9000 arp off multicast off up
+		listen="$listen${listen:+,}vf$i=p$i"
+		i=$((i + 1))
+	done
 fi
-ip netns add g
-ip netns exec g sh -c 'echo 1 >/proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 >/proc/sys/net/ipv6/conf/default/disable_ipv6; ip link set lo up'
 # Under TCG the first sends take longer than UDP's 30 s unreplied timeout: the guest's conntrack must still
 # hold a connection when a later miss brings its packet back (the host's conntrack is another table).
 modprobe nf_conntrack 2>/dev/null
 ip netns exec g sh -c 'echo 600 >/proc/sys/net/netfilter/nf_conntrack_udp_timeout' >>$R/setup.out 2>&1
-i=0
-while [ $i -lt "$VFS" ]; do
-	if [ "$MODE" = vpfd ]; then
-		peer=vf${i}rep
-		ip link del $peer 2>/dev/null
-		ip link add $peer mtu 9000 type veth peer name vf$i netns g index $((i + 2)) >>$R/setup.out 2>&1
-		ip link set $peer arp off multicast off up
-	else
-		ip netns exec g ip link add p$i mtu 9000 type veth peer name vf$i index $((i + 2)) >>$R/setup.out 2>&1
-		ip netns exec g ip link set p$i arp off multicast off up
-	fi
-	ip netns exec g ip link set vf$i mtu 9000 arp off multicast off up
-	i=$((i + 1))
-done
 ip netns exec g ip -d link >$R/glinks 2>&1
 
 S=/run/vpf
@@ -75,10 +71,7 @@ gx ovsdb-server $G/conf.db --remote=punix:$G/db.sock --pidfile --detach --no-chd
 gx ovs-vsctl --no-wait init -- set Open_vSwitch . other_config:hw-offload=true \
 	other_config:max-idle=600000 other_config:max-revalidator=5000 >>$R/setup.out 2>&1
 pre=
-# Its tc on the representors (vfN, ifindex N + 2) goes to vpfd, on its own devices (ovs-system, br-g) to its kernel.
-reps=
-i=0
-while [ $i -lt "$VFS" ]; do reps="$reps${reps:+,}$((i + 2))"; i=$((i + 1)); done
+# Its tc on the representors (vfN, ifindex N + 2: $reps) goes to vpfd, on its own devices (ovs-system, br-g) to its kernel.
 # Its kernel keeps a software copy of its filters (VPF_NL_SWCOPY), as a switchdev's tc core does: what vpfd
 # hands to a representor meets them, and a miss after a goto reaches its datapath at that chain's recirc_id.
 [ "$MODE" = vpfd ] && pre="env LD_PRELOAD=$NLSHIM VPF_NL_ROUTE=$VMSOCK VPF_NL_GENL=kernel VPF_NL_REPS=$reps VPF_NL_SWCOPY=${SWCOPY:-1}"
@@ -110,15 +103,8 @@ gdp() {
 	gx ovs-appctl dpctl/dump-flows type=offloaded >$R/gdpoff-$1 2>&1
 }
 if [ "$MODE" = vpfd ]; then
-	listen=
-	for pm in $PORTS; do
-		case ${pm%%:*} in vf*rep) ;; *) listen="$listen${listen:+,}${pm%%:*}=x${pm##*:}" ;; esac
-	done
 	probe() { $PROBE --listen "$listen" "$@"; }
 else
-	listen=
-	i=0
-	while [ $i -lt "$VFS" ]; do listen="$listen${listen:+,}vf$i=p$i"; i=$((i + 1)); done
 	probe() { ip netns exec g $PROBE --listen "$listen" "$@"; }
 fi
 # First sends, a frame at a time: each misses, reaches the guest's OVS, which installs (and offloads) its

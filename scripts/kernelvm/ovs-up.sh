@@ -65,3 +65,27 @@ vpfd_up() {
 	node $1/bin/vpfctl.js --state-dir $S vm add $VM --vfs $VFS --attach $attach >>$R/setup.out 2>&1
 	echo $? >$R/setup.rc
 }
+
+# guest_reps: the guest's side of the VM's representors, in network namespace
+# g: vfN (ifindex N + 2, its number on vpfd's channel: rules/ports.ts) is the
+# peer of the bridge's vfNrep, so a frame vpfd hands to a representor reaches
+# the guest's kernel as from a switchdev NIC, and what the guest sends on vfN
+# reaches the bridge on vfNrep. Sets reps (the ifindexes, for VPF_NL_REPS).
+guest_reps() {
+	ip netns add g
+	ip netns exec g sh -c 'echo 1 >/proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 >/proc/sys/net/ipv6/conf/default/disable_ipv6; ip link set lo up'
+	reps=
+	i=0
+	while [ $i -lt "$VFS" ]; do
+		ip link del vf${i}rep 2>/dev/null
+		ip link add vf${i}rep mtu 9000 type veth peer name vf$i netns g index $((i + 2)) >>$R/setup.out 2>&1
+		ip link set vf${i}rep arp off multicast off up
+		ip netns exec g ip link set vf$i mtu 9000 arp off multicast off up
+		reps="$reps${reps:+,}$((i + 2))"
+		i=$((i + 1))
+	done
+	listen=
+	for pm in $PORTS; do
+		case ${pm%%:*} in vf*rep) ;; *) listen="$listen${listen:+,}${pm%%:*}=x${pm##*:}" ;; esac
+	done
+}

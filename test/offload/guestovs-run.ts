@@ -67,6 +67,7 @@ export const tcErrors = (log: string): string[] =>
 /** What `tc -j filter show` prints of a filter, the parts the tests read. */
 export interface ShownFilter {
   protocol?: string;
+  pref?: number;
   chain?: number;
-  options?: { handle?: number; in_hw?: boolean; not_in_hw?: boolean; keys?: { ct_state?: string }; actions?: { kind: string }[] };
+  options?: { handle?: number; in_hw?: boolean; not_in_hw?: boolean; keys?: { ct_state?: string }; actions?: { kind: string; stats?: { packets?: number; bytes?: number; hw_packets?: number } }[] };
 }
