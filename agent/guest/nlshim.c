@@ -660,9 +660,10 @@ static int ask_both(int fd, struct nlmsghdr *h, size_t size)
 		if (own_kernel_transact(c, h, 1, &a) < 0)
 			return -1;
 		if (a.error) {
-			/* Refused in software: the client gets the guest kernel's error, as it would before any offload. */
-			((struct nlmsghdr *)a.refusal->data)->nlmsg_flags = h->nlmsg_flags;
-			error_of(a.refusal)->msg.nlmsg_flags = h->nlmsg_flags;
+			/* Refused in software: the client gets the guest kernel's error, as it would before any offload,
+			 * echoing its request as sent (without the ACK and ECHO added here). */
+			if (a.refusal->len >= NLMSG_HDRLEN + sizeof(struct nlmsgerr))
+				error_of(a.refusal)->msg.nlmsg_flags = h->nlmsg_flags;
 			keep(c, a.refusal);
 			return 0;
 		}

@@ -14,6 +14,8 @@ R=$1
 . $R/config
 . $R/ovs-up.sh
 guest_reps
+# A device of the guest's own, no representor: a redirect to it is the guest kernel's to take, not vpfd's.
+ip netns exec g ip link add own9 index 9 type veth peer name own9p >>$R/setup.out 2>&1
 vpfd_up $REPO/dist
 up vm
 
