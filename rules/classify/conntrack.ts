@@ -99,6 +99,8 @@ interface Connection {
   unNat?: NatRewrite;
   /** A TCP connection's state and windows (nf_conntrack_proto_tcp.c). */
   tcp?: TcpConn;
+  /** Its keys in byOrig and byReply, to forget it when TCP tracking kills it. */
+  keys: [string, string];
 }
 
 /**
@@ -123,13 +125,20 @@ export class ConntrackTable implements Conntrack {
     const k = key(zone, p);
     const orig = this.byOrig.get(k);
     if (orig) {
+      const v = orig.tcp ? tcpSegment(orig.tcp, p, 0, orig.replied) : 'accept';
       // tcp_packet returning -NF_ACCEPT leaves no connection on the packet (nf_conntrack_in): +trk+inv.
-      if (orig.tcp && tcpSegment(orig.tcp, p, 0, orig.replied) === 'invalid') return { state: INVALID };
+      if (v === 'invalid') return { state: INVALID };
+      // A SYN reopening a closed connection: nf_ct_kill, then nf_conntrack_in looks it up again (-NF_REPEAT).
+      if (v === 'repeat') return this.forget(orig), this.lookup(p, zone);
+      if (v === 'killed') this.forget(orig); // nf_ct_kill_acct: the packet keeps the connection, the table does not
       return { state: CtState.TRACKED | (orig.replied ? CtState.ESTABLISHED : CtState.NEW), known: true, mark: orig.mark, label: orig.label, ...(orig.nat ? { nat: orig.nat } : {}) };
     }
     const reply = this.byReply.get(k);
     if (reply) {
-      if (reply.tcp && tcpSegment(reply.tcp, p, 1, reply.replied) === 'invalid') return { state: INVALID };
+      const v = reply.tcp ? tcpSegment(reply.tcp, p, 1, reply.replied) : 'accept';
+      if (v === 'invalid') return { state: INVALID };
+      if (v === 'repeat') return this.forget(reply), this.lookup(p, zone);
+      if (v === 'killed') this.forget(reply);
       reply.replied = true;
       return { state: CtState.TRACKED | CtState.ESTABLISHED | CtState.REPLY, known: true, mark: reply.mark, label: reply.label, ...(reply.unNat ? { nat: reply.unNat } : {}) };
     }
@@ -150,6 +159,11 @@ export class ConntrackTable implements Conntrack {
     const c = asOrig ?? asReply;
     if (!c) return { state: INVALID };
     return { state: CtState.TRACKED | CtState.RELATED | (asOrig ? CtState.REPLY : 0), known: true, mark: c.mark, label: c.label };
+  }
+
+  private forget(c: Connection): void {
+    this.byOrig.delete(c.keys[0]);
+    this.byReply.delete(c.keys[1]);
   }
 
   commit(p: Packet, zone: number, ct: CtMeta, nat?: NatRewrite): void {
@@ -175,8 +189,9 @@ export class ConntrackTable implements Conntrack {
     }
     const tcp = ip.proto === 6 ? tcpFirst(p) : undefined;
     if (ip.proto === 6 && !tcp) return;
-    const c: Connection = { mark: ct.mark, label: ct.label, replied: false, ...(nat ? { nat, unNat } : {}), ...(tcp ? { tcp } : {}) };
-    this.byOrig.set(k, c);
-    this.byReply.set(tupleOf(zone, protoKey(ip.proto), after.dst, after.src, after.dport, after.sport), c);
+    const keys: [string, string] = [k, tupleOf(zone, protoKey(ip.proto), after.dst, after.src, after.dport, after.sport)];
+    const c: Connection = { mark: ct.mark, label: ct.label, replied: false, ...(nat ? { nat, unNat } : {}), ...(tcp ? { tcp } : {}), keys };
+    this.byOrig.set(keys[0], c);
+    this.byReply.set(keys[1], c);
   }
 }

@@ -164,11 +164,13 @@ const RELATED_FORMS: [string, string, Packet][] = [
  * aclOn, each segment with 8 bytes of data. The probe sends every frame twice, so each segment after the first
  * is also retransmitted: the SYN/ACK's second send is one the state table ignores, still +est+rpl.
  */
-const SYN = 0x02, ACK = 0x10;
-const segment = (fromVf0: boolean, flags: number, seq: number, ack: number): Packet => {
-  const p: Packet = { ...tcp, tcpFlags: flags, tcpSeg: { seq, ack, window: 8192, dataLen: 8 } };
+const FIN = 0x01, SYN = 0x02, RST = 0x04, ACK = 0x10;
+const segment = (fromVf0: boolean, flags: number, seq: number, ack: number, dataLen = 8): Packet => {
+  const p: Packet = { ...tcp, tcpFlags: flags, tcpSeg: { seq, ack, window: 8192, dataLen } };
   return fromVf0 ? p : replyTo(p);
 };
+/** vf0 opens: SYN (+new, committed; data to 1009), SYN/ACK (+est+rpl; to 5009), ACK with data to 1017 (+est, assured). */
+const HANDSHAKE = [segment(true, SYN, 1000, 0), segment(false, SYN | ACK, 5000, 1009), segment(true, ACK, 1009, 5009)];
 const TCP_CONVERSATIONS: [string, Packet[]][] = [
   ['conversation, tcp: the handshake (+trk+new, +est+rpl, +est), an ack of unsent data and an early ACK invalid', [
     segment(true, SYN, 1000, 0), // new: committed with the mark
@@ -182,6 +184,25 @@ const TCP_CONVERSATIONS: [string, Packet[]][] = [
     segment(true, ACK, 70000, 300),
     segment(false, ACK, 300, 70008),
     segment(true, ACK, 70008, 308),
+  ]],
+  // act_ct offloads the connection at the handshake's ACK; the FIN tears its flow-table entry down
+  // (tcf_ct_flow_table_lookup), and conntrack takes the close from there. The first FIN's second send reads to the
+  // table as the FIN of both sides (FIN_WAIT to LAST_ACK), so the ACK back already reaches TIME_WAIT.
+  ['conversation, tcp: a full close (FIN both ways, +est to the last ACK), data after it, then a SYN reopens (+new)', [
+    ...HANDSHAKE,
+    segment(true, FIN | ACK, 1017, 5009), // FIN_WAIT; its data ends at 1025, the FIN takes 1025
+    segment(false, ACK, 5009, 1026), // TIME_WAIT (after the FIN's second send)
+    segment(false, FIN | ACK, 5017, 1026),
+    segment(true, ACK, 1026, 5026, 0), // the last ACK
+    segment(false, ACK, 5026, 1026), // data after the close: in the window, +est+rpl, TIME_WAIT stays
+    segment(true, SYN, 90000, 0), // a SYN in TIME_WAIT after a FIN: nf_ct_kill, a new connection (+new), committed again
+  ]],
+  // The out-of-window RST also tears act_ct's entry down, then conntrack finds it invalid ("invalid rst").
+  ['conversation, tcp: an RST below vf0\'s ack invalid, one at it closes, an ACK after it +est', [
+    ...HANDSHAKE,
+    segment(false, RST, 4000, 0, 0), // below 5009, what vf0 acked: invalid, dropped
+    segment(false, RST, 5009, 0, 0), // at it: CLOSE, +est+rpl (its second send: an RST while closing, taken)
+    segment(true, ACK, 1017, 5009), // CLOSE stays, +est
   ]],
 ];
 /** OVN's load balancer over TCP: vf0's SYN and ACK DNATed to the backend on vf1, whose SYN/ACK a bare `ct nat` puts back. */
