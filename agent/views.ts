@@ -141,15 +141,18 @@ export class VmViews {
   async counters(installed?: InstalledFlow[]): Promise<{ rules: Map<number, DumpStats>; police: Map<number, ActCounters> }> {
     const flows = installed ?? (await this.installer.dump());
     const out = new Map<number, DumpStats>();
-    // Per rule, the packets of the flows that run its actions (a trap's go to software): what its meter sees.
+    // Per rule, the packets of the flows that run its actions: what its meter sees.
     const metered = new Map<number, number>();
     const now = Date.now();
     for (const { id, installedAt } of this.rec.rules) out.set(id, this.unused(id, installedAt, now));
     for (const f of flows) {
       const id = cookieRuleId(f.cookie);
       const s = out.get(id);
-      if (!s || cookieKind(f.cookie) === FlowKind.DEFAULT || !f.packets) continue;
-      if (cookieKind(f.cookie) === FlowKind.RULE) metered.set(id, (metered.get(id) ?? 0) + f.packets);
+      // Only the rule's own flows run it. A trap hands packets to the guest, whose software copy of the filter
+      // counts those it matches (a TPID trap takes both TPIDs); the guest's kernel adds them (cls_api.c: software
+      // counters plus the driver's, tcf_exts_hw_stats_update; nlshim VPF_NL_SWCOPY does the same).
+      if (!s || cookieKind(f.cookie) !== FlowKind.RULE || !f.packets) continue;
+      metered.set(id, (metered.get(id) ?? 0) + f.packets);
       s.packets += f.packets;
       s.bytes += Math.max(0, f.bytes - L2_HEADER * f.packets);
       s.lastUsedMs = Math.min(s.lastUsedMs, f.idleAgeSec * 1000);

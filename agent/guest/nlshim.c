@@ -49,6 +49,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <linux/netlink.h>
+#include <linux/gen_stats.h>
 #include <linux/pkt_cls.h>
 #include <net/if.h>
 #include <linux/rtnetlink.h>
@@ -401,6 +402,8 @@ static int answer_for_client(struct chan *c, struct kept *m)
 	return 1;
 }
 
+static void add_own_counters(struct chan *c, struct kept *m);
+
 /* Reads the channel's answers until no sent message is pending, keeping them for recv*. */
 static void collect(int fd)
 {
@@ -411,10 +414,12 @@ static void collect(int fd)
 			c->npending = 0; /* the channel went quiet or away: the client reads what comes */
 			return;
 		}
-		if (answer_for_client(c, m))
+		if (answer_for_client(c, m)) {
+			add_own_counters(c, m);
 			keep(c, m);
-		else
+		} else {
 			free(m);
+		}
 	}
 }
 
@@ -536,13 +541,19 @@ static int ask_own_kernel(struct chan *c, struct nlmsghdr *h)
  * its handle (an ECHO tells it) and refuses what it refuses; vpfd gets it with
  * that handle and answers the client; vpfd's refusal takes the copy away.
  * Qdiscs, chains, deletions and shared actions go to both, the client gets
- * vpfd's answer. The guest kernel's counters are not added to vpfd's in a dump.
+ * vpfd's answer; one that describes a filter gets the copy's software counters
+ * added (add_own_counters), as the kernel adds the driver's to its own.
  */
-static int swcopy(const struct nlmsghdr *h)
+static int swcopy_on(void)
 {
 	const char *on = getenv("VPF_NL_SWCOPY");
+	return on && *on && strcmp(on, "0");
+}
+
+static int swcopy(const struct nlmsghdr *h)
+{
 	int t = h->nlmsg_type;
-	if (!on || !*on || !strcmp(on, "0") || !(h->nlmsg_flags & NLM_F_REQUEST))
+	if (!swcopy_on() || !(h->nlmsg_flags & NLM_F_REQUEST))
 		return 0;
 	if (t == RTM_NEWACTION || t == RTM_DELACTION)
 		return 1;
@@ -550,13 +561,20 @@ static int swcopy(const struct nlmsghdr *h)
 	return changes && h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct tcmsg)) && ((const struct tcmsg *)NLMSG_DATA(h))->tcm_ifindex > 0 && !for_own_kernel(h);
 }
 
-/* What the guest's kernel answered one request: its error (errno, 0 for an ACK) and, for a new filter, the handle it echoed. */
+/* What the guest's kernel answered one request: its error (errno, 0 for an ACK) and the filter it echoed or got. */
 struct own_answer {
 	uint32_t seq;
 	uint32_t handle;
 	int error;
 	struct kept *refusal; /* the NLMSG_ERROR of a refusal, for the client */
+	struct kept *filter;  /* its RTM_NEWTFILTER */
 };
+
+static void own_answer_free(struct own_answer *a)
+{
+	free(a->refusal);
+	free(a->filter);
+}
 
 static int note_answer(struct chan *c, struct kept *m, void *arg)
 {
@@ -565,8 +583,12 @@ static int note_answer(struct chan *c, struct kept *m, void *arg)
 	struct nlmsghdr *h = (struct nlmsghdr *)m->data;
 	struct nlmsgerr *err = error_of(m);
 	int last = h->nlmsg_seq == a->seq && h->nlmsg_type == NLMSG_ERROR;
-	if (h->nlmsg_seq == a->seq && h->nlmsg_type == RTM_NEWTFILTER && h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct tcmsg)))
+	if (h->nlmsg_seq == a->seq && h->nlmsg_type == RTM_NEWTFILTER && h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct tcmsg))) {
 		a->handle = ((struct tcmsg *)NLMSG_DATA(h))->tcm_handle;
+		free(a->filter);
+		a->filter = m;
+		return 0;
+	}
 	if (last && err && err->error) {
 		a->error = -err->error;
 		a->refusal = m;
@@ -593,42 +615,104 @@ static int own_kernel_transact(struct chan *c, const struct nlmsghdr *h, int ech
 	return r;
 }
 
+/* A tc message's attributes after its tcmsg, and their length. */
+#define TC_ATTRS(h) ((struct rtattr *)((char *)NLMSG_DATA(h) + NLMSG_ALIGN(sizeof(struct tcmsg))))
+#define TC_ATTRLEN(h) ((int)(h)->nlmsg_len - (int)NLMSG_LENGTH(sizeof(struct tcmsg)))
+
+/* The first attribute of `type` among the len bytes of attributes at a, or NULL. */
+static struct rtattr *find_attr(struct rtattr *a, int len, int type)
+{
+	for (; RTA_OK(a, len); a = RTA_NEXT(a, len))
+		if ((a->rta_type & NLA_TYPE_MASK) == type)
+			return a;
+	return NULL;
+}
+
+/* The attribute of `type` nested in nest (NULL if nest is). */
+static struct rtattr *nested(struct rtattr *nest, int type)
+{
+	return nest ? find_attr(RTA_DATA(nest), (int)RTA_PAYLOAD(nest), type) : NULL;
+}
+
 /* A flower filter the client puts in hardware only (TCA_CLS_FLAGS_SKIP_SW): there is no software copy. */
 static int skips_sw(const struct nlmsghdr *h)
 {
-	int len = (int)h->nlmsg_len - (int)NLMSG_LENGTH(sizeof(struct tcmsg));
-	for (struct rtattr *a = (struct rtattr *)((char *)NLMSG_DATA(h) + NLMSG_ALIGN(sizeof(struct tcmsg))); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
-		if ((a->rta_type & NLA_TYPE_MASK) != TCA_OPTIONS)
-			continue;
-		int in = (int)RTA_PAYLOAD(a);
-		for (struct rtattr *o = RTA_DATA(a); RTA_OK(o, in); o = RTA_NEXT(o, in))
-			if ((o->rta_type & NLA_TYPE_MASK) == TCA_FLOWER_FLAGS && RTA_PAYLOAD(o) >= 4)
-				return (*(uint32_t *)RTA_DATA(o) & TCA_CLS_FLAGS_SKIP_SW) != 0;
-	}
-	return 0;
+	struct rtattr *flags = nested(find_attr(TC_ATTRS(h), TC_ATTRLEN(h), TCA_OPTIONS), TCA_FLOWER_FLAGS);
+	return flags && RTA_PAYLOAD(flags) >= 4 && (*(uint32_t *)RTA_DATA(flags) & TCA_CLS_FLAGS_SKIP_SW);
 }
 
-/* The deletion of the filter h added (its device, parent, prio, protocol, handle, kind and chain), to take a copy away. */
-static void own_kernel_forget(struct chan *c, const struct nlmsghdr *h, uint32_t handle)
+#define OWN_FILTER_REQUEST_SIZE (NLMSG_LENGTH(sizeof(struct tcmsg)) + 2 * RTA_SPACE(IFNAMSIZ))
+
+/* A request of `type` about the filter h names (its device, parent, prio, protocol, kind and chain) with `handle`. */
+static struct nlmsghdr *own_filter_request(char *buf, const struct nlmsghdr *h, int type, uint32_t handle)
 {
-	char buf[NLMSG_LENGTH(sizeof(struct tcmsg)) + 2 * RTA_SPACE(IFNAMSIZ)];
 	struct nlmsghdr *d = (struct nlmsghdr *)buf;
-	*d = *h;
-	d->nlmsg_type = RTM_DELTFILTER;
-	d->nlmsg_flags = NLM_F_REQUEST;
-	d->nlmsg_len = NLMSG_LENGTH(sizeof(struct tcmsg));
-	memcpy(NLMSG_DATA(d), NLMSG_DATA(h), sizeof(struct tcmsg));
-	((struct tcmsg *)NLMSG_DATA(d))->tcm_handle = handle;
-	int len = (int)h->nlmsg_len - (int)NLMSG_LENGTH(sizeof(struct tcmsg));
-	for (struct rtattr *a = (struct rtattr *)((char *)NLMSG_DATA(h) + NLMSG_ALIGN(sizeof(struct tcmsg))); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
-		if ((a->rta_type != TCA_KIND && a->rta_type != TCA_CHAIN) || a->rta_len > RTA_SPACE(IFNAMSIZ))
+	*d = (struct nlmsghdr){ .nlmsg_len = NLMSG_LENGTH(sizeof(struct tcmsg)), .nlmsg_type = type, .nlmsg_flags = NLM_F_REQUEST, .nlmsg_seq = h->nlmsg_seq };
+	struct tcmsg *t = NLMSG_DATA(d);
+	*t = *(const struct tcmsg *)NLMSG_DATA(h);
+	t->tcm_family = AF_UNSPEC;
+	t->tcm_handle = handle;
+	int kinds[] = { TCA_KIND, TCA_CHAIN };
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(*kinds); i++) {
+		struct rtattr *a = find_attr(TC_ATTRS(h), TC_ATTRLEN(h), kinds[i]);
+		if (!a || a->rta_len > RTA_SPACE(IFNAMSIZ))
 			continue;
 		memcpy(buf + NLMSG_ALIGN(d->nlmsg_len), a, a->rta_len);
 		d->nlmsg_len = NLMSG_ALIGN(d->nlmsg_len) + RTA_ALIGN(a->rta_len);
 	}
+	return d;
+}
+
+/* Takes the copy of the filter h added away, when vpfd refused it. */
+static void own_kernel_forget(struct chan *c, const struct nlmsghdr *h, uint32_t handle)
+{
+	char buf[OWN_FILTER_REQUEST_SIZE];
 	struct own_answer a;
-	if (own_kernel_transact(c, d, 0, &a) == 0)
-		free(a.refusal);
+	if (own_kernel_transact(c, own_filter_request(buf, h, RTM_DELTFILTER, handle), 0, &a) == 0)
+		own_answer_free(&a);
+}
+
+/* Adds n to the u64 bytes and u32 packets of a struct gnet_stats_basic (unaligned in the message). */
+static void add_basic(struct rtattr *to, const struct rtattr *n)
+{
+	uint64_t b, nb;
+	uint32_t p, np;
+	if (!to || !n || RTA_PAYLOAD(to) < 12 || RTA_PAYLOAD(n) < 12)
+		return;
+	memcpy(&b, RTA_DATA(to), 8), memcpy(&nb, RTA_DATA(n), 8);
+	memcpy(&p, (char *)RTA_DATA(to) + 8, 4), memcpy(&np, (char *)RTA_DATA(n) + 8, 4);
+	b += nb, p += np;
+	memcpy(RTA_DATA(to), &b, 8), memcpy((char *)RTA_DATA(to) + 8, &p, 4);
+}
+
+/*
+ * A filter as the channel describes it (a dump's, a get's, an echo): the
+ * kernel's counters are software plus hardware (tcf_exts_hw_stats_update adds
+ * the driver's to the actions' own), so each action's TCA_STATS_BASIC gets
+ * what the guest kernel's copy counted in software added.
+ */
+static void add_own_counters(struct chan *c, struct kept *m)
+{
+	struct nlmsghdr *h = (struct nlmsghdr *)m->data;
+	if (!swcopy_on() || h->nlmsg_type != RTM_NEWTFILTER || h->nlmsg_len < NLMSG_LENGTH(sizeof(struct tcmsg)) || for_own_kernel(h))
+		return;
+	const struct tcmsg *t = NLMSG_DATA(h);
+	struct rtattr *acts = nested(find_attr(TC_ATTRS(h), TC_ATTRLEN(h), TCA_OPTIONS), TCA_FLOWER_ACT);
+	if (!t->tcm_handle || t->tcm_ifindex <= 0 || !acts)
+		return;
+	char buf[OWN_FILTER_REQUEST_SIZE];
+	struct own_answer a;
+	if (own_kernel_transact(c, own_filter_request(buf, h, RTM_GETTFILTER, t->tcm_handle), 0, &a) < 0)
+		return;
+	struct nlmsghdr *r = a.filter ? (struct nlmsghdr *)a.filter->data : NULL;
+	struct rtattr *own = r ? nested(find_attr(TC_ATTRS(r), TC_ATTRLEN(r), TCA_OPTIONS), TCA_FLOWER_ACT) : NULL;
+	int len = (int)RTA_PAYLOAD(acts);
+	/* Actions are nested by their order (1, 2, ...) in both. */
+	for (struct rtattr *act = RTA_DATA(acts); own && RTA_OK(act, len); act = RTA_NEXT(act, len)) {
+		struct rtattr *mine = find_attr(RTA_DATA(own), (int)RTA_PAYLOAD(own), act->rta_type & NLA_TYPE_MASK);
+		add_basic(nested(nested(act, TCA_ACT_STATS), TCA_STATS_BASIC), nested(nested(mine, TCA_ACT_STATS), TCA_STATS_BASIC));
+	}
+	own_answer_free(&a);
 }
 
 /* The channel's answer to seq, read by collect(), is an error. */
@@ -665,8 +749,11 @@ static int ask_both(int fd, struct nlmsghdr *h, size_t size)
 			if (a.refusal->len >= NLMSG_HDRLEN + sizeof(struct nlmsgerr))
 				error_of(a.refusal)->msg.nlmsg_flags = h->nlmsg_flags;
 			keep(c, a.refusal);
+			a.refusal = NULL;
+			own_answer_free(&a);
 			return 0;
 		}
+		own_answer_free(&a);
 		struct tcmsg *t = NLMSG_DATA(h);
 		if (!t->tcm_handle)
 			t->tcm_handle = a.handle;
@@ -679,7 +766,7 @@ static int ask_both(int fd, struct nlmsghdr *h, size_t size)
 	if (ask_channel(fd, h, size) < 0)
 		return -1;
 	if (h->nlmsg_type != RTM_NEWTFILTER && own_kernel_transact(c, h, 0, &a) == 0)
-		free(a.refusal);
+		own_answer_free(&a);
 	return 0;
 }
 

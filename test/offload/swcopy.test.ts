@@ -88,4 +88,12 @@ describe("a filter vpfd leaves to software runs in the guest's kernel (stock ker
     expect(stats(guest, 1)).toMatchObject({ packets: 2 });
     expect(stats(guest, 2)).toMatchObject({ packets: 0 });
   });
+
+  it("the guest's tc -s says what a kernel would: software plus hardware, the trap's 802.1Q frames not counted", () => {
+    // The trapped filter: what the guest's software matched (its trap handed over the 802.1Q frame's sends too).
+    expect(stats(vpfd, 1)).toMatchObject({ packets: 2 });
+    expect(stats(vpfd, 1)?.hw_packets).toBeUndefined();
+    // The offloaded one: the first send through the host's upcall (software), the second in tc (hardware).
+    expect(stats(vpfd, 2)).toMatchObject({ packets: 2, hw_packets: 1 });
+  });
 });
