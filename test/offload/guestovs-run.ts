@@ -7,9 +7,10 @@ import { execa } from 'execa';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
 import type { Packet } from '../../rules/packet.js';
 import { defaultPortMap } from '../../translator/portmap.js';
-import { packetToHex } from './frame.js';
+import { frameView, packetToHex, packetView } from './frame.js';
 import { bootKernelVm, bridgePorts, ensureKernelVm, parseProbe, writeGuest, type KernelFlavor, type Pass } from './harness.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -70,4 +71,21 @@ export interface ShownFilter {
   pref?: number;
   chain?: number;
   options?: { handle?: number; in_hw?: boolean; not_in_hw?: boolean; keys?: { ct_state?: string }; actions?: { kind: string; stats?: { packets?: number; bytes?: number; hw_packets?: number } }[] };
+}
+
+/** A frame the probe sends, the ports its last pass must come out of, and as what (as sent unless `as`). */
+export interface ExpectedFrame {
+  packet: Packet;
+  out: string[];
+  as?: Packet;
+}
+
+/** Each frame's last pass came out where and as it should, the passes named in a failure. */
+export function expectLastPasses(frames: Pass[][], want: ExpectedFrame[]): void {
+  expect(frames).toHaveLength(want.length);
+  frames.forEach((passes, n) => {
+    const last = passes.at(-1)!, w = want[n]!;
+    expect(last.out.map((o) => o.port), `frame ${n + 1}: ${JSON.stringify(passes.map((p) => [p.path, p.out.map((o) => o.port)]))}`).toEqual(w.out);
+    for (const o of last.out) expect(frameView(o.port, o.hex), `frame ${n + 1}`).toEqual(packetView(o.port, w.as ?? w.packet));
+  });
 }
