@@ -51,6 +51,16 @@
 #include <linux/netlink.h>
 #include <linux/gen_stats.h>
 #include <linux/pkt_cls.h>
+#include <linux/tc_act/tc_csum.h>
+#include <linux/tc_act/tc_ct.h>
+#include <linux/tc_act/tc_gact.h>
+#include <linux/tc_act/tc_mirred.h>
+#include <linux/tc_act/tc_mpls.h>
+#include <linux/tc_act/tc_pedit.h>
+#include <linux/tc_act/tc_sample.h>
+#include <linux/tc_act/tc_skbedit.h>
+#include <linux/tc_act/tc_tunnel_key.h>
+#include <linux/tc_act/tc_vlan.h>
 #include <net/if.h>
 #include <linux/rtnetlink.h>
 #include <poll.h>
@@ -685,11 +695,48 @@ static void add_basic(struct rtattr *to, const struct rtattr *n)
 	memcpy(RTA_DATA(to), &b, 8), memcpy((char *)RTA_DATA(to) + 8, &p, 4);
 }
 
+/* Where an action kind keeps its struct tcf_t in TCA_ACT_OPTIONS (each act_*.c dumps it as its own *_TM). */
+static int tm_attr(const struct rtattr *act)
+{
+	static const struct { const char *kind; int tm; } kinds[] = {
+		{ "gact", TCA_GACT_TM }, { "mirred", TCA_MIRRED_TM }, { "police", TCA_POLICE_TM }, { "ct", TCA_CT_TM },
+		{ "vlan", TCA_VLAN_TM }, { "pedit", TCA_PEDIT_TM }, { "csum", TCA_CSUM_TM }, { "skbedit", TCA_SKBEDIT_TM },
+		{ "mpls", TCA_MPLS_TM }, { "sample", TCA_SAMPLE_TM }, { "tunnel_key", TCA_TUNNEL_KEY_TM },
+	};
+	struct rtattr *kind = nested((struct rtattr *)act, TCA_ACT_KIND);
+	for (size_t i = 0; kind && i < sizeof(kinds) / sizeof(*kinds); i++)
+		if (!strncmp(RTA_DATA(kind), kinds[i].kind, RTA_PAYLOAD(kind)))
+			return kinds[i].tm;
+	return -1;
+}
+
+/*
+ * The times of one action, ages in clock_t (tcf_tm_dump): used last by
+ * whichever ran it last, first by whichever ran it first (firstuse 0: never).
+ */
+static void merge_times(struct rtattr *act, struct rtattr *mine)
+{
+	int tm = tm_attr(act);
+	struct rtattr *to = tm < 0 ? NULL : nested(nested(act, TCA_ACT_OPTIONS), tm);
+	struct rtattr *from = tm < 0 ? NULL : nested(nested(mine, TCA_ACT_OPTIONS), tm);
+	struct tcf_t t, o;
+	if (!to || !from || RTA_PAYLOAD(to) < sizeof(t) || RTA_PAYLOAD(from) < sizeof(o))
+		return;
+	memcpy(&t, RTA_DATA(to), sizeof(t));
+	memcpy(&o, RTA_DATA(from), sizeof(o));
+	if (!o.firstuse)
+		return;
+	t.lastuse = o.lastuse < t.lastuse ? o.lastuse : t.lastuse;
+	t.firstuse = o.firstuse > t.firstuse ? o.firstuse : t.firstuse;
+	memcpy(RTA_DATA(to), &t, sizeof(t));
+}
+
 /*
  * A filter as the channel describes it (a dump's, a get's, an echo): the
  * kernel's counters are software plus hardware (tcf_exts_hw_stats_update adds
  * the driver's to the actions' own), so each action's TCA_STATS_BASIC gets
- * what the guest kernel's copy counted in software added.
+ * what the guest kernel's copy counted in software added, and its times the
+ * copy's uses.
  */
 static void add_own_counters(struct chan *c, struct kept *m)
 {
@@ -711,6 +758,7 @@ static void add_own_counters(struct chan *c, struct kept *m)
 	for (struct rtattr *act = RTA_DATA(acts); own && RTA_OK(act, len); act = RTA_NEXT(act, len)) {
 		struct rtattr *mine = find_attr(RTA_DATA(own), (int)RTA_PAYLOAD(own), act->rta_type & NLA_TYPE_MASK);
 		add_basic(nested(nested(act, TCA_ACT_STATS), TCA_STATS_BASIC), nested(nested(mine, TCA_ACT_STATS), TCA_STATS_BASIC));
+		merge_times(act, mine);
 	}
 	own_answer_free(&a);
 }

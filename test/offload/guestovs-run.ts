@@ -70,7 +70,7 @@ export interface ShownFilter {
   protocol?: string;
   pref?: number;
   chain?: number;
-  options?: { handle?: number; in_hw?: boolean; not_in_hw?: boolean; keys?: { ct_state?: string }; actions?: { kind: string; stats?: { packets?: number; bytes?: number; hw_packets?: number } }[] };
+  options?: { handle?: number; in_hw?: boolean; not_in_hw?: boolean; keys?: { ct_state?: string }; actions?: { kind: string; stats?: { packets?: number; bytes?: number; hw_packets?: number }; installed?: number; last_used?: number; first_used?: number }[] };
 }
 
 /** A frame the probe sends, the ports its last pass must come out of, and as what (as sent unless `as`). */

@@ -90,5 +90,9 @@ describe("a filter vpfd leaves to software runs in the guest's kernel (stock ker
     expect(stats(vpfd, 1)?.hw_packets).toBeUndefined();
     // The offloaded one: the first send through the host's upcall (software), the second in tc (hardware).
     expect(stats(vpfd, 2)).toMatchObject({ packets: 2, hw_packets: 1 });
+    // Used when the guest's software ran it, after it was installed (tcf_t ages, clock_t).
+    const times = pref(vpfd, 1)?.actions?.[0];
+    expect(times?.first_used, JSON.stringify(times)).toBeGreaterThan(0);
+    expect(times!.last_used!).toBeLessThan(times!.installed!);
   });
 });
