@@ -136,4 +136,19 @@ describe('nlshim with VPF_NL_REPS: tc on the guest\'s own devices goes to its ow
     // The client's kernel answers for its own device, errors included (a second clsact: EEXIST there).
     expect((await shimmed('qdisc', 'add', 'dev', 'r1', 'clsact')).stderr).toContain('File exists');
   });
+
+  it('with VPF_NL_SWCOPY, what the client sets on a representor is set in its own kernel too, and taken away there', async () => {
+    // The client's kernel has its own device at the representor's ifindex (as a guest has its representor).
+    await ip(NS.relay, 'ip', 'link', 'add', 's0', 'type', 'veth', 'peer', 'name', 's1');
+    const rep = await index(NS.relay, 's0');
+    await ip(NS.client, 'ip', 'link', 'add', 'gs0', 'index', String(rep), 'type', 'veth', 'peer', 'name', 'gs0p');
+    const env = { LD_PRELOAD: shimPath(), VPF_NL_ROUTE: join(dir, 'route.sock'), VPF_NL_GENL: join(dir, 'genl.sock'), VPF_NL_REPS: String(rep), VPF_NL_SWCOPY: '1' };
+    const shimmed = (...a: string[]) => execa('ip', ['netns', 'exec', NS.client, 'tc', ...a], { env, reject: false });
+    expect((await shimmed('qdisc', 'add', 'dev', 's0', 'ingress')).exitCode).toBe(0);
+    expect(await qdiscs(NS.relay, 's0')).toContain('qdisc ingress');
+    expect(await qdiscs(NS.client, 'gs0')).toContain('qdisc ingress');
+    expect((await shimmed('qdisc', 'del', 'dev', 's0', 'ingress')).exitCode).toBe(0);
+    expect(await qdiscs(NS.relay, 's0')).not.toContain('qdisc ingress');
+    expect(await qdiscs(NS.client, 'gs0')).not.toContain('qdisc ingress');
+  });
 });
