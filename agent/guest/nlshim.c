@@ -88,7 +88,7 @@ struct kept {
 /* A message sent whose last answer (NLMSG_ERROR or NLMSG_DONE) has not come yet. */
 struct pending {
 	uint32_t seq;
-	int client_ack; /* the client asked for the ACK itself */
+	int client_ack; /* the client asked for the ACK itself; -1: the client did not send it, none of its answers are the client's */
 };
 
 /* One channel socket (ours != 0). */
@@ -402,6 +402,8 @@ static int answer_for_client(struct chan *c, struct kept *m)
 	int client_ack = 1;
 	if ((h->nlmsg_type != NLMSG_ERROR && h->nlmsg_type != NLMSG_DONE) || !take_pending(c, h->nlmsg_seq, &client_ack))
 		return 1;
+	if (client_ack < 0)
+		return 0;
 	struct nlmsgerr *err = error_of(m);
 	if (!err || client_ack)
 		return 1;
@@ -550,9 +552,11 @@ static int ask_own_kernel(struct chan *c, struct nlmsghdr *h)
  * on a NIC, not at 0. A filter goes to the guest's kernel first, which picks
  * its handle (an ECHO tells it) and refuses what it refuses; vpfd gets it with
  * that handle and answers the client; vpfd's refusal takes the copy away.
- * Qdiscs, chains, deletions and shared actions go to both, the client gets
- * vpfd's answer; one that describes a filter gets the copy's software counters
- * added (add_own_counters), as the kernel adds the driver's to its own.
+ * Qdiscs are the guest kernel's (vpfd keeps none): it answers for them, and
+ * vpfd is told of what it took. Chains, deletions and shared actions go to
+ * both, the client gets vpfd's answer; one that describes a filter gets the
+ * copy's software counters added (add_own_counters), as the kernel adds the
+ * driver's to its own.
  */
 static int swcopy_on(void)
 {
@@ -565,7 +569,8 @@ static int swcopy(const struct nlmsghdr *h)
 	int t = h->nlmsg_type;
 	if (!swcopy_on() || !(h->nlmsg_flags & NLM_F_REQUEST))
 		return 0;
-	if (t == RTM_NEWACTION || t == RTM_DELACTION)
+	/* The guest's kernel holds the representors' qdiscs (vpfd keeps none): it lists them, dumps included. */
+	if (t == RTM_NEWACTION || t == RTM_DELACTION || t == RTM_GETQDISC)
 		return 1;
 	int changes = t == RTM_NEWQDISC || t == RTM_DELQDISC || t == RTM_NEWTFILTER || t == RTM_DELTFILTER || t == RTM_NEWCHAIN || t == RTM_DELCHAIN;
 	return changes && h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct tcmsg)) && ((const struct tcmsg *)NLMSG_DATA(h))->tcm_ifindex > 0 && !for_own_kernel(h);
@@ -592,7 +597,7 @@ static int note_answer(struct chan *c, struct kept *m, void *arg)
 	struct own_answer *a = arg;
 	struct nlmsghdr *h = (struct nlmsghdr *)m->data;
 	struct nlmsgerr *err = error_of(m);
-	int last = h->nlmsg_seq == a->seq && h->nlmsg_type == NLMSG_ERROR;
+	int last = h->nlmsg_seq == a->seq && (h->nlmsg_type == NLMSG_ERROR || h->nlmsg_type == NLMSG_DONE);
 	if (h->nlmsg_seq == a->seq && h->nlmsg_type == RTM_NEWTFILTER && h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct tcmsg))) {
 		a->handle = ((struct tcmsg *)NLMSG_DATA(h))->tcm_handle;
 		free(a->filter);
@@ -763,8 +768,8 @@ static void add_own_counters(struct chan *c, struct kept *m)
 	own_answer_free(&a);
 }
 
-/* The channel's answer to seq, read by collect(), is an error. */
-static int channel_refused(struct chan *c, uint32_t seq)
+/* An answer kept for the client to seq (the channel's or its kernel's) is an error. */
+static int refused(struct chan *c, uint32_t seq)
 {
 	for (struct kept *m = c->head; m; m = m->next) {
 		struct nlmsgerr *err = error_of(m);
@@ -783,11 +788,31 @@ static int ask_channel(int fd, struct nlmsghdr *h, size_t size)
 	return 0;
 }
 
+/* Tells the channel what the client's kernel took (a qdisc): its answers are dropped, the client has its kernel's. */
+static int tell_channel(int fd, struct nlmsghdr *h, size_t size)
+{
+	h->nlmsg_flags |= NLM_F_ACK;
+	if (add_pending(&chans[fd], h->nlmsg_seq, -1) < 0 || write_all(fd, (char *)h, size) < 0)
+		return -1;
+	collect(fd);
+	return 0;
+}
+
 /* A request the guest's kernel keeps a copy of (swcopy): to the guest's kernel and to the channel. */
 static int ask_both(int fd, struct nlmsghdr *h, size_t size)
 {
 	struct chan *c = &chans[fd];
 	struct own_answer a;
+	int t = h->nlmsg_type;
+	if (t == RTM_GETQDISC)
+		return ask_own_kernel(c, h);
+	if (t == RTM_NEWQDISC || t == RTM_DELQDISC) {
+		/* A qdisc is the guest kernel's to answer for (sch_api.c: EEXIST, ENOENT, a deletion flushing its filters);
+		 * vpfd is told of what it took, so that its filters on the representor go with it. */
+		if (ask_own_kernel(c, h) < 0)
+			return -1;
+		return refused(c, h->nlmsg_seq) ? 0 : tell_channel(fd, h, size);
+	}
 	if (h->nlmsg_type == RTM_NEWTFILTER && !skips_sw(h)) {
 		if (own_kernel_transact(c, h, 1, &a) < 0)
 			return -1;
@@ -807,7 +832,7 @@ static int ask_both(int fd, struct nlmsghdr *h, size_t size)
 			t->tcm_handle = a.handle;
 		if (ask_channel(fd, h, size) < 0)
 			return -1;
-		if (channel_refused(c, h->nlmsg_seq))
+		if (refused(c, h->nlmsg_seq))
 			own_kernel_forget(c, h, t->tcm_handle);
 		return 0;
 	}
