@@ -748,8 +748,7 @@ function putBack(field: FieldName, width: number, value: FieldValue, mask: Field
   // A whole field the match pins is put back whole: a later rule holding the same slot may write other bits of
   // it, which only this restore runs for (found by the property test: a /16 set, then a /32 set in chain 1).
   if ((big(mask) & full) === full) return setField(field, as(big(value) & full));
-  const v = big(value) & written;
-  return written === full ? setField(field, as(v)) : setField(field, as(v), as(written));
+  return setField(field, as(big(value) & written), as(written));
 }
 
 /** The rule's L3 protocol and the eth_type match a restore of an IP field needs (undefined: not IP). */

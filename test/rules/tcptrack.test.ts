@@ -29,12 +29,18 @@ const seg = (fromClient: boolean, flags: number, seq: number, ack: number, dataL
   ct: { state: 0, zone: 0, mark: 0, label: '0'.repeat(32) },
 });
 
-/** The client's SYN (seq 1000, data to 1009) committed, the server's SYN/ACK (5000, to 5009), and the client's ACK with data (to 1017): assured. */
-function established(): ConntrackTable {
+/** The client's SYN (seq 1000, data to 1009), new and committed. */
+function synCommitted(): ConntrackTable {
   const ct = new ConntrackTable();
   const syn = seg(true, SYN, 1000, 0);
   expect(ct.lookup(syn, ZONE).state).toBe(NEW);
   ct.commit(syn, ZONE, meta);
+  return ct;
+}
+
+/** synCommitted, the server's SYN/ACK (5000, to 5009), and the client's ACK with data (to 1017): assured. */
+function established(): ConntrackTable {
+  const ct = synCommitted();
   expect(ct.lookup(seg(false, SYN | ACK, 5000, 1009), ZONE).state).toBe(RPL);
   expect(ct.lookup(seg(true, ACK, 1009, 5009), ZONE).state).toBe(EST);
   return ct;
@@ -90,12 +96,9 @@ describe('TCP teardown: FIN', () => {
   });
 
   it('a FIN before the SYN/ACK is invalid; one after it, before the handshake\'s ACK, starts the close', () => {
-    const ct = new ConntrackTable();
-    const syn = seg(true, SYN, 1000, 0);
-    ct.lookup(syn, ZONE);
-    ct.commit(syn, ZONE, meta);
+    const ct = synCommitted();
     expect(ct.lookup(seg(true, FIN | ACK, 1009, 0), ZONE).state).toBe(INV);
-    const c = tcpFirst(syn)!;
+    const c = tcpFirst(seg(true, SYN, 1000, 0))!;
     tcpSegment(c, seg(false, SYN | ACK, 5000, 1009), 1, false);
     expect(tcpSegment(c, seg(true, FIN | ACK, 1009, 5009), 0, true)).toBe('accept');
     expect(c.state).toBe(TcpState.FinWait);
@@ -159,10 +162,7 @@ describe('TCP teardown: RST', () => {
   });
 
   it('an RST answering a SYN, before any reply, deletes the connection: what follows is a first packet', () => {
-    const ct = new ConntrackTable();
-    const syn = seg(true, SYN, 1000, 0);
-    ct.lookup(syn, ZONE);
-    ct.commit(syn, ZONE, meta);
+    const ct = synCommitted();
     // The server refuses: RST|ACK with sequence number 0 is taken at the server's end, its ack at the SYN's end.
     expect(ct.lookup(seg(false, RST | ACK, 0, 1009, 0), ZONE).state).toBe(RPL);
     expect(ct.lookup(seg(true, SYN, 1000, 0), ZONE).known).toBeUndefined();
