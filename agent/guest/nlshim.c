@@ -779,20 +779,16 @@ static int refused(struct chan *c, uint32_t seq)
 	return 0;
 }
 
-/* One request to the channel, its answers collected for the client. */
-static int ask_channel(int fd, struct nlmsghdr *h, size_t size)
+/*
+ * One request to the channel, its answers collected: for the client, or, when
+ * the channel is only told of what the client's kernel took (a qdisc), dropped
+ * (pending as -1: the client has its kernel's answer).
+ */
+static int ask_channel(int fd, struct nlmsghdr *h, size_t size, int for_client)
 {
-	if (expect_answer(&chans[fd], h) < 0 || write_all(fd, (char *)h, size) < 0)
-		return -1;
-	collect(fd);
-	return 0;
-}
-
-/* Tells the channel what the client's kernel took (a qdisc): its answers are dropped, the client has its kernel's. */
-static int tell_channel(int fd, struct nlmsghdr *h, size_t size)
-{
-	h->nlmsg_flags |= NLM_F_ACK;
-	if (add_pending(&chans[fd], h->nlmsg_seq, -1) < 0 || write_all(fd, (char *)h, size) < 0)
+	struct chan *c = &chans[fd];
+	int r = for_client ? expect_answer(c, h) : (h->nlmsg_flags |= NLM_F_ACK, add_pending(c, h->nlmsg_seq, -1));
+	if (r < 0 || write_all(fd, (char *)h, size) < 0)
 		return -1;
 	collect(fd);
 	return 0;
@@ -811,9 +807,9 @@ static int ask_both(int fd, struct nlmsghdr *h, size_t size)
 		 * vpfd is told of what it took, so that its filters on the representor go with it. */
 		if (ask_own_kernel(c, h) < 0)
 			return -1;
-		return refused(c, h->nlmsg_seq) ? 0 : tell_channel(fd, h, size);
+		return refused(c, h->nlmsg_seq) ? 0 : ask_channel(fd, h, size, 0);
 	}
-	if (h->nlmsg_type == RTM_NEWTFILTER && !skips_sw(h)) {
+	if (t == RTM_NEWTFILTER && !skips_sw(h)) {
 		if (own_kernel_transact(c, h, 1, &a) < 0)
 			return -1;
 		if (a.error) {
@@ -827,18 +823,19 @@ static int ask_both(int fd, struct nlmsghdr *h, size_t size)
 			return 0;
 		}
 		own_answer_free(&a);
-		struct tcmsg *t = NLMSG_DATA(h);
-		if (!t->tcm_handle)
-			t->tcm_handle = a.handle;
-		if (ask_channel(fd, h, size) < 0)
+		struct tcmsg *tm = NLMSG_DATA(h);
+		if (!tm->tcm_handle)
+			tm->tcm_handle = a.handle;
+		if (ask_channel(fd, h, size, 1) < 0)
 			return -1;
 		if (refused(c, h->nlmsg_seq))
-			own_kernel_forget(c, h, t->tcm_handle);
+			own_kernel_forget(c, h, tm->tcm_handle);
 		return 0;
 	}
-	if (ask_channel(fd, h, size) < 0)
+	if (ask_channel(fd, h, size, 1) < 0)
 		return -1;
-	if (h->nlmsg_type != RTM_NEWTFILTER && own_kernel_transact(c, h, 0, &a) == 0)
+	/* A skip_sw filter has no copy; the rest (deletions, chains, shared actions) is done in the guest's kernel too. */
+	if (t != RTM_NEWTFILTER && own_kernel_transact(c, h, 0, &a) == 0)
 		own_answer_free(&a);
 	return 0;
 }
@@ -852,7 +849,7 @@ static int send_split(int fd, char *buf, size_t len)
 		if (h->nlmsg_len < sizeof(*h) || h->nlmsg_len > len - at)
 			break;
 		size_t size = NLMSG_ALIGN(h->nlmsg_len) < len - at ? NLMSG_ALIGN(h->nlmsg_len) : len - at;
-		if ((for_own_kernel(h) ? ask_own_kernel(c, h) : swcopy(h) ? ask_both(fd, h, size) : ask_channel(fd, h, size)) < 0)
+		if ((for_own_kernel(h) ? ask_own_kernel(c, h) : swcopy(h) ? ask_both(fd, h, size) : ask_channel(fd, h, size, 1)) < 0)
 			return -1;
 		at += NLMSG_ALIGN(h->nlmsg_len);
 	}
