@@ -89,3 +89,15 @@ guest_reps() {
 		case ${pm%%:*} in vf*rep) ;; *) listen="$listen${listen:+,}${pm%%:*}=x${pm##*:}" ;; esac
 	done
 }
+
+# run_file FILE: each line of FILE as the arguments of the calling script's
+# guest_tc (the real tc, its netlink through nlshim), appended to cmd.out with
+# its exit code.
+run_file() {
+	while read -r line; do
+		[ -n "$line" ] || continue
+		echo "### tc $line" >>$R/cmd.out
+		eval "guest_tc $line" >>$R/cmd.out 2>&1
+		echo "### rc $?" >>$R/cmd.out
+	done <$1
+}

@@ -24,12 +24,7 @@ guest_tc() {
 		VPF_NL_SWCOPY=${SWCOPY:-1} tc "$@"
 }
 : >$R/cmd.out
-while read -r line; do
-	[ -n "$line" ] || continue
-	echo "### tc $line" >>$R/cmd.out
-	eval "guest_tc $line" >>$R/cmd.out 2>&1
-	echo "### rc $?" >>$R/cmd.out
-done <$R/before
+run_file $R/before
 up rules
 $PROBE --listen "$listen" --passes 2 --settle 200 --upcall-wait 3000 <$R/frames >$R/probe 2>$R/probe.err
 up frames

@@ -19,14 +19,6 @@ up vm
 guest_tc() {
 	LD_PRELOAD=$REPO/dist/nlshim.so VPF_NL_ROUTE=$S/vms/$VM.sock VPF_NL_GENL=$S/vms/$VM.genl.sock tc "$@"
 }
-run_file() {
-	while read -r line; do
-		[ -n "$line" ] || continue
-		echo "### tc $line" >>$R/cmd.out
-		eval "guest_tc $line" >>$R/cmd.out 2>&1
-		echo "### rc $?" >>$R/cmd.out
-	done <$1
-}
 : >$R/cmd.out
 run_file $R/before
 up rules
