@@ -37,6 +37,11 @@ export interface ActionContext {
   pendingMirrors?: boolean;
   /** The VM's declared outer TPID: later chains' VLAN filters are offloaded on the strength of it. */
   outerTpid?: number;
+  /**
+   * The bits of a slot's field that every rule's restore of it puts back, when some restore is masked
+   * (undefined: all). A rule finding the slot taken that writes other bits hands the packet off instead.
+   */
+  restoreCover?: (slot: number) => bigint | undefined;
 }
 
 /**
@@ -54,6 +59,10 @@ export interface Saved {
   prereq: MatchField[];
   /** Moves of the original bits into reg<slot>, ahead of the rule's rewrites (unpinned fields only). */
   save?: OfAction[];
+  /** The bits of the field the rule writes (the tos byte for slot 6). */
+  writes: bigint;
+  /** The bits the restore puts back, when not the whole field: a masked restore of what the match pins. */
+  covers?: bigint;
 }
 
 /** Where chains other than 0 hand a packet to software: restores, then output to the representor (translate()). */
@@ -297,10 +306,14 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
     const same = saves[at];
     // Two masked sets of one field write different bits: the restore puts back both. A saved copy of the
     // whole field (taken before any rewrite of the rule) puts back everything, so it replaces pinned restores.
-    if (!same) saves.push(s);
-    else if (same.save) return;
-    else if (s.save) saves[at] = s;
-    else for (const a of s.restore) if (!same.restore.some((b) => JSON.stringify(b) === JSON.stringify(a))) same.restore.push(a);
+    if (!same) return void saves.push(s);
+    const writes = same.writes | s.writes;
+    if (same.save) return void (same.writes = writes);
+    if (s.save) return void (saves[at] = { ...s, writes });
+    for (const a of s.restore) if (!same.restore.some((b) => JSON.stringify(b) === JSON.stringify(a))) same.restore.push(a);
+    same.writes = writes;
+    if (same.covers === undefined || s.covers === undefined) delete same.covers;
+    else same.covers |= s.covers;
   };
   // The tag changes so far, relative to the frame as it came: tags pushed and still on, original tags removed,
   // and whether the original outer tag was modified in place. The original tag is known when the filter is on a
@@ -322,7 +335,7 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
     if (at >= 0) saves.splice(at, 1);
     const r = vlanRestore();
     if (r === undefined) did('rewrites the packet');
-    else if (r.length) saves.push({ slot: VLAN_SLOT, restore: r, prereq: r[0] === POP_VLAN ? [mf('vlan_tci', 0x1000, 0x1000)] : [] });
+    else if (r.length) saves.push({ slot: VLAN_SLOT, restore: r, prereq: r[0] === POP_VLAN ? [mf('vlan_tci', 0x1000, 0x1000)] : [], writes: 0n });
   };
   /** What puts the tag stack back as it came: pop what this rule pushed, push the original back; undefined if unknown. */
   const vlanRestore = (): OfAction[] | undefined => {
@@ -676,8 +689,18 @@ function translateList(rule: FlowerRule, ctx: ActionContext, tagged0: Tagged): T
     // Chain 0 is entered with every slot free (no hand-off restores after a jump back to it: restoreOk).
     const first = rule.chain === 0;
     const vlanBit = first ? 0 : all & (1 << VLAN_SLOT);
+    // Slots where an earlier rule's masked restore may not put back every bit this rule writes.
+    const uncovered = first ? 0 : saves.reduce((m, s) => {
+      const cover = ctx.restoreCover?.(s.slot);
+      return cover !== undefined && (s.writes & ~cover) !== 0n ? m | (1 << s.slot) : m;
+    }, 0);
     for (let taken = 0; taken <= (first ? 0 : all); taken++) {
       if ((taken & ~all) !== 0 || taken & vlanBit) continue;
+      if (taken & uncovered) {
+        // The restore of the rule that took the slot would leave this rule's bits written: hand off untouched.
+        variants.push({ when: [mf(SAVED_BITS_REG, taken, all)], actions: [slowPath(ctx, rule)], specific: base.some((v) => v.specific) });
+        continue;
+      }
       const mine = all & ~taken;
       const save: OfAction[] = [];
       let copied = 0;
@@ -740,16 +763,19 @@ const bytesOf = (v: bigint, n: number): Uint8Array => Uint8Array.from({ length: 
  * Unmasked when the op writes the whole field or the match pins all of it, else the masked set of just
  * those bits (the match may pin only them: a masked set's megaflow does).
  */
-function putBack(field: FieldName, width: number, value: FieldValue, mask: FieldValue, op: PeditOp): OfAction | undefined {
+function putBack(slot: number, field: FieldName, width: number, value: FieldValue, mask: FieldValue, op: PeditOp, prereq: MatchField[]): Saved | undefined {
   const full = (1n << BigInt(8 * width)) - 1n;
-  const written = op.mask === undefined ? full : big(op.mask);
+  const written = writtenBits(op, width);
   if ((big(mask) & written) !== written) return undefined;
   const as = (x: bigint): FieldValue => (width > 6 ? bytesOf(x, width) : Number(x));
   // A whole field the match pins is put back whole: a later rule holding the same slot may write other bits of
   // it, which only this restore runs for (found by the property test: a /16 set, then a /32 set in chain 1).
-  if ((big(mask) & full) === full) return setField(field, as(big(value) & full));
-  return setField(field, as(big(value) & written), as(written));
+  if ((big(mask) & full) === full) return { slot, restore: [setField(field, as(big(value) & full))], prereq, writes: written };
+  return { slot, restore: [setField(field, as(big(value) & written), as(written))], prereq, writes: written, covers: written };
 }
+
+/** The bits of a `width`-byte field an op writes. */
+const writtenBits = (op: PeditOp, width: number): bigint => (op.mask === undefined ? (1n << BigInt(8 * width)) - 1n : big(op.mask));
 
 /** The rule's L3 protocol and the eth_type match a restore of an IP field needs (undefined: not IP). */
 function ipPrereq(m: FlowerRule['match']): { l3: number | undefined; dl: MatchField[] | undefined } {
@@ -772,27 +798,27 @@ function pinnedRestore(rule: FlowerRule, op: PeditOp): Saved | undefined {
   const m = rule.match;
   const { l3, dl } = ipPrereq(m);
   const f = `${op.hdr} ${op.field}`;
-  const one = (slot: number, a: OfAction | undefined, prereq: MatchField[]): Saved | undefined => (a ? { slot, restore: [a], prereq } : undefined);
   if (op.op === 'set' || f === 'ip ttl' || f === 'ip6 hoplimit') {
-    if (f === 'eth dst' && m.dstMac) return one(0, putBack('eth_dst', 6, macNum(m.dstMac.value), macNum(m.dstMac.mask), op), []);
-    if (f === 'eth src' && m.srcMac) return one(1, putBack('eth_src', 6, macNum(m.srcMac.value), macNum(m.srcMac.mask), op), []);
+    if (f === 'eth dst' && m.dstMac) return putBack(0, 'eth_dst', 6, macNum(m.dstMac.value), macNum(m.dstMac.mask), op, []);
+    if (f === 'eth src' && m.srcMac) return putBack(1, 'eth_src', 6, macNum(m.srcMac.value), macNum(m.srcMac.mask), op, []);
     if (!dl) return undefined;
     const ip = op.field === 'src' ? m.srcIp : op.field === 'dst' ? m.dstIp : undefined;
-    if ((f === 'ip src' || f === 'ip dst') && l3 === EthP.IP && ip) return one(f === 'ip src' ? 2 : 3, putBack(op.field === 'src' ? 'ip_src' : 'ip_dst', 4, ipv4Num(ip.value), ipv4Num(ip.mask), op), dl);
-    if ((f === 'ip6 src' || f === 'ip6 dst') && l3 === EthP.IPV6 && ip) return one(f === 'ip6 src' ? 4 : 5, putBack(op.field === 'src' ? 'ipv6_src' : 'ipv6_dst', 16, ipv6ToBytes(ip.value), ipv6ToBytes(ip.mask), op), dl);
+    if ((f === 'ip src' || f === 'ip dst') && l3 === EthP.IP && ip) return putBack(f === 'ip src' ? 2 : 3, op.field === 'src' ? 'ip_src' : 'ip_dst', 4, ipv4Num(ip.value), ipv4Num(ip.mask), op, dl);
+    if ((f === 'ip6 src' || f === 'ip6 dst') && l3 === EthP.IPV6 && ip) return putBack(f === 'ip6 src' ? 4 : 5, op.field === 'src' ? 'ipv6_src' : 'ipv6_dst', 16, ipv6ToBytes(ip.value), ipv6ToBytes(ip.mask), op, dl);
     if (f === 'ip tos' && l3 === EthP.IP && m.ipTos) {
       // Each of DSCP and ECN the op writes bits of must be pinned whole, and is put back whole.
       const w = op.mask === undefined ? 0xff : Number(op.mask);
       const pinned = m.ipTos.mask;
       if ((w & 0xfc && (pinned & 0xfc) !== 0xfc) || (w & 3 && (pinned & 3) !== 3)) return undefined;
       const restore = [...(w & 0xfc ? [setField('ip_dscp', m.ipTos.value >> 2)] : []), ...(w & 3 ? [setField('nw_ecn', m.ipTos.value & 3)] : [])];
-      return { slot: 6, restore, prereq: dl };
+      const covers = (w & 0xfc ? 0xfc : 0) | (w & 3 ? 3 : 0);
+      return { slot: 6, restore, prereq: dl, writes: BigInt(w), ...(covers !== 0xff ? { covers: BigInt(covers) } : {}) };
     }
-    if (((f === 'ip ttl' && l3 === EthP.IP) || (f === 'ip6 hoplimit' && l3 === EthP.IPV6)) && m.ipTtl?.mask === 0xff) return { slot: 7, restore: [{ a: 'mod_nw_ttl', ttl: m.ipTtl.value }], prereq: dl };
+    if (((f === 'ip ttl' && l3 === EthP.IP) || (f === 'ip6 hoplimit' && l3 === EthP.IPV6)) && m.ipTtl?.mask === 0xff) return { slot: 7, restore: [{ a: 'mod_nw_ttl', ttl: m.ipTtl.value }], prereq: dl, writes: 0xffn };
     if ((op.hdr === 'tcp' || op.hdr === 'udp') && m.ipProto === (op.hdr === 'tcp' ? 6 : 17)) {
       const port = op.field === 'sport' ? m.srcPort : m.dstPort;
       const range = op.field === 'sport' ? m.srcPortRange : m.dstPortRange;
-      if (port && !range) return one(portSlot(op), putBack(portField(op), 2, port.value, port.mask, op), [...dl, mf('nw_proto', m.ipProto!)]);
+      if (port && !range) return putBack(portSlot(op), portField(op), 2, port.value, port.mask, op, [...dl, mf('nw_proto', m.ipProto!)]);
     }
   }
   return undefined;
@@ -821,10 +847,10 @@ function savedCopy(rule: FlowerRule, op: PeditOp): Saved | undefined {
   const { l3, dl } = ipPrereq(m);
   if (!dl) return undefined;
   const f = `${op.hdr} ${op.field}`;
-  const whole = (slot: number, field: FieldName, width: number, prereq: MatchField[]): Saved => ({ slot, save: [move(field, reg(slot))], restore: [move(reg(slot), field, width)], prereq });
+  const whole = (slot: number, field: FieldName, width: number, prereq: MatchField[]): Saved => ({ slot, save: [move(field, reg(slot))], restore: [move(reg(slot), field, width)], prereq, writes: writtenBits(op, width / 8) });
   if ((f === 'ip src' || f === 'ip dst') && l3 === EthP.IP) return whole(f === 'ip src' ? 2 : 3, op.field === 'src' ? 'ip_src' : 'ip_dst', 32, dl);
   // DSCP (6 bits) and ECN (2 bits) are two OpenFlow fields: both go in reg6, DSCP low.
-  if (f === 'ip tos' && l3 === EthP.IP) return { slot: 6, save: [move('ip_dscp', reg(6)), move('nw_ecn', reg(6), undefined, 0, 6)], restore: [move(reg(6), 'ip_dscp', 6), move(reg(6), 'nw_ecn', 2, 6)], prereq: dl };
+  if (f === 'ip tos' && l3 === EthP.IP) return { slot: 6, save: [move('ip_dscp', reg(6)), move('nw_ecn', reg(6), undefined, 0, 6)], restore: [move(reg(6), 'ip_dscp', 6), move(reg(6), 'nw_ecn', 2, 6)], prereq: dl, writes: writtenBits(op, 1) };
   if ((f === 'ip ttl' && l3 === EthP.IP) || (f === 'ip6 hoplimit' && l3 === EthP.IPV6)) return whole(7, 'nw_ttl', 8, dl);
   // OVS refuses a port as a move's source under a match that may pin later fragments ("source field udp_dst
   // lacks correct prerequisites", found by the property test): a filter on ip_flags keeps the pinned-only rule.

@@ -247,7 +247,7 @@ export function translate(input: TranslateInput): Translation {
   // A mirror copy before a goto may be deferred to where the path ends (docs/mapping.md): later chains then need to know.
   const pendingMirrors = restoreOk && live.some(({ rule }) => rule.actions.some((a) => a.kind === 'mirred' && a.control.kind !== 'stolen') && rule.actions.some((a) => 'control' in a && a.control.kind === 'goto' && a.control.chain !== 0));
   const ctx0 = { ports, zone, maxFlowsPerRule, ...(input.outerTpid !== undefined ? { outerTpid: input.outerTpid } : {}), restoreOk, pendingMirrors };
-  for (let i = 0; i < live.length; i++) {
+  const translateAt = (i: number, restoreCover?: RuleContext['restoreCover']) => {
     const memo = memos[i]!;
     const localMeters: (OfMeter & { key: string })[] = [];
     const forced = input.notOffloadable?.get(live[i]!.id) ?? onLoops.get(live[i]!.id);
@@ -256,6 +256,7 @@ export function translate(input: TranslateInput): Translation {
       zone,
       maxFlowsPerRule,
       ...(input.outerTpid !== undefined ? { outerTpid: input.outerTpid } : {}),
+      ...(restoreCover ? { restoreCover } : {}),
       chainTable,
       nextTable,
       restoreOk,
@@ -277,8 +278,19 @@ export function translate(input: TranslateInput): Translation {
       }
     }
     ones[i] = one;
-  }
+  };
+  for (let i = 0; i < live.length; i++) translateAt(i);
   splitZones(live, ones, tables, memos, rank, ctx0);
+  // A masked restore puts back only its rule's bits: rules past chain 0 writing other bits of that field are
+  // translated again to hand the packet off where such a restore may hold their slot (docs/mapping.md, misses).
+  const cover = new Map<number, bigint>();
+  for (const one of ones) for (const s of one.saves ?? []) if (s.covers !== undefined) cover.set(s.slot, (cover.get(s.slot) ?? s.covers) & s.covers);
+  if (cover.size) {
+    const restoreCover = (slot: number) => cover.get(slot);
+    for (let i = 0; i < live.length; i++) {
+      if (live[i]!.rule.chain !== 0 && ones[i]!.saves?.some((s) => cover.has(s.slot) && (s.writes & ~cover.get(s.slot)!) !== 0n)) translateAt(i, restoreCover);
+    }
+  }
   for (let i = 0; i < live.length; i++) {
     const one = ones[i]!;
     for (const f of one.flows) flows.push(f);
@@ -310,6 +322,7 @@ export function translate(input: TranslateInput): Translation {
 
 interface RuleContext {
   ports: PortMap;
+  restoreCover?: (slot: number) => bigint | undefined;
   restoreOk: boolean;
   pendingMirrors?: boolean;
   zone(guestZone: number): number;
@@ -352,6 +365,7 @@ function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo,
       restoreOk: ctx.restoreOk,
       pendingMirrors: ctx.pendingMirrors,
       ...(ctx.outerTpid !== undefined ? { outerTpid: ctx.outerTpid } : {}),
+      ...(ctx.restoreCover ? { restoreCover: ctx.restoreCover } : {}),
       chainTable: (c) => {
         shared = true;
         return ctx.chainTable(c);

@@ -38,7 +38,7 @@ const extraLine = fc
 // Rewrites with a goto after them (chain 0 -> 1), over matches that pin the rewritten fields (as a guest OVS's
 // megaflows do), and chain 1 rules that meet the rewritten packet, miss it or trap it: the hand-off must restore.
 const rewriteLineOn = (devs: fc.Arbitrary<string>) => fc
-  .tuple(devs, dev, fc.integer({ min: 1, max: 4 }), fc.nat(22))
+  .tuple(devs, dev, fc.integer({ min: 1, max: 4 }), fc.nat(25))
   .map(([d, to, prio, k]) => {
     const c0 = `dev ${d} ingress prio ${prio}`, c1 = `dev ${d} ingress chain 1 prio ${prio}`;
     return [
@@ -67,6 +67,10 @@ const rewriteLineOn = (devs: fc.Arbitrary<string>) => fc
       `${c1} protocol ip flower action mirred ingress mirror dev ${to} pipe action goto chain 2`,
       `${c1} protocol ip flower ip_proto tcp action police rate 8mbit burst 100k conform-exceed drop/pipe action mirred egress redirect dev ${to}`,
       `dev ${d} ingress chain 2 prio ${prio} protocol ip flower action mirred egress redirect dev ${to}`,
+      // A masked restore (the match pins only the DSCP it writes), then a later rule writing the ECN bits and a miss.
+      `${c0} protocol ip flower ip_tos 0x10/0xfc action pedit ex munge ip tos set 0x28 retain 0xfc pipe action goto chain 1`,
+      `${c1} protocol ip flower action pedit ex munge ip tos set 0x1 retain 0x3 pipe action goto chain 2`,
+      `dev ${d} ingress chain 2 prio ${prio} protocol ip flower ip_proto tcp action drop`,
     ][k]!;
   });
 const rewriteLine = rewriteLineOn(dev);
