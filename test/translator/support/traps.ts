@@ -7,7 +7,7 @@ import { keysMatch, protocolMatches } from '../../../rules/classify/match.js';
 import { cookieRuleId } from '../../../translator/cookie.js';
 import { DEFAULT_MAX_FLOWS_PER_RULE, type Translation } from '../../../translator/index.js';
 import { translateMatch } from '../../../translator/match.js';
-import { HANDOFF_TABLE, PENDING_BIT, VALUE_BITS_REG } from '../../../translator/actions.js';
+import { HANDOFF_TABLE, PENDING_BIT, SAVED_BITS_REG, VALUE_BITS_REG } from '../../../translator/actions.js';
 
 export const isTpid = (t: number | undefined) => t === 0x8100 || t === 0x88a8;
 
@@ -41,6 +41,38 @@ export function pendingHandOffs(t: Translation, rules: FlowerRule[]): (r: Flower
   }
   const handsOff = new Set(rules.filter((_, i) => ids.has(i + 1)));
   return (r, q, emits) => handsOff.has(r) && emits.some((e) => e.copy) && protocolMatches(r, q) && keysMatch(r.match, q);
+}
+
+/**
+ * The rules whose flows hand a packet off untouched when an earlier rule on its
+ * path took a save slot they need (reg15; translator savingVariants): the
+ * taken slot's restore would not put back what they write, or it holds a tag
+ * change. Read from the translation: a flow matching reg15 whose one action
+ * hands off. The slots a packet's path took are each executed rule's save
+ * slots, tracked per classify pass (its packet object is one per pass).
+ */
+export function takenSlotHandOffs(t: Translation, rules: FlowerRule[]): (r: FlowerRule, q: Packet) => boolean {
+  const slots = new Map<number, number>();
+  const handOffs = new Map<number, { value: number; mask: number }[]>();
+  for (const f of t.flows) {
+    const id = cookieRuleId(f.cookie);
+    const m = f.match.find((x) => x.field === SAVED_BITS_REG);
+    let s = slots.get(id) ?? 0;
+    if (m) s |= Number(m.mask);
+    for (const a of f.actions) if (a.a === 'set_field' && a.field === SAVED_BITS_REG) s |= Number(a.value);
+    if (s) slots.set(id, s);
+    const [only] = f.actions;
+    if (m && f.actions.length === 1 && only!.a === 'resubmit' && only!.table === HANDOFF_TABLE) handOffs.set(id, [...(handOffs.get(id) ?? []), { value: Number(m.value), mask: Number(m.mask) }]);
+  }
+  const taken = new WeakMap<Packet, number>();
+  return (r, q) => {
+    const id = rules.indexOf(r) + 1;
+    if (!protocolMatches(r, q) || !keysMatch(r.match, q)) return false;
+    const now = taken.get(q) ?? 0;
+    if (handOffs.get(id)?.some((h) => (now & h.mask) === h.value)) return true;
+    taken.set(q, now | (slots.get(id) ?? 0));
+    return false;
+  };
 }
 
 /** An IPv6 later fragment of an ip_proto rule: OVS sees nw_proto 44 there, so the rule's flows trap it. */
@@ -93,14 +125,18 @@ function trapCovers(r: FlowerRule, p: Packet): boolean {
  * Every trap of a translation, as classify's `trapped` hook: a not-offloaded
  * rule's trap over what its flows take (none for a filter on the other VLAN
  * protocol of a declaring VM: it matches no frame there), IPv6 later fragments
- * of offloaded ip_proto rules, deeper tags, and hand-offs under deferred copies.
+ * of offloaded ip_proto rules, deeper tags, hand-offs under deferred copies
+ * and hand-offs where an earlier rule took a save slot.
  */
 export function hardwareTraps(t: Translation, rules: FlowerRule[], outerTpid: number | undefined): (r: FlowerRule, q: Packet, emits: readonly Emit[]) => boolean {
   const notOffloaded = new Set(rules.filter((_, i) => !t.perRule.get(i + 1)!.offloaded));
   const pendingHandOff = pendingHandOffs(t, rules);
+  const takenSlotHandOff = takenSlotHandOffs(t, rules);
   return (r, q, emits) =>
     (notOffloaded.has(r) && trapCovers(r, q) && !(outerTpid !== undefined && isTpid(r.protocol) && r.protocol !== outerTpid)) ||
     (!notOffloaded.has(r) && ipv6LaterFragmentTrap(r, r.match, q)) ||
     deeperTagTrap(r, q, outerTpid) ||
-    pendingHandOff(r, q, emits);
+    pendingHandOff(r, q, emits) ||
+    // Last: it records the slots of a rule that runs.
+    takenSlotHandOff(r, q);
 }
