@@ -49,7 +49,8 @@ export interface ActionContext {
  * back (reg15 bit `slot` says the slot is taken). Either the rule's own match
  * pins the value it had, and register `reg<slot>` names the rule that changed
  * it first; or `save` copies the original bits into `reg<slot>` (reg13 bit
- * `slot` says so), for fields of up to 32 bits the match does not pin.
+ * `slot` says so), for fields of up to 32 bits the match does not pin, and
+ * MACs (the high 16 bits in a quarter of metadata).
  */
 export interface Saved {
   slot: number;
@@ -835,18 +836,29 @@ const move = (src: FieldName, dst: FieldName, bits?: number, srcOfs?: number, ds
 });
 
 /**
- * The save of a field of up to 32 bits the match does not pin: its bits are
- * copied into reg<slot> before the rule rewrites it (ovs-actions(7) move), and
- * moved back by the hand-off. Reading the field makes OVS's megaflow match it
- * exactly (ofproto-dpif-xlate.c un-wildcards a move's source), so the
- * datapath flow of a miss still carries no net rewrite. MACs and IPv6
- * addresses do not fit a register: undefined.
+ * The save of a field the match does not pin: its bits are copied into
+ * reg<slot> (and for a MAC, a part of metadata) before the rule rewrites it
+ * (ovs-actions(7) move), and moved back by the hand-off. Reading the field
+ * makes OVS's megaflow match it exactly (ofproto-dpif-xlate.c un-wildcards a
+ * move's source), so the datapath flow of a miss still carries no net
+ * rewrite. IPv6 addresses have no 128 bits left: undefined.
  */
 function savedCopy(rule: FlowerRule, op: PeditOp): Saved | undefined {
   const m = rule.match;
+  const f = `${op.hdr} ${op.field}`;
+  if (f === 'eth dst' || f === 'eth src') {
+    // 48 bits: the low 32 in the slot's register, the high 16 in a quarter of OpenFlow's metadata (dst 0-15, src 16-31).
+    const [field, slot, at]: [FieldName, number, number] = f === 'eth dst' ? ['eth_dst', 0, 0] : ['eth_src', 1, 16];
+    return {
+      slot,
+      save: [move(field, reg(slot), 32), move(field, 'metadata', 16, 32, at)],
+      restore: [move(reg(slot), field, 32), move('metadata', field, 16, at, 32)],
+      prereq: [],
+      writes: writtenBits(op, 6),
+    };
+  }
   const { l3, dl } = ipPrereq(m);
   if (!dl) return undefined;
-  const f = `${op.hdr} ${op.field}`;
   const whole = (slot: number, field: FieldName, width: number, prereq: MatchField[]): Saved => ({ slot, save: [move(field, reg(slot))], restore: [move(reg(slot), field, width)], prereq, writes: writtenBits(op, width / 8) });
   if ((f === 'ip src' || f === 'ip dst') && l3 === EthP.IP) return whole(f === 'ip src' ? 2 : 3, op.field === 'src' ? 'ip_src' : 'ip_dst', 32, dl);
   // DSCP (6 bits) and ECN (2 bits) are two OpenFlow fields: both go in reg6, DSCP low.

@@ -19,7 +19,7 @@ export type FieldName =
   | 'tcp_src' | 'tcp_dst' | 'tcp_flags' | 'udp_src' | 'udp_dst' | 'sctp_src' | 'sctp_dst'
   | 'icmp_type' | 'icmp_code' | 'icmpv6_type' | 'icmpv6_code'
   | 'arp_op' | 'arp_spa' | 'arp_tpa' | 'arp_sha' | 'arp_tha'
-  | `reg${number}` | 'pkt_mark' | 'ct_state' | 'ct_zone' | 'ct_mark' | 'ct_label';
+  | `reg${number}` | 'metadata' | 'pkt_mark' | 'ct_state' | 'ct_zone' | 'ct_mark' | 'ct_label';
 
 /**
  * A field value: a number for fields up to 48 bits (MACs and IPv4 addresses as

@@ -95,6 +95,8 @@ const FIELDS: FieldSpec[] = [
   // Registers as set_field targets keep their NXM header (MFF_REGn has no OXM); matches use xregs.
   ...Array.from({ length: 16 }, (_, i) => f(`reg${i}`, 4, NXM_NX, i, true, 'int', 'none', { nxm: `NXM_NX_REG${i}` })),
   f('pkt_mark', 4, NXM_NX, 33, true, 'int', 'none', { nxm: 'NXM_NX_PKT_MARK' }),
+  // OpenFlow's pipeline metadata: never in the datapath, frozen with a recirculation (a move's home for saved bits).
+  f('metadata', 8, OXM_OF, 2, true, 'int', 'none', { nxm: 'OXM_OF_METADATA' }),
   f('ct_state', 4, NXM_NX, 105, true, 'ct_state', 'none', { writable: false }),
   f('ct_zone', 2, NXM_NX, 106, false, 'int', 'none', { writable: false }),
   f('ct_mark', 4, NXM_NX, 107, true, 'int', 'none'),

@@ -52,6 +52,8 @@ const FORMS: [string, string][] = [
   ['rewrite pinned, goto, miss restored', 'protocol ip flower dst_ip 10.0.0.2 action pedit ex munge ip dst set 10.9.9.9 pipe action goto chain 1\ndev vf0 ingress chain 1 prio 1 protocol ip flower ip_proto tcp action mirred egress redirect dev vf1'],
   // Unpinned fields are saved in registers (move:) and moved back: the frames that miss chain 1 leave unrewritten.
   ['rewrite unpinned, goto, miss restored', 'protocol ip flower action pedit ex munge ip dst set 10.9.9.9 munge ip tos set 0x28 retain 0xfc pipe action goto chain 1\ndev vf0 ingress chain 1 prio 1 protocol ip flower ip_proto tcp action mirred egress redirect dev vf1'],
+  // A MAC does not fit a register: its low 32 bits go in one, its high 16 in a quarter of metadata (OpenFlow-only too).
+  ['MACs unpinned, goto, miss restored', 'protocol all flower action pedit ex munge eth dst set 0a:bb:00:00:00:09 munge eth src set 0e:cc:00:00:00:0a pipe action goto chain 1\ndev vf0 ingress chain 1 prio 1 protocol ip flower ip_proto tcp action mirred egress redirect dev vf1'],
   ['port and ttl unpinned, goto, miss restored', 'protocol ip flower ip_proto udp action pedit ex munge udp dport set 4789 munge ip ttl dec pipe action goto chain 1\ndev vf0 ingress chain 1 prio 1 protocol ip flower ip_proto udp src_port 2000 action drop'],
   // A copy before a goto is deferred: sent with chain 1's redirect (udp), never before the hand-off of a miss.
   ['mirror, goto: the copy where the path ends in hardware', 'protocol ip flower action mirred egress mirror dev uplink pipe action goto chain 1\ndev vf0 ingress chain 1 prio 1 protocol ip flower ip_proto udp action mirred egress redirect dev vf1'],

@@ -157,6 +157,8 @@ const MOVES: [match: string, actions: string][] = [
   ['in_port=1,dl_type=0x800,nw_proto=132', 'move:OXM_OF_SCTP_SRC[]->NXM_NX_REG1[0..15],move:NXM_NX_REG1[16..31]->OXM_OF_SCTP_DST[]'],
   ['in_port=1', 'move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],move:NXM_NX_PKT_MARK[]->NXM_NX_REG14[],move:NXM_NX_REG15[]->NXM_NX_PKT_MARK[],output:2'],
   [IP_TCP, 'move:NXM_OF_ETH_TYPE[]->NXM_NX_REG4[16..31],move:NXM_OF_IP_PROTO[]->NXM_NX_REG4[0..7]'],
+  // A MAC's save and restore: the low 32 bits in a register, the high 16 in a quarter of metadata.
+  ['in_port=1', 'move:NXM_OF_ETH_DST[0..31]->NXM_NX_REG0[],move:NXM_OF_ETH_DST[32..47]->OXM_OF_METADATA[0..15],move:NXM_NX_REG1[]->NXM_OF_ETH_SRC[0..31],move:OXM_OF_METADATA[16..31]->NXM_OF_ETH_SRC[32..47]'],
 ];
 const MOVE_FLOWS: OfFlow[] = MOVES.map(([m, a], i) => flow(3, 60 + i, 0x600n + BigInt(i), m, a));
 

@@ -193,7 +193,7 @@ describe('translator on a real Open vSwitch agrees with the reference classifier
     property(2 * TPID_RULESETS, undefined, fc.tuple(arbRewriteGotoRuleset('vf0'), fc.array(arbPacket().map((p) => ({ ...p, inDev: 'vf0' })), { minLength: PACKETS, maxLength: PACKETS }))), 600_000);
   // A masked restore puts back only the bits its rule wrote (the match pins no more); a later rule on the path
   // writing other bits of that field, then a miss, must still hand software the packet as it came.
-  it('a masked rewrite, then a later rule writing other bits of the field, then a miss', () => {
+  it('a masked rewrite, then a later rule writing other bits of the field, then a miss (and unpinned MACs)', () => {
     const keep = (line: string, htype: string, offset: number, mask: number): FlowerRule => {
       const r = parseFilter(splitArgs(line)).value!;
       return { ...r, actions: r.actions.map((a) => (a.kind === 'pedit' ? { ...a, keys: a.keys.map((k) => (k.htype === htype && k.offset === offset ? { ...k, mask, value: (k.value & ~mask) >>> 0 } : k)) } : a)) };
@@ -204,6 +204,8 @@ describe('translator on a real Open vSwitch agrees with the reference classifier
       parseFilter(splitArgs('dev vf0 ingress chain 1 prio 1 protocol ip flower ip_proto udp action pedit ex munge ip tos set 0x1 retain 0x3 pipe action goto chain 2')).value!,
       keep('dev vf0 ingress chain 1 prio 2 protocol ip flower ip_proto tcp action pedit ex munge ip dst set 10.9.0.0 pipe action goto chain 2', 'ip4', 16, 0x0000ffff),
       parseFilter(splitArgs('dev vf0 ingress chain 2 prio 1 protocol ip flower ip_proto icmp action drop')).value!,
+      // Unpinned MACs: saved whole (register and metadata) and moved back on the miss.
+      parseFilter(splitArgs('dev vf0 ingress prio 3 protocol all flower action pedit ex munge eth dst set 0a:bb:00:00:00:09 munge eth src set 0e:cc:00:00:00:0a pipe action goto chain 1')).value!,
     ];
     const packet = (tos: number, dst: string, proto: number): Packet => ({
       inDev: 'vf0', dstMac: '02:00:00:00:00:02', srcMac: '02:00:00:00:00:01', vlans: [], ethType: 0x0800,
@@ -213,6 +215,7 @@ describe('translator on a real Open vSwitch agrees with the reference classifier
     const packets = [
       packet(0x10, '10.0.0.3', 17), packet(0x12, '10.0.0.3', 17), packet(0x13, '10.0.0.2', 17), packet(0x00, '10.0.0.2', 6), packet(0x02, '10.1.2.2', 6),
       packet(0x10, '10.0.0.2', 6), packet(0x00, '10.0.0.2', 17), packet(0x11, '10.0.0.4', 6), packet(0x00, '10.0.0.5', 17), packet(0x40, '10.0.0.2', 6),
+      packet(0x00, '10.0.0.6', 6), packet(0x28, '10.0.0.7', 17),
     ];
     return property(1, undefined, fc.constant<[FlowerRule[], Packet[]]>([rules, packets]));
   }, 120_000);

@@ -277,8 +277,8 @@ describe('refusals and partial offload', () => {
     expect(t.perRule.get(1)!.error!.message).toMatch(/rewrites the packet.*chain 0 again/);
   });
   it('a rewrite that may reach software after a later chain is not offloaded unless the hand-off can put it back', () => {
-    // A MAC is 48 bits, more than the slot's register holds: an unpinned one cannot be saved.
-    const t = translate({ rules: ['dev vf0 ingress prio 1 protocol ip flower action pedit ex munge eth src set 02:00:00:00:00:99 pipe action goto chain 1', 'dev vf0 ingress chain 1 prio 1 protocol all flower action drop'].map((l, i) => ({ id: i + 1, rule: parseFilter(splitArgs(l)).value! })), ports });
+    // An IPv6 address is 128 bits, more than a register and a quarter of metadata hold: an unpinned one cannot be saved.
+    const t = translate({ rules: ['dev vf0 ingress prio 1 protocol ipv6 flower action pedit ex munge ip6 src set 2001:db8::99 pipe action goto chain 1', 'dev vf0 ingress chain 1 prio 1 protocol all flower action drop'].map((l, i) => ({ id: i + 1, rule: parseFilter(splitArgs(l)).value! })), ports });
     expect(t.perRule.get(1)!.error!.message).toMatch(/rewrites the packet.*chain 0 again/);
   });
   it('a mirror copy or a meter followed by a possible hand-off to software is not offloaded (software would repeat it)', () => {
@@ -540,12 +540,15 @@ describe('rewrite, then goto (issue 11 section 2)', () => {
     ]);
     expect(lines).toContain('table=253,priority=20,reg14=3,reg13=0x4/0x4,dl_type=0x800,actions=move:NXM_NX_REG2[]->NXM_OF_IP_SRC[]');
     expect(lines.some((l) => l.startsWith('table=253,priority=10,'))).toBe(false);
-    // Ports (a range too), tos and ttl fit as well; MACs and IPv6 addresses do not.
+    // Ports (a range too), tos, ttl and MACs (in a register and metadata) fit as well; IPv6 addresses do not.
     const saved = (line: string) => tr([line, chain1]).perRule.get(1)!.offloaded;
     expect(saved('dev vf0 ingress prio 1 protocol ip flower ip_proto udp dst_port 1000-1999 action pedit ex munge udp dport set 4789 pipe action goto chain 1')).toBe(true);
     expect(saved('dev vf0 ingress prio 1 protocol ip flower action pedit ex munge ip tos set 0x28 retain 0xfc munge ip ttl dec pipe action goto chain 1')).toBe(true);
     expect(saved('dev vf0 ingress prio 1 protocol ipv6 flower action pedit ex munge ip6 dst set 2001:db8::9 pipe action goto chain 1')).toBe(false);
-    expect(saved('dev vf0 ingress prio 1 protocol ip flower action pedit ex munge eth dst set 02:00:00:00:00:09 pipe action goto chain 1')).toBe(false);
+    expect(saved('dev vf0 ingress prio 1 protocol ip flower action pedit ex munge eth dst set 02:00:00:00:00:09 pipe action goto chain 1')).toBe(true);
+    const mac = uncookied(tr(['dev vf0 ingress prio 1 protocol all flower action pedit ex munge eth src set 02:00:00:00:00:09 pipe action goto chain 1', chain1]).flows);
+    expect(mac.find((l) => l.startsWith('table=2,priority=59999'))).toContain('move:NXM_OF_ETH_SRC[0..31]->NXM_NX_REG1[],move:NXM_OF_ETH_SRC[32..47]->OXM_OF_METADATA[16..31]');
+    expect(mac).toContain('table=253,priority=20,reg14=2,reg13=0x2/0x2,actions=move:NXM_NX_REG1[]->NXM_OF_ETH_SRC[0..31],move:OXM_OF_METADATA[16..31]->NXM_OF_ETH_SRC[32..47]');
   });
 
   it('defers a mirror copy to where the path ends in hardware, and hands off without it', () => {

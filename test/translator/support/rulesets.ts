@@ -38,7 +38,7 @@ const extraLine = fc
 // Rewrites with a goto after them (chain 0 -> 1), over matches that pin the rewritten fields (as a guest OVS's
 // megaflows do), and chain 1 rules that meet the rewritten packet, miss it or trap it: the hand-off must restore.
 const rewriteLineOn = (devs: fc.Arbitrary<string>) => fc
-  .tuple(devs, dev, fc.integer({ min: 1, max: 4 }), fc.nat(25))
+  .tuple(devs, dev, fc.integer({ min: 1, max: 4 }), fc.nat(26))
   .map(([d, to, prio, k]) => {
     const c0 = `dev ${d} ingress prio ${prio}`, c1 = `dev ${d} ingress chain 1 prio ${prio}`;
     return [
@@ -71,6 +71,8 @@ const rewriteLineOn = (devs: fc.Arbitrary<string>) => fc
       `${c0} protocol ip flower ip_tos 0x10/0xfc action pedit ex munge ip tos set 0x28 retain 0xfc pipe action goto chain 1`,
       `${c1} protocol ip flower action pedit ex munge ip tos set 0x1 retain 0x3 pipe action goto chain 2`,
       `dev ${d} ingress chain 2 prio ${prio} protocol ip flower ip_proto tcp action drop`,
+      // Unpinned MACs: saved whole (the low 32 bits in a register, the high 16 in metadata) and moved back on a miss.
+      `${c0} protocol all flower action pedit ex munge eth dst set 0a:bb:00:00:00:09 munge eth src set 0e:cc:00:00:00:0a pipe action goto chain 1`,
     ][k]!;
   });
 const rewriteLine = rewriteLineOn(dev);
