@@ -3,6 +3,7 @@
 // (each trap is the rule's own, at its place; software then decides).
 import type { FlowerMatch, FlowerRule } from '../../../rules/model.js';
 import type { Emit, Packet } from '../../../rules/packet.js';
+import type { OfFlow } from '../../../ovs/openflow/flow.js';
 import { keysMatch, protocolMatches } from '../../../rules/classify/match.js';
 import { cookieRuleId } from '../../../translator/cookie.js';
 import { DEFAULT_MAX_FLOWS_PER_RULE, type Translation } from '../../../translator/index.js';
@@ -26,6 +27,9 @@ export function deeperTagTrap(r: FlowerRule, q: Packet, outerTpid: number | unde
   return !!o && !!inner && (outerTpid === undefined || o.tpid === outerTpid) && (m.vlanId === undefined || o.vid === m.vlanId) && (m.vlanPrio === undefined || o.pcp === m.vlanPrio);
 }
 
+/** A rule's flow whose one action is the hand-off of chains past 0 (a variant that leaves the packet to software). */
+const onlyHandsOff = (f: OfFlow) => f.actions.length === 1 && f.actions[0]!.a === 'resubmit' && f.actions[0]!.table === HANDOFF_TABLE;
+
 /**
  * The rules whose flows hand a packet off when an earlier rule deferred mirror
  * copies (reg13 bit 15; docs/mapping.md, Misses after side effects): a later
@@ -37,7 +41,7 @@ export function pendingHandOffs(t: Translation, rules: FlowerRule[]): (r: Flower
   const ids = new Set<number>();
   for (const f of t.flows) {
     const pending = f.match.some((m) => m.field === VALUE_BITS_REG && m.value === PENDING_BIT && m.mask === PENDING_BIT);
-    if (pending && f.actions.length === 1 && f.actions[0]!.a === 'resubmit' && f.actions[0]!.table === HANDOFF_TABLE) ids.add(cookieRuleId(f.cookie));
+    if (pending && onlyHandsOff(f)) ids.add(cookieRuleId(f.cookie));
   }
   const handsOff = new Set(rules.filter((_, i) => ids.has(i + 1)));
   return (r, q, emits) => handsOff.has(r) && emits.some((e) => e.copy) && protocolMatches(r, q) && keysMatch(r.match, q);
@@ -61,12 +65,12 @@ export function takenSlotHandOffs(t: Translation, rules: FlowerRule[]): (r: Flow
     if (m) s |= Number(m.mask);
     for (const a of f.actions) if (a.a === 'set_field' && a.field === SAVED_BITS_REG) s |= Number(a.value);
     if (s) slots.set(id, s);
-    const [only] = f.actions;
-    if (m && f.actions.length === 1 && only!.a === 'resubmit' && only!.table === HANDOFF_TABLE) handOffs.set(id, [...(handOffs.get(id) ?? []), { value: Number(m.value), mask: Number(m.mask) }]);
+    if (m && onlyHandsOff(f)) handOffs.set(id, [...(handOffs.get(id) ?? []), { value: Number(m.value), mask: Number(m.mask) }]);
   }
+  const ids = new Map(rules.map((r, i) => [r, i + 1]));
   const taken = new WeakMap<Packet, number>();
   return (r, q) => {
-    const id = rules.indexOf(r) + 1;
+    const id = ids.get(r)!;
     if (!protocolMatches(r, q) || !keysMatch(r.match, q)) return false;
     const now = taken.get(q) ?? 0;
     if (handOffs.get(id)?.some((h) => (now & h.mask) === h.value)) return true;
