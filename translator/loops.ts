@@ -7,7 +7,7 @@
 // ct(table=), after the datapath's few recirculations. So a rule whose goto
 // lies on a loop is not offloaded: software runs the loop as the kernel does.
 import { Errno, type VpfError } from '../rules/errors.js';
-import type { FlowerRule } from '../rules/model.js';
+import type { Control, FlowerRule } from '../rules/model.js';
 import type { RuleInput } from './index.js';
 import { refusal } from './refuse.js';
 
@@ -16,8 +16,12 @@ function eachGoto(rule: FlowerRule, f: (chain: number) => void): void {
   for (const a of rule.actions) {
     if (a.control.kind === 'goto') f(a.control.chain);
     if (a.kind === 'police' && a.exceed.kind === 'goto') f(a.exceed.chain);
+    // tcf_action_exec (act_api.c) goes on only past a pipe or a jump: a goto after any other verdict is never taken.
+    if (!goesOn(a.control) && !(a.kind === 'police' && goesOn(a.exceed))) break;
   }
 }
+
+const goesOn = (c: Control) => c.kind === 'pipe' || c.kind === 'jump';
 
 /**
  * The rules with a goto on a loop, by id, with the reason: an edge chain -> target of their

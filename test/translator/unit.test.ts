@@ -129,12 +129,15 @@ describe('mapping rows', () => {
       // The same gotos on another representor: its chains are its own, and none of them comes back.
       'dev vf1 ingress prio 1 protocol ip flower action goto chain 1',
       'dev vf1 ingress chain 1 prio 1 protocol ip flower action goto chain 2',
+      // A goto after a redirect (verdict stolen) is never taken (act_api.c goes on only past pipe): no loop.
+      'dev vf1 ingress chain 2 prio 1 protocol ip flower action mirred egress redirect dev uplink action goto chain 1',
     );
     // A police's exceed verdict may be a goto too (netlink only: tc's conform-exceed slash form has no goto).
     rs[4]!.rule.actions[0] = { ...(rs[4]!.rule.actions[0] as PoliceAction), exceed: { kind: 'goto', chain: 2 } };
     const t = translate({ rules: rs, ports });
     const why = (id: number) => t.perRule.get(id)!.error?.message.match(/^goto chain \d+ closes a loop/)?.[0];
-    expect([1, 2, 3, 4, 5, 6, 7].map(why)).toEqual([undefined, 'goto chain 2 closes a loop', undefined, 'goto chain 1 closes a loop', 'goto chain 2 closes a loop', undefined, undefined]);
+    expect([1, 2, 3, 4, 5, 6, 7, 8].map(why)).toEqual([undefined, 'goto chain 2 closes a loop', undefined, 'goto chain 1 closes a loop', 'goto chain 2 closes a loop', undefined, undefined, undefined]);
+    expect(t.perRule.get(8)!.offloaded).toBe(true);
     expect(t.perRule.get(2)!.offloaded).toBe(false);
   });
   it('ct nat without a goto is ct(nat) in place, then the rest of the list (the datapath NATs the packet its outputs carry)', () => {
