@@ -247,6 +247,22 @@ export interface TranslatedActions {
 
 type Tagged = 'yes' | 'no' | 'unknown';
 
+/**
+ * The ip_proto a filter's port rewrites imply when it names none: act_pedit.c
+ * writes a tcp/udp key at the transport header whatever protocol is there,
+ * and OpenFlow's tcp_dst/udp_dst need nw_proto (ovs-fields(7) prerequisites).
+ * So an IPv4/IPv6 filter without ip_proto whose pedit keys are all of one L4
+ * header is offloaded for that protocol's packets; the rest go to software
+ * (translateOne). undefined: no such rewrite, or not one protocol.
+ */
+export function impliedIpProto(rule: FlowerRule): number | undefined {
+  const l3 = l3Protocol(rule.match);
+  // ip_flags on IPv6 may name later fragments, which OVS never sees with an upper protocol: left to the trap whole.
+  if (rule.match.ipProto !== undefined || (l3 !== EthP.IP && l3 !== EthP.IPV6) || (l3 === EthP.IPV6 && rule.match.ipFlags)) return undefined;
+  const hdrs = new Set(rule.actions.flatMap((a) => (a.kind === 'pedit' ? a.keys.map((k) => k.htype) : [])).filter((h) => h === 'tcp' || h === 'udp'));
+  return hdrs.size === 1 ? (hdrs.has('tcp') ? 6 : 17) : undefined;
+}
+
 export function translateActions(rule: FlowerRule, ctx: ActionContext): TranslatedActions {
   // VLAN presence as far as the match tells: the protocol gate makes ip/ipv6/arp/mpls untagged.
   const tagged0: Tagged =

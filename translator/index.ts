@@ -15,10 +15,11 @@
 // refused instead, as a NIC refuses it. skip_hw rules are trapped (C5).
 import { Errno, VpfError } from '../rules/errors.js';
 import { refusal } from './refuse.js';
-import type { FlowerRule } from '../rules/model.js';
+import { EthP, type FlowerRule } from '../rules/model.js';
+import { l3Protocol } from '../rules/validate.js';
 import { maskShape } from '../rules/classify/match.js';
 import type { Match, MatchField, OfAction, OfFlow, OfMeter } from '../ovs/openflow/flow.js';
-import { EMIT_TABLE, handOffAction, HANDOFF_TABLE, output, PENDING_RULE_MASK, resubmit, RESTORE_SLOT_REG, setField, translateActions, VALUE_BITS_REG, type Saved } from './actions.js';
+import { EMIT_TABLE, handOffAction, HANDOFF_TABLE, impliedIpProto, output, PENDING_RULE_MASK, resubmit, RESTORE_SLOT_REG, setField, translateActions, VALUE_BITS_REG, type Saved } from './actions.js';
 import { cookieOf, FlowKind } from './cookie.js';
 import { guestZones } from '../rules/ctzone.js';
 import { deeperTags, ipv6LaterFragments, mf, ruleView, translateMatch, trapMatches, UNTAGGED } from './match.js';
@@ -357,8 +358,13 @@ function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo,
     if (rule.flags.skipHw) throw refusal(Errno.EOPNOTSUPP, 'skip_hw: the guest keeps this filter in software', 'skip_hw');
     // A rule in a conntrack zone depends on the zone's other rules (splitZones): never kept in the memo.
     const zoned: RuleContext = { ...ctx, zone: (z) => ((shared = true), ctx.zone(z)) };
-    matches = translateMatch(rule, zoned);
-    const acts = translateActions(rule, {
+    // Port rewrites on a filter without ip_proto: that protocol's flows, the rest of its packets trapped below them.
+    const proto = impliedIpProto(rule);
+    const view = proto === undefined ? rule : { ...rule, match: { ...rule.match, ipProto: proto } };
+    matches = translateMatch(view, zoned);
+    // An IPv6 later fragment has nw_proto 44 in OVS (flower keeps the upper one): nw_frag=not_later leaves it to the trap.
+    if (proto !== undefined && l3Protocol(view.match) === EthP.IPV6) matches = matches.map((m) => [...m, mf('ip_frag', 0, 2)]);
+    const acts = translateActions(view, {
       ports,
       zone: zoned.zone,
       ruleId: id,
@@ -386,11 +392,16 @@ function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo,
         'action',
       );
     }
+    // The trap of the other protocols takes `lo`: possible only when no variant needs `hi` over a general one.
+    if (proto !== undefined && acts.variants.some((v) => v.specific)) {
+      throw refusal(Errno.EOPNOTSUPP, `pedit of ${proto === 6 ? 'tcp' : 'udp'} ports with a ttl dec or PCP-keeping vlan modify needs a filter that matches ip_proto ${proto === 6 ? 'tcp' : 'udp'}`, 'pedit');
+    }
     out = [];
     for (const m of matches) {
-      for (const v of acts.variants) out.push(flow(FlowKind.RULE, id, table, v.specific ? hi : lo, withPort(inPort, m, v.when), v.actions));
+      for (const v of acts.variants) out.push(flow(FlowKind.RULE, id, table, v.specific || proto !== undefined ? hi : lo, withPort(inPort, m, v.when), v.actions));
     }
     const trapActs = [toRep];
+    if (proto !== undefined) for (const m of translateMatch(rule, zoned)) out.push(flow(FlowKind.TRAP, id, table, lo, withPort(inPort, m, NONE), trapActs));
     for (const m of ipv6LaterFragments(rule, matches)) out.push(flow(FlowKind.TRAP, id, table, hi, withPort(inPort, m, NONE), trapActs));
     for (const m of deeperTags(rule, ctx)) out.push(flow(FlowKind.TRAP, id, table, hi, withPort(inPort, m, NONE), trapActs));
     // What the rule saved, put back by the hand-off table when the packet misses later (docs/mapping.md, restore).

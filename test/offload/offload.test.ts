@@ -57,6 +57,9 @@ const FORMS: [string, string][] = [
   ['port and ttl unpinned, goto, miss restored', 'protocol ip flower ip_proto udp action pedit ex munge udp dport set 4789 munge ip ttl dec pipe action goto chain 1\ndev vf0 ingress chain 1 prio 1 protocol ip flower ip_proto udp src_port 2000 action drop'],
   // A copy before a goto is deferred: sent with chain 1's redirect (udp), never before the hand-off of a miss.
   ['mirror, goto: the copy where the path ends in hardware', 'protocol ip flower action mirred egress mirror dev uplink pipe action goto chain 1\ndev vf0 ingress chain 1 prio 1 protocol ip flower ip_proto udp action mirred egress redirect dev vf1'],
+  // A port rewrite without ip_proto: that protocol's frames rewritten in tc, the filter's others trapped.
+  ['tcp port rewrite without ip_proto', 'protocol ip flower action pedit ex munge tcp dport set 8080 pipe action mirred egress redirect dev vf1'],
+  ['udp port rewrite without ip_proto, IPv6 (nw_frag=not_later)', 'protocol ipv6 flower action pedit ex munge udp sport set 53 pipe action mirred egress redirect dev vf1'],
   ['vlan pop on protocol all', 'protocol all flower action vlan pop pipe action mirred egress redirect dev vf1'],
   ['vlan modify on protocol all', 'protocol all flower action vlan modify id 9 pipe action mirred egress redirect dev vf1'],
   ['police after a rewrite', 'protocol ip flower action pedit ex munge ip tos set 0x28 retain 0xfc pipe action police rate 8mbit burst 100k index 8 conform-exceed drop/pipe action mirred egress redirect dev vf1'],

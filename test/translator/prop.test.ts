@@ -70,7 +70,7 @@ class TranslationShare extends Share {
     if (!trap) return this.add(true, '');
     const by = rulesMet(ruleset, inDev, [trap])[0];
     const offloadedTrap = by && perRule.get(ruleset.indexOf(by) + 1)!.offloaded;
-    this.add(false, !by ? 'trapped' : offloadedTrap ? 'trapped by an offloaded rule (IPv6 later fragment, deeper tags)' : `caught by the trap of a rule it does not meet: ${causeKey(why(by))}`);
+    this.add(false, !by ? 'trapped' : offloadedTrap ? 'trapped by an offloaded rule (IPv6 later fragment, deeper tags, another protocol than its port rewrite)' : `caught by the trap of a rule it does not meet: ${causeKey(why(by))}`);
   }
 }
 
@@ -216,6 +216,25 @@ describe('translator on a real Open vSwitch agrees with the reference classifier
       packet(0x10, '10.0.0.3', 17), packet(0x12, '10.0.0.3', 17), packet(0x13, '10.0.0.2', 17), packet(0x00, '10.0.0.2', 6), packet(0x02, '10.1.2.2', 6),
       packet(0x10, '10.0.0.2', 6), packet(0x00, '10.0.0.2', 17), packet(0x11, '10.0.0.4', 6), packet(0x00, '10.0.0.5', 17), packet(0x40, '10.0.0.2', 6),
       packet(0x00, '10.0.0.6', 6), packet(0x28, '10.0.0.7', 17),
+    ];
+    return property(1, undefined, fc.constant<[FlowerRule[], Packet[]]>([rules, packets]));
+  }, 120_000);
+  // A port rewrite on a filter without ip_proto: offloaded for its protocol, the filter's other packets (another
+  // protocol, an IPv6 later fragment) trapped above the lower rule that would otherwise take them.
+  it('a port rewrite without ip_proto: its protocol offloaded, the rest left to software', () => {
+    const rules = [
+      'dev vf0 ingress prio 1 protocol ip flower dst_ip 10.0.0.2 action pedit ex munge tcp dport set 8080 pipe action mirred egress redirect dev vf1',
+      'dev vf0 ingress prio 2 protocol ipv6 flower action pedit ex munge udp sport set 53 pipe action mirred egress redirect dev vf1',
+      'dev vf0 ingress prio 3 protocol all flower action drop',
+    ].map((l) => parseFilter(splitArgs(l)).value!);
+    const packet = (version: 4 | 6, dst: string, proto: number, frag: 'no' | 'later' = 'no'): Packet => ({
+      inDev: 'vf0', dstMac: '02:00:00:00:00:02', srcMac: '02:00:00:00:00:01', vlans: [], ethType: version === 4 ? 0x0800 : 0x86dd,
+      ip: { version, src: version === 4 ? '10.0.0.1' : '2001:db8::1', dst, proto, tos: 0, ttl: 64, frag }, ...(frag === 'no' && proto !== 1 ? { l4: { src: 1000, dst: 53 } } : {}),
+      ct: { state: 0, zone: 0, mark: 0, label: '0'.repeat(32) }, mark: 0, priority: 0,
+    });
+    const packets = [
+      packet(4, '10.0.0.2', 6), packet(4, '10.0.0.2', 17), packet(4, '10.0.0.2', 1), packet(4, '10.0.0.2', 6, 'later'), packet(4, '10.0.0.3', 6),
+      packet(6, '2001:db8::2', 17), packet(6, '2001:db8::2', 6), packet(6, '2001:db8::2', 17, 'later'), packet(4, '10.0.0.2', 132), packet(6, '2001:db8::2', 58),
     ];
     return property(1, undefined, fc.constant<[FlowerRule[], Packet[]]>([rules, packets]));
   }, 120_000);

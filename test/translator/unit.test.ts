@@ -656,6 +656,23 @@ describe('masked pedit as masked set_field (issue 11 section 5)', () => {
     expect(acts(rule(`${head} protocol ip flower ip_proto tcp action pedit ex munge tcp sport set 0x1200 retain 0xff00 ${redirect}`))).toEqual(['set_field:0x1200/0xff00->tcp_src,output:101']);
     expect(acts(rule(`${head} protocol ip flower ip_proto udp action pedit ex munge udp dport set 53 retain 0xff ${redirect}`))).toEqual(['set_field:0x35/0xff->udp_dst,output:101']);
   });
+  it('a port rewrite on a filter without ip_proto is offloaded for that protocol, its other packets trapped below', () => {
+    // act_pedit.c writes a tcp key at the transport header of any packet: the rule's TCP packets are the
+    // ip_proto tcp rule's; UDP, ICMP and the rest meet it in the guest's software.
+    const t = tr([rule(`${head} protocol ip flower dst_ip 10.0.0.2 action pedit ex munge tcp dport set 8080 ${redirect}`)]);
+    expect(t.perRule.get(1)!.offloaded).toBe(true);
+    const flows = ruleFlows(t);
+    expect(flows.map((f) => [cookieKind(f.cookie), flowText(f).match, actionsText(f.actions)])).toEqual([
+      [FlowKind.RULE, 'in_port=100,dl_type=0x800,vlan_tci=0x0000/0xffff,nw_proto=6,nw_dst=10.0.0.2', 'set_field:8080->tcp_dst,output:101'],
+      [FlowKind.TRAP, 'in_port=100,dl_type=0x800,vlan_tci=0x0000/0xffff,nw_dst=10.0.0.2', 'output:200'],
+    ]);
+    // The TCP flow must win over the trap: it sits one priority above.
+    expect(flows[0]!.priority).toBe(flows[1]!.priority + 1);
+    expect(acts(rule(`${head} protocol ipv6 flower action pedit ex munge udp sport set 53 ${redirect}`))).toEqual(['set_field:53->udp_src,output:101', 'output:200']);
+    // Two L4 headers, or a ttl dec (its exact flows already take the upper priority): trapped whole, with the reason.
+    expect(tr([rule(`${head} protocol ip flower action pedit ex munge tcp dport set 1 munge udp dport set 2 ${redirect}`)]).perRule.get(1)!.offloaded).toBe(false);
+    expect(tr([rule(`${head} protocol ip flower action pedit ex munge tcp dport set 1 munge ip ttl dec ${redirect}`)]).perRule.get(1)!.error!.message).toMatch(/ip_proto tcp/);
+  });
   it('partial MAC, IPv4 and IPv6 words are masked set_fields', () => {
     // eth dst bytes 0-3 are the word at 0: keeping its first three bytes leaves the last three written.
     expect(acts(keepBits(rule(`${head} protocol all flower action pedit ex munge eth dst set 02:00:00:00:00:09 ${redirect}`), 'eth', 0, 0xffffff00))).toEqual(['set_field:00:00:00:00:00:09/00:00:00:ff:ff:ff->eth_dst,output:101']);

@@ -8,7 +8,7 @@ import { keysMatch, protocolMatches } from '../../../rules/classify/match.js';
 import { cookieRuleId } from '../../../translator/cookie.js';
 import { DEFAULT_MAX_FLOWS_PER_RULE, type Translation } from '../../../translator/index.js';
 import { translateMatch } from '../../../translator/match.js';
-import { HANDOFF_TABLE, PENDING_BIT, SAVED_BITS_REG, VALUE_BITS_REG } from '../../../translator/actions.js';
+import { HANDOFF_TABLE, impliedIpProto, PENDING_BIT, SAVED_BITS_REG, VALUE_BITS_REG } from '../../../translator/actions.js';
 
 export const isTpid = (t: number | undefined) => t === 0x8100 || t === 0x88a8;
 
@@ -83,6 +83,16 @@ export function takenSlotHandOffs(t: Translation, rules: FlowerRule[]): (r: Flow
 const ipv6LaterFragmentTrap = (r: FlowerRule, m: FlowerMatch, p: Packet) =>
   r.protocol === 0x86dd && r.match.ipProto !== undefined && p.ip?.version === 6 && p.ip.frag === 'later' && p.vlans.length === 0 && keysMatch({ ...m, ipProto: undefined }, p);
 
+/**
+ * A packet of another protocol than an offloaded filter's port rewrite implies (no ip_proto on the filter):
+ * the rule's flows take only that protocol's packets and trap the rest, IPv6 later fragments (nw_proto 44) too.
+ */
+function otherProtocolTrap(r: FlowerRule, p: Packet): boolean {
+  const proto = impliedIpProto(r);
+  if (proto === undefined || !protocolMatches(r, p) || !keysMatch(r.match, p)) return false;
+  return p.ip?.proto !== proto || (p.ip.version === 6 && p.ip.frag === 'later');
+}
+
 /** Keys OpenFlow cannot state: a trap drops them (translator/match.ts, superset mode). */
 const inexpressible = (r: FlowerRule) => {
   const m = r.match;
@@ -129,7 +139,8 @@ function trapCovers(r: FlowerRule, p: Packet): boolean {
  * Every trap of a translation, as classify's `trapped` hook: a not-offloaded
  * rule's trap over what its flows take (none for a filter on the other VLAN
  * protocol of a declaring VM: it matches no frame there), IPv6 later fragments
- * of offloaded ip_proto rules, deeper tags, hand-offs under deferred copies
+ * of offloaded ip_proto rules, the other protocols of a port rewrite without
+ * ip_proto, deeper tags, hand-offs under deferred copies
  * and hand-offs where an earlier rule took a save slot.
  */
 export function hardwareTraps(t: Translation, rules: FlowerRule[], outerTpid: number | undefined): (r: FlowerRule, q: Packet, emits: readonly Emit[]) => boolean {
@@ -138,7 +149,7 @@ export function hardwareTraps(t: Translation, rules: FlowerRule[], outerTpid: nu
   const takenSlotHandOff = takenSlotHandOffs(t, rules);
   return (r, q, emits) =>
     (notOffloaded.has(r) && trapCovers(r, q) && !(outerTpid !== undefined && isTpid(r.protocol) && r.protocol !== outerTpid)) ||
-    (!notOffloaded.has(r) && ipv6LaterFragmentTrap(r, r.match, q)) ||
+    (!notOffloaded.has(r) && (ipv6LaterFragmentTrap(r, r.match, q) || otherProtocolTrap(r, q))) ||
     deeperTagTrap(r, q, outerTpid) ||
     pendingHandOff(r, q, emits) ||
     // Last: it records the slots of a rule that runs.
