@@ -393,8 +393,9 @@ function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo,
       );
     }
     // The trap of the other protocols takes `lo`: possible only when no variant needs `hi` over a general one.
-    if (proto !== undefined && acts.variants.some((v) => v.specific)) {
-      throw refusal(Errno.EOPNOTSUPP, `pedit of ${proto === 6 ? 'tcp' : 'udp'} ports with a ttl dec or PCP-keeping vlan modify needs a filter that matches ip_proto ${proto === 6 ? 'tcp' : 'udp'}`, 'pedit');
+    // skip_sw has no software copy to trap to; a NIC refuses it too (mlx5: "can't offload re-write of non TCP/UDP").
+    if (proto !== undefined && (rule.flags.skipSw || acts.variants.some((v) => v.specific))) {
+      throw refusal(Errno.EOPNOTSUPP, `pedit of ${proto === 6 ? 'tcp' : 'udp'} ports under skip_sw, a ttl dec or a PCP-keeping vlan modify needs a filter that matches ip_proto ${proto === 6 ? 'tcp' : 'udp'}`, 'pedit');
     }
     out = [];
     for (const m of matches) {

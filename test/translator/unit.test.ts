@@ -672,6 +672,8 @@ describe('masked pedit as masked set_field (issue 11 section 5)', () => {
     // Two L4 headers, or a ttl dec (its exact flows already take the upper priority): trapped whole, with the reason.
     expect(tr([rule(`${head} protocol ip flower action pedit ex munge tcp dport set 1 munge udp dport set 2 ${redirect}`)]).perRule.get(1)!.offloaded).toBe(false);
     expect(tr([rule(`${head} protocol ip flower action pedit ex munge tcp dport set 1 munge ip ttl dec ${redirect}`)]).perRule.get(1)!.error!.message).toMatch(/ip_proto tcp/);
+    // skip_sw: no software copy to take the other protocols, so refused, as a NIC refuses it.
+    expect(tr([rule(`${head} protocol ip flower skip_sw action pedit ex munge tcp dport set 1 ${redirect}`)]).perRule.get(1)).toMatchObject({ refused: true });
   });
   it('partial MAC, IPv4 and IPv6 words are masked set_fields', () => {
     // eth dst bytes 0-3 are the word at 0: keeping its first three bytes leaves the last three written.
