@@ -7,6 +7,7 @@ import type { Action, Control, FlowerRule, PoliceAction } from '../rules/model.j
 import { EthP } from '../rules/model.js';
 import type { CtNat, PeditKey } from '../rules/model.js';
 import { l3Protocol } from '../rules/validate.js';
+import { guestZones } from '../rules/ctzone.js';
 import { hexToBytes, ipToBytes, ipv6ToBytes } from '../rules/addr.js';
 import type { FieldName, FieldValue, MatchField, OfAction, OfMeter, OfNat } from '../ovs/openflow/flow.js';
 import { fieldByName } from '../ovs/openflow/oxm.js';
@@ -259,6 +260,9 @@ export function impliedIpProto(rule: FlowerRule): number | undefined {
   const l3 = l3Protocol(rule.match);
   // ip_flags on IPv6 may name later fragments, which OVS never sees with an upper protocol: left to the trap whole.
   if (rule.match.ipProto !== undefined || (l3 !== EthP.IP && l3 !== EthP.IPV6) || (l3 === EthP.IPV6 && rule.match.ipFlags)) return undefined;
+  // A rule in a conntrack zone whose other protocols went to software would split the zone between the host's
+  // conntrack and the guest's (docs/mapping.md, Conntrack zones): trapped whole, and its zone with it.
+  if (guestZones(rule).length) return undefined;
   const hdrs = new Set(rule.actions.flatMap((a) => (a.kind === 'pedit' ? a.keys.map((k) => k.htype) : [])).filter((h) => h === 'tcp' || h === 'udp'));
   return hdrs.size === 1 ? (hdrs.has('tcp') ? 6 : 17) : undefined;
 }

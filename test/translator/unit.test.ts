@@ -672,6 +672,8 @@ describe('masked pedit as masked set_field (issue 11 section 5)', () => {
     // Two L4 headers, or a ttl dec (its exact flows already take the upper priority): trapped whole, with the reason.
     expect(tr([rule(`${head} protocol ip flower action pedit ex munge tcp dport set 1 munge udp dport set 2 ${redirect}`)]).perRule.get(1)!.offloaded).toBe(false);
     expect(tr([rule(`${head} protocol ip flower action pedit ex munge tcp dport set 1 munge ip ttl dec ${redirect}`)]).perRule.get(1)!.error!.message).toMatch(/ip_proto tcp/);
+    // In a conntrack zone: the other protocols' connections would be tracked by the guest, the rest by the host.
+    expect(tr([rule(`${head} protocol ip flower action ct commit zone 5 pipe action pedit ex munge tcp dport set 1 ${redirect}`)]).perRule.get(1)!.offloaded).toBe(false);
     // skip_sw: no software copy to take the other protocols, so refused, as a NIC refuses it.
     expect(tr([rule(`${head} protocol ip flower skip_sw action pedit ex munge tcp dport set 1 ${redirect}`)]).perRule.get(1)).toMatchObject({ refused: true });
   });
