@@ -260,11 +260,20 @@ export function impliedIpProto(rule: FlowerRule): number | undefined {
   const l3 = l3Protocol(rule.match);
   // ip_flags on IPv6 may name later fragments, which OVS never sees with an upper protocol: left to the trap whole.
   if (rule.match.ipProto !== undefined || (l3 !== EthP.IP && l3 !== EthP.IPV6) || (l3 === EthP.IPV6 && rule.match.ipFlags)) return undefined;
+  // Every rule comes through here: a plain loop, no arrays.
+  let proto: number | undefined;
+  for (const a of rule.actions) {
+    if (a.kind !== 'pedit') continue;
+    for (const k of a.keys) {
+      const p = k.htype === 'tcp' ? 6 : k.htype === 'udp' ? 17 : undefined;
+      if (p === undefined) continue;
+      if (proto !== undefined && proto !== p) return undefined;
+      proto = p;
+    }
+  }
   // A rule in a conntrack zone whose other protocols went to software would split the zone between the host's
   // conntrack and the guest's (docs/mapping.md, Conntrack zones): trapped whole, and its zone with it.
-  if (guestZones(rule).length) return undefined;
-  const hdrs = new Set(rule.actions.flatMap((a) => (a.kind === 'pedit' ? a.keys.map((k) => k.htype) : [])).filter((h) => h === 'tcp' || h === 'udp'));
-  return hdrs.size === 1 ? (hdrs.has('tcp') ? 6 : 17) : undefined;
+  return proto !== undefined && !guestZones(rule).length ? proto : undefined;
 }
 
 export function translateActions(rule: FlowerRule, ctx: ActionContext): TranslatedActions {
