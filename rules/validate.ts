@@ -15,10 +15,11 @@ const isVlanTpid = (p: number | undefined) => p === EthP.VLAN_8021Q || p === Eth
 /**
  * The network protocol the filter's packets carry, after the VLAN tags its
  * keys describe (cls_flower.c fl_set_key: vlan_ethtype becomes n_proto unless
- * it is itself a TPID, then cvlan_ethtype does).
+ * it is itself a TPID, then cvlan_ethtype does). `protocol all` sends no
+ * eth_type; with num_of_vlans its vlan_ethtype still sets n_proto (is_vlan_key).
  */
 export function l3Protocol(m: FlowerMatch): number | undefined {
-  if (!isVlanTpid(m.ethType)) return m.ethType;
+  if (m.ethType !== undefined && !isVlanTpid(m.ethType)) return m.ethType;
   if (!isVlanTpid(m.vlanEthType)) return m.vlanEthType;
   return m.cvlanEthType;
 }

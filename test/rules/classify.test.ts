@@ -157,6 +157,15 @@ describe('reference classifier: keys', () => {
     expect(classify(rs, udp({ vlans: [{ tpid: 0x88a8, vid: 5, pcp: 0 }] })).final).toBe('slowpath');
   });
 
+  it('protocol all with num_of_vlans: vlan_ethtype is the type after the tag, and takes IP keys (is_vlan_key)', () => {
+    const rs = rules('dev vf0 ingress prio 1 protocol all flower num_of_vlans 1 vlan_ethtype ip dst_ip 10.0.0.2 action drop');
+    expect(classify(rs, udp({ vlans: [{ tpid: 0x88a8, vid: 5, pcp: 0 }] })).final).toBe('dropped');
+    expect(classify(rs, udp({ vlans: [{ tpid: 0x8100, vid: 5, pcp: 0 }], ethType: 0x86dd, ip: { version: 6, src: '2001:db8::1', dst: '2001:db8::2', proto: 17, tos: 0, ttl: 64, frag: 'no' } })).final).toBe('slowpath');
+    expect(classify(rs, udp({ vlans: [{ tpid: 0x8100, vid: 5, pcp: 0 }, { tpid: 0x8100, vid: 6, pcp: 0 }] })).final).toBe('slowpath');
+    // Without num_of_vlans there is no tag to speak of (tc and the kernel refuse it).
+    expect(parseFilter(splitArgs('dev vf0 ingress prio 1 protocol all flower vlan_ethtype ip action drop')).ok).toBe(false);
+  });
+
   it('port ranges are inclusive', () => {
     const rs = rules('dev vf0 ingress prio 1 protocol ip flower ip_proto udp dst_port 1000-1999 action drop');
     expect(classify(rs, udp({}, 1000)).final).toBe('dropped');
