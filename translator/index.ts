@@ -22,7 +22,7 @@ import type { Match, MatchField, OfAction, OfFlow, OfMeter } from '../ovs/openfl
 import { EMIT_TABLE, handOffAction, HANDOFF_TABLE, impliedIpProto, output, PENDING_RULE_MASK, resubmit, RESTORE_SLOT_REG, setField, translateActions, VALUE_BITS_REG, type Saved } from './actions.js';
 import { cookieOf, FlowKind } from './cookie.js';
 import { guestZones } from '../rules/ctzone.js';
-import { deeperTags, ipv6LaterFragments, mf, ruleView, translateMatch, trapMatches, UNTAGGED } from './match.js';
+import { deeperTags, ipv6LaterFragments, mf, multiTagged, ruleView, translateMatch, trapMatches, UNTAGGED } from './match.js';
 import { portPair, repNames, type PortMap } from './portmap.js';
 import { vfRateMeter } from './legacy.js';
 import { rulesOnLoops } from './loops.js';
@@ -393,6 +393,11 @@ function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo,
       );
     }
     // The trap of the other protocols takes `lo`: possible only when no variant needs `hi` over a general one.
+    // Frames of more tags than the rule counts: trapped at `hi`, over the rule's flows, which must then all sit at `lo`.
+    const multi = multiTagged(rule, matches);
+    if (multi.length && acts.variants.some((v) => v.specific)) {
+      throw refusal(Errno.EOPNOTSUPP, 'num_of_vlans 1 without vlan_ethtype beside a ttl dec, a vlan pop or modify or a PCP-keeping modify: its flows and the trap of deeper tags would share a priority', 'num_of_vlans');
+    }
     // skip_sw has no software copy to trap to; a NIC refuses it too (mlx5: "can't offload re-write of non TCP/UDP").
     if (proto !== undefined && (rule.flags.skipSw || acts.variants.some((v) => v.specific))) {
       throw refusal(Errno.EOPNOTSUPP, `pedit of ${proto === 6 ? 'tcp' : 'udp'} ports under skip_sw, a ttl dec or a PCP-keeping vlan modify needs a filter that matches ip_proto ${proto === 6 ? 'tcp' : 'udp'}`, 'pedit');
@@ -405,6 +410,7 @@ function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo,
     if (proto !== undefined) for (const m of translateMatch(rule, zoned)) out.push(flow(FlowKind.TRAP, id, table, lo, withPort(inPort, m, NONE), trapActs));
     for (const m of ipv6LaterFragments(rule, matches)) out.push(flow(FlowKind.TRAP, id, table, hi, withPort(inPort, m, NONE), trapActs));
     for (const m of deeperTags(rule, ctx)) out.push(flow(FlowKind.TRAP, id, table, hi, withPort(inPort, m, NONE), trapActs));
+    for (const m of multi) out.push(flow(FlowKind.TRAP, id, table, hi, withPort(inPort, m, NONE), trapActs));
     // What the rule saved, put back by the hand-off table when the packet misses later (docs/mapping.md, restore).
     for (const s of acts.saves ?? []) {
       if (s.save) continue; // a saved copy is put back by its slot's own flow (translate())

@@ -173,7 +173,13 @@ function protocolGate(rule: FlowerRule, mode: MatchMode, ctx: MatchContext): Alt
     const n = m.numOfVlans;
     if (n === undefined) return [[]];
     if (n === 0) return [[UNTAGGED]];
-    if (mode === 'exact') return refuse('num_of_vlans >= 1: OpenFlow cannot count VLAN tags nor tell their TPIDs apart (ovs-fields(7) vlan_tci)', 'num_of_vlans');
+    if (mode === 'exact' && oneTagAnyTpid(m)) {
+      // flower counts 802.1Q and 802.1ad tags alike, and OVS parses both: a tag, then (vlan-limit 1) dl_type is what
+      // follows it, a TPID exactly when a second tag does (those frames: multiTagged).
+      const inner = m.vlanEthType !== undefined ? [mf('eth_type', m.vlanEthType)] : [];
+      return taggedAlts(m.vlanId, m.vlanPrio).map((a) => [...a, ...inner]);
+    }
+    if (mode === 'exact') return refuse('num_of_vlans >= 2: with vlan-limit 1 OpenFlow sees two VLAN tags and three alike (ovs-fields(7) vlan_tci)', 'num_of_vlans');
     return taggedAlts(m.vlanId, m.vlanPrio);
   }
   if (p === EthP.VLAN_8021Q || p === EthP.VLAN_8021AD) {
@@ -186,6 +192,21 @@ function protocolGate(rule: FlowerRule, mode: MatchMode, ctx: MatchContext): Alt
 }
 
 const isTpid = (t: number | undefined) => t === EthP.VLAN_8021Q || t === EthP.VLAN_8021AD;
+
+/** `protocol all` with `num_of_vlans 1`: the one tag's VID/PCP and a non-TPID vlan_ethtype are OpenFlow's to state, of either TPID. */
+const oneTagAnyTpid = (m: FlowerRule['match']) =>
+  m.numOfVlans === 1 && !isTpid(m.vlanEthType) && m.cvlanId === undefined && m.cvlanPrio === undefined && m.cvlanEthType === undefined;
+
+/**
+ * Frames of two or more tags that a `protocol all` filter on `num_of_vlans 1`
+ * without a vlan_ethtype would take in OpenFlow (its flows see a tag): they
+ * carry a TPID in dl_type, and go to the guest's software at the rule's place
+ * instead. `matches` are the rule's own; the traps add that dl_type.
+ */
+export function multiTagged(rule: FlowerRule, matches: MatchField[][]): MatchField[][] {
+  if (rule.protocol !== EthP.ALL || !oneTagAnyTpid(rule.match) || rule.match.vlanEthType !== undefined) return [];
+  return matches.flatMap((m) => [EthP.VLAN_8021Q, EthP.VLAN_8021AD].map((t) => [...m, mf('eth_type', t)]));
+}
 
 /**
  * A filter on a VLAN protocol under the VM's declared outer TPID: every tagged
@@ -298,7 +319,7 @@ export function translateMatch(rule: FlowerRule, ctx: MatchContext, mode: MatchM
   const cap = ctx.maxFlowsPerRule;
   const alts: Alt[] = [protocolGate(rule, mode, ctx)];
   // Under a declared outer TPID the gate states the VLAN keys of a VLAN protocol exactly (or refused them).
-  const vlanInGate = mode === 'exact' && ctx.outerTpid !== undefined && isTpid(rule.protocol);
+  const vlanInGate = mode === 'exact' && ((ctx.outerTpid !== undefined && isTpid(rule.protocol)) || (rule.protocol === EthP.ALL && oneTagAnyTpid(m)));
   const fixed: MatchField[] = [];
   // A key OpenFlow cannot state: refused when exact, no constraint in a superset.
   const inexact = (msg: string, attr: string): Alt => (mode === 'exact' ? refuse(msg, attr) : [[]]);

@@ -238,6 +238,28 @@ describe('translator on a real Open vSwitch agrees with the reference classifier
     ];
     return property(1, undefined, fc.constant<[FlowerRule[], Packet[]]>([rules, packets]));
   }, 120_000);
+  // protocol all counting one tag: offloaded on a VM that declares nothing (flower and OVS see both TPIDs alike);
+  // a frame of two tags must not take it, whatever its TPIDs.
+  it('num_of_vlans 1 on protocol all: one tag of either TPID offloaded, deeper tags left to software', () => {
+    const rules = [
+      'dev vf0 ingress prio 1 protocol all flower num_of_vlans 1 vlan_id 5 action mirred egress redirect dev vf1',
+      'dev vf0 ingress prio 2 protocol all flower num_of_vlans 1 vlan_ethtype ip action mirred egress redirect dev uplink',
+      'dev vf0 ingress prio 3 protocol all flower num_of_vlans 1 action drop',
+      'dev vf0 ingress prio 4 protocol all flower action mirred egress redirect dev uplink',
+    ].map((l) => parseFilter(splitArgs(l)).value!);
+    const tag = (tpid: number, vid: number) => ({ tpid, vid, pcp: 0 });
+    const packet = (vlans: { tpid: number; vid: number; pcp: number }[], ethType = 0x0800): Packet => ({
+      inDev: 'vf0', dstMac: '02:00:00:00:00:02', srcMac: '02:00:00:00:00:01', vlans, ethType,
+      ip: ethType === 0x0800 ? { version: 4, src: '10.0.0.1', dst: '10.0.0.2', proto: 17, tos: 0, ttl: 64, frag: 'no' } : { version: 6, src: '2001:db8::1', dst: '2001:db8::2', proto: 17, tos: 0, ttl: 64, frag: 'no' },
+      l4: { src: 1000, dst: 53 },
+      ct: { state: 0, zone: 0, mark: 0, label: '0'.repeat(32) }, mark: 0, priority: 0,
+    });
+    const packets = [
+      packet([]), packet([tag(0x8100, 5)]), packet([tag(0x88a8, 5)]), packet([tag(0x88a8, 5), tag(0x8100, 7)]), packet([tag(0x8100, 5), tag(0x8100, 7)]),
+      packet([tag(0x8100, 6)]), packet([tag(0x88a8, 6), tag(0x8100, 5)]), packet([tag(0x8100, 6)], 0x86dd), packet([tag(0x88a8, 9), tag(0x88a8, 9)], 0x86dd), packet([tag(0x8100, 5), tag(0x8100, 6), tag(0x8100, 7)]),
+    ];
+    return property(1, undefined, fc.constant<[FlowerRule[], Packet[]]>([rules, packets]));
+  }, 120_000);
   // Rule sets a guest OVS's tc offload emits (test/gen/guestswitch.ts): correct like the others, and issue 11's
   // figure: the share of packets meeting a rule that offloaded flows handle, with the causes of the rest.
   for (const outerTpid of [undefined, 0x8100]) {

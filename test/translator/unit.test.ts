@@ -235,6 +235,20 @@ describe('VLAN filters under a declared outer TPID (docs/mapping.md, VLAN matche
     expect(reason(`${head} protocol 802.1ad flower vlan_id 20 vlan_ethtype 802.1Q cvlan_id 5 action drop`, 0x88a8).error!.message).toMatch(/inner tag/);
     expect(reason(`${head} protocol 802.1Q flower num_of_vlans 2 vlan_ethtype 802.1Q action drop`, 0x8100).error!.message).toMatch(/two VLAN tags and three/);
     expect(reason(`${head} protocol 802.1Q flower num_of_vlans 1 vlan_ethtype ip action drop`, 0x8100).offloaded).toBe(true);
+    expect(reason(`${head} protocol all flower num_of_vlans 2 action drop`).error!.message).toMatch(/two VLAN tags and three/);
+  });
+  it('protocol all with num_of_vlans 1 is offloaded on any VM: a tag of either TPID, deeper-tagged frames trapped', () => {
+    // flower counts 802.1Q and 802.1ad tags alike and OVS parses both; with vlan-limit 1 a second tag shows as dl_type.
+    const t = under(`${head} protocol all flower num_of_vlans 1 vlan_id 5 action drop`);
+    expect(t.perRule.get(1)!.offloaded).toBe(true);
+    const flows = ruleFlows(t).map((f) => [f.priority, cookieKind(f.cookie), matchText(f.match), actionsText(f.actions)]);
+    expect(flows).toEqual([
+      [59999, FlowKind.RULE, 'in_port=100,vlan_tci=0x1005/0x1fff', 'drop'],
+      [60000, FlowKind.TRAP, 'in_port=100,vlan_tci=0x1005/0x1fff,dl_type=0x8100', 'output:200'],
+      [60000, FlowKind.TRAP, 'in_port=100,vlan_tci=0x1005/0x1fff,dl_type=0x88a8', 'output:200'],
+    ]);
+    // A vlan_ethtype other than a TPID already excludes them: no trap.
+    expect(ruleFlows(under(`${head} protocol all flower num_of_vlans 1 vlan_ethtype ip action drop`)).every((f) => cookieKind(f.cookie) === FlowKind.RULE)).toBe(true);
   });
 });
 

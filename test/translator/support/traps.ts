@@ -93,6 +93,16 @@ function otherProtocolTrap(r: FlowerRule, p: Packet): boolean {
   return p.ip?.proto !== proto || (p.ip.version === 6 && p.ip.frag === 'later');
 }
 
+/**
+ * A frame of two or more tags under an offloaded `protocol all` filter on `num_of_vlans 1` without vlan_ethtype,
+ * with the rule's other keys (its outer VID/PCP, MACs): OpenFlow sees a tag there too, so the rule traps it.
+ */
+function multiTagTrap(r: FlowerRule, p: Packet): boolean {
+  const m = r.match;
+  if (r.protocol !== 0x0003 || m.numOfVlans !== 1 || m.vlanEthType !== undefined || p.vlans.length < 2) return false;
+  return keysMatch({ ...m, numOfVlans: p.vlans.length }, p);
+}
+
 /** Keys OpenFlow cannot state: a trap drops them (translator/match.ts, superset mode). */
 const inexpressible = (r: FlowerRule) => {
   const m = r.match;
@@ -140,7 +150,7 @@ function trapCovers(r: FlowerRule, p: Packet): boolean {
  * rule's trap over what its flows take (none for a filter on the other VLAN
  * protocol of a declaring VM: it matches no frame there), IPv6 later fragments
  * of offloaded ip_proto rules, the other protocols of a port rewrite without
- * ip_proto, deeper tags, hand-offs under deferred copies
+ * ip_proto, frames of more tags than a num_of_vlans 1 filter counts, deeper tags, hand-offs under deferred copies
  * and hand-offs where an earlier rule took a save slot.
  */
 export function hardwareTraps(t: Translation, rules: FlowerRule[], outerTpid: number | undefined): (r: FlowerRule, q: Packet, emits: readonly Emit[]) => boolean {
@@ -149,7 +159,7 @@ export function hardwareTraps(t: Translation, rules: FlowerRule[], outerTpid: nu
   const takenSlotHandOff = takenSlotHandOffs(t, rules);
   return (r, q, emits) =>
     (notOffloaded.has(r) && trapCovers(r, q) && !(outerTpid !== undefined && isTpid(r.protocol) && r.protocol !== outerTpid)) ||
-    (!notOffloaded.has(r) && (ipv6LaterFragmentTrap(r, r.match, q) || otherProtocolTrap(r, q))) ||
+    (!notOffloaded.has(r) && (ipv6LaterFragmentTrap(r, r.match, q) || otherProtocolTrap(r, q) || multiTagTrap(r, q))) ||
     deeperTagTrap(r, q, outerTpid) ||
     pendingHandOff(r, q, emits) ||
     // Last: it records the slots of a rule that runs.
