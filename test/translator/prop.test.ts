@@ -175,6 +175,12 @@ async function property(runs: number, outerTpid?: number, sets?: fc.Arbitrary<[F
     expect(cases).toBeGreaterThanOrEqual(runs * PACKETS);
 }
 
+/** What every hand-written packet shares: it enters on vf0 between the two test MACs, untracked. */
+const ON_VF0 = { inDev: 'vf0', dstMac: '02:00:00:00:00:02', srcMac: '02:00:00:00:00:01', ct: { state: 0, zone: 0, mark: 0, label: '0'.repeat(32) }, mark: 0, priority: 0 };
+/** One hand-written rule set (tc lines or rules) and its packets, through the same property. */
+const fixedCase = (rules: (string | FlowerRule)[], packets: Packet[]) =>
+  property(1, undefined, fc.constant<[FlowerRule[], Packet[]]>([rules.map((r) => (typeof r === 'string' ? parseFilter(splitArgs(r)).value! : r)), packets]));
+
 describe('translator on a real Open vSwitch agrees with the reference classifier', () => {
   it(`${RULESETS} random rule sets x ${PACKETS} packets`, async () => {
     // The share here is of every shape vpf knows, software-only ones (sample, skbedit mark, mirror then hand-off) included.
@@ -199,25 +205,23 @@ describe('translator on a real Open vSwitch agrees with the reference classifier
       return { ...r, actions: r.actions.map((a) => (a.kind === 'pedit' ? { ...a, keys: a.keys.map((k) => (k.htype === htype && k.offset === offset ? { ...k, mask, value: (k.value & ~mask) >>> 0 } : k)) } : a)) };
     };
     const rules = [
-      parseFilter(splitArgs('dev vf0 ingress prio 1 protocol ip flower ip_tos 0x10/0xfc action pedit ex munge ip tos set 0x28 retain 0xfc pipe action goto chain 1')).value!,
+      'dev vf0 ingress prio 1 protocol ip flower ip_tos 0x10/0xfc action pedit ex munge ip tos set 0x28 retain 0xfc pipe action goto chain 1',
       keep('dev vf0 ingress prio 2 protocol ip flower dst_ip 0.0.0.2/0.0.0.255 action pedit ex munge ip dst set 0.0.0.9 pipe action goto chain 1', 'ip4', 16, 0xffffff00),
-      parseFilter(splitArgs('dev vf0 ingress chain 1 prio 1 protocol ip flower ip_proto udp action pedit ex munge ip tos set 0x1 retain 0x3 pipe action goto chain 2')).value!,
+      'dev vf0 ingress chain 1 prio 1 protocol ip flower ip_proto udp action pedit ex munge ip tos set 0x1 retain 0x3 pipe action goto chain 2',
       keep('dev vf0 ingress chain 1 prio 2 protocol ip flower ip_proto tcp action pedit ex munge ip dst set 10.9.0.0 pipe action goto chain 2', 'ip4', 16, 0x0000ffff),
-      parseFilter(splitArgs('dev vf0 ingress chain 2 prio 1 protocol ip flower ip_proto icmp action drop')).value!,
+      'dev vf0 ingress chain 2 prio 1 protocol ip flower ip_proto icmp action drop',
       // Unpinned MACs: saved whole (register and metadata) and moved back on the miss.
-      parseFilter(splitArgs('dev vf0 ingress prio 3 protocol all flower action pedit ex munge eth dst set 0a:bb:00:00:00:09 munge eth src set 0e:cc:00:00:00:0a pipe action goto chain 1')).value!,
+      'dev vf0 ingress prio 3 protocol all flower action pedit ex munge eth dst set 0a:bb:00:00:00:09 munge eth src set 0e:cc:00:00:00:0a pipe action goto chain 1',
     ];
     const packet = (tos: number, dst: string, proto: number): Packet => ({
-      inDev: 'vf0', dstMac: '02:00:00:00:00:02', srcMac: '02:00:00:00:00:01', vlans: [], ethType: 0x0800,
-      ip: { version: 4, src: '10.0.0.1', dst, proto, tos, ttl: 64, frag: 'no' }, l4: { src: 1000, dst: 53 },
-      ct: { state: 0, zone: 0, mark: 0, label: '0'.repeat(32) }, mark: 0, priority: 0,
+      ...ON_VF0, vlans: [], ethType: 0x0800, ip: { version: 4, src: '10.0.0.1', dst, proto, tos, ttl: 64, frag: 'no' }, l4: { src: 1000, dst: 53 },
     });
     const packets = [
       packet(0x10, '10.0.0.3', 17), packet(0x12, '10.0.0.3', 17), packet(0x13, '10.0.0.2', 17), packet(0x00, '10.0.0.2', 6), packet(0x02, '10.1.2.2', 6),
       packet(0x10, '10.0.0.2', 6), packet(0x00, '10.0.0.2', 17), packet(0x11, '10.0.0.4', 6), packet(0x00, '10.0.0.5', 17), packet(0x40, '10.0.0.2', 6),
       packet(0x00, '10.0.0.6', 6), packet(0x28, '10.0.0.7', 17),
     ];
-    return property(1, undefined, fc.constant<[FlowerRule[], Packet[]]>([rules, packets]));
+    return fixedCase(rules, packets);
   }, 120_000);
   // A port rewrite on a filter without ip_proto: offloaded for its protocol, the filter's other packets (another
   // protocol, an IPv6 later fragment) trapped above the lower rule that would otherwise take them.
@@ -226,17 +230,16 @@ describe('translator on a real Open vSwitch agrees with the reference classifier
       'dev vf0 ingress prio 1 protocol ip flower dst_ip 10.0.0.2 action pedit ex munge tcp dport set 8080 pipe action mirred egress redirect dev vf1',
       'dev vf0 ingress prio 2 protocol ipv6 flower action pedit ex munge udp sport set 53 pipe action mirred egress redirect dev vf1',
       'dev vf0 ingress prio 3 protocol all flower action drop',
-    ].map((l) => parseFilter(splitArgs(l)).value!);
+    ];
     const packet = (version: 4 | 6, dst: string, proto: number, frag: 'no' | 'later' = 'no'): Packet => ({
-      inDev: 'vf0', dstMac: '02:00:00:00:00:02', srcMac: '02:00:00:00:00:01', vlans: [], ethType: version === 4 ? 0x0800 : 0x86dd,
+      ...ON_VF0, vlans: [], ethType: version === 4 ? 0x0800 : 0x86dd,
       ip: { version, src: version === 4 ? '10.0.0.1' : '2001:db8::1', dst, proto, tos: 0, ttl: 64, frag }, ...(frag === 'no' && proto !== 1 ? { l4: { src: 1000, dst: 53 } } : {}),
-      ct: { state: 0, zone: 0, mark: 0, label: '0'.repeat(32) }, mark: 0, priority: 0,
     });
     const packets = [
       packet(4, '10.0.0.2', 6), packet(4, '10.0.0.2', 17), packet(4, '10.0.0.2', 1), packet(4, '10.0.0.2', 6, 'later'), packet(4, '10.0.0.3', 6),
       packet(6, '2001:db8::2', 17), packet(6, '2001:db8::2', 6), packet(6, '2001:db8::2', 17, 'later'), packet(4, '10.0.0.2', 132), packet(6, '2001:db8::2', 58),
     ];
-    return property(1, undefined, fc.constant<[FlowerRule[], Packet[]]>([rules, packets]));
+    return fixedCase(rules, packets);
   }, 120_000);
   // protocol all counting one tag: offloaded on a VM that declares nothing (flower and OVS see both TPIDs alike);
   // a frame of two tags must not take it, whatever its TPIDs.
@@ -246,19 +249,17 @@ describe('translator on a real Open vSwitch agrees with the reference classifier
       'dev vf0 ingress prio 2 protocol all flower num_of_vlans 1 vlan_ethtype ip action mirred egress redirect dev uplink',
       'dev vf0 ingress prio 3 protocol all flower num_of_vlans 1 action drop',
       'dev vf0 ingress prio 4 protocol all flower action mirred egress redirect dev uplink',
-    ].map((l) => parseFilter(splitArgs(l)).value!);
+    ];
     const tag = (tpid: number, vid: number) => ({ tpid, vid, pcp: 0 });
     const packet = (vlans: { tpid: number; vid: number; pcp: number }[], ethType = 0x0800): Packet => ({
-      inDev: 'vf0', dstMac: '02:00:00:00:00:02', srcMac: '02:00:00:00:00:01', vlans, ethType,
+      ...ON_VF0, vlans, ethType, l4: { src: 1000, dst: 53 },
       ip: ethType === 0x0800 ? { version: 4, src: '10.0.0.1', dst: '10.0.0.2', proto: 17, tos: 0, ttl: 64, frag: 'no' } : { version: 6, src: '2001:db8::1', dst: '2001:db8::2', proto: 17, tos: 0, ttl: 64, frag: 'no' },
-      l4: { src: 1000, dst: 53 },
-      ct: { state: 0, zone: 0, mark: 0, label: '0'.repeat(32) }, mark: 0, priority: 0,
     });
     const packets = [
       packet([]), packet([tag(0x8100, 5)]), packet([tag(0x88a8, 5)]), packet([tag(0x88a8, 5), tag(0x8100, 7)]), packet([tag(0x8100, 5), tag(0x8100, 7)]),
       packet([tag(0x8100, 6)]), packet([tag(0x88a8, 6), tag(0x8100, 5)]), packet([tag(0x8100, 6)], 0x86dd), packet([tag(0x88a8, 9), tag(0x88a8, 9)], 0x86dd), packet([tag(0x8100, 5), tag(0x8100, 6), tag(0x8100, 7)]),
     ];
-    return property(1, undefined, fc.constant<[FlowerRule[], Packet[]]>([rules, packets]));
+    return fixedCase(rules, packets);
   }, 120_000);
   // Rule sets a guest OVS's tc offload emits (test/gen/guestswitch.ts): correct like the others, and issue 11's
   // figure: the share of packets meeting a rule that offloaded flows handle, with the causes of the rest.
