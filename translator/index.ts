@@ -395,11 +395,12 @@ function translateOne(r: RuleInput, table: number, rank: number, memo: RuleMemo,
     // The trap of the other protocols takes `lo`: possible only when no variant needs `hi` over a general one.
     // Frames of more tags than the rule counts: trapped at `hi`, over the rule's flows, which must then all sit at `lo`.
     const multi = multiTagged(rule, matches);
-    if (multi.length && acts.variants.some((v) => v.specific)) {
+    const usesHi = acts.variants.some((v) => v.specific);
+    if (multi.length && usesHi) {
       throw refusal(Errno.EOPNOTSUPP, 'num_of_vlans 1 without vlan_ethtype beside a ttl dec, a vlan pop or modify or a PCP-keeping modify: its flows and the trap of deeper tags would share a priority', 'num_of_vlans');
     }
     // skip_sw has no software copy to trap to; a NIC refuses it too (mlx5: "can't offload re-write of non TCP/UDP").
-    if (proto !== undefined && (rule.flags.skipSw || acts.variants.some((v) => v.specific))) {
+    if (proto !== undefined && (rule.flags.skipSw || usesHi)) {
       throw refusal(Errno.EOPNOTSUPP, `pedit of ${proto === 6 ? 'tcp' : 'udp'} ports under skip_sw, a ttl dec or a PCP-keeping vlan modify needs a filter that matches ip_proto ${proto === 6 ? 'tcp' : 'udp'}`, 'pedit');
     }
     out = [];
